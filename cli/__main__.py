@@ -1,0 +1,5 @@
+import sys
+
+from metalcubed.cli import main
+
+sys.exit(main.main())

@@ -1,0 +1,181 @@
+"""Kubernetes object plumbing shared by every metalcubed kind: ObjectMeta, keys, references, Secret.
+
+Models are frozen pydantic v2 models. Python attributes are the snake_case form of the wire
+(camelCase) name, which pydantic derives once per model (`alias_generator`); a field whose wire
+name is not plain camelCase (`bootMACAddress`, `ID`) declares it next to the field.
+Update with `model_copy(update=...)`; serialise with `to_wire()`, parse with `from_wire()`.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic.alias_generators import to_camel
+
+
+def format_time(value: datetime) -> str:
+    """RFC 3339 in UTC with second precision, as metav1.Time serialises."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+Time = Annotated[datetime, PlainSerializer(format_time, return_type=str)]
+"""A metav1.Time: parsed from RFC 3339, written back with second precision."""
+
+
+class ApiModel(BaseModel):
+    """Base of every API struct: frozen, camelCase on the wire, unknown fields rejected."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        ser_json_timedelta="float",
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON-ready dict the API server stores: wire names, unset optionals left out."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectKey:
+    """What a reconcile is told: the namespace and name, nothing else (no event payload)."""
+
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name
+
+
+class OwnerReference(ApiModel):
+    api_version: str
+    kind: str
+    name: str
+    uid: str
+    controller: bool | None = None
+    block_owner_deletion: bool | None = None
+
+
+class ObjectMeta(ApiModel):
+    """metav1.ObjectMeta; server-managed fields (uid, resourceVersion, ...) are set by the store."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = ""
+    generate_name: str | None = None
+    namespace: str = ""
+    uid: str | None = None
+    resource_version: str | None = None
+    generation: int | None = None
+    creation_timestamp: Time | None = None
+    deletion_timestamp: Time | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    finalizers: tuple[str, ...] = ()
+    owner_references: tuple[OwnerReference, ...] = ()
+
+
+class ObjectReference(ApiModel):
+    """corev1.ObjectReference, as BareMetalHost.spec.consumerRef uses it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    api_version: str | None = None
+    kind: str | None = None
+    name: str | None = None
+    namespace: str | None = None
+    uid: str | None = None
+    resource_version: str | None = None
+    field_path: str | None = None
+
+
+class SecretReference(ApiModel):
+    """corev1.SecretReference (name and optional namespace)."""
+
+    name: str | None = None
+    namespace: str | None = None
+
+
+class Resource(ApiModel):
+    """A top-level Kubernetes object. Subclasses set the class-level API facts below."""
+
+    API_VERSION: ClassVar[str]
+    KIND: ClassVar[str]
+    PLURAL: ClassVar[str]
+    NAMESPACED: ClassVar[bool] = True
+    HAS_STATUS: ClassVar[bool] = True
+
+    api_version: str = ""
+    kind: str = ""
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+
+    def model_post_init(self, context: Any, /) -> None:
+        # Fill apiVersion/kind so a model built in code serialises like one read from the API.
+        if not self.api_version:
+            object.__setattr__(self, "api_version", self.API_VERSION)
+        if not self.kind:
+            object.__setattr__(self, "kind", self.KIND)
+
+    @property
+    def key(self) -> ObjectKey:
+        return ObjectKey(self.metadata.namespace, self.metadata.name)
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> Self:
+        """Parse a wire dict; raises pydantic.ValidationError naming the field paths."""
+        return cls.model_validate(data)
+
+    def with_meta(self, **changes: Any) -> Self:
+        """A copy whose metadata has `changes` applied (snake_case names)."""
+        return self.model_copy(update={"metadata": self.metadata.model_copy(update=changes)})
+
+
+class Secret(Resource):
+    """corev1.Secret: BMC credentials and config-drive data. `data` values are base64 on the wire."""
+
+    API_VERSION: ClassVar[str] = "v1"
+    KIND: ClassVar[str] = "Secret"
+    PLURAL: ClassVar[str] = "secrets"
+    HAS_STATUS: ClassVar[bool] = False
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: str | None = None
+    data: dict[str, str] = Field(default_factory=dict)
+    string_data: dict[str, str] | None = None
+    immutable: bool | None = None
+
+    def value(self, key: str) -> str | None:
+        """The decoded value of `key` (stringData wins, as the API server merges it), or None."""
+        import base64
+        import binascii
+
+        if self.string_data and key in self.string_data:
+            return self.string_data[key]
+        raw = self.data.get(key)
+        if raw is None:
+            return None
+        try:
+            return base64.b64decode(raw, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+
+
+def now_utc_from(ts: float) -> datetime:
+    """A UTC datetime from epoch seconds (used by clocks)."""
+    return datetime.fromtimestamp(ts, tz=UTC)
+
+
+class Condition(ApiModel):
+    """metav1.Condition."""
+
+    type: str
+    status: str
+    observed_generation: int | None = None
+    last_transition_time: Time
+    reason: str
+    message: str = ""
