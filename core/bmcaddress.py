@@ -1,0 +1,317 @@
+"""Parse a BareMetalHost's `spec.bmc.address` and look up what its scheme means.
+
+Upstream (`pkg/hardwareutils/bmc/access.go`) picks the driver from the URL scheme, and every
+scheme carries a fixed set of facts: the driver and its interfaces, whether the host's boot MAC
+must be given, whether secure boot and virtual-media (ISO) booting work, and whether the host
+needs the provisioning network. This module holds those facts as one table of frozen
+dataclasses (`BMC_TYPES`) and a parser that reads an address the way upstream does:
+
+- a bare `host` or `host:port` (no scheme) means IPMI;
+- `scheme:opaque` is read as `scheme://opaque`;
+- a factory named `name` also answers to `name+http` and `name+https` (the Redfish family only),
+  which pick the transport (default https);
+- the hostname must be an IP address or an RFC 1123 DNS name;
+- an unknown scheme is `UnknownBMCType` ("Unknown BMC type '%s' for address %s"), and a scheme
+  that upstream removed (`idrac`, `ibmc`, `ilo4`, `ilo5`, `irmc`, ...) says so.
+
+Like Go's url.Parse, a scheme is any leading `letter (letter|digit|+|-|.)*` followed by `:`, so
+`bmc-host:623` reads as scheme `bmc-host` (unknown); write IPMI hosts with a name as
+`ipmi://bmc-host:623`. Bare IPv6 hosts need brackets (`[fd00::1]:623`).
+Pure: no sockets, no DNS lookups.
+"""
+
+import ipaddress
+import re
+import urllib.parse
+from dataclasses import dataclass, replace
+
+from metalcubed.core import outcome
+
+FIELD = "spec.bmc.address"
+
+
+class BMCAddressError(outcome.SpecError):
+    """The address cannot be parsed (bad URL, port or hostname)."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        super().__init__(FIELD, f"failed to parse BMC address information: {reason}")
+        self.address = address
+        self.reason = reason
+
+
+class UnknownBMCType(outcome.SpecError):
+    """The address parses but no driver serves its scheme (upstream UnknownBMCTypeError)."""
+
+    def __init__(self, address: str, scheme: str, *, detail: str = "") -> None:
+        message = f"Unknown BMC type '{scheme}' for address {redact(address)}"
+        super().__init__(FIELD, f"{message}: {detail}" if detail else message)
+        self.address = address
+        self.scheme = scheme
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BMCType:
+    """What one scheme (without its +http/+https suffix) means; mirrors upstream AccessDetails."""
+
+    name: str
+    """The scheme as registered, e.g. `redfish-virtualmedia`."""
+    driver: str
+    """The hardware type (Ironic driver name) that serves it."""
+    boot_interface: str
+    raid_interface: str
+    inspect_interface: str
+    """Out-of-band inspection interface; "" when the driver has none (no fast inspection)."""
+    firmware_interface: str = ""
+    bios_interface: str = ""
+    management_interface: str = ""
+    power_interface: str = ""
+    vendor_interface: str = ""
+    needs_mac: bool
+    """The boot MAC must be given even when inspection runs (it cannot be discovered)."""
+    supports_secure_boot: bool
+    supports_iso_preprovisioning_image: bool
+    """Boots the ramdisk from virtual media (ISO); such hosts are exempt from PROVISIONING_LIMIT."""
+    requires_provisioning_network: bool
+    default_port: int
+    """Port when the address has none (the https/http default for the Redfish family)."""
+    http_transports: bool
+    """Redfish family: talks HTTP(S), accepts the +http/+https suffixes (default https)."""
+    system_id_always_path: bool = False
+    """The Redfish system id is the URL path even when it is empty or `/redfish/v1`."""
+    hardware_profile: str = ""
+    """Hardware profile picked automatically for this scheme ("" for none)."""
+
+    def default_port_for(self, transport: str) -> int:
+        if not self.http_transports:
+            return self.default_port
+        return 80 if transport == "http" else 443
+
+
+IPMI = BMCType(
+    name="ipmi",
+    driver="ipmi",
+    boot_interface="ipxe",
+    raid_interface="no-raid",
+    inspect_interface="",
+    needs_mac=False,
+    supports_secure_boot=False,
+    supports_iso_preprovisioning_image=False,
+    requires_provisioning_network=True,
+    default_port=623,
+    http_transports=False,
+)
+LIBVIRT = replace(IPMI, name="libvirt", needs_mac=True, hardware_profile="libvirt")
+"""VirtualBMC in front of libvirt: the MAC cannot be discovered, so it is always required."""
+REDFISH = BMCType(
+    name="redfish",
+    driver="redfish",
+    boot_interface="ipxe",
+    raid_interface="redfish",
+    inspect_interface="redfish",
+    firmware_interface="redfish",
+    needs_mac=False,
+    supports_secure_boot=True,
+    supports_iso_preprovisioning_image=False,
+    requires_provisioning_network=True,
+    default_port=443,
+    http_transports=True,
+)
+ILO5_REDFISH = replace(REDFISH, name="ilo5-redfish")
+IDRAC_REDFISH = replace(
+    REDFISH,
+    name="idrac-redfish",
+    driver="idrac",
+    raid_interface="idrac-redfish",
+    bios_interface="idrac-redfish",
+    management_interface="idrac-redfish",
+    power_interface="idrac-redfish",
+    vendor_interface="idrac-redfish",
+)
+REDFISH_VIRTUALMEDIA = replace(
+    REDFISH,
+    name="redfish-virtualmedia",
+    boot_interface="redfish-virtual-media",
+    supports_iso_preprovisioning_image=True,
+    requires_provisioning_network=False,
+)
+ILO5_VIRTUALMEDIA = replace(REDFISH_VIRTUALMEDIA, name="ilo5-virtualmedia")
+IDRAC_VIRTUALMEDIA = replace(
+    IDRAC_REDFISH,
+    name="idrac-virtualmedia",
+    boot_interface="idrac-redfish-virtual-media",
+    supports_iso_preprovisioning_image=True,
+    requires_provisioning_network=False,
+)
+REDFISH_UEFIHTTP = replace(
+    REDFISH_VIRTUALMEDIA,
+    name="redfish-uefihttp",
+    boot_interface="redfish-https",
+    system_id_always_path=True,
+)
+"""UEFI HTTP boot (Ironic boot interface `redfish-https`; there is no `redfish-https` scheme)."""
+
+BMC_TYPES: dict[str, BMCType] = {
+    t.name: t
+    for t in (
+        IPMI,
+        LIBVIRT,
+        REDFISH,
+        ILO5_REDFISH,
+        IDRAC_REDFISH,
+        REDFISH_VIRTUALMEDIA,
+        ILO5_VIRTUALMEDIA,
+        IDRAC_VIRTUALMEDIA,
+        REDFISH_UEFIHTTP,
+    )
+}
+"""Every scheme upstream serves today (bmo.md 5.1), by registered name."""
+
+REMOVED_BMC_TYPES: dict[str, str] = {
+    "idrac": "the WSMAN idrac driver was removed in 2024 (v0.6); use idrac-redfish or "
+    "idrac-virtualmedia",
+    "ibmc": "the ibmc driver was removed in 2024 (v0.6); use redfish",
+    "ilo4": "the ilo4 driver was removed in v0.12.0; use redfish",
+    "ilo4-virtualmedia": "the ilo4 driver was removed in v0.12.0; use redfish-virtualmedia",
+    "ilo5": "the ilo5 driver was removed in v0.12.0; use ilo5-redfish or ilo5-virtualmedia",
+    "irmc": "the irmc driver was removed in v0.13.0; use redfish",
+}
+"""Schemes upstream used to serve (bmo.md 5.2), with what to use instead."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BMCAccess:
+    """A parsed BMC address: which driver, and where to reach it."""
+
+    address: str
+    """The address as written."""
+    scheme: str
+    """The scheme as written (e.g. `redfish+http`), or `ipmi` when the address had none."""
+    type: BMCType
+    host: str
+    """Hostname or IP, without IPv6 brackets."""
+    port: int
+    """The port given, or the type's default."""
+    transport: str
+    """`http` or `https` for the Redfish family; "" for IPMI."""
+    path: str
+    """The URL path ("" when none), e.g. `/redfish/v1/Systems/1`."""
+    system_id: str
+    """Upstream redfish_system_id: the path, unless it is "" or `/redfish/v1` (then "")."""
+    privilege_level: str
+    """IPMI `?privilegelevel=` (default ADMINISTRATOR); "" for the Redfish family."""
+
+    @property
+    def endpoint(self) -> str:
+        """The base URL a Redfish client talks to (`https://host[:port]`); "" for IPMI."""
+        if not self.transport:
+            return ""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 80 if self.transport == "http" else 443
+        port = "" if self.port == default else f":{self.port}"
+        return f"{self.transport}://{host}{port}"
+
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
+_DNS_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_TRANSPORT_SUFFIXES = ("+http", "+https")
+
+
+def redact(address: str) -> str:
+    """The address with any password in it replaced by `xxxxx` (as Go's URL.Redacted does)."""
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.\-]*://)([^/@]*):([^/@]*)@", address)
+    if match is None:
+        return address
+    return f"{match.group(1)}{match.group(2)}:xxxxx@{address[match.end():]}"
+
+
+def is_valid_hostname(host: str) -> bool:
+    """An IP address, or an RFC 1123 DNS name (labels of letters, digits and inner hyphens)."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    if not host or len(host) > 253:
+        return False
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    return all(_DNS_LABEL.match(label) for label in labels)
+
+
+def _split(address: str) -> urllib.parse.SplitResult:
+    """The URL of `address` as upstream's GetParsedURL reads it (scheme `ipmi` if none)."""
+    match = _SCHEME.match(address)
+    if match is not None:
+        rest = address[match.end():]
+        if rest and not rest.startswith("/"):
+            # scheme:opaque -> scheme://opaque
+            address = f"{match.group(1)}://{rest}"
+        return urllib.parse.urlsplit(address)
+    if address.startswith("//"):
+        return urllib.parse.urlsplit(address)  # authority without a scheme: scheme ""
+    first_segment = address.split("/", 1)[0]
+    if ":" in first_segment:
+        # host:port (Go's url.Parse rejects a colon in the first path segment)
+        host, sep, port = first_segment.rpartition(":")
+        if not sep or (":" in host and not (host.startswith("[") and host.endswith("]"))):
+            raise BMCAddressError(address, f"cannot split {first_segment!r} into host and port")
+        if "/" in address:
+            raise BMCAddressError(address, "a host:port address cannot have a path")
+        return urllib.parse.urlsplit(f"ipmi://{host}:{port}")
+    return urllib.parse.urlsplit(f"ipmi://{address}")
+
+
+def lookup(scheme: str, address: str = "") -> tuple[BMCType, str]:
+    """The type serving `scheme` and the transport its suffix selects.
+
+    Raises:
+        UnknownBMCType: no current driver serves the scheme (removed ones say so).
+    """
+    base, transport = scheme, ""
+    for suffix in _TRANSPORT_SUFFIXES:
+        if scheme.endswith(suffix):
+            base, transport = scheme[: -len(suffix)], suffix[1:]
+            break
+    bmc_type = BMC_TYPES.get(base)
+    if bmc_type is not None and (bmc_type.http_transports or not transport):
+        return bmc_type, transport or ("https" if bmc_type.http_transports else "")
+    removed = REMOVED_BMC_TYPES.get(base)
+    if removed is not None:
+        raise UnknownBMCType(address, scheme, detail=f"removed upstream: {removed}")
+    raise UnknownBMCType(address, scheme)
+
+
+def parse(address: str) -> BMCAccess:
+    """Read `spec.bmc.address` the way upstream's NewAccessDetails does.
+
+    Raises:
+        BMCAddressError: empty or unparseable address, bad port or hostname.
+        UnknownBMCType: the scheme names no current driver (removed ones say so).
+    """
+    if not address:
+        raise BMCAddressError(address, "the address is empty")
+    try:
+        url = _split(address)
+        port = url.port
+        host = url.hostname or ""
+    except ValueError as err:
+        raise BMCAddressError(address, str(err)) from err
+    bmc_type, transport = lookup(url.scheme, address)
+    if not is_valid_hostname(host):
+        raise BMCAddressError(address, f"invalid hostname {host!r}: not an IP or DNS name")
+    path = url.path
+    system_id = path if bmc_type.system_id_always_path or path not in ("", "/redfish/v1") else ""
+    privilege = ""
+    if not bmc_type.http_transports:
+        query = urllib.parse.parse_qs(url.query)
+        privilege = query.get("privilegelevel", ["ADMINISTRATOR"])[0]
+    return BMCAccess(
+        address=address,
+        scheme=url.scheme,
+        type=bmc_type,
+        host=host,
+        port=port if port is not None else bmc_type.default_port_for(transport),
+        transport=transport,
+        path=path,
+        system_id=system_id if bmc_type.http_transports else "",
+        privilege_level=privilege,
+    )
