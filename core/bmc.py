@@ -1,0 +1,551 @@
+"""The BMC port: what the provisioning engine may ask of a host's baseboard management controller.
+
+Ironic's composition model (STYLE 6): a driver is not one class that does everything. Each
+capability (power, boot device and mode, virtual media, out-of-band inspection, BIOS, firmware
+inventory, event subscriptions) is its own small Protocol; a `HardwareType` lists, per
+capability, an ordered tuple of implementations (the first is the default, a host may pick
+another by name) and `HardwareType.compose` turns that table into a `Driver`, the one
+implementation per capability a host uses. The Redfish (sushy) and IPMI (pyghmi) implementations
+live in controllers/bmc; the fleet model brings simulated ones.
+
+Every capability method takes a `BmcAccess` (where the BMC is, how to log in, whether to verify
+TLS) plus its own narrow parameters, and returns one of the value types below: no library type
+(sushy resource, pyghmi dict) ever crosses this boundary. Every capability has a `validate`
+that is cheap, makes no network call and changes nothing, so a bad spec is rejected before any
+BMC is touched.
+
+Long hardware operations are started, never waited on (DESIGN rule 5): `start_power_on`
+returns as soon as the BMC accepted the request, and the engine observes `power_state` later.
+
+Errors all belong to the `DriverError` family; each carries the BMC address (credentials
+stripped) and the operation, and builds its message from them. Drivers translate library
+exceptions into it at the boundary, chained with `raise ... from`.
+"""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+from metalcubed.core import outcome, ports
+
+if TYPE_CHECKING:
+    from metalcubed.core.api import hardwaredata as hwd
+
+
+# --- Where the BMC is ---------------------------------------------------------------------------
+
+
+class Transport(StrEnum):
+    """How the driver reaches the BMC."""
+
+    HTTP = "http"
+    HTTPS = "https"
+    UDP = "udp"
+    """IPMI over LAN (RMCP+)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BmcAccess:
+    """Everything a capability needs to reach one BMC: the parsed address, credentials, TLS flag.
+
+    Built once per host from `spec.bmc.address` (core.bmcaddress parses the scheme table),
+    the credentials Secret and `spec.bmc.disableCertificateVerification`.
+    """
+
+    address: str
+    """The address as the user wrote it; used in messages (credentials are never part of it)."""
+    scheme: str
+    """The scheme without its `+http`/`+https` suffix, e.g. "redfish-virtualmedia", "ipmi"."""
+    transport: Transport
+    host: str
+    """Hostname or IP address (IPv6 without brackets)."""
+    port: int
+    """Resolved port: the explicit one, else the transport's default (80, 443, 623)."""
+    system_path: str = ""
+    """Redfish only: path of the ComputerSystem, "" when the BMC manages a single system."""
+    credentials: ports.Credentials
+    verify_tls: bool = True
+    """False only when the host's spec disables certificate verification."""
+
+    @property
+    def endpoint(self) -> str:
+        """Base URL of an HTTP(S) BMC, e.g. "https://10.0.0.5:443"; "" for IPMI."""
+        if self.transport is Transport.UDP:
+            return ""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.transport.value}://{host}:{self.port}"
+
+
+_USERINFO = re.compile(r"//[^/@\s]*@")
+
+
+def redact(address: str) -> str:
+    """The address with any `user:password@` part removed, safe to put in a message."""
+    return _USERINFO.sub("//", address)
+
+
+# --- Value types --------------------------------------------------------------------------------
+
+
+class PowerState(StrEnum):
+    ON = "on"
+    OFF = "off"
+    POWERING_ON = "powering on"
+    POWERING_OFF = "powering off"
+    UNKNOWN = "unknown"
+    """The BMC did not say (missing or unrecognised value)."""
+
+
+class BootDevice(StrEnum):
+    PXE = "pxe"
+    DISK = "disk"
+    CDROM = "cdrom"
+    """Also where virtual media shows up."""
+    BIOS = "bios"
+    """Firmware setup."""
+    UEFI_HTTP = "uefi-http"
+    NONE = "none"
+    """No override: the firmware's own boot order."""
+
+
+class BootMode(StrEnum):
+    """Firmware boot mode; values match BareMetalHost's bootMode (secure boot is separate)."""
+
+    UEFI = "UEFI"
+    LEGACY = "legacy"
+
+
+class Persistence(StrEnum):
+    """How long a boot device override lasts."""
+
+    ONCE = "once"
+    """The next boot only."""
+    PERSISTENT = "persistent"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BootSetting:
+    """The boot override the BMC reports."""
+
+    device: BootDevice
+    persistence: Persistence
+    mode: BootMode | None = None
+    """None: the BMC does not report a boot mode."""
+
+
+class MediaDevice(StrEnum):
+    """A virtual media slot."""
+
+    CD = "cd"
+    USB = "usb"
+    """Removable disk / USB stick / floppy slot."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediaState:
+    device: MediaDevice
+    inserted: bool
+    image_url: str = ""
+    """"" when nothing is inserted."""
+
+
+BiosValue = str | int | bool
+"""A BIOS attribute value as the BMC types it."""
+
+
+class BiosAttributeType(StrEnum):
+    ENUMERATION = "Enumeration"
+    STRING = "String"
+    INTEGER = "Integer"
+    BOOLEAN = "Boolean"
+    PASSWORD = "Password"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BiosAttributeSchema:
+    """One entry of the BIOS attribute registry (what FirmwareSchema exposes)."""
+
+    name: str
+    type: BiosAttributeType
+    allowable_values: tuple[str, ...] = ()
+    lower_bound: int | None = None
+    upper_bound: int | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    read_only: bool = False
+    reset_required: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BiosSettings:
+    """Current BIOS attributes, and what is staged for the next reboot."""
+
+    current: Mapping[str, BiosValue] = field(default_factory=dict)
+    pending: Mapping[str, BiosValue] = field(default_factory=dict)
+    """Staged but not yet applied (most BMCs apply BIOS changes at the next reboot)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FirmwareComponent:
+    """One firmware inventory item (upstream HostFirmwareComponents: bios, bmc, nic:...)."""
+
+    component: str
+    """"bios", "bmc" or a vendor-specific name such as "nic:NIC.Slot.1"."""
+    version: str
+    updateable: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventSubscription:
+    """A Redfish event subscription on the BMC (BMCEventSubscription)."""
+
+    id: str
+    destination: str
+    context: str = ""
+    event_types: tuple[str, ...] = ()
+
+
+# --- Errors -------------------------------------------------------------------------------------
+
+
+class DriverError(outcome.MetalcubedError):
+    """A BMC call failed. Carries the BMC address (credentials stripped) and the operation.
+
+    Retried with backoff by default, like any MetalcubedError that is not a PermanentError.
+    """
+
+    kind = "BMC error"
+
+    def __init__(self, address: str, operation: str, message: str) -> None:
+        self.address = redact(address)
+        self.operation = operation
+        self.detail = message
+        super().__init__(f"{self.kind} at {self.address} during {operation}: {message}")
+
+
+class BmcUnreachable(DriverError):
+    """No answer: connection refused, timed out, DNS failure, TLS handshake failure."""
+
+    kind = "BMC unreachable"
+
+
+class BmcAuthFailed(DriverError):
+    """The BMC refused the credentials (HTTP 401/403, IPMI RAKP failure)."""
+
+    kind = "BMC authentication failed"
+
+
+class BmcRejected(DriverError):
+    """The BMC understood and refused the request (HTTP 4xx other than auth, IPMI completion code).
+
+    `status` is the HTTP status or IPMI completion code; 409 means the resource is busy in a
+    state that forbids the request (typically right after a power change) and is worth retrying.
+    """
+
+    kind = "BMC rejected the request"
+
+    def __init__(self, address: str, operation: str, message: str, *, status: int) -> None:
+        self.status = status
+        super().__init__(address, operation, f"{message} (status {status})")
+
+
+class BmcBusy(DriverError):
+    """The BMC is overloaded (HTTP 503, session limit reached): try again after `retry_after_s`."""
+
+    kind = "BMC busy"
+
+    def __init__(
+        self, address: str, operation: str, message: str, *, retry_after_s: float | None = None
+    ) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(address, operation, message)
+
+
+class BmcServerError(DriverError):
+    """The BMC failed internally (HTTP 5xx other than 503)."""
+
+    kind = "BMC internal error"
+
+    def __init__(self, address: str, operation: str, message: str, *, status: int) -> None:
+        self.status = status
+        super().__init__(address, operation, f"{message} (status {status})")
+
+
+class BmcBadResponse(DriverError):
+    """The BMC answered with something we cannot use: not JSON, missing or mistyped fields,
+    a body over the size limit, an HTML error page."""
+
+    kind = "BMC sent a bad response"
+
+
+class UnsupportedCapability(DriverError):
+    """The host's driver does not implement this capability (e.g. BIOS settings over IPMI)."""
+
+    kind = "BMC capability not supported"
+
+    def __init__(self, address: str, operation: str, *, capability: str, implementation: str):
+        self.capability = capability
+        self.implementation = implementation
+        super().__init__(
+            address, operation, f"{capability} is not supported by the {implementation} driver"
+        )
+
+
+# --- Capabilities -------------------------------------------------------------------------------
+#
+# Common contract for every method below: `access` says which BMC; calls make at most a few BMC
+# requests and return; they are safe to call from several threads; they raise only the
+# DriverError family. Reads are side-effect free. Writes are idempotent where the hardware allows
+# (powering on a host that is on is a no-op), and stated otherwise.
+
+
+class Power(Protocol):
+    """Power state and power actions."""
+
+    @property
+    def name(self) -> str:
+        """The implementation's name in a HardwareType table, e.g. "redfish", "ipmitool"."""
+        ...
+
+    def validate(self, access: BmcAccess) -> None:
+        """Reject an access this implementation cannot use. No I/O. Raises `SpecError`."""
+        ...
+
+    def power_state(self, access: BmcAccess) -> PowerState:
+        """The power state the BMC reports now."""
+        ...
+
+    def start_power_on(self, access: BmcAccess) -> None:
+        """Ask for power on and return; a no-op when already on."""
+        ...
+
+    def start_power_off(self, access: BmcAccess, *, mode: ports.RebootMode) -> None:
+        """Ask for a graceful shutdown (SOFT) or an immediate power cut (HARD) and return.
+
+        A no-op when already off. A soft power off may be ignored by the OS: the caller observes
+        `power_state` and escalates to HARD after its own timeout.
+        """
+        ...
+
+    def start_reboot(self, access: BmcAccess, *, mode: ports.RebootMode) -> None:
+        """Restart (graceful for SOFT, reset for HARD); powers on a host that is off."""
+        ...
+
+
+class Management(Protocol):
+    """Boot device override and boot mode."""
+
+    @property
+    def name(self) -> str: ...
+
+    def validate(self, access: BmcAccess) -> None: ...
+
+    def boot_setting(self, access: BmcAccess) -> BootSetting:
+        """The boot override (device, once/persistent, mode) the BMC reports."""
+        ...
+
+    def set_boot_device(
+        self, access: BmcAccess, device: BootDevice, *, persistence: Persistence
+    ) -> None:
+        """Boot from `device` at the next boot (ONCE) or every boot (PERSISTENT). Idempotent."""
+        ...
+
+    def set_boot_mode(self, access: BmcAccess, mode: BootMode) -> None:
+        """Switch the firmware boot mode (takes effect at the next boot). Idempotent."""
+        ...
+
+
+class Boot(Protocol):
+    """Virtual media: attach an ISO or disk image the BMC fetches from a URL."""
+
+    @property
+    def name(self) -> str: ...
+
+    def validate(self, access: BmcAccess) -> None: ...
+
+    def media_state(self, access: BmcAccess, *, device: MediaDevice) -> MediaState: ...
+
+    def insert_media(self, access: BmcAccess, image_url: str, *, device: MediaDevice) -> None:
+        """Insert the image at `image_url` into `device`. Replaces what is inserted (eject first
+        when the BMC requires it). The BMC, not the caller, fetches the image."""
+        ...
+
+    def eject_media(self, access: BmcAccess, *, device: MediaDevice) -> None:
+        """Eject whatever is in `device`; a no-op when it is empty."""
+        ...
+
+
+class Inspect(Protocol):
+    """Out-of-band inventory (what the BMC knows without booting the host)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def validate(self, access: BmcAccess) -> None: ...
+
+    def inspect(self, access: BmcAccess) -> "hwd.HardwareDetails":
+        """System vendor, firmware, CPU, RAM, NICs and disks as far as the BMC reports them.
+        Fields the BMC does not expose are left at their zero value."""
+        ...
+
+
+class Bios(Protocol):
+    """BIOS attributes and their registry (HostFirmwareSettings / FirmwareSchema)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def validate(self, access: BmcAccess) -> None: ...
+
+    def settings(self, access: BmcAccess) -> BiosSettings: ...
+
+    def registry(self, access: BmcAccess) -> Mapping[str, BiosAttributeSchema]:
+        """The attribute registry by attribute name; empty when the BMC publishes none."""
+        ...
+
+    def apply_settings(self, access: BmcAccess, changes: Mapping[str, BiosValue]) -> None:
+        """Stage `changes`; most BMCs apply them at the next reboot. Idempotent."""
+        ...
+
+
+class Firmware(Protocol):
+    """Firmware inventory (HostFirmwareComponents)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def validate(self, access: BmcAccess) -> None: ...
+
+    def components(self, access: BmcAccess) -> tuple[FirmwareComponent, ...]: ...
+
+
+class Events(Protocol):
+    """BMC event subscriptions (BMCEventSubscription)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def validate(self, access: BmcAccess) -> None: ...
+
+    def subscriptions(self, access: BmcAccess) -> tuple[EventSubscription, ...]: ...
+
+    def subscribe(
+        self,
+        access: BmcAccess,
+        destination: str,
+        *,
+        context: str = "",
+        http_headers: Mapping[str, str] | None = None,
+    ) -> EventSubscription:
+        """Create a subscription sending events to `destination`; returns it with its id."""
+        ...
+
+    def unsubscribe(self, access: BmcAccess, subscription_id: str) -> None:
+        """Delete the subscription; a no-op when it is already gone."""
+        ...
+
+
+# --- Hardware types -----------------------------------------------------------------------------
+
+
+class Capability(StrEnum):
+    POWER = "power"
+    MANAGEMENT = "management"
+    BOOT = "boot"
+    INSPECT = "inspect"
+    BIOS = "bios"
+    FIRMWARE = "firmware"
+    EVENTS = "events"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Driver:
+    """The implementations one host uses, one per capability."""
+
+    hardware_type: str
+    power: Power
+    management: Management
+    boot: Boot
+    inspect: Inspect
+    bios: Bios
+    firmware: Firmware
+    events: Events
+
+    def validate(self, access: BmcAccess) -> None:
+        """Run every capability's `validate`. No I/O. Raises `SpecError`."""
+        for cap in Capability:
+            getattr(self, cap.value).validate(access)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HardwareType:
+    """Per capability, the implementations a host of this type may use; the first is the default.
+
+    A capability the hardware type cannot do lists only its `Unsupported<X>` implementation,
+    which raises `UnsupportedCapability` when used (never a silent success).
+    """
+
+    name: str
+    power: tuple[Power, ...]
+    management: tuple[Management, ...]
+    boot: tuple[Boot, ...]
+    inspect: tuple[Inspect, ...]
+    bios: tuple[Bios, ...]
+    firmware: tuple[Firmware, ...]
+    events: tuple[Events, ...]
+
+    def __post_init__(self) -> None:
+        for cap in Capability:
+            if not getattr(self, cap.value):
+                raise ValueError(f"hardware type {self.name}: no {cap.value} implementation")
+
+    def allowed(self, capability: Capability) -> tuple[str, ...]:
+        """Names of the implementations allowed for `capability`, default first."""
+        impls: tuple[_Named, ...] = getattr(self, capability.value)
+        return tuple(impl.name for impl in impls)
+
+    def compose(self, choices: Mapping[Capability, str] | None = None) -> Driver:
+        """The defaults, with the implementations named in `choices` instead.
+
+        Raises `SpecError` naming the capability when a choice is not in the table.
+        """
+        pick = _Picker(self, choices or {})
+        return Driver(
+            hardware_type=self.name,
+            power=pick(Capability.POWER, self.power),
+            management=pick(Capability.MANAGEMENT, self.management),
+            boot=pick(Capability.BOOT, self.boot),
+            inspect=pick(Capability.INSPECT, self.inspect),
+            bios=pick(Capability.BIOS, self.bios),
+            firmware=pick(Capability.FIRMWARE, self.firmware),
+            events=pick(Capability.EVENTS, self.events),
+        )
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_Impl = TypeVar("_Impl", bound=_Named)
+
+
+@dataclass(frozen=True, slots=True)
+class _Picker:
+    hardware_type: HardwareType
+    choices: Mapping[Capability, str]
+
+    def __call__(self, capability: Capability, impls: tuple[_Impl, ...]) -> _Impl:
+        wanted = self.choices.get(capability)
+        if wanted is None:
+            return impls[0]
+        for impl in impls:
+            if impl.name == wanted:
+                return impl
+        raise outcome.SpecError(
+            f"{capability.value}_interface",
+            f"{wanted!r} is not allowed for hardware type {self.hardware_type.name}; "
+            f"allowed: {', '.join(self.hardware_type.allowed(capability))}",
+        )
