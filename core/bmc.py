@@ -17,18 +17,17 @@ BMC is touched.
 Long hardware operations are started, never waited on (DESIGN rule 5): `start_power_on`
 returns as soon as the BMC accepted the request, and the engine observes `power_state` later.
 
-Errors all belong to the `DriverError` family; each carries the BMC address (credentials
-stripped) and the operation, and builds its message from them. Drivers translate library
+Errors all belong to the `DriverError` family; each carries the BMC address (any password
+redacted) and the operation, and builds its message from them. Drivers translate library
 exceptions into it at the boundary, chained with `raise ... from`.
 """
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from metalcubed.core import outcome, ports
+from metalcubed.core import bmcaddress, outcome, ports
 
 if TYPE_CHECKING:
     from metalcubed.core.api import hardwaredata as hwd
@@ -37,53 +36,30 @@ if TYPE_CHECKING:
 # --- Where the BMC is ---------------------------------------------------------------------------
 
 
-class Transport(StrEnum):
-    """How the driver reaches the BMC."""
-
-    HTTP = "http"
-    HTTPS = "https"
-    UDP = "udp"
-    """IPMI over LAN (RMCP+)."""
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BmcAccess:
     """Everything a capability needs to reach one BMC: the parsed address, credentials, TLS flag.
 
-    Built once per host from `spec.bmc.address` (core.bmcaddress parses the scheme table),
-    the credentials Secret and `spec.bmc.disableCertificateVerification`.
+    Built once per host from `spec.bmc.address` (`bmcaddress.parse`), the credentials Secret
+    and `spec.bmc.disableCertificateVerification`.
     """
 
-    address: str
-    """The address as the user wrote it; used in messages (credentials are never part of it)."""
-    scheme: str
-    """The scheme without its `+http`/`+https` suffix, e.g. "redfish-virtualmedia", "ipmi"."""
-    transport: Transport
-    host: str
-    """Hostname or IP address (IPv6 without brackets)."""
-    port: int
-    """Resolved port: the explicit one, else the transport's default (80, 443, 623)."""
-    system_path: str = ""
-    """Redfish only: path of the ComputerSystem, "" when the BMC manages a single system."""
+    address: bmcaddress.BMCAccess
     credentials: ports.Credentials
     verify_tls: bool = True
     """False only when the host's spec disables certificate verification."""
 
     @property
-    def endpoint(self) -> str:
-        """Base URL of an HTTP(S) BMC, e.g. "https://10.0.0.5:443"; "" for IPMI."""
-        if self.transport is Transport.UDP:
-            return ""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.transport.value}://{host}:{self.port}"
+    def display(self) -> str:
+        """The address for messages: as the user wrote it, any password redacted."""
+        return bmcaddress.redact(self.address.address)
 
-
-_USERINFO = re.compile(r"//[^/@\s]*@")
-
-
-def redact(address: str) -> str:
-    """The address with any `user:password@` part removed, safe to put in a message."""
-    return _USERINFO.sub("//", address)
+    @staticmethod
+    def of(address: str, credentials: ports.Credentials, *, verify_tls: bool = True) -> "BmcAccess":
+        """Parse `address` (raises `SpecError` subclasses, see `bmcaddress.parse`)."""
+        return BmcAccess(
+            address=bmcaddress.parse(address), credentials=credentials, verify_tls=verify_tls
+        )
 
 
 # --- Value types --------------------------------------------------------------------------------
@@ -211,7 +187,7 @@ class EventSubscription:
 
 
 class DriverError(outcome.MetalcubedError):
-    """A BMC call failed. Carries the BMC address (credentials stripped) and the operation.
+    """A BMC call failed. Carries the BMC address (any password redacted) and the operation.
 
     Retried with backoff by default, like any MetalcubedError that is not a PermanentError.
     """
@@ -219,7 +195,7 @@ class DriverError(outcome.MetalcubedError):
     kind = "BMC error"
 
     def __init__(self, address: str, operation: str, message: str) -> None:
-        self.address = redact(address)
+        self.address = bmcaddress.redact(address)
         self.operation = operation
         self.detail = message
         super().__init__(f"{self.kind} at {self.address} during {operation}: {message}")
