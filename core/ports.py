@@ -280,3 +280,28 @@ class ProvisionerFactory(Protocol):
     def new_provisioner(
         self, host: HostData, publish: Callable[[str, str], None]
     ) -> Provisioner: ...
+
+
+# --- Metrics ---------------------------------------------------------------------------------
+
+
+class Metrics(Protocol):
+    """Counters and histograms under upstream BMO's metric names (bmo.md section 11).
+
+    `name` is the full upstream name (e.g. "metal3_provisioning_state_change_total"); labels
+    are the upstream label names. Never raises, never blocks.
+    """
+
+    def inc(self, name: str, labels: dict[str, str] | None = None) -> None: ...
+
+    def observe(self, name: str, value: float, labels: dict[str, str] | None = None) -> None: ...
+
+
+class NullMetrics:
+    """Metrics that go nowhere (the default when a runtime exports none)."""
+
+    def inc(self, name: str, labels: dict[str, str] | None = None) -> None:
+        return None
+
+    def observe(self, name: str, value: float, labels: dict[str, str] | None = None) -> None:
+        return None

@@ -1,0 +1,433 @@
+"""The BareMetalHost controller: upstream BMO's reconcile pipeline (bmo.md 2.2) over the ports.
+
+A pass reads like a checklist: load the host (gone: done); honour `paused`; restore status from
+the status annotation and take hardware details from HardwareData or the annotation; add the
+finalizer; load the BMC credentials; build the provisioner; route a deletion; handle detach;
+make sure the host is registered; run the handler of the current state; recompute conditions;
+write what changed. It decides from what it observes now, never from event history, and a
+second pass over an unchanged world writes nothing new.
+"""
+
+import functools
+import json
+import random
+from collections.abc import Callable
+
+import pydantic
+from metalcubed.core import annotations, bmcaddress, conditions, fsm, outcome, ports
+from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core.api import hardwaredata as hwd
+from metalcubed.core.api import meta
+from metalcubed.core.reconcilers import host_states
+from metalcubed.core.reconcilers.hostwork import (
+    ET,
+    HOST_ERROR_RETRY_DELAY_S,
+    OS,
+    PROVISIONER_NOT_READY_RETRY_DELAY_S,
+    UNMANAGED_RETRY_DELAY_S,
+    HostReconcilerConfig,
+    HostWork,
+    S,
+)
+
+E = fsm.Event
+
+_NO_REGISTRATION = frozenset({S.NONE, S.UNMANAGED, S.MATCH_PROFILE, S.DELETING})
+_DETACHABLE = frozenset({S.PROVISIONED, S.EXTERNALLY_PROVISIONED, S.READY, S.AVAILABLE})
+_DELETE_ROUTE: dict[S, fsm.Event | None] = {
+    S.NONE: E.DELETE,
+    S.UNMANAGED: E.DELETE,
+    S.REGISTERING: E.DELETE,
+    S.PROVISIONING: E.DEPROVISION,
+    S.PROVISIONED: E.DEPROVISION,
+    S.DEPROVISIONING: None,
+    S.POWERING_OFF_BEFORE_DELETE: None,
+    S.DELETING: None,
+}
+
+
+_parse_address = functools.lru_cache(maxsize=65536)(bmcaddress.parse)
+"""Parsing is pure and hosts keep their address: parse each once (failures are not cached)."""
+
+
+def _same_credentials(status: bmh.CredentialsStatus, secret: meta.Secret) -> bool:
+    ref = status.credentials
+    return (
+        ref is not None
+        and ref.name == secret.metadata.name
+        and ref.namespace == secret.metadata.namespace
+        and status.credentials_version == (secret.metadata.resource_version or "")
+    )
+
+
+def _credentials_status(secret: meta.Secret) -> bmh.CredentialsStatus:
+    return bmh.CredentialsStatus(
+        credentials=meta.SecretReference(
+            name=secret.metadata.name, namespace=secret.metadata.namespace
+        ),
+        credentials_version=secret.metadata.resource_version or "",
+    )
+
+
+class CredentialsProblem(outcome.MetalcubedError):
+    """The host's BMC details or credentials Secret cannot be used (a registration error)."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None, metric: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after_s = retry_after_s
+        self.metric = metric
+
+
+class BareMetalHostReconciler:
+    """Reconciles BareMetalHosts (one instance per controller; safe to call from one worker
+    per key at a time, which the workqueue guarantees)."""
+
+    def __init__(
+        self,
+        *,
+        store: ports.Store,
+        provisioner_factory: ports.ProvisionerFactory,
+        clock: ports.Clock,
+        events: ports.EventRecorder,
+        rng: random.Random,
+        config: HostReconcilerConfig | None = None,
+        metrics: ports.Metrics | None = None,
+    ) -> None:
+        self._store = store
+        self._factory = provisioner_factory
+        self._clock = clock
+        self._events = events
+        self._rng = rng
+        self._metrics = metrics or ports.NullMetrics()
+        self._deps = host_states.Deps(store=store, config=config or HostReconcilerConfig())
+
+    def reconcile(self, key: meta.ObjectKey) -> outcome.Outcome:
+        try:
+            host = self._store.get(bmh.BareMetalHost, key)
+        except outcome.NotFound:
+            return outcome.Outcome.done()
+        if bmh.PAUSED_ANNOTATION in host.metadata.annotations:
+            return outcome.Outcome.done()
+        self._metrics.inc("metal3_reconcile_total")
+        work = HostWork(
+            host=host,
+            status=host.status,
+            annotations=dict(host.metadata.annotations),
+            finalizers=list(host.metadata.finalizers),
+            now=self._clock.now(),
+            rng=self._rng,
+            metrics=self._metrics,
+        )
+        try:
+            result = self._run(work)
+            self._persist(work)
+        except outcome.MetalcubedError:
+            self._metrics.inc("metal3_reconcile_error_total")
+            raise
+        finally:
+            self._publish(work)
+        return result if result is not None else outcome.Outcome.done()
+
+    # --- the pipeline -----------------------------------------------------------------------
+
+    def _run(self, w: HostWork) -> outcome.Outcome | None:
+        early = self._restore_status(w) or self._hardware_details(w) or self._finalizer(w)
+        if early is not None:
+            return early
+        if w.deleting and bmh.FINALIZER not in w.finalizers:
+            return outcome.Outcome.done()
+        creds: tuple[ports.Credentials, meta.Secret] | None = None
+        if w.state not in (S.NONE, S.UNMANAGED):
+            try:
+                creds = self._credentials(w.host)
+            except CredentialsProblem as problem:
+                if not w.deleting:
+                    return self._credentials_failure(w, problem)
+                creds = None
+        if creds is not None or w.deleting:
+            built = self._provisioner(w, creds)
+            if built is not None:
+                return built
+        result = (
+            self._initiate_delete(w, registered=creds is not None)
+            or self._detached(w)
+            or self._ensure_registered(w, creds)
+            or host_states.HANDLERS[w.state](w, self._deps)
+        )
+        self._update_conditions(w)
+        return result
+
+    def _restore_status(self, w: HostWork) -> outcome.Outcome | None:
+        raw = w.annotations.get(bmh.STATUS_ANNOTATION)
+        if raw is None:
+            return None
+        if w.status.last_updated is not None:
+            del w.annotations[bmh.STATUS_ANNOTATION]  # stale: status is already there
+            return None
+        try:
+            restored = bmh.BareMetalHostStatus.model_validate(json.loads(raw))
+        except (ValueError, pydantic.ValidationError) as exc:
+            w.event("InvalidAnnotationValue", f"status annotation ignored: {exc}", warning=True)
+            return None
+        w.status = restored.model_copy(update={"hardware": w.status.hardware or restored.hardware})
+        del w.annotations[bmh.STATUS_ANNOTATION]
+        return outcome.Outcome.after(0)
+
+    def _hardware_details(self, w: HostWork) -> outcome.Outcome | None:
+        if w.deleting:
+            self._release_hardware_data(w.host)
+        disabled = w.host.inspection_disabled()
+        raw = w.annotations.pop(bmh.HARDWARE_DETAILS_ANNOTATION, None)
+        if w.status.hardware is not None and not disabled:
+            if raw is not None:
+                w.event("RemoveAnnotation", "hardware details annotation ignored: host inspected")
+            return None
+        try:
+            data = self._store.get(hwd.HardwareData, w.host.key)
+        except outcome.NotFound:
+            data = None
+        if data is not None and data.spec.hardware is not None:
+            if data.spec.hardware != w.status.hardware:
+                w.set(hardware=data.spec.hardware)
+        elif raw is not None:
+            try:
+                details = hwd.HardwareDetails.model_validate(json.loads(raw))
+            except (ValueError, pydantic.ValidationError) as exc:
+                w.event("InvalidAnnotationValue", f"hardwaredetails ignored: {exc}", warning=True)
+                return None
+            w.set(hardware=details)
+            w.event("UpdateHardwareDetails", "Set hardware details from annotation")
+        return None
+
+    def _release_hardware_data(self, host: bmh.BareMetalHost) -> None:
+        try:
+            data = self._store.get(hwd.HardwareData, host.key)
+        except outcome.NotFound:
+            return
+        if host_states.HARDWARE_DATA_FINALIZER in data.metadata.finalizers:
+            kept = tuple(
+                f for f in data.metadata.finalizers if f != host_states.HARDWARE_DATA_FINALIZER
+            )
+            self._store.update(data.with_meta(finalizers=kept))
+
+    def _finalizer(self, w: HostWork) -> outcome.Outcome | None:
+        if w.deleting or bmh.FINALIZER in w.finalizers:
+            return None
+        w.finalizers.append(bmh.FINALIZER)
+        return outcome.Outcome.after(0)
+
+    def _credentials(self, host: bmh.BareMetalHost) -> tuple[ports.Credentials, meta.Secret]:
+        bmc = host.spec.bmc
+        if not bmc.address:
+            raise CredentialsProblem(
+                "Missing BMC connection detail 'Address'", retry_after_s=None,
+                metric="metal3_credentials_invalid_total",
+            )
+        if not bmc.credentials_name:
+            raise CredentialsProblem(
+                "Missing BMC connection detail 'CredentialsName'", retry_after_s=None,
+                metric="metal3_credentials_invalid_total",
+            )
+        try:
+            _parse_address(bmc.address)
+        except outcome.SpecError as exc:
+            raise CredentialsProblem(
+                exc.message, retry_after_s=None, metric="metal3_credentials_invalid_total"
+            ) from exc
+        try:
+            secret = self._store.get(
+                meta.Secret, meta.ObjectKey(host.metadata.namespace, bmc.credentials_name)
+            )
+        except outcome.NotFound:
+            raise CredentialsProblem(
+                f"BMC credentials secret {bmc.credentials_name!r} not found",
+                retry_after_s=HOST_ERROR_RETRY_DELAY_S,
+                metric="metal3_credentials_missing_total",
+            ) from None
+        username = (secret.value("username") or "").strip()
+        password = (secret.value("password") or "").strip()
+        for name, value in (("username", username), ("password", password)):
+            if not value:
+                raise CredentialsProblem(
+                    f"Missing BMC connection detail '{name}' in secret "
+                    f"{bmc.credentials_name!r}",
+                    retry_after_s=None,
+                    metric="metal3_credentials_invalid_total",
+                )
+        return ports.Credentials(username=username, password=password), secret
+
+    def _credentials_failure(self, w: HostWork, problem: CredentialsProblem) -> outcome.Outcome:
+        """A registration error that upstream retries in 10 s (missing Secret) or on change."""
+        if w.status.error_type == ET.REGISTRATION and w.status.error_message == problem.message:
+            # Already recorded: no new write and no event spam while nothing changes.
+            next_pass = problem.retry_after_s
+        else:
+            self._metrics.inc(problem.metric)
+            w.record_failure(ET.REGISTRATION, problem.message)
+            w.event("BMCCredentialError", problem.message, warning=True)
+            next_pass = problem.retry_after_s
+        self._update_conditions(w)
+        return outcome.Outcome.done() if next_pass is None else outcome.Outcome.after(next_pass)
+
+    def _provisioner(
+        self, w: HostWork, creds: tuple[ports.Credentials, meta.Secret] | None
+    ) -> outcome.Outcome | None:
+        spec = w.spec
+        data = ports.HostData(
+            key=w.host.key,
+            bmc_address=spec.bmc.address,
+            bmc_credentials=creds[0] if creds else ports.Credentials(username="", password=""),
+            disable_certificate_verification=spec.bmc.disable_certificate_verification,
+            boot_mac_address=spec.boot_mac_address,
+            provisioner_id=w.status.provisioning.id,
+        )
+        try:
+            w.prov = self._factory.new_provisioner(data, self._publisher(w))
+        except outcome.ProvisionerNotReady:
+            self._metrics.inc("metal3_provisioner_not_ready_total")
+            return outcome.Outcome.after(PROVISIONER_NOT_READY_RETRY_DELAY_S)
+        return None
+
+    @staticmethod
+    def _publisher(w: HostWork) -> Callable[[str, str], None]:
+        def publish(reason: str, message: str) -> None:
+            w.event(reason, message)
+
+        return publish
+
+    def _initiate_delete(self, w: HostWork, *, registered: bool) -> outcome.Outcome | None:
+        """Upstream checkInitiateDelete: route a deleted host towards `deleting`."""
+        if not w.deleting or w.state == S.DELETING:
+            return None
+        detach = annotations.detach_request(w.annotations)
+        if detach is not None or w.status.operational_status == OS.DETACHED:
+            if detach is None or detach.delete_action == "delay":
+                self._metrics.inc("metal3_delete_delayed_for_detached_total")
+                return outcome.Outcome.after(UNMANAGED_RETRY_DELAY_S)
+            return w.transition(E.DELETE)
+        if not registered:
+            # No credentials while deleting: nothing can be done on the BMC (upstream
+            # "not registered and no creds").
+            return w.transition(E.DELETE)
+        if w.state in _DELETE_ROUTE:
+            event = _DELETE_ROUTE[w.state]
+            if event is None:
+                if (
+                    w.status.error_type == ET.REGISTRATION
+                    and w.status.error_count > 3
+                ):
+                    return w.transition(E.DELETE)
+                return None
+            return w.transition(event)
+        return w.transition(E.POWER_OFF_BEFORE_DELETE)
+
+    def _detached(self, w: HostWork) -> outcome.Outcome | None:
+        """Upstream checkDetachedHost (bmo.md 2.4)."""
+        request = annotations.detach_request(w.annotations)
+        if request is None:
+            if w.status.operational_status != OS.DETACHED:
+                return None
+            w.set(operational_status=OS.ERROR if w.status.error_type != ET.NONE else OS.OK)
+            if w.status.error_type == ET.DETACH:
+                w.clear_error_and_count()
+            return outcome.Outcome.after(0)
+        if w.state == S.DELETING:
+            return None
+        if not request.valid:
+            w.event("InvalidAnnotationValue", "invalid detached annotation value", warning=True)
+        if w.status.operational_status == OS.DETACHED:
+            return outcome.Outcome.after(UNMANAGED_RETRY_DELAY_S)
+        if w.state not in _DETACHABLE and not request.force:
+            return None
+        result = w.provisioner().detach(force=request.force)
+        if result.error_message:
+            return w.record_failure(ET.DETACH, result.error_message)
+        if result.dirty:
+            return outcome.Outcome.after(result.requeue_after_s)
+        if w.status.error_type == ET.DETACH:
+            w.clear_error_and_count()
+        w.set(operational_status=OS.DETACHED)
+        w.event("Detached", "Host detached from the provisioner")
+        return outcome.Outcome.after(UNMANAGED_RETRY_DELAY_S)
+
+    def _ensure_registered(
+        self, w: HostWork, creds: tuple[ports.Credentials, meta.Secret] | None
+    ) -> outcome.Outcome | None:
+        if w.state in _NO_REGISTRATION or creds is None:
+            return None
+        secret = creds[1]
+        changed = not _same_credentials(w.status.tried_credentials, secret)
+        if changed:
+            w.set(tried_credentials=_credentials_status(secret))
+        spec = w.spec
+        result, provisioner_id = w.provisioner().register(
+            ports.ManagementAccessData(
+                boot_mode=spec.boot_mode or bmh.DEFAULT_BOOT_MODE,
+                automated_cleaning_mode=spec.automated_cleaning_mode,
+                state=w.state,
+                operational_status=w.status.operational_status,
+                current_image=w.status.provisioning.image if w.status.provisioning.image.url
+                else None,
+                has_custom_deploy=spec.custom_deploy is not None,
+                disable_power_off=spec.disable_power_off,
+                cpu_architecture=spec.architecture,
+                disable_inspection=w.host.inspection_disabled(),
+                inspection_mode=spec.inspection_mode,
+            ),
+            credentials_changed=changed,
+            restart_on_failure=w.restart_on_failure(ET.REGISTRATION),
+        )
+        if provisioner_id and provisioner_id != w.status.provisioning.id:
+            w.set_provisioning(id=provisioner_id)
+        if result.error_message:
+            self._metrics.inc("metal3_host_registration_required_total")
+            return w.record_failure(ET.REGISTRATION, result.error_message)
+        if result.dirty:
+            return outcome.Outcome.after(result.requeue_after_s)
+        if not _same_credentials(w.status.good_credentials, secret):
+            w.set(good_credentials=_credentials_status(secret))
+            w.event("BMCAccessValidated", "Verified access to BMC")
+            self._metrics.inc("metal3_credentials_updated_total")
+        if w.status.error_type == ET.REGISTRATION:
+            w.clear_error_and_count()
+        return None
+
+    def _update_conditions(self, w: HostWork) -> None:
+        prov = w.prov
+        want = conditions.desired(
+            state=w.state,
+            operational_status=w.status.operational_status,
+            error_type=w.status.error_type,
+            power_failure=prov.has_power_failure() if prov is not None else False,
+            health=prov.get_health() if prov is not None else "",
+        )
+        updated = conditions.apply(
+            w.status.conditions, want, generation=w.host.metadata.generation, now=w.now
+        )
+        if updated is not w.status.conditions:
+            w.set(conditions=updated)
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def _persist(self, w: HostWork) -> None:
+        """Write metadata, then status, each only when it changed."""
+        host = w.host
+        meta_changed = (
+            w.annotations != host.metadata.annotations
+            or tuple(w.finalizers) != host.metadata.finalizers
+        )
+        if meta_changed:
+            host = self._store.update(
+                host.with_meta(annotations=w.annotations, finalizers=tuple(w.finalizers))
+            )
+            if bmh.FINALIZER not in host.metadata.finalizers and w.deleting:
+                return  # the object is gone: no status to write
+        if w.status != w.host.status:
+            status = w.status.model_copy(update={"last_updated": w.now})
+            self._store.update_status(host.model_copy(update={"status": status}))
+
+    def _publish(self, w: HostWork) -> None:
+        for event in w.events:
+            self._events.record(w.host, type=event.type, reason=event.reason,
+                                message=event.message)

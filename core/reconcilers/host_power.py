@@ -1,0 +1,62 @@
+"""Power management of stable hosts and the reboot annotations (bmo.md 2.6 and 8).
+
+Runs in available, provisioned and externally provisioned. Desired power is spec.online,
+except while a reboot annotation asks for a power cycle: the host is powered off, the bare
+`reboot.metal3.io` annotation is removed once it is off (so it comes back on), and keyed
+`reboot.metal3.io/<key>` annotations hold it off until their owners remove them.
+"""
+
+from typing import TYPE_CHECKING
+
+from metalcubed.core import annotations, outcome, ports
+from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core.reconcilers.hostwork import ET, POWER_POLL_S, HostWork, S
+
+if TYPE_CHECKING:
+    from metalcubed.core.reconcilers.host_states import Deps
+
+SOFT_FAILURE_PREFIX = "Continuing with hard poweroff after soft poweroff fails. "
+
+
+def manage(w: HostWork, deps: "Deps") -> outcome.Outcome:
+    prov = w.provisioner()
+    observed = prov.update_hardware_state()
+    if observed is not None and observed != w.status.powered_on:
+        w.set(powered_on=observed)
+        if w.status.error_type == ET.POWER_MANAGEMENT:
+            w.clear_error()
+    reboot = annotations.reboot_request(w.annotations)
+    if reboot is not None and not reboot.valid:
+        w.event("InvalidAnnotationValue", "invalid reboot annotation value; using a soft reboot",
+                warning=True)
+    rebooting = reboot is not None and (w.state != S.AVAILABLE or reboot.force)
+    desired = w.spec.online and not rebooting
+    if rebooting and not w.status.powered_on and reboot is not None and not reboot.keyed:
+        # Off now: the one-shot reboot is done; on the next pass the host powers back on.
+        w.annotations.pop(bmh.REBOOT_ANNOTATION_PREFIX, None)
+        desired = w.spec.online
+    if desired == w.status.powered_on:
+        if w.status.error_type == ET.POWER_MANAGEMENT:
+            w.clear_error_and_count()
+        elif w.status.error_count and w.status.error_type == ET.NONE:
+            w.set(error_count=0)
+        return outcome.Outcome.after(POWER_POLL_S)
+    force = w.status.error_type == ET.POWER_MANAGEMENT
+    if desired:
+        result = prov.power_on(force=force)
+    else:
+        hard = (reboot is not None and reboot.hard) or w.status.error_count > 0
+        mode = ports.RebootMode.HARD if hard else ports.RebootMode.SOFT
+        result = prov.power_off(mode, force=force)
+    if result.error_message:
+        message = result.error_message
+        if not desired and not force:
+            message = SOFT_FAILURE_PREFIX + message
+        return w.record_failure(ET.POWER_MANAGEMENT, message)
+    if result.dirty:
+        return outcome.Outcome.after(result.requeue_after_s)
+    w.set(powered_on=desired)
+    w.metrics.inc("metal3_operation_power_change_total", {"on_off": "on" if desired else "off"})
+    w.event("PowerOn" if desired else "PowerOff",
+            "Host powered on" if desired else "Host powered off")
+    return outcome.Outcome.after(0)
