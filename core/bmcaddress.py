@@ -221,7 +221,7 @@ def redact(address: str) -> str:
     match = re.match(r"^([A-Za-z][A-Za-z0-9+.\-]*://)([^/@]*):([^/@]*)@", address)
     if match is None:
         return address
-    return f"{match.group(1)}{match.group(2)}:xxxxx@{address[match.end():]}"
+    return f"{match.group(1)}{match.group(2)}:xxxxx@{address[match.end() :]}"
 
 
 def is_valid_hostname(host: str) -> bool:
@@ -241,7 +241,7 @@ def _split(address: str) -> urllib.parse.SplitResult:
     """The URL of `address` as upstream's GetParsedURL reads it (scheme `ipmi` if none)."""
     match = _SCHEME.match(address)
     if match is not None:
-        rest = address[match.end():]
+        rest = address[match.end() :]
         if rest and not rest.startswith("/"):
             # scheme:opaque -> scheme://opaque
             address = f"{match.group(1)}://{rest}"

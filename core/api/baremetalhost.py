@@ -17,9 +17,10 @@ import warnings
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
+from pydantic import Field
+
 from metalcubed.core.api import hardwaredata, meta
 from metalcubed.core.api.hardwaredata import OMIT_EMPTY
-from pydantic import Field
 
 API_VERSION = "metal3.io/v1alpha1"
 
@@ -43,7 +44,7 @@ PAUSED_BY_CAPM3 = "metal3.io/capm3"
 
 
 class ProvisioningState(StrEnum):
-    """status.provisioning.state: where the host is in its lifecycle (exactly upstream's strings)."""
+    """status.provisioning.state: where the host is in its lifecycle (upstream's strings)."""
 
     NONE = ""
     UNMANAGED = "unmanaged"
@@ -237,9 +238,9 @@ class RAIDConfig(meta.ApiModel):
     hardware_raid_volumes: tuple[HardwareRAIDVolume, ...] | None = Field(
         default=None, alias="hardwareRAIDVolumes"
     )
-    software_raid_volumes: (
-        Annotated[tuple[SoftwareRAIDVolume, ...], Field(max_length=2)] | None
-    ) = Field(default=None, alias="softwareRAIDVolumes")
+    software_raid_volumes: Annotated[tuple[SoftwareRAIDVolume, ...], Field(max_length=2)] | None = (
+        Field(default=None, alias="softwareRAIDVolumes")
+    )
 
 
 class FirmwareConfig(meta.ApiModel):

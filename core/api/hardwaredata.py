@@ -14,8 +14,9 @@ use to declare that behaviour next to a field.
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
-from metalcubed.core.api import meta
 from pydantic import BaseModel, Field
+
+from metalcubed.core.api import meta
 
 _ZEROS: dict[type[BaseModel], BaseModel] = {}
 

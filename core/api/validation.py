@@ -1,0 +1,675 @@
+"""Admission checks for Metal3 objects: upstream's BareMetalHost webhook, and schema errors.
+
+Two layers, as in a cluster:
+
+- `validate_object(doc)` is what the API server does with a wire dict before the webhook: it
+  finds the kind in `KINDS`, parses it with the kind's model (the models carry the CRD's enums,
+  patterns, bounds and required fields) and turns pydantic errors into field paths with wire
+  names (`spec.online: Field required`). For a BareMetalHost it then runs the webhook.
+- `validate_host(host, old=...)` is upstream's `baremetalhost_validation.go` (create and update)
+  on a parsed host: name rules, BMC address and what its driver supports, boot MAC, RAID, image
+  URL and checksum, secure boot, inspection mode, power-off, the annotations' values, and the
+  update-only rules (immutable bootMACAddress, bmc.address changes only while registering or
+  detached, externallyProvisioned enabled only from available).
+
+Every problem is a `SpecError` naming its field (`spec.bootMACAddress`,
+`metadata.annotations[reboot.metal3.io]`); nothing is raised. Pure: no I/O.
+"""
+
+import json
+import re
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import pydantic
+
+from metalcubed.core import bmcaddress, outcome
+from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core.api import hardwaredata, meta
+
+SpecErrors = list[outcome.SpecError]
+
+_NAME_FORBIDDEN = re.compile(r"[^A-Za-z0-9._\-]")
+_UUID = re.compile(
+    r"^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|[0-9a-fA-F]{32})$"
+)
+_MAC_COLON = re.compile(r"^[0-9a-fA-F]{2}(?:([:-])[0-9a-fA-F]{2})*$")
+_MAC_DOT = re.compile(r"^[0-9a-fA-F]{4}(?:\.[0-9a-fA-F]{4})*$")
+_DNS1123_SUBDOMAIN = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+_URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
+_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+
+REBOOT_MODES = ("hard", "soft", "")
+INSPECT_VALUES = (bmh.INSPECT_DISABLED, "")
+DETACH_DELETE_ACTIONS = ("delay", "delete", "")
+
+
+def _annotation(name: str) -> str:
+    return f"metadata.annotations[{name}]"
+
+
+# --- the BareMetalHost webhook -------------------------------------------------------------
+
+
+def validate_host(host: bmh.BareMetalHost, *, old: bmh.BareMetalHost | None = None) -> SpecErrors:
+    """Upstream's webhook rules for creating `host`, or for updating `old` to `host`.
+
+    Returns every problem found (empty: admitted). Cheap enough to run on every reconcile:
+    annotation values are only decoded when present.
+    """
+    errors: SpecErrors = []
+    errors += _check_name(host.metadata.name)
+    access = _check_bmc_address(host.spec.bmc.address, errors)
+    errors += _check_secret_namespaces(host)
+    errors += _check_raid(host.spec)
+    if access is not None:
+        errors += _check_driver_support(host, access)
+    errors += _check_boot_mac(host.spec.boot_mac_address)
+    errors += _check_root_device_hints(host.spec.root_device_hints, "spec.rootDeviceHints")
+    if host.spec.image is not None:
+        errors += _check_image(host.spec.image)
+    if host.spec.firmware is not None:
+        errors.append(
+            outcome.SpecError(
+                "spec.firmware",
+                "firmware settings in the BareMetalHost are no longer supported; "
+                "use a HostFirmwareSettings resource",
+            )
+        )
+    errors += _check_network_interfaces(host.spec.network_interfaces)
+    if host.metadata.annotations:
+        errors += _check_annotations(host)
+    errors += _check_inspection_mode(host, access)
+    if host.spec.disable_power_off and not host.spec.online:
+        errors.append(
+            outcome.SpecError(
+                "spec.disablePowerOff",
+                "node can't simultaneously have online set to false and have power off disabled",
+            )
+        )
+    if old is not None:
+        errors += _check_changes(old, host)
+    return errors
+
+
+def _check_name(name: str) -> SpecErrors:
+    if _NAME_FORBIDDEN.search(name):
+        return [
+            outcome.SpecError(
+                "metadata.name",
+                "BareMetalHost resource name cannot contain characters other than [A-Za-z0-9._-]",
+            )
+        ]
+    if _UUID.match(name):
+        return [outcome.SpecError("metadata.name", "BareMetalHost resource name cannot be a UUID")]
+    return []
+
+
+def _check_bmc_address(address: str, errors: SpecErrors) -> bmcaddress.BMCAccess | None:
+    if not address:
+        return None  # no BMC yet: the host stays unmanaged
+    try:
+        return bmcaddress.parse(address)
+    except (bmcaddress.BMCAddressError, bmcaddress.UnknownBMCType) as err:
+        errors.append(err)
+        return None
+
+
+def _check_secret_namespaces(host: bmh.BareMetalHost) -> SpecErrors:
+    namespace = host.metadata.namespace
+    if not namespace:
+        return []  # a manifest without a namespace: the namespace it lands in is not known here
+    errors: SpecErrors = []
+    refs = (
+        ("spec.userData", host.spec.user_data),
+        ("spec.networkData", host.spec.network_data),
+        ("spec.metaData", host.spec.meta_data),
+    )
+    for field, ref in refs:
+        if ref is not None and ref.namespace and ref.namespace != namespace:
+            errors.append(
+                outcome.SpecError(
+                    f"{field}.namespace", "cross-namespace Secret references are not allowed"
+                )
+            )
+    return errors
+
+
+def _check_raid(spec: bmh.BareMetalHostSpec) -> SpecErrors:
+    raid = spec.raid
+    if raid is None:
+        return []
+    errors: SpecErrors = []
+    hardware = raid.hardware_raid_volumes or ()
+    software = raid.software_raid_volumes or ()
+    if hardware and software:
+        errors.append(
+            outcome.SpecError(
+                "spec.raid",
+                "hardwareRAIDVolumes and softwareRAIDVolumes can not be set at the same time",
+            )
+        )
+    for index, volume in enumerate(hardware):
+        field = f"spec.raid.hardwareRAIDVolumes[{index}]"
+        if volume.physical_disks and not volume.controller:
+            errors.append(
+                outcome.SpecError(
+                    f"{field}.physicalDisks",
+                    "'physicalDisks' specified without 'controller' in hardware RAID volume "
+                    f"{index}",
+                )
+            )
+        count = volume.number_of_physical_disks
+        if count is not None and volume.physical_disks and count != len(volume.physical_disks):
+            errors.append(
+                outcome.SpecError(
+                    f"{field}.numberOfPhysicalDisks",
+                    f"the 'numberOfPhysicalDisks'[{count}] and number of 'physicalDisks'"
+                    f"[{len(volume.physical_disks)}] is not same for volume {index}",
+                )
+            )
+    roots = [i for i, volume in enumerate(software) if volume.root_volume]
+    if len(roots) > 1:
+        errors.append(
+            outcome.SpecError(
+                f"spec.raid.softwareRAIDVolumes[{roots[1]}].rootVolume",
+                "only one volume can have isRootVolume",
+            )
+        )
+    for index in roots:
+        field = f"spec.raid.softwareRAIDVolumes[{index}]"
+        if software[index].level != "1":
+            errors.append(outcome.SpecError(f"{field}.level", "the root volume must be RAID-1"))
+        if spec.root_device_hints is not None:
+            errors.append(
+                outcome.SpecError(
+                    f"{field}.rootVolume",
+                    "a software RAID root volume can not be combined with rootDeviceHints",
+                )
+            )
+    for index, sw_volume in enumerate(software):
+        for disk_index, disk in enumerate(sw_volume.physical_disks):
+            errors += _check_root_device_hints(
+                disk, f"spec.raid.softwareRAIDVolumes[{index}].physicalDisks[{disk_index}]"
+            )
+    return errors
+
+
+def _check_driver_support(host: bmh.BareMetalHost, access: bmcaddress.BMCAccess) -> SpecErrors:
+    spec = host.spec
+    errors: SpecErrors = []
+    driver = access.scheme
+    hardware_raid = spec.raid is not None and bool(spec.raid.hardware_raid_volumes)
+    if hardware_raid and access.type.raid_interface == "no-raid":
+        errors.append(
+            outcome.SpecError(
+                "spec.raid.hardwareRAIDVolumes",
+                f"BMC driver {driver} does not support configuring RAID",
+            )
+        )
+    if not spec.boot_mac_address and (access.type.needs_mac or host.inspection_disabled()):
+        errors.append(
+            outcome.SpecError(
+                "spec.bootMACAddress", f"BMC driver {driver} requires a BootMACAddress value"
+            )
+        )
+    if spec.boot_mode == bmh.BootMode.UEFI_SECURE_BOOT and not access.type.supports_secure_boot:
+        errors.append(
+            outcome.SpecError("spec.bootMode", f"BMC driver {driver} does not support secure boot")
+        )
+    return errors
+
+
+def is_mac(value: str) -> bool:
+    """Go's net.ParseMAC: 6, 8 or 20 octets as xx:xx.., xx-xx.. or xxxx.xxxx.. (hex)."""
+    match = _MAC_COLON.match(value)
+    if match is not None:
+        separator = match.group(1)
+        if separator is None or value.count(separator) != len(value) // 3:
+            return False
+        return len(value.split(separator)) in (6, 8, 20)
+    if _MAC_DOT.match(value):
+        return len(value.split(".")) in (3, 4, 10)
+    return False
+
+
+def _check_boot_mac(mac: str) -> SpecErrors:
+    if mac and not is_mac(mac):
+        return [outcome.SpecError("spec.bootMACAddress", f"address {mac}: invalid MAC address")]
+    return []
+
+
+def _check_root_device_hints(hints: bmh.RootDeviceHints | None, field: str) -> SpecErrors:
+    if hints is None or not hints.device_name:
+        return []
+    name = hints.device_name
+    if not name.startswith("/dev/"):
+        return [
+            outcome.SpecError(
+                f"{field}.deviceName",
+                f'device name of root device hint must be a /dev/ path, not "{name}"',
+            )
+        ]
+    subpath = name.removeprefix("/dev/").removeprefix("disk/by-path/")
+    if "/" in subpath:
+        return [
+            outcome.SpecError(
+                f"{field}.deviceName",
+                "device name of root device hint must be path in /dev/ or /dev/disk/by-path/, "
+                f'not "{name}"',
+            )
+        ]
+    return []
+
+
+def _request_uri_problem(url: str) -> str:
+    """Why Go's url.ParseRequestURI would reject `url` ("" when it accepts it)."""
+    if not url:
+        return "empty url"
+    if _CONTROL.search(url):
+        return "invalid character in URL"
+    if not (url.startswith("/") or _URI_SCHEME.match(url)):
+        return "invalid URI for request"
+    try:
+        split = urllib.parse.urlsplit(url)
+        split.port  # noqa: B018 - validates the port
+    except ValueError as err:
+        return str(err)
+    return ""
+
+
+def _check_image(image: bmh.Image) -> SpecErrors:
+    errors: SpecErrors = []
+    problem = _request_uri_problem(image.url)
+    if problem:
+        errors.append(
+            outcome.SpecError("spec.image.url", f"image URL {image.url} is invalid: {problem}")
+        )
+    if image.is_live_iso():
+        return errors
+    if image.is_oci():
+        if image.checksum:
+            errors.append(
+                outcome.SpecError("spec.image.checksum", "checksum is not supported for OCI images")
+            )
+        return errors
+    if not image.checksum:
+        errors.append(
+            outcome.SpecError("spec.image.checksum", "checksum is required for normal images")
+        )
+    return errors
+
+
+def _check_network_interfaces(interfaces: tuple[bmh.NetworkInterface, ...]) -> SpecErrors:
+    errors: SpecErrors = []
+    for index, interface in enumerate(interfaces):
+        field = f"spec.networkInterfaces[{index}]"
+        if interface.name and interface.mac_address:
+            errors.append(outcome.SpecError(field, "name and macAddress are mutually exclusive"))
+        elif not interface.name and not interface.mac_address:
+            errors.append(outcome.SpecError(field, "one of name or macAddress is required"))
+    return errors
+
+
+def _check_annotations(host: bmh.BareMetalHost) -> SpecErrors:
+    errors: SpecErrors = []
+    for name, value in host.metadata.annotations.items():
+        problem = ""
+        if name == bmh.STATUS_ANNOTATION:
+            problem = _status_annotation_problem(value)
+        elif name == bmh.REBOOT_ANNOTATION_PREFIX or name.startswith(
+            bmh.REBOOT_ANNOTATION_PREFIX + "/"
+        ):
+            problem = _reboot_annotation_problem(value)
+        elif name == bmh.INSPECT_ANNOTATION:
+            if value not in INSPECT_VALUES:
+                problem = (
+                    f"invalid value for the {bmh.INSPECT_ANNOTATION} annotation, allowed are "
+                    '"disabled" or ""'
+                )
+        elif name == bmh.HARDWARE_DETAILS_ANNOTATION:
+            problem = _hardware_details_problem(
+                value, inspection_disabled=host.inspection_disabled()
+            )
+        elif name == bmh.DETACHED_ANNOTATION:
+            problem = _detached_annotation_problem(value)
+        if problem:
+            errors.append(outcome.SpecError(_annotation(name), problem))
+    return errors
+
+
+def _first_error(err: pydantic.ValidationError) -> str:
+    first = err.errors()[0]
+    path = format_loc(first["loc"])
+    return f"{path}: {_message(first)}" if path else _message(first)
+
+
+def _status_annotation_problem(value: str) -> str:
+    if not value:
+        return ""
+    try:
+        raw = json.loads(value)
+    except json.JSONDecodeError as err:
+        return f"error decoding status annotation: {err}"
+    if not isinstance(raw, dict):
+        return "error decoding status annotation: not a JSON object"
+    # Go decodes enum strings without checking them, then checks these two by hand.
+    rest = {k: v for k, v in raw.items() if k not in ("operationalStatus", "errorType")}
+    try:
+        bmh.BareMetalHostStatus.model_validate(rest)
+    except pydantic.ValidationError as err:
+        return f"error decoding status annotation: {_first_error(err)}"
+    op_status = raw.get("operationalStatus", "")
+    if op_status not in {s.value for s in bmh.OperationalStatus}:
+        return f"invalid operationalStatus '{op_status}' in the {bmh.STATUS_ANNOTATION} annotation"
+    error_type = raw.get("errorType", "")
+    if error_type not in {t.value for t in bmh.STATUS_ANNOTATION_ERROR_TYPES}:
+        return f"invalid errorType '{error_type}' in the {bmh.STATUS_ANNOTATION} annotation"
+    return ""
+
+
+def _unmarshal_problem(annotation: str, reason: object) -> str:
+    return f"failed to unmarshal the data from the {annotation} annotation: {reason}"
+
+
+def _json_object(value: str, annotation: str) -> tuple[dict[str, Any] | None, str]:
+    try:
+        raw = json.loads(value)
+    except json.JSONDecodeError as err:
+        return None, _unmarshal_problem(annotation, err)
+    if not isinstance(raw, dict):
+        return None, _unmarshal_problem(annotation, "not a JSON object")
+    return raw, ""
+
+
+def _reboot_annotation_problem(value: str) -> str:
+    if not value:
+        return ""
+    raw, problem = _json_object(value, bmh.REBOOT_ANNOTATION_PREFIX)
+    if raw is None:
+        return problem
+    force = raw.get("force", False)
+    if not isinstance(force, bool):
+        return _unmarshal_problem(bmh.REBOOT_ANNOTATION_PREFIX, "force must be a boolean")
+    if raw.get("mode", "") not in REBOOT_MODES:
+        return (
+            f"invalid mode in the {bmh.REBOOT_ANNOTATION_PREFIX} annotation, "
+            'allowed are "hard", "soft" or ""'
+        )
+    return ""
+
+
+def _detached_annotation_problem(value: str) -> str:
+    if not value:
+        return ""
+    raw, problem = _json_object(value, bmh.DETACHED_ANNOTATION)
+    if raw is None:
+        return problem
+    if not isinstance(raw.get("force", False), bool):
+        return _unmarshal_problem(bmh.DETACHED_ANNOTATION, "force must be a boolean")
+    if raw.get("deleteAction", "") not in DETACH_DELETE_ACTIONS:
+        return (
+            f"invalid deleteAction in the {bmh.DETACHED_ANNOTATION} annotation, "
+            'allowed are "delay", "delete" or ""'
+        )
+    return ""
+
+
+def _hardware_details_problem(value: str, *, inspection_disabled: bool) -> str:
+    if not value:
+        return ""
+    if not inspection_disabled:
+        return (
+            "when hardware details are provided, inspection must be disabled "
+            "(either via inspect.metal3.io annotation or inspectionMode field)"
+        )
+    try:
+        hardwaredata.HardwareDetails.model_validate_json(value)
+    except pydantic.ValidationError as err:
+        return (
+            f"error decoding the {bmh.HARDWARE_DETAILS_ANNOTATION} annotation: {_first_error(err)}"
+        )
+    return ""
+
+
+def _check_inspection_mode(
+    host: bmh.BareMetalHost, access: bmcaddress.BMCAccess | None
+) -> SpecErrors:
+    mode = host.spec.inspection_mode
+    if mode is None:
+        return []
+    errors: SpecErrors = []
+    annotation = host.metadata.annotations.get(bmh.INSPECT_ANNOTATION, "")
+    if annotation and (annotation == bmh.INSPECT_DISABLED) != (mode == bmh.InspectionMode.DISABLED):
+        errors.append(
+            outcome.SpecError(
+                "spec.inspectionMode",
+                "inspect.metal3.io annotation and inspectionMode field have contradicting values",
+            )
+        )
+    if mode == bmh.InspectionMode.FAST and access is not None and not access.type.inspect_interface:
+        errors.append(
+            outcome.SpecError(
+                "spec.inspectionMode",
+                f"BMC driver {access.scheme} does not support fast (out-of-band) inspection",
+            )
+        )
+    return errors
+
+
+def _check_changes(old: bmh.BareMetalHost, new: bmh.BareMetalHost) -> SpecErrors:
+    errors: SpecErrors = []
+    if (
+        old.spec.bmc.address
+        and new.spec.bmc.address != old.spec.bmc.address
+        and new.status.operational_status != bmh.OperationalStatus.DETACHED
+        and new.status.provisioning.state != bmh.ProvisioningState.REGISTERING
+    ):
+        errors.append(
+            outcome.SpecError(
+                "spec.bmc.address",
+                "BMC address can not be changed if the BMH is not in the Registering state, "
+                "or if the BMH is not detached",
+            )
+        )
+    old_mac = old.spec.boot_mac_address
+    if old_mac and new.spec.boot_mac_address.lower() != old_mac.lower():
+        errors.append(
+            outcome.SpecError(
+                "spec.bootMACAddress", "bootMACAddress can not be changed once it is set"
+            )
+        )
+    if (
+        not old.spec.externally_provisioned
+        and new.spec.externally_provisioned
+        and new.status.provisioning.state != bmh.ProvisioningState.AVAILABLE
+    ):
+        errors.append(
+            outcome.SpecError(
+                "spec.externallyProvisioned",
+                "externallyProvisioned can only be enabled when in Available state, "
+                f"currently in {new.status.provisioning.state.value}",
+            )
+        )
+    return errors
+
+
+# --- schema errors and the registry of kinds ------------------------------------------------
+
+
+def format_loc(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as a wire field path: `spec.raid.hardwareRAIDVolumes[0].level`."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif path:
+            path += f".{part}"
+        else:
+            path = part
+    return path
+
+
+_MESSAGES = {
+    "missing": "Required value",
+    "extra_forbidden": "unknown field",
+}
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    """pydantic's message, with the API server's words for missing and unknown fields."""
+    return _MESSAGES.get(str(error["type"]), str(error["msg"]))
+
+
+def schema_errors(err: pydantic.ValidationError) -> SpecErrors:
+    """One SpecError per pydantic error, named by its wire field path."""
+    return [outcome.SpecError(format_loc(e["loc"]) or "object", _message(e)) for e in err.errors()]
+
+
+def _check_object_name(doc: Mapping[str, Any]) -> SpecErrors:
+    metadata = doc.get("metadata")
+    if not isinstance(metadata, Mapping):
+        return [outcome.SpecError("metadata", "Required value")]
+    name = metadata.get("name")
+    if not name:
+        if metadata.get("generateName"):
+            return []
+        return [
+            outcome.SpecError("metadata.name", "Required value: name or generateName is required")
+        ]
+    if not isinstance(name, str) or len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
+        return [
+            outcome.SpecError(
+                "metadata.name",
+                f"Invalid value: {name!r}: a lowercase RFC 1123 subdomain must consist of lower "
+                "case alphanumeric characters, '-' or '.', and must start and end with an "
+                "alphanumeric character",
+            )
+        ]
+    return []
+
+
+class Check(Enum):
+    """How `metalcubed validate` treats a kind."""
+
+    FULL = "checked"
+    """Modelled: schema and webhook rules."""
+    SKIPPED = "skipped"
+    """Known and deliberately not checked (core kinds such as Secret)."""
+    NOT_CHECKED = "not checked"
+    """A Metal3 kind metalcubed has no model for yet: reported as a notice."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KindEntry:
+    api_version: str
+    kind: str
+    check: Check
+    model: type[meta.Resource] | None = None
+    webhook: Callable[..., SpecErrors] | None = None
+    """Admission rules, called as `webhook(obj, old=stored_or_None)` after the schema passed."""
+
+
+KINDS: dict[tuple[str, str], KindEntry] = {}
+"""Known kinds by (apiVersion, kind)."""
+
+
+def register(entry: KindEntry) -> None:
+    """Add or replace a kind (other API modules register their models here)."""
+    KINDS[(entry.api_version, entry.kind)] = entry
+
+
+register(
+    KindEntry(
+        api_version=bmh.API_VERSION,
+        kind=bmh.BareMetalHost.KIND,
+        check=Check.FULL,
+        model=bmh.BareMetalHost,
+        webhook=validate_host,
+    )
+)
+register(
+    KindEntry(
+        api_version=hardwaredata.HardwareData.API_VERSION,
+        kind=hardwaredata.HardwareData.KIND,
+        check=Check.FULL,
+        model=hardwaredata.HardwareData,
+    )
+)
+for _core_kind in ("Secret", "ConfigMap", "Namespace"):
+    register(KindEntry(api_version="v1", kind=_core_kind, check=Check.SKIPPED))
+
+_UNMODELLED = {
+    "metal3.io/v1alpha1": (
+        "HostFirmwareSettings",
+        "FirmwareSchema",
+        "HostFirmwareComponents",
+        "PreprovisioningImage",
+        "BMCEventSubscription",
+        "DataImage",
+        "HostUpdatePolicy",
+        "HostClaim",
+        "HostDeployPolicy",
+        "HostNetworkAttachment",
+        "BareMetalSwitch",
+    ),
+    "infrastructure.cluster.x-k8s.io/v1beta1": (
+        "Metal3Cluster",
+        "Metal3ClusterTemplate",
+        "Metal3Machine",
+        "Metal3MachineTemplate",
+        "Metal3DataTemplate",
+        "Metal3Data",
+        "Metal3DataClaim",
+        "Metal3Remediation",
+        "Metal3RemediationTemplate",
+    ),
+    "ipam.metal3.io/v1alpha1": ("IPPool", "IPClaim", "IPAddress"),
+}
+_UNMODELLED["infrastructure.cluster.x-k8s.io/v1beta2"] = _UNMODELLED[
+    "infrastructure.cluster.x-k8s.io/v1beta1"
+]
+for _api_version, _kinds in _UNMODELLED.items():
+    for _kind in _kinds:
+        KINDS.setdefault(
+            (_api_version, _kind),
+            KindEntry(api_version=_api_version, kind=_kind, check=Check.NOT_CHECKED),
+        )
+
+
+def lookup(api_version: str, kind: str) -> KindEntry | None:
+    return KINDS.get((api_version, kind))
+
+
+def validate_object(doc: Mapping[str, Any], *, old: Mapping[str, Any] | None = None) -> SpecErrors:
+    """Check a wire dict like the API server would: schema (the kind's model), then webhook.
+
+    Unknown kinds get one error on `kind`; kinds known but not checked get none.
+    `old` (the stored object) turns on the update-only webhook rules.
+    """
+    api_version = doc.get("apiVersion")
+    kind = doc.get("kind")
+    if not isinstance(kind, str) or not kind:
+        return [outcome.SpecError("kind", "Required value")]
+    if not isinstance(api_version, str) or not api_version:
+        return [outcome.SpecError("apiVersion", "Required value")]
+    entry = lookup(api_version, kind)
+    if entry is None:
+        return [outcome.SpecError("kind", f"unknown kind {kind} (apiVersion {api_version})")]
+    if entry.model is None:
+        return []
+    errors = _check_object_name(doc)
+    try:
+        obj = entry.model.from_wire(doc)
+    except pydantic.ValidationError as err:
+        return errors + schema_errors(err)
+    if entry.webhook is None:
+        return errors
+    old_obj = entry.model.from_wire(old) if old is not None else None
+    return errors + entry.webhook(obj, old=old_obj)
