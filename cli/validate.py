@@ -85,8 +85,8 @@ def _documents(text: str) -> Iterator[tuple[int, Any]]:
 
 def _check_object(path: str, index: int, doc: Any, *, prefix: str, strict: bool) -> Iterator[Line]:
     if not isinstance(doc, Mapping):
-        kind = type(doc).__name__
-        yield Line(path, index, prefix + "object", f"expected a Kubernetes object, got {kind}")
+        got = type(doc).__name__
+        yield Line(path, index, prefix + "object", f"expected a Kubernetes object, got {got}")
         return
     api_version, kind = doc.get("apiVersion"), doc.get("kind")
     if kind == "List" and api_version == "v1" and isinstance(doc.get("items"), list):
