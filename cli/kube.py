@@ -1,0 +1,136 @@
+"""`metalcubed kube start|stop|status|build`: a local kube-apiserver + etcd for development.
+
+Thin wiring over controllers.kube.localcluster: builds the binaries on first use (minutes,
+with progress on stderr), starts them detached and prints the admin kubeconfig path on stdout,
+so `kubectl --kubeconfig "$(metalcubed kube start)" get ns` works.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from metalcubed.controllers.kube import localcluster
+
+
+def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    parser = subparsers.add_parser(
+        "kube",
+        help="run a local kube-apiserver + etcd (built from the Go module proxy)",
+        description=__doc__,
+    )
+
+    def usage(_args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    parser.set_defaults(run=usage)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+
+    def with_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--dir",
+            type=Path,
+            default=None,
+            help=f"cluster state directory (default {localcluster.default_cluster_dir()})",
+        )
+        return p
+
+    start = with_dir(actions.add_parser("start", help="build if needed, start, print kubeconfig"))
+    start.add_argument("--no-build", action="store_true", help="fail instead of building")
+    start.add_argument(
+        "--crds", action="store_true", help="also install metalcubed's CRDs and wait for them"
+    )
+    start.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for readyz")
+    start.set_defaults(run=run_start)
+    with_dir(actions.add_parser("stop", help="stop the processes")).set_defaults(run=run_stop)
+    with_dir(actions.add_parser("status", help="show what runs")).set_defaults(run=run_status)
+    actions.add_parser("build", help="build (or find) the binaries, print their directory") \
+        .set_defaults(run=run_build)
+
+
+def _dir(args: argparse.Namespace) -> Path:
+    return Path(args.dir) if args.dir else localcluster.default_cluster_dir()
+
+
+def _say(msg: str) -> None:
+    print(f"[kube] {msg}", file=sys.stderr)
+
+
+def run_start(args: argparse.Namespace) -> int:
+    directory = _dir(args)
+    running = localcluster.load(directory)
+    if running is not None and localcluster.is_running(running):
+        _say(f"already running at {running.server}")
+        print(running.kubeconfig)
+        return 0
+    if running is not None:
+        localcluster.stop(directory)  # half-dead leftovers of an earlier run
+    try:
+        binaries = localcluster.find_binaries()
+        if binaries is None:
+            if args.no_build:
+                _say(f"binaries not built; run: {localcluster.build_command()}")
+                return 3
+            _say("building kube-apiserver, kube-controller-manager, kubectl and etcd "
+                 "(first use: about 10-30 min)")
+            binaries = localcluster.build_binaries(progress=sys.stderr)
+        cluster = localcluster.start(
+            directory,
+            binaries=binaries,
+            lifetime=localcluster.Lifetime.DETACHED,
+            timeout_s=args.timeout,
+            log=_say,
+        )
+        if args.crds:
+            _install_crds(cluster)
+    except localcluster.LocalClusterError as exc:
+        _say(str(exc))
+        return 1
+    _say(f"started in {cluster.started_in_s:.1f} s; stop with: metalcubed kube stop"
+         + (f" --dir {directory}" if args.dir else ""))
+    if binaries.kubectl:
+        _say(f"kubectl: {binaries.kubectl} --kubeconfig {cluster.kubeconfig} get ns")
+    print(cluster.kubeconfig)
+    return 0
+
+
+def _install_crds(cluster: localcluster.Cluster) -> None:
+    from kubernetes import config as kconfig
+
+    from metalcubed.controllers.kube import crdgen
+
+    api = kconfig.new_client_from_config(config_file=str(cluster.kubeconfig))
+    try:
+        localcluster.install_crds(api, crdgen.generate_all())
+    finally:
+        api.close()
+    _say("CRDs installed and Established")
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    stopped = localcluster.stop(_dir(args))
+    _say(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    cluster = localcluster.load(_dir(args))
+    if cluster is None:
+        print("not running")
+        return 1
+    for proc in cluster.processes:
+        state = "running" if localcluster.is_alive(proc) else "dead"
+        port = f" port {proc.port}" if proc.port else ""
+        print(f"{proc.name:<24} pid {proc.pid:<8} {state}{port}  log {proc.log}")
+    print(f"server     {cluster.server}\nkubeconfig {cluster.kubeconfig}")
+    return 0 if localcluster.is_running(cluster) else 1
+
+
+def run_build(_args: argparse.Namespace) -> int:
+    try:
+        binaries = localcluster.ensure_binaries(progress=sys.stderr)
+    except localcluster.LocalClusterError as exc:
+        _say(str(exc))
+        return 1
+    print(binaries.directory)
+    return 0
