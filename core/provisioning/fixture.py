@@ -115,6 +115,8 @@ class FixtureBackend:
         self.nodes: dict[meta.ObjectKey, FixtureNode] = {}
         self._failures: dict[tuple[str, meta.ObjectKey | None], _Failure] = {}
         self.details: Callable[[meta.ObjectKey], hwd.HardwareDetails] = lambda _k: _DETAILS
+        self.capacity = True
+        """What has_capacity answers (upstream's fixture always has capacity)."""
 
     # --- ProvisionerFactory ------------------------------------------------------------------
 
@@ -349,7 +351,7 @@ class FixtureProvisioner:
         return ports.ProvisionResult.complete()
 
     def has_capacity(self) -> bool:
-        return True
+        return self._backend.capacity
 
     def has_power_failure(self) -> bool:
         return False
