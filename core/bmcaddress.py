@@ -167,7 +167,7 @@ BMC_TYPES: dict[str, BMCType] = {
 """Every scheme upstream serves today (bmo.md 5.1), by registered name."""
 
 REMOVED_BMC_TYPES: dict[str, str] = {
-    "idrac": "the WSMAN idrac driver was removed in 2024 (v0.6); use idrac-redfish or "
+    "idrac": "the idrac driver was removed (WSMAN, 2024, v0.6); use idrac-redfish or "
     "idrac-virtualmedia",
     "ibmc": "the ibmc driver was removed in 2024 (v0.6); use redfish",
     "ilo4": "the ilo4 driver was removed in v0.12.0; use redfish",
