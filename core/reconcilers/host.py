@@ -301,8 +301,12 @@ class BareMetalHostReconciler:
         if not w.deleting or w.state == S.DELETING:
             return None
         detach = annotations.detach_request(w.annotations)
-        if detach is not None or w.status.operational_status == OS.DETACHED:
-            if detach is None or detach.delete_action == "delay":
+        if detach is None and w.status.operational_status == OS.DETACHED:
+            # Being re-attached: hold the delete until the host is managed again.
+            self._metrics.inc("metal3_delete_delayed_for_detached_total")
+            return None
+        if detach is not None:
+            if detach.delete_action == "delay":
                 self._metrics.inc("metal3_delete_delayed_for_detached_total")
                 return outcome.Outcome.after(UNMANAGED_RETRY_DELAY_S)
             return w.transition(E.DELETE)
@@ -334,12 +338,13 @@ class BareMetalHostReconciler:
             return outcome.Outcome.after(0)
         if w.state == S.DELETING:
             return None
-        if not request.valid:
-            w.event("InvalidAnnotationValue", "invalid detached annotation value", warning=True)
         if w.status.operational_status == OS.DETACHED:
             return outcome.Outcome.after(UNMANAGED_RETRY_DELAY_S)
         if w.state not in _DETACHABLE and not request.force:
             return None
+        if not request.valid:
+            w.event("InvalidAnnotationValue", "invalid detached annotation value; detaching "
+                    "with the defaults", warning=True)
         result = w.provisioner().detach(force=request.force)
         if result.error_message:
             return w.record_failure(ET.DETACH, result.error_message)

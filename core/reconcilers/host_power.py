@@ -26,9 +26,6 @@ def manage(w: HostWork, deps: "Deps") -> outcome.Outcome:
         if w.status.error_type == ET.POWER_MANAGEMENT:
             w.clear_error()
     reboot = annotations.reboot_request(w.annotations)
-    if reboot is not None and not reboot.valid:
-        w.event("InvalidAnnotationValue", "invalid reboot annotation value; using a soft reboot",
-                warning=True)
     rebooting = reboot is not None and (w.state != S.AVAILABLE or reboot.force)
     desired = w.spec.online and not rebooting
     if rebooting and not w.status.powered_on and reboot is not None and not reboot.keyed:
@@ -45,6 +42,9 @@ def manage(w: HostWork, deps: "Deps") -> outcome.Outcome:
     if desired:
         result = prov.power_on(force=force)
     else:
+        if reboot is not None and not reboot.valid:
+            w.event("InvalidAnnotationValue", "invalid reboot annotation value; using a soft "
+                    "reboot", warning=True)
         hard = (reboot is not None and reboot.hard) or w.status.error_count > 0
         mode = ports.RebootMode.HARD if hard else ports.RebootMode.SOFT
         result = prov.power_off(mode, force=force)
