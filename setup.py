@@ -15,9 +15,12 @@ packages = [
 setup(
     packages=packages,
     package_dir={f"metalcubed.{root}": root for root in ROOTS},
-    package_data={"metalcubed.scenarios": ["*.yaml", "profiles/*.yaml"],
-                  "metalcubed.core": ["py.typed"], "metalcubed.controllers": ["manifests/**/*"],
-                  "metalcubed.cli": ["py.typed"],
-                  "metalcubed.controllers.kube": ["build-kube.sh"]},
+    package_data={
+        "metalcubed.scenarios": ["*.yaml", "profiles/*.yaml"],
+        "metalcubed.core": ["py.typed"],
+        "metalcubed.controllers": ["manifests/**/*"],
+        "metalcubed.cli": ["py.typed"],
+        "metalcubed.controllers.kube": ["build-kube.sh"],
+    },
     include_package_data=True,
 )

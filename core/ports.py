@@ -107,9 +107,7 @@ class EventType(StrEnum):
 class EventRecorder(Protocol):
     """Kubernetes Events about an object. Best effort: never raises, never blocks long."""
 
-    def record(
-        self, obj: meta.Resource, *, type: EventType, reason: str, message: str
-    ) -> None: ...
+    def record(self, obj: meta.Resource, *, type: EventType, reason: str, message: str) -> None: ...
 
 
 # --- Provisioner (bmo.md section 4) -----------------------------------------------------------
@@ -245,7 +243,9 @@ class Provisioner(Protocol):
         """Observed power: True/False, None when unknown. Cheap (cached)."""
         ...
 
-    def adopt(self, state: "bmh.ProvisioningState", *, restart_on_failure: bool) -> ProvisionResult: ...
+    def adopt(
+        self, state: "bmh.ProvisioningState", *, restart_on_failure: bool
+    ) -> ProvisionResult: ...
 
     def prepare(
         self, data: PrepareData, *, unprepared: bool, restart_on_failure: bool
@@ -270,7 +270,7 @@ class Provisioner(Protocol):
     def has_power_failure(self) -> bool: ...
 
     def get_health(self) -> str:
-        """"OK", "Warning", "Critical" or "" (unknown)."""
+        """ "OK", "Warning", "Critical" or "" (unknown)."""
         ...
 
 

@@ -13,7 +13,10 @@ DOC = pathlib.Path(__file__).with_name("lifecycle.md")
 
 
 def generated() -> str:
-    rows = ["| state | stable | takes a provisioning slot to enter | meaning |", "|---|---|---|---|"]
+    rows = [
+        "| state | stable | takes a provisioning slot to enter | meaning |",
+        "|---|---|---|---|",
+    ]
     for state, info in fsm.STATES.items():
         rows.append(
             f"| `{state.value or '(none)'}` | {'yes' if info.stable else ''} | "

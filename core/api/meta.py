@@ -135,7 +135,7 @@ class Resource(ApiModel):
 
 
 class Secret(Resource):
-    """corev1.Secret: BMC credentials and config-drive data. `data` values are base64 on the wire."""
+    """corev1.Secret: BMC credentials and config-drive data (`data` is base64 on the wire)."""
 
     API_VERSION: ClassVar[str] = "v1"
     KIND: ClassVar[str] = "Secret"

@@ -14,6 +14,7 @@ import random
 from collections.abc import Callable
 
 import pydantic
+
 from metalcubed.core import annotations, bmcaddress, conditions, fsm, outcome, ports
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import hardwaredata as hwd
@@ -221,12 +222,14 @@ class BareMetalHostReconciler:
         bmc = host.spec.bmc
         if not bmc.address:
             raise CredentialsProblem(
-                "Missing BMC connection detail 'Address'", retry_after_s=None,
+                "Missing BMC connection detail 'Address'",
+                retry_after_s=None,
                 metric="metal3_credentials_invalid_total",
             )
         if not bmc.credentials_name:
             raise CredentialsProblem(
-                "Missing BMC connection detail 'CredentialsName'", retry_after_s=None,
+                "Missing BMC connection detail 'CredentialsName'",
+                retry_after_s=None,
                 metric="metal3_credentials_invalid_total",
             )
         try:
@@ -250,8 +253,7 @@ class BareMetalHostReconciler:
         for name, value in (("username", username), ("password", password)):
             if not value:
                 raise CredentialsProblem(
-                    f"Missing BMC connection detail '{name}' in secret "
-                    f"{bmc.credentials_name!r}",
+                    f"Missing BMC connection detail '{name}' in secret {bmc.credentials_name!r}",
                     retry_after_s=None,
                     metric="metal3_credentials_invalid_total",
                 )
@@ -317,10 +319,7 @@ class BareMetalHostReconciler:
         if w.state in _DELETE_ROUTE:
             event = _DELETE_ROUTE[w.state]
             if event is None:
-                if (
-                    w.status.error_type == ET.REGISTRATION
-                    and w.status.error_count > 3
-                ):
+                if w.status.error_type == ET.REGISTRATION and w.status.error_count > 3:
                     return w.transition(E.DELETE)
                 return None
             return w.transition(event)
@@ -343,8 +342,11 @@ class BareMetalHostReconciler:
         if w.state not in _DETACHABLE and not request.force:
             return None
         if not request.valid:
-            w.event("InvalidAnnotationValue", "invalid detached annotation value; detaching "
-                    "with the defaults", warning=True)
+            w.event(
+                "InvalidAnnotationValue",
+                "invalid detached annotation value; detaching with the defaults",
+                warning=True,
+            )
         result = w.provisioner().detach(force=request.force)
         if result.error_message:
             return w.record_failure(ET.DETACH, result.error_message)
@@ -372,7 +374,8 @@ class BareMetalHostReconciler:
                 automated_cleaning_mode=spec.automated_cleaning_mode,
                 state=w.state,
                 operational_status=w.status.operational_status,
-                current_image=w.status.provisioning.image if w.status.provisioning.image.url
+                current_image=w.status.provisioning.image
+                if w.status.provisioning.image.url
                 else None,
                 has_custom_deploy=spec.custom_deploy is not None,
                 disable_power_off=spec.disable_power_off,
@@ -434,5 +437,4 @@ class BareMetalHostReconciler:
 
     def _publish(self, w: HostWork) -> None:
         for event in w.events:
-            self._events.record(w.host, type=event.type, reason=event.reason,
-                                message=event.message)
+            self._events.record(w.host, type=event.type, reason=event.reason, message=event.message)

@@ -43,8 +43,11 @@ def manage(w: HostWork, deps: "Deps") -> outcome.Outcome:
         result = prov.power_on(force=force)
     else:
         if reboot is not None and not reboot.valid:
-            w.event("InvalidAnnotationValue", "invalid reboot annotation value; using a soft "
-                    "reboot", warning=True)
+            w.event(
+                "InvalidAnnotationValue",
+                "invalid reboot annotation value; using a soft reboot",
+                warning=True,
+            )
         hard = (reboot is not None and reboot.hard) or w.status.error_count > 0
         mode = ports.RebootMode.HARD if hard else ports.RebootMode.SOFT
         result = prov.power_off(mode, force=force)
@@ -57,6 +60,7 @@ def manage(w: HostWork, deps: "Deps") -> outcome.Outcome:
         return outcome.Outcome.after(result.requeue_after_s)
     w.set(powered_on=desired)
     w.metrics.inc("metal3_operation_power_change_total", {"on_off": "on" if desired else "off"})
-    w.event("PowerOn" if desired else "PowerOff",
-            "Host powered on" if desired else "Host powered off")
+    w.event(
+        "PowerOn" if desired else "PowerOff", "Host powered on" if desired else "Host powered off"
+    )
     return outcome.Outcome.after(0)

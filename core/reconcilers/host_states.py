@@ -144,7 +144,9 @@ def _save_hardware_data(w: HostWork, deps: Deps, details: hwd.HardwareDetails) -
         )
         return
     if current.spec.hardware != details:
-        deps.store.update(current.model_copy(update={"spec": hwd.HardwareDataSpec(hardware=details)}))
+        deps.store.update(
+            current.model_copy(update={"spec": hwd.HardwareDataSpec(hardware=details)})
+        )
 
 
 def _provisioning_settings_changed(w: HostWork) -> bool:
@@ -161,7 +163,8 @@ def handle_preparing(w: HostWork, deps: Deps) -> outcome.Outcome:
     result, started = w.provisioner().prepare(
         ports.PrepareData(
             target_raid_config=w.spec.raid,
-            actual_raid_config=None if w.status.error_type == ET.PREPARATION
+            actual_raid_config=None
+            if w.status.error_type == ET.PREPARATION
             else w.status.provisioning.raid,
             root_device_hints=w.spec.root_device_hints or w.status.provisioning.root_device_hints,
         ),
@@ -190,7 +193,9 @@ def needs_provisioning(w: HostWork) -> bool:
     if image is not None and image.url:
         return image.url != w.status.provisioning.image.url
     deploy = w.spec.custom_deploy
-    return deploy is not None and bool(deploy.method) and deploy != w.status.provisioning.custom_deploy
+    return (
+        deploy is not None and bool(deploy.method) and deploy != w.status.provisioning.custom_deploy
+    )
 
 
 def handle_available(w: HostWork, deps: Deps) -> outcome.Outcome:
@@ -298,7 +303,7 @@ def handle_provisioning(w: HostWork, deps: Deps) -> outcome.Outcome:
 
 
 def _adopt(w: HostWork) -> outcome.Outcome | None:
-    """Make the provisioner treat the host as deployed; an outcome.Outcome while it is not done yet."""
+    """Make the provisioner treat the host as deployed; an Outcome while that is not done."""
     result = w.provisioner().adopt(
         w.state, restart_on_failure=w.restart_on_failure(ET.PROVISIONED_REGISTRATION)
     )
@@ -322,9 +327,7 @@ def handle_provisioned(w: HostWork, deps: Deps) -> outcome.Outcome:
 
 def handle_externally_provisioned(w: HostWork, deps: Deps) -> outcome.Outcome:
     if not w.spec.externally_provisioned:
-        w.set_provisioning(
-            image=w.spec.image or bmh.NO_IMAGE, custom_deploy=w.spec.custom_deploy
-        )
+        w.set_provisioning(image=w.spec.image or bmh.NO_IMAGE, custom_deploy=w.spec.custom_deploy)
         return w.transition(E.CLEAR_EXTERNAL)
     pending = _adopt(w)
     if pending is not None:
@@ -356,8 +359,10 @@ def handle_deprovisioning(w: HostWork, deps: Deps) -> outcome.Outcome:
     w.event("DeprovisioningComplete", "Image deprovisioning completed")
     if w.deleting:
         return w.transition(E.POWER_OFF_BEFORE_DELETE)
-    w.set_provisioning(root_device_hints=w.spec.root_device_hints or PROFILE_HINTS.get(
-        w.status.hardware_profile or "unknown"))
+    w.set_provisioning(
+        root_device_hints=w.spec.root_device_hints
+        or PROFILE_HINTS.get(w.status.hardware_profile or "unknown")
+    )
     return w.transition(E.MAKE_AVAILABLE)
 
 

@@ -18,10 +18,28 @@ from ..unit.reconcilers.conftest import IMAGE, Harness
 S = bmh.ProvisioningState
 ET = bmh.ErrorType
 
-FAILABLE = ["register", "inspect_hardware", "prepare", "provision", "deprovision", "power_on",
-            "power_off", "adopt", "delete", "detach"]
-SIDE_EFFECTS = ["inspect_hardware", "prepare", "provision", "deprovision", "power_on",
-                "power_off", "delete", "detach"]
+FAILABLE = [
+    "register",
+    "inspect_hardware",
+    "prepare",
+    "provision",
+    "deprovision",
+    "power_on",
+    "power_off",
+    "adopt",
+    "delete",
+    "detach",
+]
+SIDE_EFFECTS = [
+    "inspect_hardware",
+    "prepare",
+    "provision",
+    "deprovision",
+    "power_on",
+    "power_off",
+    "delete",
+    "detach",
+]
 STEADY = {600.0, 60.0}
 
 
@@ -79,9 +97,15 @@ class HostLifecycle(RuleBasedStateMachine):
 
     @precondition(lambda self: not self.deleted)
     @rule(
-        name=st.sampled_from([bmh.PAUSED_ANNOTATION, bmh.DETACHED_ANNOTATION,
-                              bmh.REBOOT_ANNOTATION_PREFIX, "reboot.metal3.io/test",
-                              bmh.INSPECT_ANNOTATION]),
+        name=st.sampled_from(
+            [
+                bmh.PAUSED_ANNOTATION,
+                bmh.DETACHED_ANNOTATION,
+                bmh.REBOOT_ANNOTATION_PREFIX,
+                "reboot.metal3.io/test",
+                bmh.INSPECT_ANNOTATION,
+            ]
+        ),
         value=st.sampled_from([None, "", json.dumps({"mode": "hard"}), "{not json"]),
     )
     def annotate(self, name: str, value: str | None) -> None:
@@ -92,8 +116,7 @@ class HostLifecycle(RuleBasedStateMachine):
     @precondition(lambda self: not self.deleted)
     @rule(method=st.sampled_from(FAILABLE), times=st.integers(1, 3), transient=st.booleans())
     def inject_failure(self, method: str, times: int, transient: bool) -> None:
-        self.h.backend.fail(method, message=f"injected {method}", times=times,
-                            transient=transient)
+        self.h.backend.fail(method, message=f"injected {method}", times=times, transient=transient)
 
     # --- properties that need a quiet world ---------------------------------------------------
 
@@ -122,8 +145,9 @@ class HostLifecycle(RuleBasedStateMachine):
         again = self.h.host(self.key)
         assert again.metadata.resource_version == host.metadata.resource_version
         now = self.h.backend.node(self.key).calls
-        assert {m: now.get(m, 0) for m in SIDE_EFFECTS} == {m: calls.get(m, 0)
-                                                            for m in SIDE_EFFECTS}
+        assert {m: now.get(m, 0) for m in SIDE_EFFECTS} == {
+            m: calls.get(m, 0) for m in SIDE_EFFECTS
+        }
         assert len(self.h.events.items) == events
 
     @precondition(lambda self: not self.deleted)

@@ -34,7 +34,9 @@ def test_every_state_is_reachable_from_the_initial_state() -> None:
     assert _reachable(S.NONE) | {S.MATCH_PROFILE, S.READY} == set(S)
 
 
-@pytest.mark.parametrize("state", [s for s in S if s != S.DELETING], ids=lambda s: s.value or "none")
+@pytest.mark.parametrize(
+    "state", [s for s in S if s != S.DELETING], ids=lambda s: s.value or "none"
+)
 def test_every_state_has_a_path_to_deleting(state: S) -> None:
     assert S.DELETING in _reachable(state)
 
@@ -47,7 +49,9 @@ def test_illegal_transition_raises() -> None:
 
 def test_capacity_states_are_upstreams() -> None:
     assert {s for s in S if fsm.needs_capacity(s)} == {
-        S.INSPECTING, S.PROVISIONING, S.DEPROVISIONING
+        S.INSPECTING,
+        S.PROVISIONING,
+        S.DEPROVISIONING,
     }
 
 
@@ -59,5 +63,5 @@ def test_published_diagram_matches_the_table() -> None:
     spec.loader.exec_module(gen)
     text = gen.DOC.read_text()
     assert gen.render(text) == text, "docs/lifecycle.md is stale: run python docs/gen_lifecycle.py"
-    for (src, event), dst in fsm.TRANSITIONS.items():
+    for (_src, event), dst in fsm.TRANSITIONS.items():
         assert f"| {event.value} | `{dst.value}` |" in text

@@ -147,8 +147,9 @@ def test_match_profile_goes_straight_to_preparing(harness: Harness) -> None:
     harness.drive_to(key, S.INSPECTING)
     host = harness.host(key)
     legacy = host.status.model_copy(
-        update={"provisioning": host.status.provisioning.model_copy(
-            update={"state": S.MATCH_PROFILE})}
+        update={
+            "provisioning": host.status.provisioning.model_copy(update={"state": S.MATCH_PROFILE})
+        }
     )
     harness.store.update_status(host.model_copy(update={"status": legacy}))
     harness.drive_to(key, S.PREPARING)
@@ -193,9 +194,7 @@ def test_changed_root_device_hints_send_available_host_to_preparing(harness: Har
     harness.edit_spec(key, root_device_hints=bmh.RootDeviceHints(device_name="/dev/sdb"))
     harness.drive_to(key, S.PREPARING)
     host = harness.drive_to(key, S.AVAILABLE)
-    assert host.status.provisioning.root_device_hints == bmh.RootDeviceHints(
-        device_name="/dev/sdb"
-    )
+    assert host.status.provisioning.root_device_hints == bmh.RootDeviceHints(device_name="/dev/sdb")
 
 
 def test_image_provisions_an_available_host(harness: Harness) -> None:
@@ -330,8 +329,14 @@ def test_deprovision_failures_while_deleting_give_up_after_retry_count(
     key = provisioned(harness)
     harness.backend.fail("deprovision", message="clean failed", times=100)
     harness.store.delete(bmh.BareMetalHost, key)
-    host = harness.drive(key, lambda h: h.status.provisioning.state != S.DEPROVISIONING
-                         and h.status.provisioning.state != S.PROVISIONED, max_passes=100)
+    host = harness.drive(
+        key,
+        lambda h: (
+            h.status.provisioning.state != S.DEPROVISIONING
+            and h.status.provisioning.state != S.PROVISIONED
+        ),
+        max_passes=100,
+    )
     assert host.status.provisioning.state == S.POWERING_OFF_BEFORE_DELETE
     assert harness.metrics.counts["metal3_delete_without_deprovisioning_total"] == 1
     harness.delete_and_drive_away(key)
