@@ -133,6 +133,11 @@ def check_file(path: str, *, strict: bool, tally: Tally) -> Iterator[Line]:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         problem = str(getattr(err, "problem", None) or err)
+        context, context_mark = getattr(err, "context", None), getattr(err, "context_mark", None)
+        if context and context_mark is not None:
+            problem += (
+                f" ({context} at line {context_mark.line + 1}, column {context_mark.column + 1})"
+            )
         yield Line(path, index + 1, "yaml", f"{where}{problem}")
 
 
