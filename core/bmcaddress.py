@@ -20,6 +20,7 @@ Like Go's url.Parse, a scheme is any leading `letter (letter|digit|+|-|.)*` foll
 Pure: no sockets, no DNS lookups.
 """
 
+import functools
 import ipaddress
 import re
 import urllib.parse
@@ -280,8 +281,12 @@ def lookup(scheme: str, address: str = "") -> tuple[BMCType, str]:
     raise UnknownBMCType(address, scheme)
 
 
+@functools.lru_cache(maxsize=4096)
 def parse(address: str) -> BMCAccess:
     """Read `spec.bmc.address` the way upstream's NewAccessDetails does.
+
+    Memoised (the result is immutable and depends on the string alone): every reconcile and
+    webhook call parses the same few thousand addresses.
 
     Raises:
         BMCAddressError: empty or unparseable address, bad port or hostname.
