@@ -4,12 +4,12 @@ import copy
 import datetime
 from typing import Any
 
-import crd_support
 import pydantic
 import pytest
 
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import hardwaredata, meta
+from tests.unit.api import crd_support
 
 BMH_CRD = "metal3.io_baremetalhosts.yaml"
 HD_CRD = "metal3.io_hardwaredata.yaml"

@@ -4,10 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import crd_support
 import pytest
 
 from metalcubed.cli import main as cli
+from tests.unit.api import crd_support
 
 GOOD = """\
 apiVersion: v1

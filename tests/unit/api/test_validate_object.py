@@ -2,10 +2,10 @@
 
 from typing import Any
 
-import crd_support
 import pytest
 
 from metalcubed.core.api import validation
+from tests.unit.api import crd_support
 
 
 def errors(doc: dict[str, Any], old: dict[str, Any] | None = None) -> list[str]:
