@@ -9,6 +9,7 @@ from random import Random
 
 import pytest
 
+from metalcubed.controllers import memory
 from metalcubed.core import clock, memory_store
 from metalcubed.core.testing import store_contract
 
@@ -27,6 +28,24 @@ class TestMemoryStoreContract(store_contract.StoreContract):
         )
         return store_contract.StoreHarness(
             store=store,
+            namespace="contract",
+            kind=store_contract.baremetalhost_kind(),
+            wait_until=immediately,
+            garbage_collection=True,
+            gone_after_writes=HISTORY + 1,
+        )
+
+
+class TestLockedStoreContract(store_contract.StoreContract):
+    """The thread-safe wrapper keeps every semantic (used from one thread here)."""
+
+    @pytest.fixture
+    def harness(self) -> store_contract.StoreHarness:
+        inner = memory_store.MemoryStore(
+            clock=clock.ManualClock(), rng=Random(12), history_size=HISTORY
+        )
+        return store_contract.StoreHarness(
+            store=memory.LockedStore(inner),
             namespace="contract",
             kind=store_contract.baremetalhost_kind(),
             wait_until=immediately,

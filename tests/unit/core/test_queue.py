@@ -239,7 +239,7 @@ def test_many_keys_stay_fast(tick: clock.ManualClock) -> None:
         q.add_after(key, (key * 7919) % 1000 / 10)
     tick.advance(100)
     out = []
-    while (key := q.get()) is not None:
-        out.append(key)
-        q.done(key)
+    while (ready := q.get()) is not None:
+        out.append(ready)
+        q.done(ready)
     assert sorted(out) == list(range(20_000))
