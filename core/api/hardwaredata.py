@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from metalcubed.core.api import meta
 
 _ZEROS: dict[type[BaseModel], BaseModel] = {}
+_PLAIN_TYPES = frozenset({str, int, float, bool, tuple, list, dict})
 
 
 def is_empty(value: Any) -> bool:
@@ -27,17 +28,17 @@ def is_empty(value: Any) -> bool:
     A struct counts as empty when it equals its all-defaults instance (only models whose fields
     all have defaults can be zero-valued; others are never empty).
     """
-    if isinstance(value, BaseModel):
-        cls = type(value)
-        zero = _ZEROS.get(cls)
-        if zero is None:
-            try:
-                zero = cls()
-            except ValueError:  # required fields: no zero value, so never empty
-                return False
-            _ZEROS[cls] = zero
-        return value == zero
-    return not value
+    cls = type(value)
+    if cls in _PLAIN_TYPES or not isinstance(value, BaseModel):
+        return not value
+    zero = _ZEROS.get(cls)
+    if zero is None:
+        try:
+            zero = cls()
+        except ValueError:  # required fields: no zero value, so never empty
+            return False
+        _ZEROS[cls] = zero
+    return value.__dict__ == zero.__dict__
 
 
 OMIT_EMPTY = Field(exclude_if=is_empty)
