@@ -1,0 +1,1 @@
+"""Redfish BMC driver (sushy): capabilities, client cache, payload parsers, vendor quirks."""
