@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from metalcubed.core.api import hardwaredata as hwd
 
 R = TypeVar("R", bound=meta.Resource)
+R_co = TypeVar("R_co", bound=meta.Resource, covariant=True)
 
 
 # --- Clock -----------------------------------------------------------------------------------
@@ -42,9 +43,9 @@ class WatchEventType(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class WatchEvent(Generic[R]):
+class WatchEvent(Generic[R_co]):
     type: WatchEventType
-    object: R
+    object: R_co
 
 
 class Watch(Protocol):
