@@ -7,42 +7,19 @@ at the end of inspection, or by a user beforehand to skip inspection). The model
 ("", 0, false, an empty list, an empty struct) is left out when serialising, so an object read
 from the API server and written back keeps its shape.
 
-This module also holds the small `omitempty` helper (`OMIT_EMPTY`) that the other Metal3 models
-use to declare that behaviour next to a field.
+The `omitempty` helper (`OMIT_EMPTY`) lives in meta.py; it is re-exported here for the models
+that import it from this module.
 """
 
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from metalcubed.core.api import meta
 
-_ZEROS: dict[type[BaseModel], BaseModel] = {}
-_PLAIN_TYPES = frozenset({str, int, float, bool, tuple, list, dict})
-
-
-def is_empty(value: Any) -> bool:
-    """Go's `omitempty` test: false, 0, "", an empty sequence or map, or a zero-valued struct.
-
-    A struct counts as empty when it equals its all-defaults instance (only models whose fields
-    all have defaults can be zero-valued; others are never empty).
-    """
-    cls = type(value)
-    if cls in _PLAIN_TYPES or not isinstance(value, BaseModel):
-        return not value
-    zero = _ZEROS.get(cls)
-    if zero is None:
-        try:
-            zero = cls()
-        except ValueError:  # required fields: no zero value, so never empty
-            return False
-        _ZEROS[cls] = zero
-    return value.__dict__ == zero.__dict__
-
-
-OMIT_EMPTY = Field(exclude_if=is_empty)
-"""Annotate a field with this (`Annotated[str, OMIT_EMPTY] = ""`) to serialise it Go-`omitempty`."""
+is_empty = meta.is_empty
+OMIT_EMPTY = meta.OMIT_EMPTY
 
 VLANId = Annotated[int, Field(ge=0, le=4094)]
 MACPattern = r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}"

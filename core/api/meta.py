@@ -20,6 +20,33 @@ def format_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_ZEROS: dict[type[BaseModel], BaseModel] = {}
+_PLAIN_TYPES = frozenset({str, int, float, bool, tuple, list, dict})
+
+
+def is_empty(value: Any) -> bool:
+    """Go's `omitempty` test: false, 0, "", an empty sequence or map, or a zero-valued struct.
+
+    A struct counts as empty when it equals its all-defaults instance (only models whose fields
+    all have defaults can be zero-valued; others are never empty).
+    """
+    cls = type(value)
+    if cls in _PLAIN_TYPES or not isinstance(value, BaseModel):
+        return not value
+    zero = _ZEROS.get(cls)
+    if zero is None:
+        try:
+            zero = cls()
+        except ValueError:  # required fields: no zero value, so never empty
+            return False
+        _ZEROS[cls] = zero
+    return value.__dict__ == zero.__dict__
+
+
+OMIT_EMPTY = Field(exclude_if=is_empty)
+"""Annotate a field with this (`Annotated[str, OMIT_EMPTY] = ""`) to serialise it Go-`omitempty`."""
+
+
 Time = Annotated[datetime, PlainSerializer(format_time, return_type=str)]
 """A metav1.Time: parsed from RFC 3339, written back with second precision."""
 
@@ -65,18 +92,18 @@ class ObjectMeta(ApiModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    name: str = ""
+    name: Annotated[str, OMIT_EMPTY] = ""
     generate_name: str | None = None
-    namespace: str = ""
+    namespace: Annotated[str, OMIT_EMPTY] = ""
     uid: str | None = None
     resource_version: str | None = None
     generation: int | None = None
     creation_timestamp: Time | None = None
     deletion_timestamp: Time | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
-    finalizers: tuple[str, ...] = ()
-    owner_references: tuple[OwnerReference, ...] = ()
+    labels: Annotated[dict[str, str], OMIT_EMPTY] = Field(default_factory=dict)
+    annotations: Annotated[dict[str, str], OMIT_EMPTY] = Field(default_factory=dict)
+    finalizers: Annotated[tuple[str, ...], OMIT_EMPTY] = ()
+    owner_references: Annotated[tuple[OwnerReference, ...], OMIT_EMPTY] = ()
 
 
 class ObjectReference(ApiModel):
