@@ -86,7 +86,24 @@ def handle_match_profile(w: HostWork, deps: Deps) -> outcome.Outcome:
     return w.transition(E.PREPARE)
 
 
+def check_delayed(w: HostWork) -> outcome.Outcome | None:
+    """Upstream checkDelayedHost: start nothing without a provisioning slot (bmo.md 6.1).
+
+    Runs on every pass in inspecting, provisioning and deprovisioning, in the same pass as the
+    provisioner call it guards, so concurrent hosts cannot all pass the transition-time check
+    and then start together.
+    """
+    if not w.provisioner().has_capacity():
+        return w.delay(w.state)
+    if w.status.operational_status == OS.DELAYED:
+        w.set(operational_status=OS.OK)
+    return None
+
+
 def handle_inspecting(w: HostWork, deps: Deps) -> outcome.Outcome:
+    delayed = check_delayed(w)
+    if delayed is not None:
+        return delayed
     refresh = annotations.inspection_requested(w.annotations)
     reboot = annotations.reboot_request(w.annotations)
     result = w.provisioner().inspect_hardware(
@@ -271,6 +288,9 @@ def handle_provisioning(w: HostWork, deps: Deps) -> outcome.Outcome:
     if w.status.error_type == ET.PROVISIONING:
         w.set(provisioning_fail_count=w.status.provisioning_fail_count + 1)
         return w.transition(E.DEPROVISION)
+    delayed = check_delayed(w)
+    if delayed is not None:
+        return delayed
     reboot = annotations.reboot_request(w.annotations)
     w.annotations.pop(bmh.REBOOT_ANNOTATION_PREFIX, None)
     result = w.provisioner().provision(
@@ -339,6 +359,9 @@ def handle_deprovisioning(w: HostWork, deps: Deps) -> outcome.Outcome:
     pending = _adopt(w) if w.status.provisioning.image.url else None
     if pending is not None and w.status.error_type != ET.PROVISIONED_REGISTRATION:
         return pending
+    delayed = check_delayed(w)
+    if delayed is not None:
+        return delayed
     w.annotations.pop(bmh.REBOOT_ANNOTATION_PREFIX, None)
     result = w.provisioner().deprovision(
         restart_on_failure=w.restart_on_failure(ET.PROVISIONING),
