@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from metalcubed.controllers.kube import localcluster
+from metalcubed.controllers.kube import crdgen, localcluster
 
 
 def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -78,11 +78,10 @@ def run_start(args: argparse.Namespace) -> int:
             directory,
             binaries=binaries,
             lifetime=localcluster.Lifetime.DETACHED,
+            crds=crdgen.generate_all() if args.crds else (),
             timeout_s=args.timeout,
             log=_say,
         )
-        if args.crds:
-            _install_crds(cluster)
     except localcluster.LocalClusterError as exc:
         _say(str(exc))
         return 1
@@ -92,19 +91,6 @@ def run_start(args: argparse.Namespace) -> int:
         _say(f"kubectl: {binaries.kubectl} --kubeconfig {cluster.kubeconfig} get ns")
     print(cluster.kubeconfig)
     return 0
-
-
-def _install_crds(cluster: localcluster.Cluster) -> None:
-    from kubernetes import config as kconfig
-
-    from metalcubed.controllers.kube import crdgen
-
-    api = kconfig.new_client_from_config(config_file=str(cluster.kubeconfig))
-    try:
-        localcluster.install_crds(api, crdgen.generate_all())
-    finally:
-        api.close()
-    _say("CRDs installed and Established")
 
 
 def run_stop(args: argparse.Namespace) -> int:

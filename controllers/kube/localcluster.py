@@ -645,21 +645,27 @@ def start(
     *,
     binaries: Binaries,
     lifetime: Lifetime,
+    crds: Sequence[Mapping[str, Any]] = (),
+    apiserver_args: Sequence[str] = (),
     timeout_s: float = 90.0,
     log: Callable[[str], None] | None = None,
 ) -> Cluster:
-    """Start etcd, kube-apiserver and (when built) the garbage collector; wait for /readyz.
+    """Start etcd, kube-apiserver and (when built) the garbage collector, ready to use.
 
-    Each start is a fresh cluster (etcd data is wiped); the PKI in `directory` is reused so a
-    kubeconfig handed out earlier stays valid. Ports are picked free on 127.0.0.1; a start
-    that loses a port race is retried with new ports. On failure everything started so far
-    is stopped and LocalClusterError names the process and shows its log tail.
-    Not idempotent: stop a running cluster in the same directory first (see `load`).
+    Ready means: /readyz answers ok, the `crds` are Established, and the garbage collector
+    (started after the CRDs, so it watches their kinds from the start) has collected a probe
+    object. Each start is a fresh cluster (etcd data is wiped); the PKI in `directory` is
+    reused so a kubeconfig handed out earlier stays valid. Ports are picked free on
+    127.0.0.1; a start that loses a port race is retried with new ports. On failure
+    everything started so far is stopped and LocalClusterError names the process and shows
+    its log tail. Not idempotent: stop a running cluster in the same directory first.
+    `apiserver_args` are appended to kube-apiserver's flags (e.g. `--watch-cache=false`).
     """
     for attempt in range(3):
         try:
             return _start_once(
-                directory, binaries=binaries, lifetime=lifetime, timeout_s=timeout_s, log=log
+                directory, binaries=binaries, lifetime=lifetime, crds=crds,
+                apiserver_args=apiserver_args, timeout_s=timeout_s, log=log,
             )
         except LocalClusterError as exc:
             if attempt == 2 or "address already in use" not in str(exc):
@@ -674,6 +680,8 @@ def _start_once(
     *,
     binaries: Binaries,
     lifetime: Lifetime,
+    crds: Sequence[Mapping[str, Any]],
+    apiserver_args: Sequence[str],
     timeout_s: float,
     log: Callable[[str], None] | None,
 ) -> Cluster:
@@ -713,7 +721,9 @@ def _start_once(
         )
         say(f"etcd ready on 127.0.0.1:{etcd_port} ({time.monotonic() - began:.1f} s)")
         api = _launch(
-            "kube-apiserver", _apiserver_argv(binaries, pki, port=api_port, etcd_port=etcd_port),
+            "kube-apiserver",
+            [*_apiserver_argv(binaries, pki, port=api_port, etcd_port=etcd_port),
+             *apiserver_args],
             port=api_port, logs=logs, lifetime=lifetime,
         )
         record(api)
@@ -723,20 +733,69 @@ def _start_once(
         )
         say(f"kube-apiserver ready at {server} ({time.monotonic() - began:.1f} s)")
         write_kubeconfig(kubeconfig, server=server, pki=pki)
-        kcm = binaries.kube_controller_manager
-        if kcm is not None:
-            record(
-                _launch(
+        api = _client(kubeconfig)
+        try:
+            if crds:
+                install_crds(api, crds, timeout_s=max(1.0, deadline - time.monotonic()))
+                say(f"{len(crds)} CRDs Established ({time.monotonic() - began:.1f} s)")
+            kcm = binaries.kube_controller_manager
+            if kcm is not None:
+                gc = _launch(
                     "kube-controller-manager", _controller_manager_argv(kcm, kubeconfig, pki),
                     port=0, logs=logs, lifetime=lifetime,
                 )
-            )
-        else:
-            say("kube-controller-manager not built: no garbage collection")
+                record(gc)
+                _wait_for_garbage_collector(api, gc, deadline=deadline)
+                say(f"garbage collector running ({time.monotonic() - began:.1f} s)")
+            else:
+                say("kube-controller-manager not built: no garbage collection")
+        finally:
+            api.close()
     except BaseException:
         stop(directory)
         raise
     return cluster
+
+
+def _client(kubeconfig: Path) -> Any:
+    from kubernetes import config as kconfig
+
+    return kconfig.new_client_from_config(config_file=str(kubeconfig))
+
+
+def _wait_for_garbage_collector(api: Any, gc: Process, *, deadline: float) -> None:
+    """Create a ConfigMap owned by another, delete the owner, wait for the dependent to go."""
+    from kubernetes import client as k8s
+
+    core = k8s.CoreV1Api(api)
+    name = f"metalcubed-gc-probe-{os.getpid()}-{int(time.time() * 1000) % 100000}"
+    owner = core.create_namespaced_config_map(
+        "default", {"metadata": {"name": name}}, _preload_content=False
+    )
+    uid = json.loads(owner.data)["metadata"]["uid"]
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": name, "uid": uid}
+    core.create_namespaced_config_map(
+        "default", {"metadata": {"name": f"{name}-dependent", "ownerReferences": [ref]}},
+        _preload_content=False,
+    )
+    core.delete_namespaced_config_map(name, "default", _preload_content=False)
+    while True:
+        if not is_alive(gc):
+            raise LocalClusterError(
+                f"{gc.name} exited during start-up; last lines of {gc.log}:\n{_log_tail(gc.log)}"
+            )
+        try:
+            core.read_namespaced_config_map(f"{name}-dependent", "default",
+                                            _preload_content=False)
+        except k8s.ApiException as exc:
+            if exc.status == 404:
+                return
+            raise
+        if time.monotonic() > deadline:
+            raise LocalClusterError(
+                f"the garbage collector did not collect a probe in time; see {gc.log}"
+            )
+        time.sleep(0.1)
 
 
 def stop(directory: Path, *, grace_s: float = 10.0) -> list[str]:
@@ -813,7 +872,8 @@ def install_crds(
                 ext.read_custom_resource_definition(name, _preload_content=False).data
             )
             conditions = {
-                c["type"]: c["status"] for c in current.get("status", {}).get("conditions", [])
+                c["type"]: c["status"]
+                for c in (current.get("status") or {}).get("conditions") or []
             }
             if conditions.get("Established") == "True":
                 break
