@@ -1,0 +1,235 @@
+"""The fleet model's controller runtime: simulated clock, workqueue, workers, watch delivery.
+
+The same pieces as the kube runtime, with a different way to wait: core's `WorkQueue` (dedupe,
+per-key serialization, rate-limited retries, delays) under N simpy worker processes, each
+running the real `BareMetalHost` reconciler. A worker takes a key, runs one pass (zero
+simulated time), then holds its slot for the pass's bill (`cost.Meter`: API writes, provisioner
+requests, CPU) before acting on the outcome as controller-runtime does:
+
+    done      -> forget
+    after(s)  -> forget, add_after(s)
+    raised    -> add_rate_limited (add_after(retry_after_s) when the error gives one;
+                 PermanentError: forget, no retry)
+
+Watch events reach the queue through BMO's event filter (only changes to generation,
+finalizers, annotations or deletion trigger a pass; status-only writes do not) after the
+modelled watch latency, counted from the moment the write lands (the writer's bill so far).
+Workers are slots, not processes; an alarm armed at the queue's next ready time starts passes
+when slots are free, so an idle controller costs no simulated ticks.
+"""
+
+import math
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, Protocol, cast
+
+import simpy
+
+from metalcubed.core import clock, outcome, queue
+from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core.api import meta
+from metalcubed.core.ports import WatchEvent, WatchEventType
+from metalcubed.simulators.fleet import cost
+from metalcubed.simulators.fleet import distribution as dist
+
+EPOCH = clock.EPOCH
+"""Simulated time zero: a fixed UTC instant, so timestamps in the store are reproducible."""
+
+
+class SimClock:
+    """`ports.Clock` over simpy's `env.now` (seconds since `epoch`)."""
+
+    __slots__ = ("_cached", "_cached_at", "_env", "epoch")
+
+    def __init__(self, env: simpy.Environment, epoch: datetime) -> None:
+        self._env = env
+        self.epoch = epoch
+        self._cached_at = -1.0
+        self._cached = epoch
+
+    def now(self) -> datetime:
+        now = self._env.now
+        if now != self._cached_at:
+            self._cached_at = now
+            self._cached = self.epoch + timedelta(seconds=now)
+        return self._cached
+
+    def seconds(self, when: datetime) -> float:
+        return (when - self.epoch).total_seconds()
+
+
+class Reconciler(Protocol):
+    """What the runtime needs of a reconciler (core's BareMetalHostReconciler fits)."""
+
+    def reconcile(self, key: meta.ObjectKey) -> outcome.Outcome: ...
+
+
+class ControllerStats:
+    __slots__ = (
+        "busy_s",
+        "delayed_gaps",
+        "errors",
+        "passes",
+        "peak_busy",
+        "permanent_errors",
+    )
+
+    def __init__(self) -> None:
+        self.passes = 0
+        self.peak_busy = 0
+        self.busy_s = 0.0
+        self.errors: dict[str, int] = {}
+        self.permanent_errors = 0
+        self.delayed_gaps: list[float] = []
+        """Seconds between consecutive passes over a host that is `delayed`."""
+
+
+_Passed = tuple[meta.ObjectKey, outcome.Outcome | None, outcome.MetalcubedError | None]
+"""What a finished pass hands to `_finish`: the key, and its outcome or error."""
+
+
+def _signature(host: bmh.BareMetalHost) -> tuple[Any, ...]:
+    """What BMO's update filter compares: a pass is triggered only when one of these changed."""
+    metadata = host.metadata
+    return (
+        metadata.generation,
+        metadata.finalizers,
+        metadata.annotations,
+        metadata.deletion_timestamp is not None,
+    )
+
+
+class Controller:
+    """The BareMetalHost controller's workers over core's workqueue.
+
+    Workers are a count of free slots, not processes: a pass starts (in a simpy callback, never
+    inside another pass) when a key is ready and a slot is free, and its slot is released by a
+    timeout of the pass's bill. Per pass that is one scheduled event.
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        *,
+        clock: SimClock,
+        reconciler: Reconciler,
+        concurrency: int,
+        meter: cost.Meter,
+        watch_latency: dist.Distribution,
+        reconcile_cpu: dist.Distribution,
+        is_delayed: Callable[[meta.ObjectKey], bool],
+    ) -> None:
+        self._env = env
+        self._clock = clock
+        self._reconciler = reconciler
+        self._meter = meter
+        self._watch_latency = watch_latency
+        self._cpu = reconcile_cpu
+        self._is_delayed = is_delayed
+        self.queue: queue.WorkQueue[meta.ObjectKey] = queue.WorkQueue(clock)
+        self.concurrency = concurrency
+        self._free = concurrency
+        self._alarm_at = math.inf
+        self._seen: dict[meta.ObjectKey, tuple[Any, ...]] = {}
+        self._last_pass: dict[meta.ObjectKey, float] = {}
+        self.stats = ControllerStats()
+
+    # --- watch events ----------------------------------------------------------------------------
+
+    def on_watch(self, event: WatchEvent[bmh.BareMetalHost]) -> None:
+        """The informer's event handler: filter, then queue the key after the watch latency.
+
+        Runs synchronously inside whatever wrote (often another pass), so it only queues and
+        sets the alarm; passes start from callbacks.
+        """
+        host = event.object
+        key = host.key
+        if event.type == WatchEventType.DELETED:
+            self._seen.pop(key, None)
+            self._last_pass.pop(key, None)
+        else:
+            signature = _signature(host)
+            if event.type == WatchEventType.MODIFIED and self._seen.get(key) == signature:
+                return  # status-only change: BMO's predicate drops it
+            self._seen[key] = signature
+        delay = self._meter.bill_s + self._watch_latency.draw(self._meter.rng)
+        self.queue.add_after(key, delay)
+        if self._free:
+            self._alarm(self._env.now + delay)
+
+    # --- passes -----------------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        """Start passes while keys are ready and slots free; then arm the alarm."""
+        work = self.queue
+        while self._free:
+            key = work.get()
+            if key is None:
+                at = work.next_ready_at()
+                if at is not None:
+                    self._alarm(self._clock.seconds(at))
+                return
+            self._start(key)
+
+    def _start(self, key: meta.ObjectKey) -> None:
+        env = self._env
+        meter = self._meter
+        stats = self.stats
+        self._free -= 1
+        busy = self.concurrency - self._free
+        if busy > stats.peak_busy:
+            stats.peak_busy = busy
+        now = env.now
+        if self._is_delayed(key):
+            last = self._last_pass.get(key)
+            if last is not None:
+                stats.delayed_gaps.append(now - last)
+        self._last_pass[key] = now
+        meter.start()
+        result: outcome.Outcome | None = None
+        error: outcome.MetalcubedError | None = None
+        try:
+            result = self._reconciler.reconcile(key)
+        except outcome.MetalcubedError as exc:
+            error = exc
+        bill = meter.bill_s + self._cpu.draw(meter.rng)
+        meter.start()
+        stats.passes += 1
+        stats.busy_s += bill
+        finish = env.timeout(bill, value=(key, result, error))
+        finish.callbacks.append(self._finish)
+
+    def _finish(self, event: simpy.Event) -> None:
+        key, result, error = cast(_Passed, event.value)
+        work = self.queue
+        if error is None:
+            work.forget(key)
+            if result is not None and result.requeue_after_s is not None:
+                work.add_after(key, result.requeue_after_s)
+        else:
+            stats = self.stats
+            name = type(error).__name__
+            stats.errors[name] = stats.errors.get(name, 0) + 1
+            if isinstance(error, outcome.PermanentError):
+                stats.permanent_errors += 1
+                work.forget(key)
+            elif isinstance(error, outcome.TransientError) and error.retry_after_s is not None:
+                work.add_after(key, error.retry_after_s)
+            else:
+                work.add_rate_limited(key)
+        work.done(key)
+        self._free += 1
+        self._dispatch()
+
+    def _alarm(self, when: float) -> None:
+        """Make sure a dispatch happens at `when` (simulated seconds)."""
+        when += 1e-6  # past the key's ready instant despite datetime rounding
+        if when < self._alarm_at:
+            self._alarm_at = when
+            alarm = self._env.timeout(max(0.0, when - self._env.now))
+            alarm.callbacks.append(self._ring)
+
+    def _ring(self, _event: simpy.Event) -> None:
+        if self._env.now >= self._alarm_at:
+            self._alarm_at = math.inf
+        self._dispatch()
