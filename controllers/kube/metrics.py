@@ -311,7 +311,7 @@ def new_registry() -> prom.CollectorRegistry:
     The `*_created` series prometheus_client adds to counters are turned off (process-wide):
     Go controllers do not export them and dashboards do not expect them.
     """
-    prom.disable_created_metrics()
+    prom.disable_created_metrics()  # type: ignore[no-untyped-call]
     registry = prom.CollectorRegistry(auto_describe=True)
     prom.ProcessCollector(registry=registry)
     prom.PlatformCollector(registry=registry)

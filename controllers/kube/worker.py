@@ -42,8 +42,6 @@ class Reconciler(Protocol):
 class Syncable(Protocol):
     """A cache a controller waits for before its first reconcile."""
 
-    kind: type[meta.Resource]
-
     def wait_synced(self, stop: threading.Event, timeout_s: float | None = None) -> bool: ...
 
 
