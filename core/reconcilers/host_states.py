@@ -286,8 +286,10 @@ def handle_provisioning(w: HostWork, deps: Deps) -> outcome.Outcome:
     if provisioning_cancelled(w):
         return w.transition(E.DEPROVISION)
     if w.status.error_type == ET.PROVISIONING:
-        w.set(provisioning_fail_count=w.status.provisioning_fail_count + 1)
-        return w.transition(E.DEPROVISION)
+        next_pass = w.transition(E.DEPROVISION)
+        if w.state == S.DEPROVISIONING:  # not delayed for want of a slot: count it once
+            w.set(provisioning_fail_count=w.status.provisioning_fail_count + 1)
+        return next_pass
     delayed = check_delayed(w)
     if delayed is not None:
         return delayed
