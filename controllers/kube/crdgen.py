@@ -15,14 +15,17 @@ Pydantic's JSON Schema is close to what Kubernetes wants but not the same: Kuber
 - keeps a field's `default` only when it is a scalar that the model always writes: a
   non-empty default (`automatedCleaningMode: metadata`), or an empty one on a field that is not
   omitted when empty (`errorCount: 0`), so the API server fills in what our own writer would;
+- leaves `""` out of the enum of a field that is omitted when empty (it is never written);
 - adds upstream's list/map semantics: `metav1.Condition` lists are `list-type: map` keyed by
-  `type`; corev1 `ObjectReference`/`SecretReference` are `map-type: atomic`.
+  `type`; corev1 `ObjectReference`/`SecretReference` are `map-type: atomic`; and takes
+  `metav1.Condition`'s schema from apimachinery, validation included.
 
 The rest of a CRD (short names, printer columns, subresources) is upstream's, from `KINDS`.
 Differences from upstream's controller-gen output are listed in docs/local-apiserver.md and
 checked by tests/kube/test_crds.py.
 """
 
+import copy
 import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -43,6 +46,36 @@ _ATOMIC_STRUCTS = frozenset({"ObjectReference", "SecretReference"})
 
 _LIST_MAPS = {"Condition": ("type",)}
 """Item types whose lists upstream declares `+listType=map` with these keys."""
+
+_WELL_KNOWN: dict[str, dict[str, Any]] = {
+    # metav1.Condition, with the validation apimachinery declares on it (as controller-gen
+    # emits it into every CRD that has conditions).
+    "Condition": {
+        "description": "Condition contains details for one aspect of the current state of "
+        "this API Resource.",
+        "properties": {
+            "lastTransitionTime": {"format": "date-time", "type": "string"},
+            "message": {"maxLength": 32768, "type": "string"},
+            "observedGeneration": {"format": "int64", "minimum": 0, "type": "integer"},
+            "reason": {
+                "maxLength": 1024,
+                "minLength": 1,
+                "pattern": "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+                "type": "string",
+            },
+            "status": {"enum": ["True", "False", "Unknown"], "type": "string"},
+            "type": {
+                "maxLength": 316,
+                "pattern": r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
+                "type": "string",
+            },
+        },
+        "required": ["lastTransitionTime", "message", "reason", "status", "type"],
+        "type": "object",
+    },
+}
+"""Kubernetes types whose schema is apimachinery's, not derived from our model of them."""
 
 _KEEP = (
     "type", "format", "description", "enum", "pattern", "minLength", "maxLength",
@@ -144,6 +177,8 @@ class _Converter:
         """Structural form of one JSON-schema node (a type, not a field: no default here)."""
         if "$ref" in node:
             name = _ref_name(node["$ref"])
+            if name in _WELL_KNOWN:
+                return copy.deepcopy(_WELL_KNOWN[name])
             target = self.node(self.defs[name], where=where)
             if name in _ATOMIC_STRUCTS:
                 target["x-kubernetes-map-type"] = "atomic"
@@ -215,8 +250,12 @@ class _Converter:
             default = node["default"]
             scalar = isinstance(default, str | int | float | bool)
             empty = default in ("", 0, False)
-            if scalar and (not empty or not node.get(_OMIT_EMPTY_MARK)):
+            omitted_when_empty = bool(node.get(_OMIT_EMPTY_MARK))
+            if scalar and (not empty or not omitted_when_empty):
                 out["default"] = default
+            if omitted_when_empty and "" in out.get("enum", ()):
+                # "" is the enum's zero value, never written (omitempty): not a valid value.
+                out["enum"] = [v for v in out["enum"] if v != ""]
         return dict(sorted(out.items()))
 
 
