@@ -9,6 +9,7 @@ a lost Lease exits with status 1 so the Pod restarts.
 """
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -17,6 +18,7 @@ from typing import Any
 
 from metalcubed.controllers import manager
 from metalcubed.controllers.kube import runtime
+from metalcubed.core.provisioning import fixture
 
 log = logging.getLogger("metalcubed.manager")
 
@@ -67,6 +69,9 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
                    default=_env_float("RETRY_PERIOD_SECONDS") or 2.0)
     p.add_argument("--max-provisioning-retries", type=int, default=5, metavar="N",
                    help="provisioning attempts per image; 0 means unlimited (default 5)")
+    p.add_argument("--fixture-delay-scale", type=float, default=1.0, metavar="X",
+                   help="multiply the fixture provisioner's delays (upstream's) by X; for "
+                        "tests and demos (default 1)")
     p.add_argument("--log-level", default="info",
                    choices=("debug", "info", "warning", "error"))
     p.set_defaults(run=run)
@@ -80,6 +85,12 @@ def options_from(args: argparse.Namespace) -> manager.ManagerOptions:
     extra: dict[str, Any] = {}
     if limit:
         extra["provisioning_limit"] = int(limit)
+    if args.fixture_delay_scale <= 0:
+        raise ValueError("--fixture-delay-scale must be > 0")
+    base = fixture.FixtureDelays()
+    delays = fixture.FixtureDelays(**{
+        f.name: getattr(base, f.name) * args.fixture_delay_scale for f in dataclasses.fields(base)
+    })
     return manager.ManagerOptions(
         kubeconfig=args.kubeconfig or None,
         namespace=args.namespace or None,
@@ -96,6 +107,7 @@ def options_from(args: argparse.Namespace) -> manager.ManagerOptions:
         renew_deadline_s=args.renew_deadline_seconds,
         retry_period_s=args.retry_period_seconds,
         max_provisioning_retries=args.max_provisioning_retries,
+        fixture_delays=delays,
         **extra,
     )
 
