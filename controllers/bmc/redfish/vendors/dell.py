@@ -21,8 +21,9 @@ def classify_firmware(item: Mapping[str, Any]) -> str | None:
         return "bios"
     if "remote access controller" in name or "idrac" in name:
         return "bmc"
-    if item_id.startswith("Installed-") and "nic" in item_id.lower():
-        return "nic:" + item_id.split("-")[1] if item_id.count("-") >= 2 else None
+    if item_id.startswith("Installed-") and item_id.count("-") >= 2 and (
+            "ethernet" in name or "nic" in name):
+        return "nic:" + item_id.split("-")[1]  # the component id Dell keeps across versions
     return None
 
 
