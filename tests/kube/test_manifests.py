@@ -1,0 +1,228 @@
+"""The deploy manifests (controllers/manifests) against a real API server.
+
+They must build with kustomize, apply cleanly (the restricted Pod Security level included),
+grant the manager exactly what it uses (checked with the server's own authorizer, through
+impersonation of the ServiceAccount) and start the manager with flags it accepts.
+"""
+
+import json
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client as k8s
+from kubernetes import config as kconfig
+
+from metalcubed.cli import main as cli_main
+from metalcubed.controllers.kube import crdgen, localcluster, store
+from metalcubed.core import outcome
+from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core.api import hardwaredata as hwd
+from metalcubed.core.api import meta
+
+MANIFESTS = Path(crdgen.__file__).parent.parent / "manifests"
+SYSTEM = "metalcubed-system"
+SERVICE_ACCOUNT = f"system:serviceaccount:{SYSTEM}:metalcubed-manager"
+
+Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="module")
+def rendered(kubectl: Kubectl) -> list[dict[str, Any]]:
+    out = kubectl("kustomize", str(MANIFESTS)).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+@pytest.fixture(scope="module")
+def applied(kubectl: Kubectl) -> subprocess.CompletedProcess[str]:
+    return kubectl("apply", "-k", str(MANIFESTS))
+
+
+def _find(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def test_kustomization_renders_every_manifest_in_the_system_namespace(
+    rendered: list[dict[str, Any]],
+) -> None:
+    kinds = sorted(d["kind"] for d in rendered)
+    assert kinds == sorted([
+        "Namespace", "CustomResourceDefinition", "CustomResourceDefinition", "ServiceAccount",
+        "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment",
+    ])
+    for doc in rendered:
+        if doc["kind"] in ("ServiceAccount", "Role", "RoleBinding", "Deployment"):
+            assert doc["metadata"]["namespace"] == SYSTEM, doc["kind"]
+    (deployment,) = _find(rendered, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "metalcubed:latest"
+
+
+def test_crds_in_the_kustomization_are_the_generated_ones(
+    rendered: list[dict[str, Any]],
+) -> None:
+    generated = {c["metadata"]["name"]: c for c in crdgen.generate_all()}
+    assert {c["metadata"]["name"]: c for c in _find(rendered, "CustomResourceDefinition")} == (
+        generated
+    )
+
+
+def test_manifests_apply_cleanly(applied: subprocess.CompletedProcess[str]) -> None:
+    assert applied.returncode == 0
+    warnings = [line for line in applied.stderr.splitlines()
+                if "Warning" in line and "last-applied-configuration" not in line]
+    assert warnings == []  # e.g. "would violate PodSecurity restricted"
+
+
+def test_manifests_pass_server_dry_run_again(
+    kubectl: Kubectl, applied: subprocess.CompletedProcess[str]
+) -> None:
+    again = kubectl("apply", "-k", str(MANIFESTS), "--dry-run=server")
+    assert "unchanged" in again.stdout or "configured" in again.stdout
+
+
+def test_deployment_runs_the_manager_with_flags_it_accepts(
+    rendered: list[dict[str, Any]],
+) -> None:
+    (deployment,) = _find(rendered, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["metalcubed", "manager"]
+    args = cli_main.build_parser().parse_args(["manager", *container["args"]])
+    assert args.leader_elect
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert args.health_probe_bind_address == f":{ports['health']}"
+    assert args.metrics_bind_address == f":{ports['metrics']}"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert pod["serviceAccountName"] == "metalcubed-manager"
+
+
+# --- RBAC: enough, and no more -------------------------------------------------------------
+
+ALLOWED = [
+    ("get", "baremetalhosts.metal3.io", "", "team-a"),
+    ("list", "baremetalhosts.metal3.io", "", ""),
+    ("watch", "baremetalhosts.metal3.io", "", ""),
+    ("update", "baremetalhosts.metal3.io", "", "team-a"),
+    ("update", "baremetalhosts.metal3.io", "status", "team-a"),
+    ("update", "baremetalhosts.metal3.io", "finalizers", "team-a"),
+    ("create", "hardwaredata.metal3.io", "", "team-a"),
+    ("update", "hardwaredata.metal3.io", "", "team-a"),
+    ("watch", "hardwaredata.metal3.io", "", ""),
+    ("get", "secrets", "", "team-a"),
+    ("watch", "secrets", "", ""),
+    ("update", "secrets", "", "team-a"),
+    ("create", "events", "", "team-a"),
+    ("patch", "events", "", "team-a"),
+    ("get", "leases.coordination.k8s.io", "", SYSTEM),
+    ("create", "leases.coordination.k8s.io", "", SYSTEM),
+    ("update", "leases.coordination.k8s.io", "", SYSTEM),
+]
+DENIED = [
+    ("create", "baremetalhosts.metal3.io", "", "team-a"),
+    ("delete", "baremetalhosts.metal3.io", "", "team-a"),
+    ("patch", "baremetalhosts.metal3.io", "", "team-a"),
+    ("delete", "hardwaredata.metal3.io", "", "team-a"),
+    ("create", "secrets", "", "team-a"),
+    ("delete", "secrets", "", "team-a"),
+    ("update", "leases.coordination.k8s.io", "", "team-a"),
+    ("get", "pods", "", "team-a"),
+    ("list", "configmaps", "", ""),
+    ("create", "clusterroles.rbac.authorization.k8s.io", "", ""),
+    ("update", "customresourcedefinitions.apiextensions.k8s.io", "", ""),
+    ("impersonate", "users", "", ""),
+]
+
+
+def _can(kubectl: Kubectl, verb: str, resource: str, sub: str, namespace: str) -> bool:
+    args = ["auth", "can-i", verb, resource, f"--as={SERVICE_ACCOUNT}"]
+    args += [f"--subresource={sub}"] if sub else []
+    args += [f"--namespace={namespace}"] if namespace else ["--all-namespaces"]
+    answer = kubectl(*args, check=False)
+    assert answer.stdout.strip() in ("yes", "no"), answer.stderr
+    return answer.stdout.strip() == "yes"
+
+
+def _id(case: tuple[str, str, str, str]) -> str:
+    verb, resource, sub, namespace = case
+    return f"{verb}-{resource.split('.')[0]}{'/' + sub if sub else ''}-{namespace or 'all'}"
+
+
+@pytest.mark.parametrize("case", ALLOWED, ids=[_id(c) for c in ALLOWED])
+def test_manager_may(kubectl: Kubectl, applied: Any, case: tuple[str, str, str, str]) -> None:
+    assert _can(kubectl, *case)
+
+
+@pytest.mark.parametrize("case", DENIED, ids=[_id(c) for c in DENIED])
+def test_manager_may_not(
+    kubectl: Kubectl, applied: Any, case: tuple[str, str, str, str]
+) -> None:
+    assert not _can(kubectl, *case)
+
+
+@pytest.fixture
+def as_manager(kube_cluster: localcluster.Cluster, applied: Any) -> Iterator[store.K8sStore]:
+    """A K8sStore whose every request impersonates the manager's ServiceAccount."""
+    api = kconfig.new_client_from_config(config_file=str(kube_cluster.kubeconfig))
+    api.set_default_header("Impersonate-User", SERVICE_ACCOUNT)
+    yield store.K8sStore(api)
+    api.close()
+
+
+def test_manager_identity_does_a_host_lifecycle(
+    kube_store: store.K8sStore, as_manager: store.K8sStore, kube_namespace: str
+) -> None:
+    """The store calls the reconciler makes, made as the ServiceAccount, all succeed."""
+    ns = kube_namespace
+    admin = kube_store
+    secret = admin.create(meta.Secret(
+        metadata=meta.ObjectMeta(name="bmc", namespace=ns),
+        string_data={"username": "u", "password": "p"},
+    ))
+    admin.create(bmh.BareMetalHost(
+        metadata=meta.ObjectMeta(name="h0", namespace=ns),
+        spec=bmh.BareMetalHostSpec(online=True, bmc=bmh.BMCDetails(
+            address="redfish://192.0.2.1/redfish/v1/Systems/1", credentials_name="bmc")),
+    ))
+    host = as_manager.list(bmh.BareMetalHost, namespace=ns)[0]
+    as_manager.watch(bmh.BareMetalHost, lambda _e: None, namespace=ns).stop()
+    host = as_manager.update(host.with_meta(finalizers=(bmh.FINALIZER,)))
+    host = as_manager.update_status(host.model_copy(update={"status": host.status.model_copy(
+        update={"operational_status": bmh.OperationalStatus.DISCOVERED})}))
+    owner = meta.OwnerReference(api_version=host.api_version, kind=host.kind, name="h0",
+                                uid=host.metadata.uid or "", block_owner_deletion=True)
+    as_manager.update(as_manager.get(meta.Secret, secret.key).with_meta(
+        owner_references=(owner,)))
+    data = as_manager.create(hwd.HardwareData(
+        metadata=meta.ObjectMeta(name="h0", namespace=ns, owner_references=(owner,),
+                                 finalizers=(hwd.HARDWARE_DATA_FINALIZER,)),
+    ))
+    as_manager.update(data.with_meta(finalizers=()))
+    with pytest.raises(outcome.TransientError) as denied:
+        as_manager.delete(bmh.BareMetalHost, host.key)
+    assert "403" in str(denied.value)
+
+
+def test_manager_identity_can_write_events(
+    kube_cluster: localcluster.Cluster, applied: Any, kube_namespace: str
+) -> None:
+    api = kconfig.new_client_from_config(config_file=str(kube_cluster.kubeconfig))
+    api.set_default_header("Impersonate-User", SERVICE_ACCOUNT)
+    try:
+        core = k8s.CoreV1Api(api)
+        event = {
+            "metadata": {"name": "h0.1", "namespace": kube_namespace},
+            "involvedObject": {"kind": "BareMetalHost", "name": "h0",
+                               "namespace": kube_namespace},
+            "reason": "Registered", "message": "ok", "type": "Normal", "count": 1,
+        }
+        core.create_namespaced_event(kube_namespace, event, _preload_content=False)
+        patched = core.patch_namespaced_event(
+            "h0.1", kube_namespace, {"count": 2}, _preload_content=False)
+        assert json.loads(patched.data)["count"] == 2
+    finally:
+        api.close()
