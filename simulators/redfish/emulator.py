@@ -29,6 +29,7 @@ Serving: werkzeug's threaded server on 127.0.0.1 with an ephemeral port, in a da
 """
 
 import base64
+import collections
 import functools
 import hmac
 import json
@@ -711,19 +712,23 @@ class _Gate:
             em.request_count += 1
         faults = [em.faults] + ([host.faults] if host is not None else [])
         if any(f.unreachable for f in faults):
+            with em.lock:
+                em.injected["unreachable"] += 1
             em.stopping.wait(em.hang_s)
             return self._reply(start_response, 503, _error_body("unreachable"))
-        delay = em.faults.latency(em.rng) + (host.faults.latency(host.rng) if host else 0.0)
-        if delay > 0:
-            em.stopping.wait(delay)
         cap = em.faults.session_cap
         with em.lock:
             self.in_flight += 1
             over_cap = cap is not None and self.in_flight > cap
+            delay = em.faults.latency(em.rng) + (host.faults.latency(host.rng) if host else 0.0)
         try:
             if over_cap:
                 return self._busy(start_response, "too many concurrent requests")
+            if delay > 0:
+                em.stopping.wait(delay)
             if self._injected_error(host):
+                with em.lock:
+                    em.injected["500"] += 1
                 return self._reply(start_response, 500, _error_body("injected internal error"))
             if path == _SESSIONS and method == "POST":
                 return self._create_session(environ, start_response)
@@ -743,6 +748,8 @@ class _Gate:
                 return self._session_service(path, start_response)
             if host is not None and self._is_power_or_boot_write(path, method) \
                     and host.in_conflict_window():
+                with em.lock:
+                    em.injected["409"] += 1
                 return self._reply(start_response, 409, _error_body(
                     "The system is settling after a power off; try again later",
                     "Base.1.0.ResourceInUse"))
@@ -833,6 +840,8 @@ class _Gate:
         return self._reply(start_response, 200, json.dumps(doc).encode())
 
     def _busy(self, start_response: StartResponse, why: str) -> Iterable[bytes]:
+        with self.emulator.lock:
+            self.emulator.injected["503"] += 1
         retry = self.emulator.faults.retry_after_s
         return self._reply(start_response, 503, _error_body(f"Service busy: {why}"),
                            [("Retry-After", f"{retry:g}")])
@@ -892,6 +901,8 @@ class RedfishEmulator:
         """Live sessions: token -> session id."""
         self.sessions_created = 0
         self.request_count = 0
+        self.injected: collections.Counter[str] = collections.Counter()
+        """Faults injected so far, by kind: "503", "409", "500", "unreachable"."""
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.stopping = threading.Event()
         self._server: serving.BaseWSGIServer | None = None
