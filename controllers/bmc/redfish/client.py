@@ -286,6 +286,8 @@ class Clients:
             raise bmc.BmcBadResponse(address, operation, str(err)) from err
         except sushy_exc.SushyError as err:
             raise bmc.DriverError(address, operation, str(err)) from err
+        except requests.exceptions.JSONDecodeError as err:
+            raise bmc.BmcBadResponse(address, operation, "the body is not JSON") from err
         except requests.RequestException as err:
             raise bmc.BmcUnreachable(address, operation, type(err).__name__) from err
         except (ValueError, TypeError, KeyError, AttributeError, IndexError) as err:
