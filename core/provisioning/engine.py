@@ -1,0 +1,390 @@
+"""The provisioning engine: upstream's Provisioner port over the BMC and Agent ports.
+
+BMO hands hardware work to Ironic; metalcubed does it itself, as pure logic (DESIGN, "The
+provisioning engine"). Every Provisioner call is one idempotent step decided from what the
+engine observes now (DESIGN rule 5): the BMC's power state, boot override and virtual media,
+the deploy agent's heartbeat and latest command, and the small node record (nodes.py) of facts
+hardware cannot report. A provisioner is built per reconcile and keeps nothing between calls.
+
+What each call does (Ironic's equivalent in bmo.md 11):
+
+- register: validate the address and driver (no I/O); when the node is new, its credentials
+  changed or registration failed before, read the power state to prove access and record the
+  node (Ironic's enroll and manage);
+- inspect_hardware: `fast` reads the BMC's out-of-band inventory; otherwise boot the ramdisk,
+  read the agent's inventory and power the host off;
+- prepare: stage BIOS settings, reboot to apply them, check they stuck (manual cleaning);
+- provision / deprovision: deploy.py (ramdisk, image write with checksum and config drive,
+  boot from disk; `live-iso` boots the ISO; metadata cleaning, power off);
+- adopt: record the host as deployed without touching it;
+- power_on / power_off: soft, then hard (a soft power off that times out fails, and the
+  reconciler retries it hard);
+- detach / delete: forget the node record (the host is left as it is);
+- has_capacity: always for virtual media, else fewer busy PXE hosts than PROVISIONING_LIMIT.
+
+Restart-safety: the only memory is the injected `Nodes` port (and the hardware itself).
+Concurrency: one provisioner per host per reconcile (the workqueue serialises a host).
+"""
+
+from collections.abc import Callable, Collection
+
+from metalcubed.core import agent, bmc, outcome, ports
+from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core.api import hardwaredata as hwd
+from metalcubed.core.api import meta
+from metalcubed.core.provisioning import deploy, nodes, ramdisk
+from metalcubed.core.provisioning.context import Ctx, EngineConfig, StepFailed, guarded
+
+DriverFor = Callable[[bmc.BmcAccess], bmc.Driver]
+"""Picks the capability implementations for a BMC (e.g. `HardwareType.compose()` of the
+hardware type its scheme names). Raises SpecError for an address no driver serves."""
+
+BusyHosts = Callable[[], Collection[meta.ObjectKey]]
+"""The hosts busy on a PXE boot interface now (see capacity.py)."""
+
+
+class Engine:
+    """The engine's ProvisionerFactory: shared ports and settings, one provisioner per pass."""
+
+    def __init__(
+        self,
+        *,
+        drivers: DriverFor,
+        agents: agent.Agent,
+        nodes_port: nodes.Nodes,
+        clock: ports.Clock,
+        busy_hosts: BusyHosts | None = None,
+        config: EngineConfig | None = None,
+    ) -> None:
+        self._drivers = drivers
+        self._agents = agents
+        self._nodes = nodes_port
+        self._clock = clock
+        self._busy_hosts = busy_hosts
+        self.config = config or EngineConfig()
+
+    def new_provisioner(
+        self, host: ports.HostData, publish: Callable[[str, str], None]
+    ) -> "EngineProvisioner":
+        return EngineProvisioner(self, host, publish)
+
+    def ctx(self, host: ports.HostData, publish: Callable[[str, str], None]) -> Ctx:
+        """Build the step context (parses the address and composes the driver: no I/O)."""
+        access = bmc.BmcAccess.of(
+            host.bmc_address,
+            host.bmc_credentials,
+            verify_tls=not host.disable_certificate_verification,
+        )
+        driver = self._drivers(access)
+        return Ctx(
+            host=host,
+            node_id=host.provisioner_id or nodes.node_id_for(host.key),
+            access=access,
+            driver=driver,
+            agents=self._agents,
+            nodes_port=self._nodes,
+            clock=self._clock,
+            cfg=self.config,
+            publish=publish,
+        )
+
+    def forget(self, node_id: str) -> None:
+        self._nodes.delete(node_id)
+
+    def busy_hosts(self) -> Collection[meta.ObjectKey]:
+        return self._busy_hosts() if self._busy_hosts is not None else ()
+
+
+class EngineProvisioner:
+    """One host's provisioner for one reconcile pass (implements ports.Provisioner)."""
+
+    def __init__(
+        self, engine: Engine, host: ports.HostData, publish: Callable[[str, str], None]
+    ) -> None:
+        self._engine = engine
+        self._host = host
+        self._publish = publish
+        self._cfg = engine.config
+        self._ctx: Ctx | None = None
+        self._disable_power_off = False
+        self._power_failure = False
+        """This pass could not read the power state (Manageable=False PowerFailure)."""
+
+    def _c(self) -> Ctx:
+        if self._ctx is None:
+            try:
+                self._ctx = self._engine.ctx(self._host, self._publish)
+            except outcome.SpecError as err:
+                raise StepFailed(err.message) from err
+        return self._ctx
+
+    def _run(self, step: Callable[[], ports.ProvisionResult]) -> ports.ProvisionResult:
+        return guarded(step, self._cfg)
+
+    # --- registration -------------------------------------------------------------------------
+
+    def register(
+        self,
+        data: ports.ManagementAccessData,
+        *,
+        credentials_changed: bool,
+        restart_on_failure: bool,
+    ) -> tuple[ports.ProvisionResult, str]:
+        self._disable_power_off = data.disable_power_off
+        node_id = self._host.provisioner_id or nodes.node_id_for(self._host.key)
+
+        def step() -> ports.ProvisionResult:
+            ctx = self._c()
+            ctx.driver.validate(ctx.access)
+            bmc_type = ctx.access.address.type
+            if not self._host.boot_mac_address and (bmc_type.needs_mac or data.disable_inspection):
+                raise StepFailed(f"BMC driver {bmc_type.name} requires a BootMACAddress value")
+            identity = nodes.bmc_identity(self._host.bmc_address)
+            mac = self._host.boot_mac_address
+            macs: tuple[str, ...] = (nodes.normal_mac(mac),) if mac else ()
+            known = ctx.nodes.get(ctx.node_id)
+            if (
+                known is not None
+                and known.bmc_address == identity
+                and set(macs) <= set(known.macs)
+                and not credentials_changed
+                and not restart_on_failure
+            ):
+                return ports.ProvisionResult.complete()
+            ctx.power()  # proves the address and the credentials
+            if not macs:
+                macs = self._discover_macs(ctx)
+            ctx.nodes.put(
+                nodes.Node(
+                    node_id=ctx.node_id,
+                    name=nodes.node_name(self._host.key),
+                    bmc_address=identity,
+                    macs=macs,
+                    deployed=known.deployed if known else None,
+                    wait=known.wait if known else None,
+                )
+            )
+            if known is None:
+                self._publish("Registered", "Registered new host")
+            return ports.ProvisionResult.complete()
+
+        try:
+            return self._run(step), node_id
+        except outcome.SpecError as err:
+            return ports.ProvisionResult.failed(err.message), node_id
+
+    @staticmethod
+    def _discover_macs(ctx: Ctx) -> tuple[str, ...]:
+        """MACs from out-of-band inventory, for agent lookup when no boot MAC is given."""
+        try:
+            details = ctx.driver.inspect.inspect(ctx.access)
+        except bmc.UnsupportedCapability:
+            return ()
+        return tuple(nodes.normal_mac(nic.mac) for nic in details.nics if nic.mac)
+
+    # --- inspection and preparation ------------------------------------------------------------
+
+    def inspect_hardware(
+        self,
+        data: ports.InspectData,
+        *,
+        restart_on_failure: bool,
+        refresh: bool,
+        force_reboot: bool,
+    ) -> ports.InspectOutcome:
+        done: ports.InspectOutcome | None = None
+
+        def step() -> ports.ProvisionResult:
+            nonlocal done
+            done = self._inspect(data, force_reboot=force_reboot)
+            return done.result
+
+        result = self._run(step)
+        if done is not None and done.result is result:
+            return done
+        return ports.InspectOutcome(result=result, started=False, details=None)
+
+    def _inspect(self, data: ports.InspectData, *, force_reboot: bool) -> ports.InspectOutcome:
+        ctx = self._c()
+        if data.inspection_mode == bmh.InspectionMode.FAST:
+            details = ctx.driver.inspect.inspect(ctx.access)
+            return _inspected(details, started=True)
+        got = ramdisk.ensure_agent(
+            ctx, nodes.Purpose.INSPECT, boot_mode=data.boot_mode, force_reboot=force_reboot
+        )
+        if isinstance(got, ramdisk.Booting):
+            return ports.InspectOutcome(result=got.result, started=got.started, details=None)
+        details = ctx.agents.inventory(got.endpoint)
+        # Inspection over: the ramdisk goes away, as Ironic leaves a manageable node off.
+        ctx.eject_media()
+        ctx.power_off(ports.RebootMode.HARD)
+        ctx.set_wait(None)
+        return _inspected(details, started=False)
+
+    def prepare(
+        self, data: ports.PrepareData, *, unprepared: bool, restart_on_failure: bool
+    ) -> tuple[ports.ProvisionResult, bool]:
+        target = data.target_firmware_settings
+        if not target:
+            return ports.ProvisionResult.complete(), unprepared
+        return self._run(lambda: self._apply_bios(target)), True
+
+    def _apply_bios(self, target: dict[str, str]) -> ports.ProvisionResult:
+        ctx = self._c()
+        bios = ctx.driver.bios
+        settings = bios.settings(ctx.access)
+        diff = {k: v for k, v in target.items() if _text(settings.current.get(k)) != v}
+        node = ctx.node()
+        waiting = node.wait is not None and node.wait.purpose == nodes.Purpose.BIOS
+        if not diff:
+            if waiting:
+                ctx.set_wait(None)
+            return ports.ProvisionResult.complete()
+        staged = all(_text(settings.pending.get(k)) == v for k, v in diff.items())
+        if not staged:
+            registry = bios.registry(ctx.access)
+            typed = {k: _typed(registry.get(k), v) for k, v in diff.items()}
+            bios.apply_settings(ctx.access, typed)
+            return ports.ProvisionResult.continuing(self._cfg.short_poll_s)
+        if waiting and node.wait is not None:
+            if ctx.waited_s(node.wait) > self._cfg.bios_reboot_timeout_s:
+                ctx.set_wait(None)
+                raise StepFailed(
+                    f"BIOS settings {', '.join(sorted(diff))} were not applied after a reboot"
+                )
+            return ports.ProvisionResult.continuing(self._cfg.poll_s)
+        ctx.power_cycle_or_on()  # firmware applies staged settings while it boots
+        ctx.wait_for(nodes.Purpose.BIOS)
+        return ports.ProvisionResult.continuing(self._cfg.poll_s)
+
+    # --- deployment ------------------------------------------------------------------------------
+
+    def provision(self, data: ports.ProvisionData, *, force_reboot: bool) -> ports.ProvisionResult:
+        return self._run(lambda: deploy.provision(self._c(), data, force_reboot=force_reboot))
+
+    def deprovision(
+        self, *, restart_on_failure: bool, automated_cleaning_mode: bmh.AutomatedCleaningMode
+    ) -> ports.ProvisionResult:
+        return self._run(
+            lambda: deploy.deprovision(
+                self._c(), restart_on_failure=restart_on_failure, cleaning=automated_cleaning_mode
+            )
+        )
+
+    def adopt(
+        self, state: bmh.ProvisioningState, *, restart_on_failure: bool
+    ) -> ports.ProvisionResult:
+        def step() -> ports.ProvisionResult:
+            ctx = self._c()
+            if ctx.node().deployed is None:
+                ctx.set_deployed(nodes.Deployment(image_url="", adopted=True))
+            return ports.ProvisionResult.complete()
+
+        return self._run(step)
+
+    def detach(self, *, force: bool) -> ports.ProvisionResult:
+        return self._forget()
+
+    def delete(self) -> ports.ProvisionResult:
+        return self._forget()
+
+    def _forget(self) -> ports.ProvisionResult:
+        node_id = self._host.provisioner_id or nodes.node_id_for(self._host.key)
+        self._engine.forget(node_id)
+        return ports.ProvisionResult.complete()
+
+    # --- power -----------------------------------------------------------------------------------
+
+    def update_hardware_state(self) -> bool | None:
+        try:
+            state = self._c().power()
+        except (bmc.DriverError, StepFailed):
+            self._power_failure = True
+            return None
+        return {bmc.PowerState.ON: True, bmc.PowerState.OFF: False}.get(state)
+
+    def power_on(self, *, force: bool) -> ports.ProvisionResult:
+        def step() -> ports.ProvisionResult:
+            ctx = self._c()
+            state = ctx.power()
+            if state == bmc.PowerState.ON:
+                return ports.ProvisionResult.complete()
+            if state != bmc.PowerState.POWERING_ON:
+                ctx.power_on()
+            return ports.ProvisionResult.continuing(self._cfg.short_poll_s)
+
+        return self._run(step)
+
+    def power_off(self, mode: ports.RebootMode, *, force: bool) -> ports.ProvisionResult:
+        return self._run(lambda: self._power_off(mode, force=force))
+
+    def _power_off(self, mode: ports.RebootMode, *, force: bool) -> ports.ProvisionResult:
+        ctx = self._c()
+        if self._disable_power_off:
+            ctx.driver.power.start_reboot(ctx.access, mode=mode)
+            return ports.ProvisionResult.complete()
+        state = ctx.power()
+        wait = ctx.node().wait
+        soft_wait = wait if wait is not None and wait.purpose == nodes.Purpose.SOFT_POWER_OFF \
+            else None
+        if state == bmc.PowerState.OFF:
+            if soft_wait is not None:
+                ctx.set_wait(None)
+            return ports.ProvisionResult.complete()
+        if mode == ports.RebootMode.HARD or force:
+            ctx.power_off(ports.RebootMode.HARD)
+            return ports.ProvisionResult.continuing(self._cfg.short_poll_s)
+        if soft_wait is None:
+            ctx.power_off(ports.RebootMode.SOFT)
+            ctx.wait_for(nodes.Purpose.SOFT_POWER_OFF)
+            return ports.ProvisionResult.continuing(self._cfg.short_poll_s)
+        waited = ctx.waited_s(soft_wait)
+        if waited > self._cfg.soft_power_off_timeout_s:
+            ctx.set_wait(None)
+            raise StepFailed(f"soft power off did not complete within {waited:.0f}s")
+        return ports.ProvisionResult.continuing(self._cfg.short_poll_s)
+
+    # --- capacity and health ----------------------------------------------------------------------
+
+    def has_capacity(self) -> bool:
+        try:
+            address = bmc.BmcAccess.of(self._host.bmc_address, self._host.bmc_credentials).address
+        except outcome.SpecError:
+            return True  # registration reports the bad address
+        if address.type.supports_iso_preprovisioning_image:
+            return True
+        busy = self._engine.busy_hosts()
+        return self._host.key in busy or len(busy) < self._cfg.provisioning_limit
+
+    def has_power_failure(self) -> bool:
+        return self._power_failure
+
+    def get_health(self) -> str:
+        return ""
+
+
+def _inspected(details: hwd.HardwareDetails, *, started: bool) -> ports.InspectOutcome:
+    return ports.InspectOutcome(
+        result=ports.ProvisionResult.complete(), started=started, details=details
+    )
+
+
+def _text(value: bmc.BiosValue | None) -> str | None:
+    """A BIOS value as the settings map spells it (booleans as true/false)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _typed(schema: bmc.BiosAttributeSchema | None, value: str) -> bmc.BiosValue:
+    """A settings-map string as the BMC's attribute type wants it."""
+    if schema is not None and schema.type == bmc.BiosAttributeType.INTEGER:
+        try:
+            return int(value)
+        except ValueError:
+            return value
+    if schema is not None and schema.type == bmc.BiosAttributeType.BOOLEAN:
+        return value.lower() == "true"
+    return value

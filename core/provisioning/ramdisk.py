@@ -1,0 +1,77 @@
+"""Getting a deploy agent up on a host: boot the ramdisk, then wait for its heartbeat.
+
+Virtual-media hosts boot the deploy ISO from the virtual CD; the others boot over the network
+(PXE, modelled by the emulators: a network boot brings the agent up). One step:
+
+1. an agent heartbeats and answers: use it (also one left up by an earlier operation, as
+   Ironic's fast track does);
+2. the node record says the engine booted the ramdisk for this purpose: wait, boot it again if
+   the host is off (switched off meanwhile), and fail once the timeout has passed;
+3. otherwise boot it: deploy ISO into the CD (virtual media), boot mode, one-time boot
+   override, power on or hard reboot, and record the wait.
+
+Each part is idempotent; if the BMC refuses part-way (busy, 409), the next call starts over
+and repeats only what is still missing.
+"""
+
+from dataclasses import dataclass
+
+from metalcubed.core import agent, bmc, ports
+from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core.provisioning import nodes
+from metalcubed.core.provisioning.context import Ctx, StepFailed
+
+
+@dataclass(frozen=True, slots=True)
+class AgentUp:
+    endpoint: agent.AgentEndpoint
+    status: agent.AgentStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Booting:
+    result: ports.ProvisionResult
+    started: bool
+    """This call started the boot (upstream's `started`: annotations may be cleared)."""
+
+
+def ensure_agent(
+    ctx: Ctx, purpose: nodes.Purpose, *, boot_mode: bmh.BootMode, force_reboot: bool = False
+) -> AgentUp | Booting:
+    if not force_reboot:
+        live = ctx.live_agent()
+        if live is not None:
+            return AgentUp(*live)
+    wait = ctx.node().wait
+    if wait is not None and wait.purpose == purpose and not force_reboot:
+        waited = ctx.waited_s(wait)
+        if waited > ctx.cfg.ramdisk_timeout_s:
+            ctx.set_wait(None)
+            raise StepFailed(
+                f"timeout reached while waiting for the deploy agent to come up after "
+                f"{waited:.0f}s ({purpose.value}: booted from {_device(ctx).value})"
+            )
+        if ctx.power() == bmc.PowerState.OFF:
+            boot(ctx, boot_mode=boot_mode)  # switched off meanwhile: boot the ramdisk again
+        return Booting(ports.ProvisionResult.continuing(ctx.cfg.poll_s), started=False)
+    boot(ctx, boot_mode=boot_mode)
+    ctx.wait_for(purpose)
+    return Booting(ports.ProvisionResult.continuing(ctx.cfg.poll_s), started=True)
+
+
+def _device(ctx: Ctx) -> bmc.BootDevice:
+    return bmc.BootDevice.CDROM if ctx.virtual_media else bmc.BootDevice.PXE
+
+
+def boot(ctx: Ctx, *, boot_mode: bmh.BootMode) -> None:
+    """Boot the host into the deploy ramdisk once (media, boot mode, override, power)."""
+    if ctx.virtual_media:
+        if not ctx.cfg.deploy_iso_url:
+            raise StepFailed(
+                f"no deploy ISO configured (DEPLOY_ISO_URL) to boot virtual-media host "
+                f"{ctx.access.display}"
+            )
+        ctx.ensure_media(ctx.cfg.deploy_iso_url)
+    ctx.ensure_boot_mode(boot_mode)
+    ctx.set_boot(_device(ctx), bmc.Persistence.ONCE)
+    ctx.power_cycle_or_on()

@@ -1,0 +1,112 @@
+"""A loopback HTTP image server: OS images, deploy ISOs and their checksum files.
+
+Serves files held in memory (`add(name, data)`) or read from disk (`add_file`), under
+`http://127.0.0.1:<port>/<name>`, each with checksum files beside it as `sha256sum`-style text
+(`<hex>  <name>`): `<name>.md5sum`, `<name>.sha256sum`, `<name>.sha512sum`. GET and HEAD; 404
+for anything else. Counts requests per path (tests check what the BMC and the agents fetched).
+Threaded stdlib server in a daemon thread; `stop()` closes the socket.
+"""
+
+import hashlib
+import pathlib
+import threading
+from collections import Counter
+from http import server
+from typing import Any
+
+ALGORITHMS = ("md5", "sha256", "sha512")
+
+
+def random_image(size: int, *, seed: int = 0) -> bytes:
+    """`size` bytes of deterministic filler (a stand-in OS image)."""
+    block = hashlib.sha512(f"metalcubed-image-{seed}".encode()).digest()
+    return (block * (size // len(block) + 1))[:size]
+
+
+class ImageServer:
+    def __init__(self) -> None:
+        self._files: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+        self.hits: Counter[str] = Counter()
+        self._httpd: server.ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- content ---------------------------------------------------------------------------------
+
+    def add(self, name: str, data: bytes) -> str:
+        """Serve `data` as `name` (and its checksum files); returns its URL once started."""
+        if "/" in name or name.startswith("."):
+            raise ValueError(f"bad image name {name!r}")
+        with self._lock:
+            self._files[name] = data
+            for algo in ALGORITHMS:
+                digest = hashlib.new(algo, data).hexdigest()
+                self._files[f"{name}.{algo}sum"] = f"{digest}  {name}\n".encode()
+        return self.url(name) if self._httpd is not None else name
+
+    def add_file(self, path: pathlib.Path, *, name: str | None = None) -> str:
+        return self.add(name or path.name, path.read_bytes())
+
+    def checksum(self, name: str, algo: str = "sha256") -> str:
+        with self._lock:
+            return hashlib.new(algo, self._files[name]).hexdigest()
+
+    def url(self, name: str) -> str:
+        return f"{self.base_url}/{name}"
+
+    @property
+    def base_url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("image server is not running")
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    # --- serving ---------------------------------------------------------------------------------
+
+    def start(self) -> str:
+        if self._httpd is not None:
+            return self.base_url
+        images = self
+
+        class Handler(server.BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+            def _serve(self, *, body: bool) -> None:
+                name = self.path.split("?", 1)[0].lstrip("/")
+                with images._lock:
+                    images.hits[name] += 1
+                    data = images._files.get(name)
+                if data is None:
+                    self.send_error(404, "no such image")
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if body:
+                    self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._serve(body=True)
+
+            def do_HEAD(self) -> None:
+                self._serve(body=False)
+
+        self._httpd = server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="image-server", daemon=True
+        )
+        self._thread.start()
+        return self.base_url
+
+    def stop(self) -> None:
+        if self._httpd is None:
+            return
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._httpd = None
+        self._thread = None
