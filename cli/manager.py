@@ -118,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # urllib3 logs every transparent retry of a dropped keep-alive connection; the outcome
+    # (success, or an error the workqueue retries) is what matters and is logged by us.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     try:
         options = options_from(args)
         composition = manager.build(options)

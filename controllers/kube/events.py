@@ -10,11 +10,16 @@ Aggregation follows client-go's EventCorrelator:
   patched with `count + 1` and a new `lastTimestamp` (an LRU of 4096 recent Events; a patch that
   meets a 404, because the Event expired, creates a fresh one);
 - a spam filter per object (a token bucket of 25, refilled one every 5 minutes) drops the
-  excess from an object that emits Events in a loop.
+  excess from an object that emits Events in a loop;
+- a send that fails because the API server is unreachable or overloaded is tried again a few
+  times with a growing pause (MAX_TRIES), without holding up the Events queued behind it.
 Events carry upstream's source: component `metal3-baremetal-controller`, reporting controller
 `metal3.io/baremetal-controller`, and the manager's identity as reporting instance.
 """
 
+import dataclasses
+import heapq
+import itertools
 import logging
 import queue
 import threading
@@ -25,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import urllib3
 from kubernetes import client as k8s
 
 from metalcubed.controllers.kube import metrics
@@ -39,6 +45,9 @@ MAX_MESSAGE_LENGTH = 1024
 _LRU_SIZE = 4096
 _SPAM_BURST = 25
 _SPAM_REFILL_S = 300.0
+MAX_TRIES = 5
+"""Sends of one Event while the API server is unreachable or failing (5xx, 429), spaced
+1, 2, 4, 8 s apart (client-go tries 12 times, 10 s apart)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +58,7 @@ class _Pending:
     reason: str
     message: str
     at: datetime
+    attempt: int = 0
 
 
 @dataclass(slots=True)
@@ -62,6 +72,13 @@ class _Seen:
 class _Bucket:
     tokens: float
     last: float
+
+
+def _retryable(exc: Exception) -> bool:
+    """The API server was unreachable, overloaded or failing: worth another try."""
+    if isinstance(exc, k8s.ApiException):
+        return exc.status in (0, 429) or exc.status >= 500
+    return isinstance(exc, (urllib3.exceptions.HTTPError, OSError))
 
 
 def _timestamp(at: datetime) -> str:
@@ -96,7 +113,8 @@ class K8sEventRecorder:
         self._monotonic = monotonic
         self._seen: OrderedDict[tuple[str, ...], _Seen] = OrderedDict()
         self._spam: dict[tuple[str, ...], _Bucket] = {}
-        self._stopped = threading.Event()
+        self._retries: list[tuple[float, int, _Pending]] = []
+        self._tie = itertools.count()
 
     # --- ports.EventRecorder ---------------------------------------------------------------
 
@@ -131,8 +149,15 @@ class K8sEventRecorder:
     def run(self, stop: threading.Event, *, drain_s: float = 5.0) -> None:
         """Send queued Events until `stop`, then flush what is queued for up to `drain_s`."""
         while not stop.is_set():
+            wait_s = 0.2
+            if self._retries:
+                due_in = self._retries[0][0] - self._monotonic()
+                if due_in <= 0:
+                    self._send(heapq.heappop(self._retries)[2])
+                    continue
+                wait_s = min(wait_s, due_in)
             try:
-                item = self._queue.get(timeout=0.2)
+                item = self._queue.get(timeout=wait_s)
             except queue.Empty:
                 continue
             if item is not None:
@@ -158,7 +183,7 @@ class K8sEventRecorder:
     def _send(self, p: _Pending) -> None:
         inv = p.involved
         obj_key = (inv["namespace"], inv["kind"], inv["name"], inv["uid"])
-        if not self._allow(obj_key):
+        if p.attempt == 0 and not self._allow(obj_key):
             self._count("spam_filtered")
             return
         key = (*obj_key, p.type, p.reason, p.message)
@@ -176,6 +201,12 @@ class K8sEventRecorder:
                 self._seen.popitem(last=False)
             self._count("created")
         except Exception as exc:  # best effort: an Event must never take the sender down
+            if _retryable(exc) and p.attempt + 1 < MAX_TRIES:
+                self._count("retried")
+                due = self._monotonic() + 2.0**p.attempt
+                retry = dataclasses.replace(p, attempt=p.attempt + 1)
+                heapq.heappush(self._retries, (due, next(self._tie), retry))
+                return
             self._count("failed")
             log.warning("event %s on %s %s/%s not recorded: %s", p.reason, inv["kind"],
                         inv["namespace"], inv["name"], exc)

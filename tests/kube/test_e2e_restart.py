@@ -10,6 +10,7 @@ reconcilers, DESIGN rule 5).
 import collections
 import time
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client as k8s
 
@@ -25,7 +26,7 @@ def _states(api: k8s.ApiClient, ns: str) -> collections.Counter[str]:
     return collections.Counter(e2e.state(h) for h in e2e.list_hosts(api, ns))
 
 
-def _create_fleet(api: k8s.ApiClient, ns: str, count: int, **spec: object) -> None:
+def _create_fleet(api: k8s.ApiClient, ns: str, count: int, **spec: Any) -> None:
     e2e.create_secret(api, ns, "fleet-bmc")
     for i in range(count):
         e2e.create_host(api, ns, f"host-{i:03d}", secret="fleet-bmc", **spec)
