@@ -71,6 +71,8 @@ BUSY_STATES = frozenset(
 """The states upstream's HasCapacity counts as busy (bmo.md 6.1)."""
 
 WAIT_STATES = frozenset({NodeState.INSPECT_WAIT, NodeState.CLEAN_WAIT, NodeState.DEPLOY_WAIT})
+_READS = frozenset({"get_power_state"})
+"""BMC requests that are GETs (retried on 5xx); the rest are actions (POST/PATCH)."""
 _DEPLOY_STATES = frozenset({NodeState.DEPLOYING, NodeState.DEPLOY_WAIT})
 _CLEAN_STATES = frozenset({NodeState.CLEANING, NodeState.CLEAN_WAIT})
 
@@ -147,11 +149,13 @@ class Node:
 
 
 class ConductorStats:
-    __slots__ = ("busy", "failures", "peak_busy", "peak_pxe_busy", "pxe_busy", "verbs")
+    __slots__ = ("busy", "failures", "peak_busy", "peak_pxe_busy", "pxe_busy", "refused", "verbs")
 
     def __init__(self) -> None:
         self.verbs: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter()
+        """Requests refused for a conductor limit (max_concurrent_clean/deploy), by action."""
         self.pxe_busy = 0
         self.busy = 0
         self.peak_pxe_busy = 0
@@ -272,12 +276,13 @@ class Conductor:
         self._check_lock(node)
         if node.state != NodeState.MANAGEABLE:
             raise InvalidState(node, "provide")
+        if node.automated_clean:
+            self._reserve_clean()
         self.stats.verbs["provide"] += 1
         node.last_error = ""
         if not node.automated_clean:
             self._set_state(node, NodeState.AVAILABLE)
             return
-        self._reserve_clean()
         self._set_state(node, NodeState.CLEANING)
         self._start(node, self._clean(node))
 
@@ -286,6 +291,7 @@ class Conductor:
         if node.state not in (NodeState.AVAILABLE, NodeState.DEPLOY_FAILED):
             raise InvalidState(node, "active")
         if self._deploying >= self._settings.max_concurrent_deploy:
+            self.stats.refused["deploy"] += 1
             raise ConcurrencyLimit("deploy", self._settings.max_concurrent_deploy)
         self.stats.verbs["active"] += 1
         node.last_error = ""
@@ -353,6 +359,7 @@ class Conductor:
 
     def _reserve_clean(self) -> None:
         if self._cleaning >= self._settings.max_concurrent_clean:
+            self.stats.refused["clean"] += 1
             raise ConcurrencyLimit("clean", self._settings.max_concurrent_clean)
 
     def _set_state(self, node: Node, state: NodeState) -> None:
@@ -402,15 +409,22 @@ class Conductor:
     # --- talking to the hardware ----------------------------------------------------------------
 
     def _call(self, node: Node, kind: str) -> Generator[simpy.Event, Any, Reply]:
-        """One BMC request with the client's retries."""
+        """One BMC request with the client's retries, as sushy and Ironic retry: a request that
+        timed out is retried (connection attempts); a 5xx only when the request was a read
+        (sushy retries server-side errors on GET); a 409 on power-on with Ironic's conflict
+        retries. Anything else fails the step."""
         settings = self._settings
         attempts = settings.bmc_retries
         conflicts = settings.power_conflict_retries
+        read = kind in _READS
         while True:
             reply = yield from node.bmc.request(kind, node.machine)
             if reply == Reply.OK:
                 return reply
-            if reply in (Reply.TIMEOUT, Reply.UNAVAILABLE) and attempts > 1:
+            retryable = reply == Reply.TIMEOUT or (
+                read and reply in (Reply.SERVER_ERROR, Reply.UNAVAILABLE)
+            )
+            if retryable and attempts > 1:
                 attempts -= 1
                 yield self._env.timeout(settings.bmc_retry_interval_s)
                 continue

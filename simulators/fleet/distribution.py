@@ -9,7 +9,7 @@ one seed reproduces one run.
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 Z_99 = 2.3263478740408408
 """The standard normal's 99th percentile: ln(p99 / median) = sigma * Z_99 for a lognormal."""
@@ -61,20 +61,18 @@ class LogNormal:
 
     median: float
     p99: float
+    mu: float = field(init=False, repr=False, compare=False)
+    sigma: float = field(init=False, repr=False, compare=False)
 
-    @property
-    def mu(self) -> float:
-        return math.log(self.median)
-
-    @property
-    def sigma(self) -> float:
-        return math.log(self.p99 / self.median) / Z_99
+    def __post_init__(self) -> None:
+        # Derived once: draws are on the hot path (every API call and BMC request).
+        object.__setattr__(self, "mu", math.log(self.median))
+        object.__setattr__(self, "sigma", math.log(self.p99 / self.median) / Z_99)
 
     def draw(self, rng: random.Random) -> float:
-        sigma = self.sigma
-        if sigma == 0.0:
+        if self.sigma == 0.0:
             return self.median
-        return rng.lognormvariate(self.mu, sigma)
+        return math.exp(self.mu + self.sigma * rng.gauss(0.0, 1.0))
 
 
 Distribution = Fixed | Uniform | Normal | LogNormal

@@ -190,6 +190,7 @@ def build(outcome: RunOutcome) -> dict[str, Any]:
         "provisioner": {
             "verbs": dict(sorted(conductor.stats.verbs.items())),
             "failures": dict(sorted(conductor.stats.failures.items())),
+            "refused": dict(sorted(conductor.stats.refused.items())),
         },
         "events": dict(sorted(outcome.events.by_reason.items())),
         "invariants": {

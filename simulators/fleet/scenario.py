@@ -797,6 +797,8 @@ def _step(
         raise _Invalid(_join(path, "per_host"), "a per-host step cannot also be batched")
     if per_host and action == Action.ENROLL:
         raise _Invalid(_join(path, "per_host"), "hosts are enrolled all at once or in batches")
+    if per_host and "delay" in values:
+        raise _Invalid(_join(path, "delay"), "a per-host step acts as soon as its host is ready")
     return Step(
         name=values.get("name", f"{index}-{action.value}"),
         action=action,
@@ -993,6 +995,8 @@ def parse(data: Any, *, source: str = "<scenario>") -> Scenario:
             steps.append(step)
     if steps and steps[0].action != Action.ENROLL:
         errors.append(outcome.SpecError("workload[0].action", "the first step must enroll hosts"))
+    if steps and steps[0].per_host:
+        errors.append(outcome.SpecError("workload[0].per_host", "the first step is a bulk step"))
 
     slos: list[Slo] = []
     raw_slos: dict[str, Any] = attempt(lambda: _mapping(top.get("slos"), "slos"), {})

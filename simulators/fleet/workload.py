@@ -125,11 +125,14 @@ class Workload:
 
     def _run(self) -> Generator[simpy.Event, Any, None]:
         env = self._env
-        for index, step in enumerate(self._steps):
+        steps = self._steps
+        for index, step in enumerate(steps):
+            if step.per_host:
+                continue  # activated with the bulk step before it
             groups = self._groups(step)
             if step.at_s is not None and step.at_s > env.now:
                 yield env.timeout(step.at_s - env.now)
-            elif step.when_state is not None and not step.per_host:
+            elif step.when_state is not None:
                 event = env.event()
                 self._waiting = (groups, step.when_state, event)
                 self.check()
@@ -137,11 +140,13 @@ class Workload:
             if step.delay_s > 0:
                 yield env.timeout(step.delay_s)
             self.fired.append((step.name, env.now))
-            if step.per_host:
-                self._active = index
-                for key in self._plans:
-                    self._advance(key)
-                continue
+            # The per-host steps that follow start now: they take each host as soon as this
+            # step has acted on it (so early batches do not wait for the last one).
+            last = index
+            while last + 1 < len(steps) and steps[last + 1].per_host:
+                last += 1
+                self.fired.append((steps[last].name, env.now))
+            self._active = last
             plans = [plan for group in groups for plan in self._hosts[group]]
             batch = step.batch_size or len(plans) or 1
             for start in range(0, len(plans), batch):
@@ -149,9 +154,12 @@ class Workload:
                     yield env.timeout(step.batch_interval_s)
                 for plan in plans[start : start + batch]:
                     self._act(step, plan)
-            self._active = index
+                    self._set_progress(plan.key, index)
+                    self._advance(plan.key)
             for key in self._plans:
-                self._set_progress(key, index)
+                if self._progress[key] < index:  # not selected by this step
+                    self._set_progress(key, index)
+                    self._advance(key)
         self._loop_done = True
         self._check_done()
 
