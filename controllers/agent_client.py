@@ -127,7 +127,9 @@ def write_image_params(image: agent.ImageWrite) -> dict[str, Any]:
         "disk_format": image.disk_format,
     }
     if image.root_device is not None:
-        info["root_device"] = image.root_device.model_dump(mode="json", exclude_defaults=True)
+        info["root_device"] = image.root_device.model_dump(
+            mode="json", by_alias=True, exclude_defaults=True
+        )
     params: dict[str, Any] = {"image_info": info}
     if image.config_drive is not None:
         drive = image.config_drive

@@ -96,7 +96,10 @@ class ImageServer:
         self._httpd = server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="image-server", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="image-server",
+            daemon=True,
         )
         self._thread.start()
         return self.base_url

@@ -81,7 +81,10 @@ class JsonServer:
         self._httpd = server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name=self._name, daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=self._name,
+            daemon=True,
         )
         self._thread.start()
         return self.url

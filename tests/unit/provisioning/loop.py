@@ -1,0 +1,91 @@
+"""A minimal runtime for tests: reconcile BareMetalHosts in due-time order until a goal holds.
+
+Like the workqueue, it calls `reconcile(key)` for one host at a time, requeues by the returned
+delay, and retries a raised TransientError after `error_retry_s`. `clock` is either a manual
+clock it moves forward (virtual time, in-process rigs) or the wall clock (lab tests, where it
+sleeps); `max_delay_s` compresses long requeues (upstream's minutes of error backoff and the 60 s
+power poll) so that a test does not wait them out.
+"""
+
+import time
+from collections.abc import Callable, Iterable
+
+from metalcubed.core import clock as clocks
+from metalcubed.core import outcome, ports
+from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core.api import meta
+from metalcubed.core.reconcilers import host as host_reconciler
+
+
+class Loop:
+    def __init__(
+        self,
+        reconciler: host_reconciler.BareMetalHostReconciler,
+        store: ports.Store,
+        *,
+        clock: ports.Clock,
+        max_delay_s: float,
+        error_retry_s: float = 0.5,
+    ) -> None:
+        self.reconciler = reconciler
+        self.store = store
+        self.clock = clock
+        self.max_delay_s = max_delay_s
+        self.error_retry_s = error_retry_s
+        self.due: dict[meta.ObjectKey, float] = {}
+        self.passes = 0
+        self.errors: list[str] = []
+
+    def _now(self) -> float:
+        return self.clock.now().timestamp()
+
+    def add(self, keys: Iterable[meta.ObjectKey]) -> None:
+        for key in keys:
+            self.due[key] = self._now()
+
+    def run_until(
+        self, goal: Callable[[], bool], *, max_passes: int = 5000, timeout_s: float = 120.0
+    ) -> None:
+        started = time.monotonic()
+        while not goal():
+            assert self.passes < max_passes, f"goal not reached in {max_passes} passes"
+            assert time.monotonic() - started < timeout_s, f"goal not reached in {timeout_s}s"
+            if not self.due:
+                raise AssertionError("nothing left to reconcile and the goal does not hold")
+            key = min(self.due, key=lambda k: self.due[k])
+            wait = self.due[key] - self._now()
+            if wait > 0:
+                if isinstance(self.clock, clocks.ManualClock):
+                    self.clock.advance(wait)
+                else:
+                    time.sleep(min(wait, 0.05))
+                    continue
+            self.passes += 1
+            try:
+                result = self.reconciler.reconcile(key)
+            except outcome.TransientError as err:
+                self.errors.append(str(err))
+                self.due[key] = self._now() + self.error_retry_s
+                continue
+            if result.requeue_after_s is None:
+                self.due.pop(key, None)
+            else:
+                self.due[key] = self._now() + min(result.requeue_after_s, self.max_delay_s)
+
+    def poke(self, key: meta.ObjectKey) -> None:
+        """A watch event: reconcile `key` now."""
+        self.due[key] = self._now()
+
+    def host(self, key: meta.ObjectKey) -> bmh.BareMetalHost:
+        return self.store.get(bmh.BareMetalHost, key)
+
+    def gone(self, key: meta.ObjectKey) -> bool:
+        try:
+            self.store.get(bmh.BareMetalHost, key)
+        except outcome.NotFound:
+            return True
+        return False
+
+    def states(self, keys: Iterable[meta.ObjectKey]) -> dict[str, str]:
+        return {k.name: self.host(k).status.provisioning.state.value for k in keys}
+

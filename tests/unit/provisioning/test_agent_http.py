@@ -1,0 +1,235 @@
+"""The agent protocol over real HTTP on 127.0.0.1: lookup service, agent API, image server.
+
+The BMC side is in-process (Sim capabilities over the host model); everything the agent does
+goes over sockets: it looks its node up and heartbeats to the lookup service, the engine talks
+to it with the HTTP client, and it downloads the image from the image server.
+"""
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from metalcubed.controllers import agent_client, memory
+from metalcubed.core import agent, ports
+from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core.api import meta
+from metalcubed.core.provisioning import context, engine, nodes
+from metalcubed.simulators import hostmodel, hostmodel_bmc, imageserver
+from metalcubed.simulators.agent import emulator, lookup, server
+
+CREDS = ports.Credentials(username="admin", password="password")
+IMAGE = imageserver.random_image(3 * 1024 * 1024)
+
+
+@dataclass
+class Lab:
+    images: imageserver.ImageServer
+    service: lookup.LookupService
+    agents: emulator.AgentEmulator
+    api: server.AgentServer
+    table: lookup.LockedNodeTable
+    bmcs: hostmodel_bmc.SimBmcs
+    engine: engine.Engine
+    iso_url: str
+    image_url: str
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    images = imageserver.ImageServer()
+    images.start()
+    iso_url = images.add("ipa.iso", b"deploy ramdisk ISO")
+    image_url = images.add("os.raw", IMAGE)
+    table = lookup.LockedNodeTable(clock=memory.WallClock(), agent_timeout_s=30)
+    service = lookup.LookupService(table, heartbeat_timeout_s=30)
+    service.start()
+    agents = emulator.AgentEmulator(
+        conductor=lookup.HttpConductor(service.url),
+        deploy_iso_urls={iso_url},
+        timing=emulator.AgentTiming(heartbeat_s=0.2),
+    )
+    api = server.AgentServer(agents)
+    api.start()
+    agents.start()
+    bmcs = hostmodel_bmc.SimBmcs(credentials=CREDS)
+    eng = engine.Engine(
+        drivers=hostmodel_bmc.driver_for(bmcs),
+        agents=agent_client.HttpAgent(timeout_s=5),
+        nodes_port=table,
+        clock=memory.WallClock(),
+        config=context.EngineConfig(deploy_iso_url=iso_url, poll_s=0.05, short_poll_s=0.05),
+    )
+    try:
+        yield Lab(images, service, agents, api, table, bmcs, eng, iso_url, image_url)
+    finally:
+        agents.stop()
+        api.stop()
+        service.stop()
+        images.stop()
+
+
+def add_host(lab: Lab, index: int, *, scheme: str = "redfish-virtualmedia+http"
+             ) -> tuple[hostmodel.HostModel, engine.EngineProvisioner]:
+    model = hostmodel.HostModel(name=f"host-{index}", inventory=hostmodel.make_inventory(index))
+    address = (f"ipmi://127.0.0.1:{6300 + index}" if scheme == "ipmi"
+               else f"{scheme}://127.0.0.1:8000/redfish/v1/Systems/{model.uuid}")
+    lab.bmcs.add(address, model)
+    lab.agents.attach(model, bmc_address=address)
+    data = ports.HostData(
+        key=meta.ObjectKey("metal3", model.name), bmc_address=address, bmc_credentials=CREDS,
+        disable_certificate_verification=False, boot_mac_address="", provisioner_id="",
+    )
+    prov = lab.engine.new_provisioner(data, lambda reason, message: None)
+    result, _ = prov.register(_access(), credentials_changed=True, restart_on_failure=False)
+    assert result == ports.ProvisionResult.complete()
+    return model, prov
+
+
+def _access() -> ports.ManagementAccessData:
+    return ports.ManagementAccessData(
+        boot_mode=bmh.BootMode.UEFI, automated_cleaning_mode=bmh.AutomatedCleaningMode.METADATA,
+        state=bmh.ProvisioningState.REGISTERING, operational_status=bmh.OperationalStatus.OK,
+        current_image=None, has_custom_deploy=False, disable_power_off=False,
+        cpu_architecture="", disable_inspection=False, inspection_mode=None,
+    )
+
+
+def until_done(step: Callable[[], ports.ProvisionResult], *, timeout_s: float = 20.0
+               ) -> ports.ProvisionResult:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = step()
+        if not result.dirty or time.monotonic() > deadline:
+            return result
+        time.sleep(min(result.requeue_after_s, 0.05))
+
+
+def provision_data(lab: Lab, checksum: str) -> ports.ProvisionData:
+    return ports.ProvisionData(
+        image=bmh.Image(url=lab.image_url, checksum=checksum),
+        host_config=ports.HostConfig(user_data="#cloud-config\nfqdn: h.example\n"),
+        boot_mode=bmh.BootMode.UEFI, hardware_profile="unknown", root_device_hints=None,
+        custom_deploy=None,
+    )
+
+
+def test_inspect_provision_deprovision_over_http(lab: Lab) -> None:
+    model, prov = add_host(lab, 0)
+
+    def inspect() -> ports.ProvisionResult:
+        got = prov.inspect_hardware(
+            ports.InspectData(boot_mode=bmh.BootMode.UEFI, cpu_architecture="",
+                              inspection_mode=None),
+            restart_on_failure=False, refresh=False, force_reboot=False,
+        )
+        found.append(got)
+        return got.result
+
+    found: list[ports.InspectOutcome] = []
+    assert until_done(inspect) == ports.ProvisionResult.complete()
+    details = found[-1].details
+    assert details is not None and details.system_vendor.serial_number == "M3-000000"
+    assert lab.service.lookups >= 1 and lab.service.heartbeats >= 1
+    assert lab.images.hits["ipa.iso"] == 0  # the Sim BMC does not fetch; Redfish's does
+
+    data = provision_data(lab, lab.images.checksum("os.raw", "sha256"))
+    assert until_done(lambda: prov.provision(data, force_reboot=False)) == \
+        ports.ProvisionResult.complete()
+    disk = lab.agents.disk(model)
+    assert disk.size_bytes == len(IMAGE) and lab.images.hits["os.raw"] == 1
+    assert disk.config_drive is not None and "fqdn: h.example" in disk.config_drive.user_data
+    assert disk.os_boots == 1
+
+    result = until_done(lambda: prov.deprovision(
+        restart_on_failure=False, automated_cleaning_mode=bmh.AutomatedCleaningMode.METADATA))
+    assert result == ports.ProvisionResult.complete()
+    assert disk.wipes == 1 and disk.image_url == "" and model.power is hostmodel.Power.OFF
+
+
+def test_bad_checksum_over_http_is_a_provisioning_failure(lab: Lab) -> None:
+    model, prov = add_host(lab, 1, scheme="ipmi")
+    data = provision_data(lab, "d41d8cd98f00b204e9800998ecf8427e")  # md5 of nothing
+    result = until_done(lambda: prov.provision(data, force_reboot=False))
+    assert result.error_message.startswith("Image failed to verify against checksum.")
+    assert "d41d8cd98f00b204e9800998ecf8427e" in result.error_message
+    assert model.boots[0].device is hostmodel.BootDevice.PXE
+    assert lab.agents.disk(model).image_url == ""
+
+
+def test_checksum_file_url_over_http(lab: Lab) -> None:
+    _, prov = add_host(lab, 2)
+    data = provision_data(lab, lab.image_url + ".sha512sum")
+    assert until_done(lambda: prov.provision(data, force_reboot=False)) == \
+        ports.ProvisionResult.complete()
+
+
+def _agent_endpoint(lab: Lab, model: hostmodel.HostModel) -> agent.AgentEndpoint:
+    running = lab.agents.current(model)
+    assert running is not None
+    deadline = time.monotonic() + 5
+    while not running.node_id and time.monotonic() < deadline:
+        time.sleep(0.02)
+    endpoint = lab.table.agent(running.node_id)
+    assert endpoint is not None
+    return endpoint
+
+
+def test_agent_api_refusals(lab: Lab) -> None:
+    model, prov = add_host(lab, 3)
+    lab.agents.timing = emulator.AgentTiming(heartbeat_s=0.2, clean_s=1.0)
+    prov.inspect_hardware(
+        ports.InspectData(boot_mode=bmh.BootMode.UEFI, cpu_architecture="", inspection_mode=None),
+        restart_on_failure=False, refresh=False, force_reboot=False,
+    )
+    endpoint = _agent_endpoint(lab, model)
+    client = agent_client.HttpAgent(timeout_s=5)
+    started = client.start_clean(endpoint)
+    assert started.state is agent.CommandState.RUNNING
+    with pytest.raises(agent.AgentError, match="HTTP 409"):
+        client.start_clean(endpoint)
+    request = urllib.request.Request(
+        endpoint.url + "/v1/commands", method="POST",
+        data=json.dumps({"name": "standby.write_image", "params": {}}).encode(),
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=5)
+    assert refused.value.code in (400, 409)
+    model.power_off(hard=True)  # the agent goes away with its host
+    with pytest.raises(agent.AgentUnavailable):
+        client.status(endpoint)
+
+
+def test_unreachable_agent_is_unavailable_in_bounded_time() -> None:
+    client = agent_client.HttpAgent(timeout_s=1)
+    endpoint = agent.AgentEndpoint(node_id="n", url="http://127.0.0.1:9/agents/x", boot_id="x",
+                                   heartbeat_at=memory.WallClock().now())
+    started = time.monotonic()
+    with pytest.raises(agent.AgentUnavailable):
+        client.status(endpoint)
+    assert time.monotonic() - started < 3
+
+
+def test_lookup_service_answers(lab: Lab) -> None:
+    base = lab.service.url
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"{base}/v1/lookup?addresses=00:00:00:00:00:01", timeout=5)
+    assert missing.value.code == 404
+    lab.table.put(nodes.Node(node_id="n1", name="ns~n1", bmc_address="127.0.0.1:623",
+                             macs=("00:00:00:00:00:01",)))
+    with urllib.request.urlopen(f"{base}/v1/lookup?addresses=00:00:00:00:00:01",
+                                timeout=5) as rsp:
+        assert json.loads(rsp.read())["node"]["uuid"] == "n1"
+    bad = urllib.request.Request(f"{base}/v1/heartbeat/n1", method="POST",
+                                 data=json.dumps({"callback_url": "file:///etc/passwd"}).encode())
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(bad, timeout=5)
+    assert refused.value.code == 400
+    junk = urllib.request.Request(f"{base}/v1/heartbeat/n1", method="POST", data=b"{not json")
+    with pytest.raises(urllib.error.HTTPError) as not_json:
+        urllib.request.urlopen(junk, timeout=5)
+    assert not_json.value.code == 400
