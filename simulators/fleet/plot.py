@@ -82,7 +82,7 @@ def plot_durations(outcome: RunOutcome, path: Path) -> None:
     data = [[max(value, 1e-3) for value in durations[label]] for label in labels]
     fig, ax = plt.subplots(figsize=(11, 5.5), dpi=110)
     boxes = ax.boxplot(
-        data, vert=False, whis=(5, 95), showfliers=False, patch_artist=True,
+        data, orientation="horizontal", whis=(5, 95), showfliers=False, patch_artist=True,
         medianprops={"color": "black"},
     )
     for patch, label in zip(boxes["boxes"], labels, strict=True):
