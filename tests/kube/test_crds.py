@@ -80,7 +80,7 @@ def _plural(doc: Mapping[str, Any]) -> str:
     for facts in crdgen.KINDS:
         if doc["kind"] == facts.model.KIND:
             return facts.model.PLURAL
-    return doc["kind"].lower() + "s"
+    return str(doc["kind"]).lower() + "s"
 
 
 def _send(
@@ -140,7 +140,8 @@ def test_every_api_kind_has_a_crd() -> None:
     for module in pkgutil.iter_modules(api.__path__):
         importlib.import_module(f"{api.__name__}.{module.name}")
 
-    def subclasses(cls: type) -> Iterator[type]:
+    def subclasses(cls: type[meta.Resource]) -> Iterator[type[meta.Resource]]:
+        sub: type[meta.Resource]
         for sub in cls.__subclasses__():
             yield sub
             yield from subclasses(sub)

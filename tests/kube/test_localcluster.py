@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -93,3 +94,28 @@ def test_cli_start_then_stop_from_separate_processes(
     assert not any(localcluster.is_alive(p) for p in cluster.processes)
     assert localcluster.load(directory) is None
     assert "nothing was running" in _cli("stop", "--dir", str(directory), env=env).stderr
+
+
+def test_build_script_reuses_a_complete_cache_without_go(
+    kube_binaries: localcluster.Binaries, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / f"k8s-{localcluster.KUBE_VERSION}-etcd-{localcluster.ETCD_VERSION}"
+    out.mkdir()
+    for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl"):
+        source = kube_binaries.directory / name
+        if not source.exists():
+            pytest.skip(f"{name} not in {kube_binaries.directory}")
+        (out / name).symlink_to(source)
+    monkeypatch.setenv(localcluster.CACHE_ENV, str(tmp_path))
+    monkeypatch.delenv(localcluster.BIN_ENV, raising=False)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no Go: a cache hit must not need it
+    assert localcluster.find_binaries() == localcluster.Binaries(directory=out)
+    assert localcluster.build_binaries(progress=None).directory == out
+
+
+def test_bin_override_without_binaries_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(localcluster.BIN_ENV, str(tmp_path))
+    with pytest.raises(localcluster.LocalClusterError, match="holds no kube-apiserver"):
+        localcluster.find_binaries()
