@@ -281,6 +281,11 @@ def schema_for(model: type[meta.Resource]) -> dict[str, Any]:
             continue
         props[name] = convert.field(node, where=name)
     schema: dict[str, Any] = {"type": "object", "properties": dict(sorted(props.items()))}
+    # A spec the model requires is required here too (upstream requires none at the top): an
+    # object the server stored but our model cannot read would be invisible to the controller.
+    required = sorted(n for n in raw.get("required", []) if n not in ("apiVersion", "kind"))
+    if required:
+        schema["required"] = required
     if model.__doc__:
         schema = {"description": model.__doc__.strip().splitlines()[0], **schema}
     return schema

@@ -177,6 +177,7 @@ def _schemas(facts: crdgen.KindFacts) -> tuple[dict[str, Any], dict[str, Any]]:
 
 KNOWN_DIFFERENCES = {
     # (path, keyword): why; docs/local-apiserver.md lists the same.
+    ("", "required"): "spec is required: our model cannot read a host without one",
     (".status", "required"): "defaults instead (our writer always sends them)",
     (".status.provisioning", "required"): "defaults instead",
     (".status.errorMessage", "default"): "zero value as default",
@@ -414,3 +415,14 @@ def test_valid_object_is_stored_like_upstream(
     ours, theirs = _both(kube_api, doc, kube_namespace)
     assert ours.accepted and theirs.accepted, f"ours {ours}; upstream {theirs}"
     assert _without_nulls(ours.body["spec"]) == _without_nulls(theirs.body["spec"])
+
+
+def test_host_without_spec_is_refused_though_upstream_stores_it(
+    kube_api: k8s.ApiClient, kube_namespace: str, upstream_crds: None
+) -> None:
+    # The one place we are stricter on purpose: our model requires spec (and spec.online),
+    # so an object without one would be stored but unreadable to the controller.
+    doc = {k: v for k, v in BASE_HOST.items() if k != "spec"}
+    ours, theirs = _both(kube_api, doc, kube_namespace)
+    assert theirs.accepted
+    assert ours.code == 422 and "spec" in ours.fields, ours
