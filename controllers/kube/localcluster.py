@@ -26,6 +26,7 @@ Layout of a cluster directory:
 import base64
 import contextlib
 import ctypes
+import dataclasses
 import datetime
 import enum
 import ipaddress
@@ -371,7 +372,7 @@ class Cluster:
     kubeconfig: Path
     processes: tuple[Process, ...]
     started_in_s: float
-    """Wall time from launching etcd to the API server answering /readyz."""
+    """Wall time from launching etcd to ready (readyz, CRDs Established, GC collecting)."""
 
     @property
     def pki(self) -> Pki:
@@ -754,6 +755,8 @@ def _start_once(
     except BaseException:
         stop(directory)
         raise
+    cluster = dataclasses.replace(cluster, started_in_s=time.monotonic() - began)
+    _save(cluster)
     return cluster
 
 
