@@ -12,7 +12,8 @@ take the same path). Objects cross the boundary as wire dicts: `Resource.to_wire
 `Resource.from_wire()` in.
 
 Errors (HTTP status -> outcome):
-    404 NotFound · 409 Conflict (stale resourceVersion, AlreadyExists) · 410 Gone ·
+    404 NotFound (of the Namespace, when a write names one that does not exist) ·
+    409 Conflict (stale resourceVersion, AlreadyExists) · 410 Gone ·
     422 Invalid, with (field, message) per cause of the Status details (CRD schema, admission) ·
     400 Invalid (a malformed request, e.g. a label selector: retrying cannot help) ·
     429 TransientError with the server's Retry-After · anything else, connection errors
@@ -97,6 +98,10 @@ def translate(
         for c in (status.get("details") or {}).get("causes") or []
     ]
     code = exc.status
+    details = status.get("details") or {}
+    if code == 404 and details.get("kind") == "namespaces":
+        # A write into a namespace that does not exist (NamespaceLifecycle admission).
+        return outcome.NotFound("Namespace", str(details.get("name") or ""))
     if code == 404:
         return outcome.NotFound(kind.KIND, key)
     if code == 409:

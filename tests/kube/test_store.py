@@ -277,3 +277,9 @@ def test_watch_relists_after_gone_mid_stream_and_keeps_delivering(
         assert events.seen() == [(ADDED, "before"), (ADDED, "after")]
     finally:
         watch.stop()
+
+
+def test_write_into_missing_namespace_names_the_namespace(kube_store: store.K8sStore) -> None:
+    with pytest.raises(outcome.NotFound) as caught:
+        kube_store.create(_secret("no-such-namespace", "s"))
+    assert (caught.value.kind, caught.value.key) == ("Namespace", "no-such-namespace")
