@@ -41,11 +41,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(f"kube control plane: {text}")
 
 
-def _progress() -> "object":
-    # The build can take minutes: show its progress even though pytest captures output.
-    return sys.__stderr__
-
-
 @pytest.fixture(scope="session")
 def kube_binaries() -> localcluster.Binaries:
     began = time.monotonic()
@@ -58,6 +53,7 @@ def kube_binaries() -> localcluster.Binaries:
                     + localcluster.build_command(),
                     pytrace=False,
                 )
+            # Minutes: show progress on the real stderr, past pytest's capture.
             print("\n[kube] building kube-apiserver and etcd (first use only)...",
                   file=sys.__stderr__)
             found = localcluster.build_binaries(progress=sys.__stderr__)

@@ -119,3 +119,14 @@ def test_bin_override_without_binaries_is_an_error(
     monkeypatch.setenv(localcluster.BIN_ENV, str(tmp_path))
     with pytest.raises(localcluster.LocalClusterError, match="holds no kube-apiserver"):
         localcluster.find_binaries()
+
+
+def test_build_without_go_fails_naming_the_build_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(localcluster.CACHE_ENV, str(tmp_path))
+    monkeypatch.delenv(localcluster.BIN_ENV, raising=False)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert localcluster.find_binaries() is None
+    with pytest.raises(localcluster.LocalClusterError, match=r"exit 3.*build-kube\.sh"):
+        localcluster.build_binaries(progress=None)
