@@ -75,6 +75,9 @@ class MeteredStore:
         self._now_s = now_s
         self._epoch = epoch
         self._stats = stats
+        # Reads go straight to the store: no frame of our own on the hot path.
+        self.get = store.get  # type: ignore[method-assign]
+        self.list = store.list  # type: ignore[method-assign]
 
     def _bill(self, verb: str) -> None:
         meter = self._meter

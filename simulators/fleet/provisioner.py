@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from metalcubed.core import outcome, ports
 from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core.api import meta
 from metalcubed.simulators.fleet import cost, scenario
 from metalcubed.simulators.fleet.bmc import Bmc
 from metalcubed.simulators.fleet.conductor import (
@@ -67,20 +68,29 @@ class SimProvisionerFactory:
         self._limit = provisioning_limit
         self._meter = meter
         self._rng = rng
+        self._cache: dict[meta.ObjectKey, SimProvisioner] = {}
 
     def new_provisioner(
         self, host: ports.HostData, publish: Callable[[str, str], None]
     ) -> "SimProvisioner":
-        return SimProvisioner(
-            host=host,
-            inventory=self._inventory.get(host.bmc_address),
-            conductor=self._conductor,
-            images=self._images,
-            settings=self._settings,
-            provisioning_limit=self._limit,
-            meter=self._meter,
-            rng=self._rng,
-        )
+        # One object per host, reset for each pass: what it holds between calls of one pass
+        # (the node looked up) is forgotten, as a fresh upstream provisioner would.
+        provisioner = self._cache.get(host.key)
+        if provisioner is None or provisioner.host_address != host.bmc_address:
+            provisioner = SimProvisioner(
+                host=host,
+                inventory=self._inventory.get(host.bmc_address),
+                conductor=self._conductor,
+                images=self._images,
+                settings=self._settings,
+                provisioning_limit=self._limit,
+                meter=self._meter,
+                rng=self._rng,
+            )
+            self._cache[host.key] = provisioner
+        else:
+            provisioner.reset(host)
+        return provisioner
 
 
 class SimProvisioner:
@@ -91,12 +101,14 @@ class SimProvisioner:
         "_host",
         "_images",
         "_inventory",
+        "_latency",
         "_limit",
         "_looked_up",
         "_meter",
         "_node",
         "_rng",
         "_settings",
+        "host_address",
     )
 
     def __init__(
@@ -119,7 +131,15 @@ class SimProvisioner:
         self._limit = provisioning_limit
         self._meter = meter
         self._rng = rng
+        self._latency = settings.api_latency
         self._node: Node | None = None
+        self._looked_up = False
+        self.host_address = host.bmc_address
+
+    def reset(self, host: ports.HostData) -> None:
+        """Start a new pass for `host` (same BMC address)."""
+        self._host = host
+        self._node = None
         self._looked_up = False
 
     # --- helpers -----------------------------------------------------------------------------
@@ -131,7 +151,8 @@ class SimProvisioner:
 
     def _api(self) -> None:
         """Charge one Ironic API request to the current reconcile pass."""
-        self._meter.charge(self._settings.api_latency.draw(self._meter.rng))
+        meter = self._meter
+        meter.bill_s += self._latency.draw(meter.rng)
 
     def _lookup(self) -> Node | None:
         if not self._looked_up:

@@ -1,0 +1,159 @@
+"""Fleet-model benchmarks: wall time, work and peak memory of whole scenario runs.
+
+    python benchmarks/fleet.py                      # every case, results/fleet.json
+    python benchmarks/fleet.py --only fleet-1000 scale-10000 --repeat 3
+
+Each case runs in a fresh interpreter (so peak RSS is that run's, imports included) and is
+repeated; the best wall time is kept, as timing noise on a shared machine only ever adds.
+Recorded per case: wall seconds, simulated makespan, reconcile passes, wall microseconds per
+pass and the share spent inside the reconciler (core) versus the simulator around it, and
+peak RSS. The scale series runs benchmarks/scenarios/scale.yaml at growing sizes: constant
+arrival rate, rolling lifecycle, hosts deleted at the end, so its work per host is constant
+and the cost should grow linearly.
+
+Targets (the fleet-model issue): fleet-1000 full lifecycle <= 5 s; 10,000 hosts <= 60 s and
+<= 1 GB peak RSS; cost linear in hosts.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "fleet.json"
+
+CASES: dict[str, tuple[str, int | None]] = {
+    "quickstart": ("scenarios/quickstart.yaml", None),
+    "fleet-1000": ("scenarios/fleet-1000.yaml", None),
+    "faults-1000": ("scenarios/faults-1000.yaml", None),
+    "scale-1000": ("benchmarks/scenarios/scale.yaml", 1000),
+    "scale-2500": ("benchmarks/scenarios/scale.yaml", 2500),
+    "scale-5000": ("benchmarks/scenarios/scale.yaml", 5000),
+    "scale-10000": ("benchmarks/scenarios/scale.yaml", 10_000),
+}
+
+TARGETS = {
+    "fleet-1000": {"wall_s": 5.0},
+    "scale-10000": {"wall_s": 60.0, "peak_rss_mb": 1024.0},
+}
+
+
+def measure(case: str) -> dict[str, Any]:
+    """Run one case in this process and return its figures."""
+    from metalcubed.simulators.fleet import report, scenario, simulation
+
+    path, hosts = CASES[case]
+    spec = scenario.load(ROOT / path)
+    if hosts is not None:
+        spec = spec.with_hosts(hosts)
+    started = time.perf_counter()
+    outcome = simulation.Simulation(spec).run()
+    wall = time.perf_counter() - started
+    data = report.build(outcome)
+    passes = outcome.controller.stats.passes
+    inside = outcome.controller.stats.reconcile_wall_s
+    return {
+        "case": case,
+        "scenario": spec.name,
+        "hosts": spec.host_count,
+        "wall_s": round(wall, 3),
+        "makespan_s": round(outcome.makespan_s, 1),
+        "speedup": round(outcome.makespan_s / wall, 1),
+        "reconciles": passes,
+        "reconciles_per_host": round(passes / spec.host_count, 1),
+        "us_per_reconcile": round(wall / passes * 1e6, 1),
+        "reconciler_share": round(inside / wall, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+        "ok": data["ok"],
+        "final_states": data["final_states"],
+    }
+
+
+def _child(case: str) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child", case],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="*", choices=sorted(CASES), help="cases to run")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per case (best kept)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(measure(args.child)))
+        return 0
+    cases = args.only or list(CASES)
+    previous: dict[str, Any] = {}
+    if args.out.exists():
+        previous = {run["case"]: run for run in json.loads(args.out.read_text())["runs"]}
+    machine = _machine()
+    for case in cases:
+        runs = [_child(case) for _ in range(max(1, args.repeat))]
+        best = min(runs, key=lambda run: run["wall_s"])
+        best["wall_s_all"] = [run["wall_s"] for run in runs]
+        target = TARGETS.get(case)
+        if target is not None:
+            best["targets"] = {
+                key: {"target": value, "actual": best[key], "met": best[key] <= value}
+                for key, value in target.items()
+            }
+        previous[case] = best
+        print(f"{case:>12}: {best['hosts']:>6} hosts  wall {best['wall_s']:7.2f}s  "
+              f"simulated {best['makespan_s'] / 3600:6.2f}h  {best['reconciles']:>8} passes  "
+              f"{best['us_per_reconcile']:6.1f} us/pass  rss {best['peak_rss_mb']:6.0f} MB")
+    ordered = [previous[name] for name in CASES if name in previous]
+    scale = [run for run in ordered if run["case"].startswith("scale-")]
+    linearity = None
+    if len(scale) >= 2:
+        first, last = scale[0], scale[-1]
+        linearity = {
+            "hosts": [run["hosts"] for run in scale],
+            "wall_s_per_1000_hosts": [round(run["wall_s"] / run["hosts"] * 1000, 3)
+                                      for run in scale],
+            "reconciles_per_host": [run["reconciles_per_host"] for run in scale],
+            "growth_ratio": round(
+                (last["wall_s"] / last["hosts"]) / (first["wall_s"] / first["hosts"]), 3
+            ),
+        }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps({"machine": machine, "runs": ordered, "linearity": linearity},
+                   indent=2, sort_keys=True) + "\n"
+    )
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
