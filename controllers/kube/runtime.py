@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Protocol
 
-from metalcubed.controllers.kube import health, leader
+from metalcubed.controllers.kube import health
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,18 @@ class Runnable(Protocol):
     need_leader_election: bool
 
     def run(self, stop: threading.Event) -> None: ...
+
+
+class Elector(Protocol):
+    """What the manager needs of leader election (leader.LeaderElector)."""
+
+    def run(
+        self,
+        stop: threading.Event,
+        *,
+        on_started_leading: Callable[[], None],
+        on_stopped_leading: Callable[[], None],
+    ) -> None: ...
 
 
 @dataclass(slots=True)
@@ -62,7 +74,7 @@ def _phase(runnable: Runnable) -> int:
 class Manager:
     """Owns the runnables and their threads; see the module docstring."""
 
-    elector: leader.LeaderElector | None = None
+    elector: Elector | None = None
     servers: Sequence[health.HttpServer] = ()
     probes: health.Probes = field(default_factory=health.Probes)
     _runnables: list[Runnable] = field(default_factory=list)
