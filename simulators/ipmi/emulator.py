@@ -45,8 +45,13 @@ METALCUBED_IANA = 0xC0FFE  # a made-up manufacturer id (20 bits), not a register
 _patch_lock = threading.Lock()
 _patched = False
 _retired: list[Any] = []
-"""Sockets of stopped emulators: pyghmi's IO thread may still be in a select() over them, so
-they are closed only at the next start (closing one under select kills that thread)."""
+"""Sockets of stopped emulators, unregistered but kept open for the life of the process.
+
+pyghmi's IO thread select()s over its global socket list and is woken by a packet sent to the
+list's first socket; removing or closing a socket under it can leave it asleep on a stale list
+(new BMCs then never answer) or kill it. Unregistered sockets are read and their packets
+dropped, which is what an unplugged BMC looks like anyway. Use ephemeral ports (the default)
+to start emulators again in the same process."""
 
 
 def apply_cipher_suite_workaround() -> None:
@@ -265,8 +270,8 @@ class HostBmc(pyghmi_bmc.Bmc):  # type: ignore[misc]
 class IpmiEmulator:
     """One `HostBmc` per host on 127.0.0.1, ports `base_port + i` (0: ephemeral ports).
 
-    `start()` binds the sockets and starts the shared listen thread; `stop()` unregisters and
-    closes this emulator's sockets. Use as a context manager.
+    `start()` binds the sockets and starts the listen thread; `stop()` unregisters this
+    emulator's BMCs (their sockets stay open, see `_retired`). Use as a context manager.
     """
 
     def __init__(self, hosts: Sequence[hostmodel.HostModel], *,
@@ -282,9 +287,6 @@ class IpmiEmulator:
         if self.bmcs:
             return self
         apply_cipher_suite_workaround()
-        with _patch_lock:
-            while _retired:
-                _retired.pop().close()
         for i, host in enumerate(self.hosts):
             port = self.base_port + i if self.base_port else 0
             self.bmcs.append(HostBmc(host, self._authdata, port=port))
@@ -309,8 +311,6 @@ class IpmiEmulator:
             for server in self.bmcs:
                 sock = server.serversocket
                 pyghmi_session.Session.bmc_handlers.pop(sock, None)
-                if sock in pyghmi_session.iosockets:
-                    pyghmi_session.iosockets.remove(sock)
                 _retired.append(sock)
         self.bmcs = []
         for host in self.hosts:

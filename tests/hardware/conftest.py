@@ -58,7 +58,7 @@ def ipmi(hosts: list[hostmodel.HostModel]) -> Iterator[ipmi_emulator.IpmiEmulato
 @pytest.fixture
 def sessions() -> ipmi_caps.Sessions:
     return ipmi_caps.Sessions(ipmi_caps.RetryPolicy(attempts=6, budget_s=8.0, base_delay_s=0.1,
-                                                    max_delay_s=0.5))
+                                                    max_delay_s=0.5, call_timeout_s=3.0))
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -47,6 +48,9 @@ class RetryPolicy:
     budget_s: float = 20.0
     base_delay_s: float = 0.25
     max_delay_s: float = 4.0
+    call_timeout_s: float = 15.0
+    """A single IPMI call (login included) that has not answered by then is abandoned as
+    unreachable: pyghmi's own retransmits can go on far longer against a silent BMC."""
 
 
 @dataclass(slots=True)
@@ -66,6 +70,8 @@ class Sessions:
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, int, str, str], _Entry] = {}
+        self._pool = futures.ThreadPoolExecutor(max_workers=64,
+                                                thread_name_prefix="ipmi-call")
 
     @staticmethod
     def _key(access: bmc.BmcAccess) -> tuple[str, int, str, str]:
@@ -86,7 +92,7 @@ class Sessions:
         while True:
             attempt += 1
             try:
-                return self._once(access, operation, fn)
+                return self._bounded(access, operation, fn)
             except bmc.BmcBusy:
                 delay = min(self.retry.max_delay_s, self.retry.base_delay_s * 2 ** (attempt - 1))
                 delay *= 0.5 + self._rng.random() / 2
@@ -94,6 +100,16 @@ class Sessions:
                         time.monotonic() - started + delay > self.retry.budget_s:
                     raise
                 self._sleep(delay)
+
+    def _bounded(self, access: bmc.BmcAccess, operation: str, fn: Callable[[Any], T]) -> T:
+        future = self._pool.submit(self._once, access, operation, fn)
+        try:
+            return future.result(timeout=self.retry.call_timeout_s)
+        except futures.TimeoutError as err:
+            # The worker stays stuck inside pyghmi with the entry's lock: start afresh.
+            self.forget(access)
+            raise bmc.BmcUnreachable(access.address.address, operation,
+                                     f"no answer within {self.retry.call_timeout_s:g}s") from err
 
     def _once(self, access: bmc.BmcAccess, operation: str, fn: Callable[[Any], T]) -> T:
         address = access.address.address
