@@ -44,11 +44,11 @@ from typing import Any
 
 import flask
 import requests
-from sushy_tools import error as fishy
-from sushy_tools.emulator import main as sushy_main
-from sushy_tools.emulator import memoize
-from sushy_tools.emulator.resources import vmedia as fishy_vmedia
-from sushy_tools.emulator.resources.systems import base as fishy_systems
+from sushy_tools import error as fishy  # type: ignore[import-untyped]
+from sushy_tools.emulator import main as sushy_main  # type: ignore[import-untyped]
+from sushy_tools.emulator import memoize  # type: ignore[import-untyped]
+from sushy_tools.emulator.resources import vmedia as fishy_vmedia  # type: ignore[import-untyped]
+from sushy_tools.emulator.resources.systems import base as fishy_systems  # type: ignore[import-untyped]
 from werkzeug import serving
 
 from metalcubed.simulators import hostmodel
@@ -650,7 +650,7 @@ def install() -> None:
         logging.getLogger(_APP.name).setLevel(logging.WARNING)
         # Pre-fill the app's memoized driver properties with ours.
         cache = _APP.__dict__.setdefault("_cache", {})
-        key = (frozenset(), frozenset())
+        key: tuple[frozenset[object], frozenset[object]] = (frozenset(), frozenset())
         app_cls = type(_APP)
         cache[app_cls.systems.fget.__wrapped__] = {key: HostModelSystems()}  # type: ignore[attr-defined]
         cache[app_cls.vmedia.fget.__wrapped__] = {  # type: ignore[attr-defined]
@@ -948,7 +948,7 @@ class RedfishEmulator:
             "127.0.0.1", 0, _Gate(self, _APP), threaded=True, request_handler=_QuietHandler,
             ssl_context="adhoc" if self.tls else None,
         )
-        server.daemon_threads = True
+        server.daemon_threads = True  # type: ignore[attr-defined]
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name="redfish-emulator",
                                         daemon=True)
