@@ -163,8 +163,13 @@ def compose(
     servers: Sequence[health.HttpServer] = (),
     probes: health.Probes | None = None,
     clock: ports.Clock | None = None,
+    provisioner_factory: ports.ProvisionerFactory | None = None,
 ) -> Composition:
-    """Wire the BareMetalHost controller over `backend` (any Store) into a Manager."""
+    """Wire the BareMetalHost controller over `backend` (any Store) into a Manager.
+
+    `provisioner_factory` replaces the one `options.provisioner` names (the lab, devenv,
+    passes the provisioning engine over its emulated BMCs).
+    """
     if options.provisioner not in PROVISIONERS:
         raise ValueError(
             f"unknown provisioner {options.provisioner!r} (available: {', '.join(PROVISIONERS)})"
@@ -179,7 +184,7 @@ def compose(
                                  runtime_metrics=runtime_metrics)
     caches: list[informer.Informer[meta.Resource]] = [hosts, secrets, hardware]  # type: ignore[list-item]
     cached = informer.CachedStore(backend, caches)
-    factory = fixture.FixtureBackend(delays=options.fixture_delays)
+    factory = provisioner_factory or fixture.FixtureBackend(delays=options.fixture_delays)
     reconciler = host_reconciler.BareMetalHostReconciler(
         store=cached,
         provisioner_factory=factory,
