@@ -28,6 +28,9 @@ from metalcubed.controllers.kube import metrics
 log = logging.getLogger(__name__)
 
 
+USER_AGENT = "metalcubed-manager"
+
+
 class TokenBucket:
     """Thread-safe token bucket; `acquire` blocks until the caller's token is due."""
 
@@ -140,6 +143,10 @@ def new_client(
     handshake per request under load.
     """
     configuration.connection_pool_maxsize = max(connections, 4)
-    return ThrottledApiClient(
+    api = ThrottledApiClient(
         configuration, bucket=TokenBucket(qps, burst), runtime_metrics=runtime_metrics
     )
+    # The API server names the field manager of our writes (managedFields) and the audit
+    # log's user agent after this; the client's default is the code generator's name.
+    api.user_agent = USER_AGENT
+    return api

@@ -3,8 +3,10 @@
 A reconciler's `record` call must never block a worker on the API server, so it only appends
 to a bounded in-memory queue; sender threads write the Events. Events are sharded over the
 senders by object, so one object's Events stay in order and each sender keeps the correlation
-state of its own objects (no lock on the hot path); several senders keep Events timely when the
-API server is slow (one sender at 200 ms per write would fall minutes behind a fleet). When a
+state of its own objects (no lock on the hot path). Two senders by default: enough to keep up
+with a fleet's steady state, few enough that during a mass enrollment the API server's capacity
+goes to the hosts first and Events catch up afterwards (they are diagnostics; the host's status
+is current either way). When a
 queue is full the event is dropped and counted (the port is best effort: Events are a
 diagnostic, status is the record of truth).
 
@@ -101,7 +103,7 @@ class K8sEventRecorder:
         reporting_instance: str,
         component: str = COMPONENT,
         reporting_controller: str = REPORTING_CONTROLLER,
-        senders: int = 4,
+        senders: int = 2,
         queue_size: int = 10000,
         runtime_metrics: metrics.RuntimeMetrics | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
