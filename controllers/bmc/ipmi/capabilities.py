@@ -24,7 +24,6 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -57,6 +56,8 @@ class RetryPolicy:
 class _Entry:
     lock: threading.Lock = field(default_factory=threading.Lock)
     cmd: Any = None
+    busy_since: float | None = None
+    """When the call holding `lock` started; None when idle."""
 
 
 class Sessions:
@@ -70,8 +71,6 @@ class Sessions:
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, int, str, str], _Entry] = {}
-        self._pool = futures.ThreadPoolExecutor(max_workers=64,
-                                                thread_name_prefix="ipmi-call")
 
     @staticmethod
     def _key(access: bmc.BmcAccess) -> tuple[str, int, str, str]:
@@ -102,19 +101,49 @@ class Sessions:
                 self._sleep(delay)
 
     def _bounded(self, access: bmc.BmcAccess, operation: str, fn: Callable[[Any], T]) -> T:
-        future = self._pool.submit(self._once, access, operation, fn)
-        try:
-            return future.result(timeout=self.retry.call_timeout_s)
-        except futures.TimeoutError as err:
-            # The worker stays stuck inside pyghmi with the entry's lock: start afresh.
-            self.forget(access)
+        """Run the call in a daemon thread and stop waiting after `call_timeout_s`.
+
+        Daemon, not a pool worker: a call stuck in pyghmi against a silent BMC must neither
+        keep the process from exiting nor take a worker slot forever.
+        """
+        entry = self._entry(access)
+        since = entry.busy_since
+        if since is not None:
+            stuck_s = time.monotonic() - since
+            if stuck_s > 10 * self.retry.call_timeout_s:
+                self.forget(access)  # give the BMC a fresh session (the old thread leaks)
+            elif stuck_s > self.retry.call_timeout_s:
+                raise bmc.BmcUnreachable(access.address.address, operation,
+                                         "an earlier call is still unanswered")
+        done = threading.Event()
+        outcome_box: list[Any] = []
+
+        def run() -> None:
+            try:
+                outcome_box.append((True, self._once(access, operation, fn)))
+            except BaseException as err:  # handed to the caller below
+                outcome_box.append((False, err))
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name="ipmi-call", daemon=True).start()
+        if not done.wait(self.retry.call_timeout_s):
+            # The thread may stay stuck inside pyghmi (it does not always give up on a silent
+            # BMC); later calls fail fast until it returns, so at most one thread is stuck
+            # per BMC and retry window.
             raise bmc.BmcUnreachable(access.address.address, operation,
-                                     f"no answer within {self.retry.call_timeout_s:g}s") from err
+                                     f"no answer within {self.retry.call_timeout_s:g}s")
+        ok, value = outcome_box[0]
+        if not ok:
+            raise value
+        result: T = value
+        return result
 
     def _once(self, access: bmc.BmcAccess, operation: str, fn: Callable[[Any], T]) -> T:
         address = access.address.address
         entry = self._entry(access)
         with entry.lock:
+            entry.busy_since = time.monotonic()
             try:
                 if entry.cmd is None:
                     entry.cmd = command.Command(
@@ -137,6 +166,8 @@ class Sessions:
                 # pyghmi decoding a malformed answer
                 raise bmc.BmcBadResponse(
                     address, operation, f"unparseable answer ({type(err).__name__})") from err
+            finally:
+                entry.busy_since = None
 
 
 def _translate(err: Any, address: str, operation: str) -> bmc.DriverError:
