@@ -351,6 +351,35 @@ def run_phase(api: k8s.ApiClient, ns: str, names: list[str], args: argparse.Name
     }
 
 
+def _analysis(results: dict[str, Any]) -> dict[str, Any]:
+    """The figures that explain the fleet's times (see docs/deploy.md, Capacity)."""
+    fleet = results["fleet"]
+    floor = results.get("floor", {})
+    phase = fleet["register_to_available"]
+    cpu = fleet["cpu_seconds_register_to_available"]
+    requests = phase["api_requests_total"] + 2 * fleet["hosts"]  # + the client's creates
+    ours = sum(v for k, v in cpu.items()
+               if k not in ("machine", "other_processes", "machine_capacity"))
+    return {
+        "unloaded_floor_to_available_seconds": floor.get("to_all_available_seconds"),
+        "unloaded_floor_to_provisioned_seconds": floor.get("to_all_provisioned_seconds"),
+        "api_server_cpu_ms_per_request": round(1000 * cpu.get("kube-apiserver", 0.0)
+                                               / max(1, requests), 2),
+        "manager_cpu_ms_per_host_to_available": round(1000 * cpu.get("manager", 0.0)
+                                                      / fleet["hosts"], 1),
+        "cpu_seconds_our_processes_to_available": round(ours, 1),
+        "cpu_seconds_other_processes_to_available": cpu.get("other_processes"),
+        "cpu_seconds_machine_capacity_to_available": cpu.get("machine_capacity"),
+        "cpu_bound_lower_bound_seconds": round(ours / (os.cpu_count() or 1), 1),
+        "mean_request_latency_ms": round(1000 * phase["request_seconds_total"]
+                                         / max(1, phase["api_requests_total"]), 1),
+        "mean_reconcile_ms": round(1000 * phase["reconcile_seconds_total"]
+                                   / max(1, phase["reconciles"]), 1),
+        "mean_queue_wait_ms": round(1000 * phase["queue_wait_seconds_mean"], 1),
+        "client_rate_limiter_wait_seconds": phase["rate_limiter_wait_seconds_total"],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -467,6 +496,8 @@ def main(argv: list[str] | None = None) -> int:
         if cluster_dir is not None:
             localcluster.stop(cluster_dir)
     fleet = results.get("fleet", {})
+    if fleet:
+        results["where_the_time_goes"] = _analysis(results)
     results["targets"] = {
         "to_all_available_seconds<=60": fleet.get("to_all_available_seconds", 1e9) <= 60,
         "to_all_provisioned_seconds<=120": fleet.get("to_all_provisioned_seconds", 1e9) <= 120,
