@@ -267,11 +267,52 @@ class HostBmc(pyghmi_bmc.Bmc):  # type: ignore[misc]
         session.send_ipmi_response(data=[len(chunk), *chunk])
 
 
+class _Listener:
+    """The one thread that serves every BMC of the process (pyghmi's server sockets all live in
+    one global table); started by the first running emulator, stopped with the last."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self) -> None:
+        with self._lock:
+            self._users += 1
+            if self._thread is None:
+                self._stop = threading.Event()
+                self._thread = threading.Thread(target=self._run, args=(self._stop,),
+                                                name="ipmi-emulator", daemon=True)
+                self._thread.start()
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users > 0 or self._thread is None:
+                return
+            self._stop.set()
+            thread, self._thread = self._thread, None
+        thread.join(timeout=5)
+
+    @staticmethod
+    def _run(stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                pyghmi_session.Session.wait_for_rsp(0.2)
+            except Exception:  # one bad packet must not stop every BMC
+                LOG.exception("IPMI emulator: error while serving a request")
+
+
+_LISTENER = _Listener()
+
+
 class IpmiEmulator:
     """One `HostBmc` per host on 127.0.0.1, ports `base_port + i` (0: ephemeral ports).
 
-    `start()` binds the sockets and starts the listen thread; `stop()` unregisters this
-    emulator's BMCs (their sockets stay open, see `_retired`). Use as a context manager.
+    `start()` binds the sockets (the shared listen thread runs while any emulator does);
+    `stop()` unregisters this emulator's BMCs (their sockets stay open, see `_retired`).
+    Use as a context manager.
     """
 
     def __init__(self, hosts: Sequence[hostmodel.HostModel], *,
@@ -280,8 +321,6 @@ class IpmiEmulator:
         self._authdata = {credentials[0]: credentials[1]}
         self.base_port = base_port
         self.bmcs: list[HostBmc] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def start(self) -> "IpmiEmulator":
         if self.bmcs:
@@ -290,29 +329,19 @@ class IpmiEmulator:
         for i, host in enumerate(self.hosts):
             port = self.base_port + i if self.base_port else 0
             self.bmcs.append(HostBmc(host, self._authdata, port=port))
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._listen, name="ipmi-emulator", daemon=True)
-        self._thread.start()
+        _LISTENER.acquire()
         return self
 
-    def _listen(self) -> None:
-        while not self._stop.is_set():
-            try:
-                pyghmi_session.Session.wait_for_rsp(0.2)
-            except Exception:  # one bad packet must not stop every BMC
-                LOG.exception("IPMI emulator: error while serving a request")
-
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if not self.bmcs:
+            return
         with _patch_lock:
             for server in self.bmcs:
                 sock = server.serversocket
                 pyghmi_session.Session.bmc_handlers.pop(sock, None)
                 _retired.append(sock)
         self.bmcs = []
+        _LISTENER.release()
         for host in self.hosts:
             host.close()
 
