@@ -32,7 +32,7 @@ import simpy
 
 from metalcubed.simulators.fleet import scenario
 from metalcubed.simulators.fleet.bmc import Bmc, Reply
-from metalcubed.simulators.fleet.machine import BootDevice, Machine, StepResult
+from metalcubed.simulators.fleet.machine import BootDevice, Machine, Stage, StepResult
 
 
 class NodeState(StrEnum):
@@ -450,9 +450,24 @@ class Conductor:
         node.powered = on
         return ""
 
-    def _boot_ramdisk(self, node: Node) -> Generator[simpy.Event, Any, str]:
-        """Point the machine at the deploy ramdisk and (re)boot it; "" or an error."""
+    def _agent_usable(self, node: Node) -> bool:
+        """Fast track: an agent is up and heartbeating on the machine (not crashed)."""
         machine = node.machine
+        return (
+            self._settings.fast_track
+            and machine.powered
+            and machine.stage == Stage.RAMDISK
+            and not machine.agent_crashed
+        )
+
+    def _boot_ramdisk(self, node: Node) -> Generator[simpy.Event, Any, str]:
+        """Point the machine at the deploy ramdisk and (re)boot it; "" or an error.
+
+        With fast track a running agent is reused: no boot device change, no power cycle.
+        """
+        machine = node.machine
+        if self._agent_usable(node):
+            return ""
         if node.virtual_media:
             reply = yield from self._call(node, "insert_media")
             if reply != Reply.OK:
@@ -482,6 +497,14 @@ class Conductor:
                 return f"Failed to eject virtual media: {reply.describe()}"
             machine.vmedia_inserted = False
         return ""
+
+    def _end_ramdisk_session(self, node: Node) -> Generator[simpy.Event, Any, str]:
+        """After inspection or cleaning: keep the agent (fast track) or boot from disk, off."""
+        if self._settings.fast_track:
+            return ""
+        error = yield from self._boot_disk(node)
+        error = error or (yield from self._power(node, False))
+        return error
 
     def _await_agent(self, node: Node, deadline: float) -> Generator[simpy.Event, Any, bool]:
         ready = node.machine.agent_ready
@@ -534,8 +557,7 @@ class Conductor:
             return
         self._set_state(node, NodeState.INSPECTING)
         node.inspected = True
-        error = yield from self._boot_disk(node)
-        error = error or (yield from self._power(node, False))
+        error = yield from self._end_ramdisk_session(node)
         if error:
             self._fail(node, NodeState.INSPECT_FAILED, error)
             return
@@ -559,8 +581,7 @@ class Conductor:
             return
         node.machine.wipe()
         self._set_state(node, NodeState.CLEANING)
-        error = yield from self._boot_disk(node)
-        error = error or (yield from self._power(node, False))
+        error = yield from self._end_ramdisk_session(node)
         if error:
             self._fail(node, NodeState.CLEAN_FAILED, error)
             return

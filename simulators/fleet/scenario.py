@@ -142,6 +142,10 @@ class ProvisionerSettings:
     max_concurrent_deploy: int = 250
     max_concurrent_clean: int = 50
     """Conductor limits; past them a provision-state change is refused (HTTP 503)."""
+    fast_track: bool = True
+    """Keep a running agent between operations (inspection or cleaning, then deployment)
+    instead of rebooting into a fresh ramdisk: Metal3's ironic-image enables it by default
+    (IRONIC_FAST_TRACK=true); plain Ironic does not."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -550,6 +554,7 @@ _PROVISIONER_FIELDS: dict[str, _Converter] = {
     "power_conflict_interval": _duration,
     "max_concurrent_deploy": _int_at_least(1),
     "max_concurrent_clean": _int_at_least(1),
+    "fast_track": _bool,
 }
 _PROVISIONER_RENAMES = {
     "list_cost_per_node": "list_cost_per_node_s",

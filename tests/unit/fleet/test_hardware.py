@@ -115,7 +115,9 @@ def _node(conductor: Conductor, machine: Machine, bmc: Bmc, *, vmedia: bool = Fa
 
 
 def test_inspection_walks_ironic_states_and_ends_powered_off() -> None:
-    env, machine, bmc, conductor, _ = world()
+    env, machine, bmc, conductor, _ = world(
+        settings=scenario.ProvisionerSettings(fast_track=False)
+    )
     node = _node(conductor, machine, bmc)
     conductor.manage(node)
     env.run(until=5.0)
@@ -128,6 +130,25 @@ def test_inspection_walks_ironic_states_and_ends_powered_off() -> None:
     env.run(until=400.0)
     assert node.state == NodeState.MANAGEABLE and node.inspected
     assert not machine.powered and conductor.stats.pxe_busy == 0
+
+
+def test_fast_track_keeps_the_agent_for_the_next_operation() -> None:
+    env, machine, bmc, conductor, stats = world()  # fast track: Metal3's default
+    node = _node(conductor, machine, bmc)
+    node.automated_clean = False
+    conductor.manage(node)
+    env.run(until=5.0)
+    conductor.inspect(node)
+    env.run(until=400.0)
+    assert node.state == NodeState.MANAGEABLE and machine.stage == Stage.RAMDISK
+    power_ons = stats.requests["power_on"]
+    conductor.provide(node)
+    conductor.deploy(node, url="http://x/os.raw", size_bytes=10**9, image_format="raw")
+    env.run(until=405.0)  # no POST, no ramdisk boot: the write starts at once
+    assert node.state == NodeState.DEPLOY_WAIT and machine.writing == 1
+    env.run(until=1000.0)
+    assert node.state == NodeState.ACTIVE
+    assert stats.requests["power_on"] == power_ons + 1  # only the reboot into the OS
 
 
 def test_inspecting_a_dead_host_times_out_with_ironics_message() -> None:
