@@ -56,11 +56,15 @@ def plot_states(outcome: RunOutcome, path: Path) -> None:
         linewidth=0,
     )
     scale = 3600.0 if unit == "simulated hours" else 60.0
+    steps_at: dict[float, list[str]] = {}
     for name, at in outcome.steps_fired:
+        steps_at.setdefault(at, []).append(name)
+    for at, names in sorted(steps_at.items()):
         ax.axvline(at / scale, color="black", linewidth=0.8, linestyle=":")
         ax.annotate(
-            name, (at / scale, 1.0), xycoords=("data", "axes fraction"), rotation=90,
-            va="top", ha="right", fontsize=8,
+            " " + ", ".join(names), (at / scale, 0.98), xycoords=("data", "axes fraction"),
+            rotation=90, va="top", ha="left", fontsize=8,
+            bbox={"facecolor": "white", "alpha": 0.7, "linewidth": 0, "pad": 1},
         )
     hosts = sum(group.count for group in outcome.spec.groups)
     ax.set_xlim(0, xs[-1] if xs else 1)

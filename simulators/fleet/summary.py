@@ -173,7 +173,7 @@ def _verdicts(report: dict[str, Any]) -> Table:
     invariants = report["invariants"]
     table.add_row(
         Text("✔", style="green") if invariants["ok"] else Text("✘", style="bold red"),
-        "invariants (legal transitions, no host lost or consumed twice, counters)",
+        "all invariants hold (legal transitions, no host lost or consumed twice, counters)",
         "0",
         str(invariants["count"]),
     )
