@@ -1,0 +1,497 @@
+"""The lab: emulated servers behind real BMC protocols, and the real controllers driving them.
+
+`Lab(config).start()` composes, on 127.0.0.1 only:
+
+- an image server with the deploy ISO (virtual-media hosts boot it) and a raw OS image with
+  its sha256 checksum files (image.py);
+- the node table and its HTTP lookup service, where deploy agents announce themselves;
+- the BMC shards (shard.py): emulated servers behind Redfish (sushy-tools) and IPMI (pyghmi)
+  BMCs, with their deploy agents; in processes of their own (`hosts_per_process`) or here;
+- the provisioning engine (core/provisioning) over the production BMC drivers
+  (controllers/bmc/hardware.py's table: sushy for Redfish, pyghmi for IPMI) and the HTTP agent
+  client;
+- the BareMetalHost controller, composed exactly as `metalcubed manager` composes it
+  (controllers/manager.compose: informers, threaded workqueue and workers, event mapping),
+  over the lab's memory store (controllers/memory.LockedStore) or, with a kubeconfig, over the
+  API server (K8sStore, Events as Kubernetes Events);
+- one Secret and one BareMetalHost per server, created in the store and written as manifests
+  (`<dir>/manifests/<host>.yaml`) for `kubectl apply`.
+
+`provision()` gives every host the OS image (URL and sha256 checksum); `snapshot()` is what
+`devenv status` shows. `stop()` stops everything `start()` started, in reverse order; with an
+API server it first deletes the lab's hosts and Secrets (the controller deprovisions and
+releases them; finalizers left after `cleanup_timeout_s` are removed so nothing is stuck).
+"""
+
+import base64
+import concurrent.futures
+import contextlib
+import gc
+import logging
+import random
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from metalcubed.controllers import agent_client, manager, memory
+from metalcubed.controllers.bmc import hardware
+from metalcubed.controllers.bmc.redfish import capabilities as redfish_caps
+from metalcubed.controllers.kube import client as kube_client
+from metalcubed.controllers.kube import events as kube_events
+from metalcubed.controllers.kube import metrics
+from metalcubed.controllers.kube import store as kube_store
+from metalcubed.core import bmc, outcome, ports
+from metalcubed.core import memory_store as core_memory_store
+from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core.api import meta
+from metalcubed.core.provisioning import capacity, context, engine
+from metalcubed.simulators import imageserver
+from metalcubed.simulators.agent import lookup
+from metalcubed.simulators.devenv import config as lab_config
+from metalcubed.simulators.devenv import image, shard, status
+
+log = logging.getLogger(__name__)
+
+DEPLOY_ISO = "ipa.iso"
+LABEL = "metalcubed.io/devenv"
+"""Label on every object the lab creates (value: the lab's id)."""
+KUBE_QPS = 200.0
+KUBE_BURST = 400
+
+
+class LabError(RuntimeError):
+    """The lab cannot start (a message for the user, naming what failed)."""
+
+
+@dataclass(slots=True)
+class LabEvents:
+    """ports.EventRecorder for the memory-store lab: logs each Event, keeps the latest ones."""
+
+    keep: int = 1000
+    recent: deque[dict[str, str]] = field(default_factory=deque)
+    counts: Counter[str] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, obj: meta.Resource, *, type: ports.EventType, reason: str,
+               message: str) -> None:
+        entry = {"object": obj.metadata.name, "type": type.value, "reason": reason,
+                 "message": message, "time": time.strftime("%H:%M:%S")}
+        with self.lock:
+            self.recent.append(entry)
+            while len(self.recent) > self.keep:
+                self.recent.popleft()
+            self.counts[type.value] += 1
+        level = logging.WARNING if type is ports.EventType.WARNING else logging.INFO
+        log.log(level, "event %s %s %s: %s", obj.metadata.name, type.value, reason, message)
+
+    def latest(self, count: int = 20) -> list[dict[str, str]]:
+        with self.lock:
+            return list(self.recent)[-count:]
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def secret_for(info: shard.HostInfo, config: lab_config.LabConfig, lab_id: str) -> meta.Secret:
+    return meta.Secret(
+        metadata=meta.ObjectMeta(name=f"{info.name}-bmc-secret", namespace=config.namespace,
+                                 labels={LABEL: lab_id}),
+        type="Opaque",
+        data={"username": _b64(config.username), "password": _b64(config.password)},
+    )
+
+
+def host_for(info: shard.HostInfo, config: lab_config.LabConfig, lab_id: str
+             ) -> bmh.BareMetalHost:
+    return bmh.BareMetalHost(
+        metadata=meta.ObjectMeta(name=info.name, namespace=config.namespace,
+                                 labels={LABEL: lab_id}),
+        spec=bmh.BareMetalHostSpec.model_validate({
+            "online": True,
+            "bootMode": "UEFI",
+            "bootMACAddress": info.boot_mac,
+            "bmc": {"address": info.bmc_address, "credentialsName": f"{info.name}-bmc-secret"},
+        }),
+    )
+
+
+def manifest(obj: meta.Resource) -> dict[str, Any]:
+    """What a user would `kubectl apply`: the object without status or server-set fields."""
+    doc = obj.to_wire()
+    doc.pop("status", None)
+    return doc
+
+
+def _driver_for() -> engine.DriverFor:
+    """The production drivers per scheme (hardware.py), composed once per hardware type."""
+    composed: dict[str, bmc.Driver] = {}
+    lock = threading.Lock()
+
+    def driver(access: bmc.BmcAccess) -> bmc.Driver:
+        kind = hardware.for_address(access)
+        with lock:
+            found = composed.get(kind.name)
+            if found is None:
+                found = composed[kind.name] = kind.compose()
+            return found
+
+    return driver
+
+
+class Lab:
+    """See the module docstring. Not reusable: start once, stop once."""
+
+    def __init__(
+        self,
+        config: lab_config.LabConfig,
+        *,
+        directory: Path | None = None,
+        log_file: IO[str] | None = None,
+        lab_id: str = "lab",
+        cleanup_timeout_s: float = 60.0,
+    ) -> None:
+        self.config = lab_config.check(config)
+        self.timing = config.hardware()
+        self.directory = directory
+        self.lab_id = lab_id
+        self.cleanup_timeout_s = cleanup_timeout_s
+        self._log_file = log_file
+        self.clock = memory.WallClock()
+        self.images = imageserver.ImageServer()
+        self.table = lookup.LockedNodeTable(clock=self.clock,
+                                            agent_timeout_s=self.timing.agent_timeout_s)
+        self.lookup = lookup.LookupService(self.table,
+                                           heartbeat_timeout_s=self.timing.agent_timeout_s)
+        self.shards: list[shard.Shard] = []
+        self.shard_processes: list[shard.ShardProcess] = []
+        self.hosts: list[shard.HostInfo] = []
+        self.events = LabEvents()
+        self.registry = metrics.new_registry()
+        self.runtime_metrics = metrics.RuntimeMetrics(self.registry)
+        self.store: ports.Store | None = None
+        """Where the lab's objects live (memory store, or the API server)."""
+        self.composition: manager.Composition | None = None
+        self.api: kube_client.ThrottledApiClient | None = None
+        self.image_url = ""
+        self.image_checksum = ""
+        self.deploy_iso_url = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stack: list[Callable[[], None]] = []
+
+    # --- starting ------------------------------------------------------------------------------
+
+    def start(self) -> "Lab":
+        try:
+            self._start_services()
+            self._start_shards()
+            self._start_controllers()
+            self._enroll()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_services(self) -> None:
+        self.images.start()
+        self._stack.append(self.images.stop)
+        self.deploy_iso_url = self.images.add(DEPLOY_ISO,
+                                              b"metalcubed deploy ramdisk ISO\n" * 2048)
+        data = image.raw_disk(self.config.image_size_mib)
+        self.image_url = self.images.add(image.NAME, data)
+        self.image_checksum = image.sha256(data)
+        self.lookup.start()
+        self._stack.append(self.lookup.stop)
+        log.info("image server %s, lookup service %s", self.images.base_url, self.lookup.url)
+
+    def _start_shards(self) -> None:
+        specs = [
+            shard.ShardSpec(hosts=tuple(plans), username=self.config.username,
+                            password=self.config.password, lookup_url=self.lookup.url,
+                            deploy_iso_url=self.deploy_iso_url, timing=self.timing)
+            for plans in shard.plan(self.config)
+        ]
+        if self.config.hosts_per_process:
+            try:
+                self.shard_processes = shard.start_all(specs, log=self._log_file)
+            except shard.ShardError as err:
+                raise LabError(str(err)) from err
+            for proc in self.shard_processes:
+                self._stack.append(proc.stop)
+            infos = [p.info for p in self.shard_processes]
+        else:
+            for spec in specs:
+                local = shard.Shard(spec)
+                self.shards.append(local)
+                self._stack.append(local.stop)
+                local.start()
+            infos = [s.info for s in self.shards]
+        self.hosts = [h for info in infos if info is not None for h in info.hosts]
+        log.info("%d hosts on %d BMC shard(s)", len(self.hosts), len(specs))
+
+    def _start_controllers(self) -> None:
+        cfg = self.config
+        t = self.timing
+        composition_box: list[manager.Composition] = []
+
+        def busy_hosts() -> frozenset[meta.ObjectKey]:
+            # The controller's cache, not the API server: the count is asked on every pass.
+            if not composition_box:
+                return frozenset()
+            hosts = composition_box[0].store.list(bmh.BareMetalHost, namespace=cfg.namespace)
+            return capacity.busy_hosts(hosts)
+
+        provisioner = engine.Engine(
+            drivers=_driver_for(),
+            agents=agent_client.HttpAgent(),
+            nodes_port=self.table,
+            clock=self.clock,
+            busy_hosts=busy_hosts,
+            config=context.EngineConfig(
+                deploy_iso_url=self.deploy_iso_url,
+                provisioning_limit=cfg.provisioning_limit,
+                poll_s=t.poll_s, short_poll_s=t.short_poll_s, busy_retry_s=t.busy_retry_s,
+                ramdisk_timeout_s=max(120.0, 20 * t.agent_boot_s),
+                soft_power_off_timeout_s=max(30.0, 10 * t.soft_off_s),
+                bios_reboot_timeout_s=max(120.0, 20 * t.power_on_s),
+            ),
+        )
+        options = manager.ManagerOptions(
+            namespace=cfg.namespace, concurrency=cfg.concurrency,
+            provisioning_limit=cfg.provisioning_limit, identity=f"devenv-{self.lab_id}",
+            kubeconfig=cfg.kubeconfig,
+        )
+        recorder: ports.EventRecorder
+        if cfg.kubeconfig is None:
+            backend: ports.Store = memory.LockedStore(
+                core_memory_store.MemoryStore(clock=self.clock))
+            recorder = self.events
+        else:
+            self.api = kube_client.new_client(
+                kube_client.load_configuration(cfg.kubeconfig), qps=KUBE_QPS, burst=KUBE_BURST,
+                connections=cfg.concurrency + 16, runtime_metrics=self.runtime_metrics)
+            backend = kube_store.K8sStore(self.api)
+            recorder = kube_events.K8sEventRecorder(
+                self.api, reporting_instance=options.identity,
+                runtime_metrics=self.runtime_metrics)
+            self._ensure_namespace()
+        self.store = backend
+        composition = manager.compose(
+            options, backend=backend, recorder=recorder, registry=self.registry,
+            runtime_metrics=self.runtime_metrics,
+            bmo_metrics=metrics.PrometheusMetrics(self.registry),
+            provisioner_factory=provisioner,
+        )
+        composition_box.append(composition)
+        self.composition = composition
+        self._stop.clear()
+        self._thread = threading.Thread(target=composition.manager.run, args=(self._stop,),
+                                        name="devenv-manager", daemon=True)
+        self._thread.start()
+        self._stack.append(self._stop_manager)
+        if not composition.controller.started.wait(60):
+            raise LabError("the controller did not start within 60 s (see the lab log)")
+
+    def _stop_manager(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=90)
+        self._thread = None
+        self._close_redfish_sessions()
+
+    def _close_redfish_sessions(self) -> None:
+        """Log the drivers out while the emulators still answer (sushy closes a session when
+        its client is dropped; after the emulators stop, that would retry into a dead port)."""
+        credentials = ports.Credentials(username=self.config.username,
+                                        password=self.config.password)
+        seen: set[str] = set()
+        for host in self.hosts:
+            endpoint = host.bmc_address.split("/redfish/", 1)[0]
+            if host.scheme == "ipmi" or endpoint in seen:
+                continue
+            seen.add(endpoint)
+            redfish_caps.DEFAULT_CLIENTS.forget(bmc.BmcAccess.of(host.bmc_address, credentials))
+        gc.collect()
+
+    def _ensure_namespace(self) -> None:
+        from kubernetes import client as k8s
+
+        assert self.api is not None
+        try:
+            k8s.CoreV1Api(self.api).create_namespace(
+                {"metadata": {"name": self.config.namespace}})
+        except k8s.ApiException as exc:
+            if exc.status != 409:
+                raise LabError(f"cannot create namespace {self.config.namespace}: "
+                               f"HTTP {exc.status} {exc.reason}") from exc
+
+    def _enroll(self) -> None:
+        assert self.store is not None
+        store = self.store
+        objects = [(secret_for(h, self.config, self.lab_id), host_for(h, self.config, self.lab_id))
+                   for h in self.hosts]
+        if self.directory is not None:
+            self.write_manifests(self.directory / "manifests", objects)
+
+        def create(pair: tuple[meta.Secret, bmh.BareMetalHost]) -> None:
+            for obj in pair:
+                try:
+                    store.create(obj)
+                except outcome.Conflict as err:
+                    raise LabError(
+                        f"{obj.kind} {self.config.namespace}/{obj.metadata.name} already "
+                        f"exists: is another lab using namespace {self.config.namespace}? "
+                        f"({err})") from err
+
+        if self.config.kubeconfig is None:
+            for pair in objects:
+                create(pair)
+        else:
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                list(pool.map(create, objects))
+            self._stack.append(self._cleanup_kube)
+        log.info("enrolled %d hosts in namespace %s", len(objects), self.config.namespace)
+
+    @staticmethod
+    def write_manifests(directory: Path,
+                        objects: Sequence[tuple[meta.Secret, bmh.BareMetalHost]]) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        for old in directory.glob("*.yaml"):
+            old.unlink()
+        for secret, host in objects:
+            text = yaml.safe_dump_all([manifest(secret), manifest(host)], sort_keys=False)
+            (directory / f"{host.metadata.name}.yaml").write_text(text)
+
+    # --- using -------------------------------------------------------------------------------
+
+    @property
+    def keys(self) -> list[meta.ObjectKey]:
+        return [meta.ObjectKey(self.config.namespace, h.name) for h in self.hosts]
+
+    def image_spec(self) -> bmh.Image:
+        return bmh.Image(url=self.image_url, checksum=self.image_checksum,
+                         checksum_type=bmh.ChecksumType.SHA256,
+                         format=bmh.ImageFormat(image.FORMAT))
+
+    def edit_spec(self, key: meta.ObjectKey, **changes: Any) -> bool:
+        """Apply `changes` to one host's spec (re-read and retried on conflicts); False when
+        the host is gone."""
+        assert self.store is not None
+        for _ in range(20):
+            try:
+                current = self.store.get(bmh.BareMetalHost, key)
+            except outcome.NotFound:
+                return False
+            updated = current.model_copy(update={"spec": current.spec.model_copy(update=changes)})
+            try:
+                self.store.update(updated)
+                return True
+            except outcome.Conflict:
+                time.sleep(random.uniform(0.01, 0.05))
+            except outcome.NotFound:
+                return False
+        raise LabError(f"could not update {key}: it kept changing under us")
+
+    def provision(self) -> int:
+        """Give every host without an image the lab's OS image; returns how many changed."""
+        assert self.store is not None
+        wanted = self.image_spec()
+        changed = 0
+        for host in self.store.list(bmh.BareMetalHost, namespace=self.config.namespace):
+            if host.spec.image is None and self.edit_spec(host.key, image=wanted):
+                changed += 1
+        return changed
+
+    def host_objects(self) -> list[bmh.BareMetalHost]:
+        assert self.store is not None
+        return self.store.list(bmh.BareMetalHost, namespace=self.config.namespace)
+
+    def snapshot(self) -> dict[str, Any]:
+        """`devenv status --json`: the lab's services and every host's row."""
+        host_rows = status.rows(self.host_objects())
+        return {"lab": self.describe(), "summary": status.summary(host_rows),
+                "hosts": host_rows, "events": self.events.latest()}
+
+    def describe(self) -> dict[str, Any]:
+        cfg = self.config
+        redfish = sorted({p.info.redfish_endpoint for p in self.shard_processes if p.info}
+                         | {s.info.redfish_endpoint for s in self.shards if s.info})
+        return {
+            "id": self.lab_id,
+            "hosts": cfg.hosts,
+            "bmc": cfg.bmc.value,
+            "store": "memory" if cfg.kubeconfig is None else "kubernetes",
+            "kubeconfig": cfg.kubeconfig,
+            "namespace": cfg.namespace,
+            "timing": cfg.timing,
+            "imageServer": self.images.base_url,
+            "image": {"url": self.image_url, "checksum": self.image_checksum,
+                      "checksumType": "sha256", "format": image.FORMAT},
+            "deployIso": self.deploy_iso_url,
+            "lookupService": self.lookup.url,
+            "redfishEndpoints": [e for e in redfish if e],
+            "bmcProcesses": [p.pid for p in self.shard_processes],
+            "manifests": str(self.directory / "manifests") if self.directory else None,
+        }
+
+    def shard_stats(self) -> list[dict[str, Any]]:
+        if self.shard_processes:
+            return [p.stats() for p in self.shard_processes]
+        return [s.stats() for s in self.shards]
+
+    def reconciles(self) -> float:
+        total = 0.0
+        for family in self.runtime_metrics.reconcile_total.collect():
+            total += sum(s.value for s in family.samples if s.name.endswith("_total"))
+        return total
+
+    # --- stopping ------------------------------------------------------------------------------
+
+    def _cleanup_kube(self) -> None:
+        """Delete the lab's hosts and Secrets from the API server while the controller runs."""
+        store = self.store
+        if store is None:
+            return
+        ns = self.config.namespace
+        selector = f"{LABEL}={self.lab_id}"
+        for host in store.list(bmh.BareMetalHost, namespace=ns, label_selector=selector):
+            with contextlib.suppress(outcome.NotFound):
+                store.delete(bmh.BareMetalHost, host.key)
+        deadline = time.monotonic() + self.cleanup_timeout_s
+        left = store.list(bmh.BareMetalHost, namespace=ns, label_selector=selector)
+        while left and time.monotonic() < deadline:
+            time.sleep(0.5)
+            left = store.list(bmh.BareMetalHost, namespace=ns, label_selector=selector)
+        for host in left:
+            log.warning("host %s still deleting after %.0f s: removing its finalizers",
+                        host.metadata.name, self.cleanup_timeout_s)
+            with contextlib.suppress(outcome.NotFound, outcome.Conflict):
+                store.update(host.with_meta(finalizers=()))
+        for secret in store.list(meta.Secret, namespace=ns, label_selector=selector):
+            with contextlib.suppress(outcome.NotFound):
+                store.delete(meta.Secret, secret.key)
+
+    def stop(self) -> None:
+        """Stop everything start() started, newest first. Idempotent."""
+        while self._stack:
+            step = self._stack.pop()
+            try:
+                step()
+            except Exception:
+                log.exception("while stopping the lab")
+        if self.api is not None:
+            self.api.close()
+            self.api = None
+
+    def __enter__(self) -> "Lab":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
