@@ -225,7 +225,12 @@ class Controller:
                 work.add_rate_limited(key)
         work.done(key)
         self._free += 1
-        self._dispatch()
+        if len(work):  # keys became ready while every slot was busy
+            self._dispatch()
+            return
+        at = work.next_ready_at()  # this slot is free now: be woken when the next key is due
+        if at is not None:
+            self._alarm(self._clock.seconds(at))
 
     def _alarm(self, when: float) -> None:
         """Make sure a dispatch happens at `when` (simulated seconds)."""
