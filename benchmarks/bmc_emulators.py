@@ -11,6 +11,7 @@ figures are conservative. Writes benchmarks/results/bmc_emulators.json.
 
 import argparse
 import json
+import os
 import pathlib
 import platform
 import statistics
@@ -64,17 +65,24 @@ def measure(call: Callable[[int], None], hosts: int, seconds: float, threads: in
 
 def redfish(n: int, seconds: float) -> list[dict]:
     hosts = hostmodel.make_hosts(n)
+    started = time.perf_counter()
     with redfish_emulator.RedfishEmulator(hosts) as em:
+        start_s = time.perf_counter() - started
         power = rf_caps.RedfishPower(client.Clients())
         accesses = [bmc.BmcAccess.of(em.bmc_address(h), CREDS) for h in hosts]
         power.power_state(accesses[0])
-        return [measure(lambda i: power.power_state(accesses[i]), n, seconds, t)
-                for t in (1, 8)]
+        results = [measure(lambda i: power.power_state(accesses[i]), n, seconds, t)
+                   for t in (1, 8)]
+        for r in results:
+            r["emulator_start_s"] = round(start_s, 4)
+        return results
 
 
 def ipmi(n: int, seconds: float) -> list[dict]:
     hosts = hostmodel.make_hosts(n)
+    started = time.perf_counter()
     with ipmi_emulator.IpmiEmulator(hosts) as em:
+        start_s = time.perf_counter() - started
         power = ipmi_caps.IpmiPower(ipmi_caps.Sessions())
         accesses = [bmc.BmcAccess.of(em.bmc_address(h), CREDS) for h in hosts]
         login = time.perf_counter()
@@ -85,6 +93,7 @@ def ipmi(n: int, seconds: float) -> list[dict]:
                    for t in (1, 8)]
         for r in results:
             r["first_call_all_hosts_s"] = round(login_s, 3)
+            r["emulator_start_s"] = round(start_s, 4)
         return results
 
 
@@ -93,7 +102,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()
     report = {
-        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count(),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "platform": platform.platform()},
         "note": "client and emulator in one process on 127.0.0.1; shared cores",
         "redfish_get_system": {str(n): redfish(n, args.seconds) for n in (1, 100)},

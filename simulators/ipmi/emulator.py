@@ -8,8 +8,8 @@ call returns the manufacturer, model and serial. Faults: `unreachable` drops eve
 client times out), `error_rate` answers 0xFF, and power or boot writes during the conflict
 window after a power off are answered 0xC0 (node busy).
 
-pyghmi registers every server socket in the class-global `Session.bmc_handlers`, so one listen
-thread serves all the BMCs of the process, however many emulators there are. Measured in
+One listener thread (`_Listener`, a plain select() loop) serves all the BMCs of the process,
+however many emulators there are; pyghmi's own shared IO loop is not used for them. Measured in
 emulators.md: ~100-200 BMCs per process is the comfortable size (pyghmi's select loop slows
 down linearly with sockets).
 
@@ -23,6 +23,8 @@ Cipher Suites) and `-C 3` are unaffected; `ipmitool -C 17` now fails cleanly.
 """
 
 import logging
+import select
+import socket
 import struct
 import threading
 import time
@@ -44,16 +46,6 @@ METALCUBED_IANA = 0xC0FFE  # a made-up manufacturer id (20 bits), not a register
 
 _patch_lock = threading.Lock()
 _patched = False
-_retired: list[Any] = []
-"""Sockets of stopped emulators, unregistered but kept open for the life of the process.
-
-pyghmi's IO thread select()s over its global socket list and is woken by a packet sent to the
-list's first socket; removing or closing a socket under it can leave it asleep on a stale list
-(new BMCs then never answer) or kill it. Unregistered sockets are read and their packets
-dropped, which is what an unplugged BMC looks like anyway. Use ephemeral ports (the default)
-to start emulators again in the same process."""
-
-
 def apply_cipher_suite_workaround() -> None:
     """Make pyghmi's server refuse non-SHA1 cipher suite proposals (see module docstring)."""
     global _patched
@@ -123,6 +115,9 @@ class HostBmc(pyghmi_bmc.Bmc):  # type: ignore[misc]
         # pyghmi routes session packets by the port it was given; with port 0 (ephemeral) it
         # must learn the one the kernel picked, or every RAKP message is dropped.
         self.port = self.serversocket.getsockname()[1]
+        # Our listener reads this socket, not pyghmi's shared IO thread (see _Listener).
+        if self.serversocket in pyghmi_session.iosockets:
+            pyghmi_session.iosockets.remove(self.serversocket)
         self.host = host
         self.mfgid = METALCUBED_IANA
         self.prodid = 0x0303
@@ -268,40 +263,79 @@ class HostBmc(pyghmi_bmc.Bmc):  # type: ignore[misc]
 
 
 class _Listener:
-    """The one thread that serves every BMC of the process (pyghmi's server sockets all live in
-    one global table); started by the first running emulator, stopped with the last."""
+    """The thread that reads every emulated BMC's socket in the process and hands each datagram
+    to the pyghmi server session it belongs to (the routing pyghmi's `_io_graball` does).
+
+    pyghmi's own loop (`Session.wait_for_rsp` over its shared IO thread) loses wakeups under
+    load: its `_io_wait` blocks on an event without a timeout, and when the IO thread misses
+    setting it the loop, and with it every BMC of the process, stops answering (seen here
+    with 8 concurrent clients against 100 BMCs). So the server sockets are taken out of pyghmi's
+    IO thread and served by a plain select() loop. Server-side session expiry, which pyghmi
+    drives from that loop, does not run: a session simply lives until the emulator stops.
+    Started with the first running emulator, stopped with the last.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._users = 0
+        self._sockets: set[Any] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def acquire(self) -> None:
+    def add(self, sockets: Sequence[Any]) -> None:
         with self._lock:
-            self._users += 1
+            self._sockets.update(sockets)
             if self._thread is None:
                 self._stop = threading.Event()
                 self._thread = threading.Thread(target=self._run, args=(self._stop,),
                                                 name="ipmi-emulator", daemon=True)
                 self._thread.start()
 
-    def release(self) -> None:
+    def remove(self, sockets: Sequence[Any]) -> None:
         with self._lock:
-            self._users -= 1
-            if self._users > 0 or self._thread is None:
+            self._sockets.difference_update(sockets)
+            if self._sockets or self._thread is None:
                 return
             self._stop.set()
             thread, self._thread = self._thread, None
         thread.join(timeout=5)
 
-    @staticmethod
-    def _run(stop: threading.Event) -> None:
+    def _run(self, stop: threading.Event) -> None:
         while not stop.is_set():
+            with self._lock:
+                sockets = list(self._sockets)
             try:
-                pyghmi_session.Session.wait_for_rsp(0.2)
-            except Exception:  # one bad packet must not stop every BMC
-                LOG.exception("IPMI emulator: error while serving a request")
+                ready = select.select(sockets, [], [], 0.2)[0]
+            except (OSError, ValueError):
+                continue  # a socket was closed under us by stop(); the next pass drops it
+            for sock in ready:
+                try:
+                    self._drain(sock)
+                except Exception:  # one bad packet must not stop every BMC
+                    LOG.exception("IPMI emulator: error while serving a request")
+
+    @staticmethod
+    def _drain(sock: Any) -> None:
+        myport = sock.getsockname()[1]
+        handlers = pyghmi_session.Session.bmc_handlers
+        while True:
+            try:
+                # MSG_DONTWAIT: pyghmi flips the socket back to blocking whenever it sends.
+                data, addr = sock.recvfrom(3000, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            if len(data) < 4:
+                continue
+            if addr in handlers and myport in handlers[addr]:
+                session = handlers[addr][myport]  # a client's established session
+                session.pktqueue.append((data, addr, sock, True))
+            elif sock in handlers:
+                session = handlers[sock][0]  # the BMC itself: sessionless data
+                session.pktqueue.append((data, addr, sock, False))
+            else:
+                continue  # the emulator was stopped
+            session.process_pktqueue()
 
 
 _LISTENER = _Listener()
@@ -311,7 +345,7 @@ class IpmiEmulator:
     """One `HostBmc` per host on 127.0.0.1, ports `base_port + i` (0: ephemeral ports).
 
     `start()` binds the sockets (the shared listen thread runs while any emulator does);
-    `stop()` unregisters this emulator's BMCs (their sockets stay open, see `_retired`).
+    `stop()` unregisters this emulator's BMCs and closes their sockets.
     Use as a context manager.
     """
 
@@ -329,19 +363,23 @@ class IpmiEmulator:
         for i, host in enumerate(self.hosts):
             port = self.base_port + i if self.base_port else 0
             self.bmcs.append(HostBmc(host, self._authdata, port=port))
-        _LISTENER.acquire()
+        _LISTENER.add([server.serversocket for server in self.bmcs])
         return self
 
     def stop(self) -> None:
         if not self.bmcs:
             return
-        with _patch_lock:
-            for server in self.bmcs:
-                sock = server.serversocket
-                pyghmi_session.Session.bmc_handlers.pop(sock, None)
-                _retired.append(sock)
+        sockets = [server.serversocket for server in self.bmcs]
+        _LISTENER.remove(sockets)
+        handlers = pyghmi_session.Session.bmc_handlers
+        for sock in sockets:
+            handlers.pop(sock, None)
+            port = sock.getsockname()[1]
+            for addr in [a for a, by_port in list(handlers.items())
+                         if isinstance(by_port, dict) and port in by_port]:
+                handlers[addr].pop(port, None)
+            sock.close()
         self.bmcs = []
-        _LISTENER.release()
         for host in self.hosts:
             host.close()
 

@@ -9,10 +9,9 @@ Sessions: one pyghmi `Command` per (host, port, user, password digest), logged i
 and reused; calls on one BMC are serialised (a lanplus session is a single conversation), calls
 on different BMCs run in parallel. A refused login drops the cached command.
 
-pyghmi's default session layer runs one process-wide IO thread; when a pyghmi BMC *server*
-also runs in the process (the emulator, in tests and the lab) its wakeups race and a client can
-wait forever. We select pyghmi's `simplesession`, where every session owns its socket and
-waits synchronously, bounded by pyghmi's retransmit timeouts (about 3 s per command).
+Session layer: pyghmi's `simplesession` with retransmission restored (see `session.py`): every
+session owns its socket and waits synchronously, resending after 0.5-1 s and giving up after
+about 6 s; on top of that each call has a deadline (`RetryPolicy.call_timeout_s`).
 
 Errors: "Incorrect password" / "Unauthorized name" -> BmcAuthFailed; timeouts and lost
 sessions -> BmcUnreachable; completion code 0xC0 (node busy) -> BmcBusy, retried within the
@@ -30,11 +29,11 @@ from typing import Any, TypeVar
 from pyghmi import exceptions as pyghmi_exc  # type: ignore[import-untyped]
 from pyghmi.ipmi import command  # type: ignore[import-untyped]
 
-from metalcubed.controllers.bmc.ipmi import parse
+from metalcubed.controllers.bmc.ipmi import parse, session
 from metalcubed.core import bmc, outcome, ports
 from metalcubed.core.api import hardwaredata as hwd
 
-command.select_simplesession()
+session.select_session_layer()
 
 T = TypeVar("T")
 _AUTH_MESSAGES = ("incorrect password", "unauthorized name", "unauthorized", "privilege")
@@ -174,6 +173,9 @@ def _translate(err: Any, address: str, operation: str) -> bmc.DriverError:
     text = str(err)
     lowered = text.lower()
     code = getattr(err, "ipmicode", 0) or 0
+    if lowered in ("", "none"):
+        # pyghmi marks a session broken without a message when its retransmits ran out.
+        return bmc.BmcUnreachable(address, operation, "no answer (retransmits exhausted)")
     if any(m in lowered for m in _AUTH_MESSAGES):
         return bmc.BmcAuthFailed(address, operation, "credentials refused")
     if code == 0xC0 or "node busy" in lowered:
