@@ -247,7 +247,7 @@ def build(options: ManagerOptions) -> Composition:
         configuration,
         qps=options.kube_api_qps,
         burst=options.kube_api_burst,
-        # workers + 3 watches + events + lease + headroom
+        # workers + 3 watches + 2 event senders + headroom
         connections=options.concurrency + 8,
         runtime_metrics=rt,
     )
@@ -260,8 +260,15 @@ def build(options: ManagerOptions) -> Composition:
         lease_ns = (
             options.leader_election_namespace or options.namespace or "default"
         )
+        # Its own client and token bucket, as controller-runtime does: a renewal must never
+        # queue behind a hundred workers' writes and miss the renew deadline.
+        lease_api = client.new_client(
+            client.load_configuration(options.kubeconfig),
+            qps=options.kube_api_qps, burst=options.kube_api_burst, connections=2,
+            runtime_metrics=rt,
+        )
         elector = leader.LeaderElector(
-            api,
+            lease_api,
             leader.LeaseConfig(
                 namespace=lease_ns,
                 identity=options.identity,

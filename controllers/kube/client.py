@@ -1,11 +1,12 @@
 """The manager's API client: the official client's transport, with client-go's QPS/burst limit.
 
 `--kube-api-qps` and `--kube-api-burst` bound how hard a controller may hit the API server
-(client-go's `rest.Config.QPS/Burst`, BMO's defaults 20/30). Every request of the process (store
-writes, watches, events, the leader lease) goes through one `ThrottledApiClient`, whose token
-bucket is shared: `qps` tokens per second refill a bucket of `burst`; a request takes one token
-and, when none is left, waits for its turn (a reservation, as golang.org/x/time/rate does, so
-waiters are served in order). A long-running watch costs one token when it starts.
+(client-go's `rest.Config.QPS/Burst`, BMO's defaults 20/30). Every request of the controller
+(store writes, watches, Events) goes through one `ThrottledApiClient`, whose token bucket is
+shared (leader election gets a client of its own, as in controller-runtime): `qps` tokens per
+second refill a bucket of `burst`; a request takes one token and, when none is left, waits for
+its turn (a reservation, as golang.org/x/time/rate does, so waiters are served in order). A
+long-running watch costs one token when it starts.
 
 It also counts requests by method and status code (`rest_client_requests_total`) and the
 time spent waiting on the limiter: the figures behind "API requests per host" in the scale
