@@ -116,8 +116,14 @@ class HostWork:
         return outcome.Outcome.after(backoff.calculate_backoff_s(count, self.rng))
 
     def clear_error(self) -> None:
-        """Upstream clearError: status back to OK; errorCount is kept (only success resets it)."""
-        if self.status.error_type != ET.NONE or self.status.operational_status == OS.ERROR:
+        """Upstream ClearError: operationalStatus OK, no error; errorCount is kept (only a
+        success resets it)."""
+        status = self.status
+        if (
+            status.operational_status != OS.OK
+            or status.error_type != ET.NONE
+            or status.error_message
+        ):
             self.set(operational_status=OS.OK, error_type=ET.NONE, error_message="")
 
     def clear_error_and_count(self) -> None:

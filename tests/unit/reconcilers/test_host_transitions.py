@@ -516,3 +516,8 @@ def test_error_count_drives_the_requeue_delay(harness: Harness) -> None:
 
 def test_namespace_constant_is_used() -> None:
     assert NS == "metal3"
+
+
+def test_a_healthy_host_reports_operational_status_ok(harness: Harness) -> None:
+    key = available(harness)
+    assert harness.host(key).status.operational_status == OS.OK
