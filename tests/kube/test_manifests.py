@@ -115,7 +115,6 @@ ALLOWED = [
     ("watch", "hardwaredata.metal3.io", "", ""),
     ("get", "secrets", "", "team-a"),
     ("watch", "secrets", "", ""),
-    ("update", "secrets", "", "team-a"),
     ("create", "events", "", "team-a"),
     ("patch", "events", "", "team-a"),
     ("get", "leases.coordination.k8s.io", "", SYSTEM),
@@ -128,6 +127,7 @@ DENIED = [
     ("patch", "baremetalhosts.metal3.io", "", "team-a"),
     ("delete", "hardwaredata.metal3.io", "", "team-a"),
     ("create", "secrets", "", "team-a"),
+    ("update", "secrets", "", "team-a"),
     ("delete", "secrets", "", "team-a"),
     ("update", "leases.coordination.k8s.io", "", "team-a"),
     ("get", "pods", "", "team-a"),
@@ -195,8 +195,10 @@ def test_manager_identity_does_a_host_lifecycle(
         update={"operational_status": bmh.OperationalStatus.DISCOVERED})}))
     owner = meta.OwnerReference(api_version=host.api_version, kind=host.kind, name="h0",
                                 uid=host.metadata.uid or "", block_owner_deletion=True)
-    as_manager.update(as_manager.get(meta.Secret, secret.key).with_meta(
-        owner_references=(owner,)))
+    with pytest.raises(outcome.TransientError) as secret_write:
+        as_manager.update(as_manager.get(meta.Secret, secret.key).with_meta(
+            owner_references=(owner,)))
+    assert "403" in str(secret_write.value)  # the manager only reads Secrets
     data = as_manager.create(hwd.HardwareData(
         metadata=meta.ObjectMeta(name="h0", namespace=ns, owner_references=(owner,),
                                  finalizers=(hwd.HARDWARE_DATA_FINALIZER,)),
