@@ -16,7 +16,7 @@ What each call does (Ironic's equivalent in bmo.md 11):
 - prepare: stage BIOS settings, reboot to apply them, check they stuck (manual cleaning);
 - provision / deprovision: deploy.py (ramdisk, image write with checksum and config drive,
   boot from disk; `live-iso` boots the ISO; metadata cleaning, power off);
-- adopt: record the host as deployed without touching it;
+- adopt: record the host as deployed without touching it (a no-op while deprovisioning);
 - power_on / power_off: soft, then hard (a soft power off that times out fails, and the
   reconciler retries it hard);
 - detach / delete: forget the node record (the host is left as it is);
@@ -276,7 +276,11 @@ class EngineProvisioner:
     ) -> ports.ProvisionResult:
         def step() -> ports.ProvisionResult:
             ctx = self._c()
-            if ctx.node().deployed is None:
+            node = ctx.node()
+            # Deprovisioning adopts first (upstream, so Ironic accepts the undeploy); here
+            # deprovision reads the hardware itself, and must not be reset mid-way.
+            if state != bmh.ProvisioningState.DEPROVISIONING and node.deployed is None \
+                    and node.wait is None:
                 ctx.set_deployed(nodes.Deployment(image_url="", adopted=True))
             return ports.ProvisionResult.complete()
 

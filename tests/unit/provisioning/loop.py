@@ -47,9 +47,11 @@ class Loop:
         self, goal: Callable[[], bool], *, max_passes: int = 5000, timeout_s: float = 120.0
     ) -> None:
         started = time.monotonic()
+        limit = self.passes + max_passes
         while not goal():
-            assert self.passes < max_passes, f"goal not reached in {max_passes} passes"
-            assert time.monotonic() - started < timeout_s, f"goal not reached in {timeout_s}s"
+            assert self.passes < limit, f"goal not reached in {max_passes} passes: {self.report()}"
+            assert time.monotonic() - started < timeout_s, \
+                f"goal not reached in {timeout_s}s: {self.report()}"
             if not self.due:
                 raise AssertionError("nothing left to reconcile and the goal does not hold")
             key = min(self.due, key=lambda k: self.due[k])
@@ -71,6 +73,18 @@ class Loop:
                 self.due.pop(key, None)
             else:
                 self.due[key] = self._now() + min(result.requeue_after_s, self.max_delay_s)
+
+    def report(self) -> str:
+        """Where every host stands (for a failed goal's message)."""
+        lines = []
+        for key in sorted(self.due, key=str):
+            try:
+                status = self.host(key).status
+            except outcome.NotFound:
+                continue
+            lines.append(f"{key.name}: {status.provisioning.state.value} "
+                         f"{status.operational_status.value} {status.error_message[:160]}")
+        return "\n" + "\n".join(lines)
 
     def poke(self, key: meta.ObjectKey) -> None:
         """A watch event: reconcile `key` now."""

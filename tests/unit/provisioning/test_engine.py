@@ -1,5 +1,7 @@
 """The provisioning engine, call by call, over in-process emulated hosts, BMCs and agents."""
 
+import dataclasses
+
 import pytest
 
 from metalcubed.core import agent, bmc, outcome, ports
@@ -587,3 +589,17 @@ def test_driver_errors_carry_no_credentials(rig: Rig) -> None:
     err = bmc.BmcAuthFailed("redfish://admin:hunter2@10.0.0.1/redfish/v1", "get power", "401")
     assert "hunter2" not in str(err)
     assert CREDS.password not in repr(CREDS)
+
+
+def test_adopt_while_deprovisioning_leaves_the_record_alone(rig: Rig) -> None:
+    host = rig.add_host(power=P.ON)
+    register(rig, host)
+    node_id = nodes.node_id_for(host.key)
+    record = rig.table.get(node_id)
+    assert record is not None
+    tearing_down = nodes.Wait(purpose=nodes.Purpose.TEAR_DOWN, since=rig.clock.now())
+    rig.table.put(dataclasses.replace(record, wait=tearing_down))
+    assert rig.prov(host).adopt(S.DEPROVISIONING, restart_on_failure=False) == \
+        ports.ProvisionResult.complete()
+    after = rig.table.get(node_id)
+    assert after is not None and after.deployed is None and after.wait == tearing_down
