@@ -18,6 +18,7 @@ switch (the BMC stops answering). Tests flip them at run time.
 Thread-safe: emulators serve requests from many threads; every method takes the host's lock.
 """
 
+import collections
 import math
 import random
 import threading
@@ -327,6 +328,8 @@ class HostModel:
         self._hooks: list[BootHook] = []
         self.boots: list[BootEvent] = []
         """Every boot so far, oldest first (for tests and the agent emulator)."""
+        self.history: collections.deque[tuple[float, str]] = collections.deque(maxlen=256)
+        """Recent power requests and transitions (clock time, what), for explaining a run."""
 
     # -- hooks ------------------------------------------------------------------------------------
 
@@ -348,6 +351,7 @@ class HostModel:
         """Start powering on; a no-op when on or already powering on."""
         with self._lock:
             events = self._resolve()
+            self._note(f"power on requested ({self._power.value})")
             if self._power in (Power.OFF, Power.POWERING_OFF):
                 self._cancel_pending()
                 events += self._start(Power.ON, self.timing.power_on_s)
@@ -357,6 +361,7 @@ class HostModel:
         """Start a graceful (soft) or immediate (hard) power off; a no-op when off."""
         with self._lock:
             events = self._resolve()
+            self._note(f"power off {'hard' if hard else 'soft'} requested ({self._power.value})")
             if self._power in (Power.ON, Power.POWERING_ON):
                 if not hard and self.faults.ignore_soft_power_off:
                     return
@@ -369,6 +374,7 @@ class HostModel:
         """Power cycle: off at once (hard) or after the soft-off time, then on; on if off."""
         with self._lock:
             events = self._resolve()
+            self._note(f"reboot {'hard' if hard else 'soft'} requested ({self._power.value})")
             self._cancel_pending()
             if self._power is not Power.OFF:
                 self._power = Power.OFF
@@ -413,7 +419,11 @@ class HostModel:
         self._pending = None
         return self._complete(pending.target)
 
+    def _note(self, what: str) -> None:
+        self.history.append((self._clock(), what))
+
     def _complete(self, target: Power) -> list[BootEvent]:
+        self._note(f"now {target.value}")
         self._power = target
         if target is Power.OFF:
             self._last_power_off_at = self._clock()

@@ -710,6 +710,8 @@ class _Gate:
         host = em.host_for_path(path)
         with em.lock:
             em.request_count += 1
+            if method != "GET":
+                em.writes.append((time.monotonic(), method, path))
         faults = [em.faults] + ([host.faults] if host is not None else [])
         if any(f.unreachable for f in faults):
             with em.lock:
@@ -901,6 +903,9 @@ class RedfishEmulator:
         """Live sessions: token -> session id."""
         self.sessions_created = 0
         self.request_count = 0
+        self.writes: collections.deque[tuple[float, str, str]] = collections.deque(maxlen=10000)
+        """The last writes received (monotonic time, method, path), oldest first: what a BMC's
+        audit log would show; tests and the lab read it to explain what happened to a host."""
         self.injected: collections.Counter[str] = collections.Counter()
         """Faults injected so far, by kind: "503", "409", "500", "unreachable"."""
         self.subscriptions: dict[str, dict[str, Any]] = {}
