@@ -7,8 +7,8 @@ Virtual-media hosts boot the deploy ISO from the virtual CD; the others boot ove
    Ironic's fast track does);
 2. the node record says the engine booted the ramdisk for this purpose: wait, boot it again if
    the host is off (switched off meanwhile), and fail once the timeout has passed;
-3. otherwise boot it: deploy ISO into the CD (virtual media), boot mode, one-time boot
-   override, power on or hard reboot, and record the wait.
+3. otherwise, once no power change is under way, boot it: deploy ISO into the CD (virtual
+   media), boot mode, one-time boot override, power on or hard reboot, and record the wait.
 
 Each part is idempotent; if the BMC refuses part-way (busy, 409), the next call starts over
 and repeats only what is still missing.
@@ -54,9 +54,17 @@ def ensure_agent(
         if ctx.power() == bmc.PowerState.OFF:
             boot(ctx, boot_mode=boot_mode)  # switched off meanwhile: boot the ramdisk again
         return Booting(ports.ProvisionResult.continuing(ctx.cfg.poll_s), started=False)
+    if ctx.power() in _SETTLING:
+        # A power change is still under way (e.g. the power-on that followed inspection): a
+        # one-time boot override set now would be used up by that boot, and the reboot after
+        # it would then boot the disk. Let it settle first.
+        return Booting(ports.ProvisionResult.continuing(ctx.cfg.poll_s), started=False)
     boot(ctx, boot_mode=boot_mode)
     ctx.wait_for(purpose)
     return Booting(ports.ProvisionResult.continuing(ctx.cfg.poll_s), started=True)
+
+
+_SETTLING = frozenset({bmc.PowerState.POWERING_ON, bmc.PowerState.POWERING_OFF})
 
 
 def _device(ctx: Ctx) -> bmc.BootDevice:
