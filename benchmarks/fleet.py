@@ -2,9 +2,12 @@
 
     python benchmarks/fleet.py                      # every case, results/fleet.json
     python benchmarks/fleet.py --only fleet-1000 scale-10000 --repeat 3
+    python benchmarks/fleet.py --profile fleet-1000  # where the time goes
 
 Each case runs in a fresh interpreter (so peak RSS is that run's, imports included) and is
-repeated; the best wall time is kept, as timing noise on a shared machine only ever adds.
+repeated; the best wall time is kept, as timing noise on a shared machine only ever adds. CPU
+seconds and the 1-minute load average at the start are recorded beside it: on a busy machine
+wall time overstates the cost, CPU time much less so.
 Recorded per case: wall seconds, simulated makespan, reconcile passes, wall microseconds per
 pass and the share spent inside the reconciler (core) versus the simulator around it, and
 peak RSS. The scale series runs benchmarks/scenarios/scale.yaml at growing sizes: constant
@@ -53,9 +56,13 @@ def measure(case: str) -> dict[str, Any]:
     spec = scenario.load(ROOT / path)
     if hosts is not None:
         spec = spec.with_hosts(hosts)
+    load_before = os.getloadavg()[0]
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     outcome = simulation.Simulation(spec).run()
     wall = time.perf_counter() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     data = report.build(outcome)
     passes = outcome.controller.stats.passes
     inside = outcome.controller.stats.reconcile_wall_s
@@ -64,6 +71,8 @@ def measure(case: str) -> dict[str, Any]:
         "scenario": spec.name,
         "hosts": spec.host_count,
         "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "load_average_1m": round(load_before, 2),
         "makespan_s": round(outcome.makespan_s, 1),
         "speedup": round(outcome.makespan_s / wall, 1),
         "reconciles": passes,
@@ -73,6 +82,64 @@ def measure(case: str) -> dict[str, Any]:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "ok": data["ok"],
         "final_states": data["final_states"],
+    }
+
+
+_COMPONENTS = (
+    ("/core/reconcilers/", "core: reconciler"),
+    ("/core/conditions", "core: reconciler"),
+    ("/core/annotations", "core: reconciler"),
+    ("/core/backoff", "core: reconciler"),
+    ("/core/fsm", "core: reconciler"),
+    ("/core/api/", "core: API models"),
+    ("/core/queue", "core: workqueue"),
+    ("/core/memory_store", "core: memory store"),
+    ("pydantic", "pydantic"),
+    ("/simulators/fleet/runtime", "sim: runtime (slots, alarm, clock)"),
+    ("/simulators/fleet/provisioner", "sim: provisioner port"),
+    ("/simulators/fleet/conductor", "sim: Ironic-like conductor"),
+    ("/simulators/fleet/machine", "sim: machines and BMCs"),
+    ("/simulators/fleet/bmc", "sim: machines and BMCs"),
+    ("/simulators/fleet/", "sim: observer, workload, costs"),
+    ("simpy", "simpy scheduling"),
+)
+
+
+def profile(case: str) -> dict[str, Any]:
+    """Self time by component and the 15 costliest functions, under cProfile (which slows
+    everything about 2x, evenly enough for shares)."""
+    import cProfile
+    import pstats
+
+    from metalcubed.simulators.fleet import scenario, simulation
+
+    path, hosts = CASES[case]
+    spec = scenario.load(ROOT / path)
+    if hosts is not None:
+        spec = spec.with_hosts(hosts)
+    sim = simulation.Simulation(spec)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    sim.run()
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    shares: dict[str, float] = {}
+    functions: list[tuple[float, str]] = []
+    total = 0.0
+    for (file, line, name), (_cc, calls, own, _cum, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        total += own
+        component = next((label for key, label in _COMPONENTS if key in file),
+                         "builtins and stdlib (dict, hash, heapq, datetime, random)")
+        shares[component] = shares.get(component, 0.0) + own
+        short = file.split("/work/main/")[-1].split("site-packages/")[-1]
+        functions.append((own, f"{short}:{line}({name}) calls={calls}"))
+    functions.sort(reverse=True)
+    return {
+        "case": case,
+        "reconciles": sim.controller.stats.passes,
+        "self_time_share": {k: round(v / total, 3)
+                            for k, v in sorted(shares.items(), key=lambda kv: -kv[1])},
+        "top_functions": [f"{own / total:5.1%}  {where}" for own, where in functions[:15]],
     }
 
 
@@ -108,10 +175,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", choices=sorted(CASES), help="cases to run")
     parser.add_argument("--repeat", type=int, default=2, help="runs per case (best kept)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--profile", choices=sorted(CASES),
+                        help="profile one case; writes results/fleet-profile.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(measure(args.child)))
+        return 0
+    if args.profile:
+        data = profile(args.profile)
+        out = args.out.with_name("fleet-profile.json")
+        out.write_text(json.dumps(data, indent=2) + "\n")
+        print(json.dumps(data, indent=2))
         return 0
     cases = args.only or list(CASES)
     previous: dict[str, Any] = {}

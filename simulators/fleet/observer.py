@@ -150,7 +150,6 @@ class Observer:
         self.delayed_now = 0
         self.peak_delayed = 0
         self.violations = Violations()
-        self.last_settle_change = 0.0
         self.on_change: Callable[[], None] = lambda: None
         """Called after any host's settled label changed (workload conditions, end of run)."""
         self.on_relabel: Callable[[meta.ObjectKey], None] = lambda key: None
@@ -170,7 +169,7 @@ class Observer:
             self.state_counts[DELETED] += 1
             self.entries[(DELETED, int(now // 60))] += 1
             self.deleted += 1
-            self._relabel(record, DELETED, now, key)
+            self._relabel(record, DELETED, key)
             return
         if record is None:
             record = HostRecord(
@@ -204,7 +203,7 @@ class Observer:
                 self.peak_delayed = max(self.peak_delayed, self.delayed_now)
         record.error_type = status.error_type.value
         record.node_id = status.provisioning.id
-        self._relabel(record, self._label(host), now, key)
+        self._relabel(record, self._label(host), key)
 
     def _leave(self, record: HostRecord, now: float) -> None:
         state = record.state.value
@@ -235,9 +234,7 @@ class Observer:
             return None
         return state.value
 
-    def _relabel(
-        self, record: HostRecord, label: str | None, now: float, key: meta.ObjectKey
-    ) -> None:
+    def _relabel(self, record: HostRecord, label: str | None, key: meta.ObjectKey) -> None:
         old = record.label
         if label == old:
             return
@@ -251,7 +248,6 @@ class Observer:
         else:
             self.unsettled += 1
         record.label = label
-        self.last_settle_change = now
         self.on_relabel(key)
         self.on_change()
 

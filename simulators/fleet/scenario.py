@@ -335,8 +335,6 @@ class _Invalid(Exception):
         self.message = message
 
 
-_DURATION_FIELDS_NOTE = "a duration such as 30s, 5m or 1h30m"
-
 
 def _mapping(value: Any, path: str) -> dict[str, Any]:
     if value is None:
