@@ -115,3 +115,13 @@ def test_no_argument_runs_the_embedded_quickstart(tmp_path: Path) -> None:
     assert cli.main(["sim", "--json", str(out), "--quiet"]) == 0
     data = json.loads(out.read_text())
     assert data["scenario"] == "quickstart" and data["hosts"] == 50
+
+
+def test_reaching_the_time_limit_exits_1_as_an_invariant_failure(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    text = SMALL.replace("time_limit: 1d", "time_limit: 2m")
+    assert cli.main(["sim", _write(tmp_path, text), "--json", str(out), "--quiet"]) == 1
+    data = json.loads(out.read_text())
+    assert data["time_limit_hit"] is True and data["makespan_s"] == 120.0
+    assert data["invariants"]["by_invariant"]["time-limit"] == 1
+    assert data["invariants"]["by_invariant"]["host-lost"] >= 1  # hosts still busy at 2 min
