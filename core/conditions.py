@@ -101,6 +101,11 @@ def apply(
     now: datetime,
 ) -> tuple[meta.Condition, ...]:
     """`existing` updated to `want`; the same tuple object when nothing changed."""
+    if len(existing) == len(want) and all(
+        c.type == t and c.status == s and c.reason == r and c.observed_generation == generation
+        for c, (t, s, r) in zip(existing, want, strict=True)
+    ):
+        return existing  # the common case: a steady host
     by_type = {c.type: c for c in existing}
     changed = len(existing) != len(want)
     result: list[meta.Condition] = []

@@ -6,6 +6,9 @@ name is not plain camelCase (`bootMACAddress`, `ID`) declares it next to the fie
 Update with `model_copy(update=...)`; serialise with `to_wire()`, parse with `from_wire()`.
 """
 
+import base64
+import binascii
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -178,18 +181,19 @@ class Secret(Resource):
 
     def value(self, key: str) -> str | None:
         """The decoded value of `key` (stringData wins, as the API server merges it), or None."""
-        import base64
-        import binascii
-
         if self.string_data and key in self.string_data:
             return self.string_data[key]
         raw = self.data.get(key)
-        if raw is None:
-            return None
-        try:
-            return base64.b64decode(raw, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
+        return None if raw is None else _b64_text(raw)
+
+
+@functools.lru_cache(maxsize=65536)
+def _b64_text(raw: str) -> str | None:
+    """base64 to UTF-8 text; None when it is neither (cached: Secrets are read every pass)."""
+    try:
+        return base64.b64decode(raw, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
 
 
 def now_utc_from(ts: float) -> datetime:
