@@ -64,7 +64,7 @@ class HardwareTiming:
 
 
 FAST = HardwareTiming(
-    power_on_s=0.3, soft_off_s=0.2, hard_off_s=0.05, agent_boot_s=0.2, heartbeat_s=2.0,
+    power_on_s=0.3, soft_off_s=0.2, hard_off_s=0.05, agent_boot_s=0.2, heartbeat_s=5.0,
     clean_s=0.0, poll_s=0.5, short_poll_s=0.2, busy_retry_s=0.5,
 )
 SLOW = HardwareTiming(

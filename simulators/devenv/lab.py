@@ -188,12 +188,15 @@ class Lab:
 
     # --- starting ------------------------------------------------------------------------------
 
-    def start(self) -> "Lab":
+    def start(self, *, enroll: bool = True) -> "Lab":
+        """Start the services, BMC shards and controller, then (unless `enroll` is False: call
+        `enroll()` later, as the benchmark does to time it) create the hosts."""
         try:
             self._start_services()
             self._start_shards()
             self._start_controllers()
-            self._enroll()
+            if enroll:
+                self.enroll()
         except BaseException:
             self.stop()
             raise
@@ -332,7 +335,8 @@ class Lab:
                 raise LabError(f"cannot create namespace {self.config.namespace}: "
                                f"HTTP {exc.status} {exc.reason}") from exc
 
-    def _enroll(self) -> None:
+    def enroll(self) -> None:
+        """Create every host's Secret and BareMetalHost (and write their manifests)."""
         assert self.store is not None
         store = self.store
         objects = [(secret_for(h, self.config, self.lab_id), host_for(h, self.config, self.lab_id))
