@@ -3,7 +3,8 @@
 A raw disk image of `size_mib` MiB, as `qemu-img create -f raw` plus `sfdisk` would make it: an
 MBR partition table (one bootable Linux partition from sector 2048 to the end, signature
 0x55AA), and a text file's worth of content at the start of the partition saying what it is.
-`fdisk -l` and `file` recognise it; the deploy agents verify its sha256 before "writing" it.
+`file` recognises it ("DOS/MBR boot sector; partition 1 : ID=0x83, active"); the deploy agents
+verify its sha256 before "writing" it.
 Deterministic: the same size gives the same bytes, so the checksum is stable across labs.
 """
 
