@@ -18,6 +18,7 @@ input (the message names the flag).
 
 import argparse
 import json
+import os
 import secrets
 import sys
 import time
@@ -68,6 +69,10 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
                          "to watch) (default fast)")
     up.add_argument("--concurrency", type=int, default=16, metavar="N",
                     help="reconcile workers (default 16)")
+    up.add_argument("--provisioning-limit", type=int, default=20, metavar="N",
+                    help="PROVISIONING_LIMIT: hosts inspecting, provisioning or cleaning at once "
+                         "on network-booted BMCs (ipmi, redfish); the others wait as 'delayed' "
+                         "(default 20, as upstream)")
     up.add_argument("--hosts-per-process", type=int, default=250, metavar="N",
                     help="hosts per BMC emulator process; 0 runs the emulators inside the lab "
                          "process (default 250)")
@@ -99,7 +104,10 @@ def _fail(action: str, message: str, code: int) -> int:
 
 
 def registered(row: dict[str, Any]) -> bool:
-    return row["state"] not in ("", "registering") or bool(row["errorType"])
+    """Past registration: BMC access proven (a host may then wait, delayed, for a provisioning
+    slot before it inspects), or failed (the error is shown)."""
+    return (row["state"] not in ("", "registering") or row["credentialsValidated"]
+            or bool(row["errorType"]))
 
 
 def _count(snap: Snapshot, test: Callable[[dict[str, Any]], bool]) -> int:
@@ -116,9 +124,10 @@ def _wait(directory: Path, *, what: str, test: Callable[[dict[str, Any]], bool],
         def show(snap: Snapshot) -> None:
             states = snap["summary"]["byState"]
             detail = " ".join(f"{k}:{v}" for k, v in states.items())
-            errors = snap["summary"]["errors"]
-            bar.update(task, completed=_count(snap, test),
-                       detail=detail + (f" errors:{errors}" if errors else ""))
+            errors, delayed = snap["summary"]["errors"], snap["summary"]["delayed"]
+            detail += f" errors:{errors}" if errors else ""
+            detail += f" delayed:{delayed}" if delayed else ""
+            bar.update(task, completed=_count(snap, test), detail=detail)
 
         return control.wait_for(directory, lambda s: _count(s, test) >= total,
                                 timeout_s=timeout_s, on_progress=show)
@@ -132,6 +141,7 @@ def run_up(args: argparse.Namespace) -> int:
             hosts=args.hosts, bmc=lab_config.BmcMix(args.bmc), namespace=args.namespace,
             kubeconfig=args.kubeconfig, timing=args.timing, concurrency=args.concurrency,
             hosts_per_process=args.hosts_per_process, password=secrets.token_urlsafe(12),
+            provisioning_limit=args.provisioning_limit,
         ))
         if args.timeout <= 0:
             raise lab_config.ConfigError("--timeout", f"must be > 0 (got {args.timeout:g})")
@@ -157,6 +167,10 @@ def run_up(args: argparse.Namespace) -> int:
         if _count(snap, registered) < config.hosts:
             return _fail("up", f"hosts still registering after {args.timeout:g} s (the lab "
                                "keeps running: metalcubed devenv status)", 1)
+        failed = _count(snap, lambda r: bool(r["errorType"]))
+        if failed:
+            return _fail("up", f"{failed} hosts failed to register (the lab keeps running: "
+                               "metalcubed devenv status shows why)", 1)
         if args.provision:
             changed = control.provision(directory)["changed"]
             print(f"provisioning {changed} hosts with {info['image']['url']}")
@@ -203,15 +217,19 @@ def run_status(args: argparse.Namespace) -> int:
     except control.DevenvError as exc:
         return _fail("status", str(exc), 1)
     if args.json:
-        print(json.dumps(snap, indent=2))
-        return 0
-    lab = snap["lab"]
-    summary = snap["summary"]
-    states = ", ".join(f"{v} {k}" for k, v in summary["byState"].items())
-    print(f"lab {lab['id']} in {directory}: {summary['hosts']} hosts ({states}), "
-          f"{lab['store']} store, namespace {lab['namespace']}")
-    print(f"image {lab['image']['url']} sha256 {lab['image']['checksum']}")
-    print(_table(snap))
+        text = json.dumps(snap, indent=2)
+    else:
+        lab = snap["lab"]
+        summary = snap["summary"]
+        states = ", ".join(f"{v} {k}" for k, v in summary["byState"].items())
+        text = (f"lab {lab['id']} in {directory}: {summary['hosts']} hosts ({states}), "
+                f"{lab['store']} store, namespace {lab['namespace']}\n"
+                f"image {lab['image']['url']} sha256 {lab['image']['checksum']}\n"
+                + _table(snap))
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # `devenv status | head`: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -142,6 +142,9 @@ def check(config: LabConfig) -> LabConfig:
     if config.hosts_per_process < 0:
         raise ConfigError("--hosts-per-process", "must be 0 (in the lab process) or more "
                           f"(got {config.hosts_per_process})")
+    if config.provisioning_limit < 1:
+        raise ConfigError("--provisioning-limit",
+                          f"must be at least 1 (got {config.provisioning_limit})")
     if config.image_size_mib < 1:
         raise ConfigError("--image-size-mib", f"must be at least 1 (got {config.image_size_mib})")
     return config

@@ -37,6 +37,7 @@ def host_row(host: bmh.BareMetalHost) -> Row:
         "errorMessage": status.error_message,
         "errorCount": status.error_count,
         "poweredOn": status.powered_on,
+        "credentialsValidated": status.good_credentials.credentials is not None,
         "online": host.spec.online,
         "image": host.spec.image.url if host.spec.image is not None else "",
         "bmcAddress": address,
@@ -63,5 +64,6 @@ def summary(host_rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "hosts": len(listed),
         "byState": dict(sorted(states.items())),
         "errors": sum(1 for r in listed if r["errorType"]),
+        "delayed": sum(1 for r in listed if r["operationalStatus"] == "delayed"),
         "poweredOn": sum(1 for r in listed if r["poweredOn"]),
     }

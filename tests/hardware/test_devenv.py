@@ -62,7 +62,7 @@ def test_up_provision_status_down_as_a_user(lab_dir: Path) -> None:
     assert status.returncode == 0, status.stderr
     doc: dict[str, Any] = json.loads(status.stdout)
     assert doc["summary"] == {"hosts": 4, "byState": {"provisioned": 4}, "errors": 0,
-                              "poweredOn": 4}
+                              "delayed": 0, "poweredOn": 4}
     rows = doc["hosts"]
     assert [r["name"] for r in rows] == ["host-0", "host-1", "host-2", "host-3"]
     assert [r["scheme"] for r in rows] == ["redfish-virtualmedia+http", "ipmi", "redfish+http",
@@ -72,6 +72,7 @@ def test_up_provision_status_down_as_a_user(lab_dir: Path) -> None:
     assert rows[1]["bmcEndpoint"].startswith("127.0.0.1:")
     assert rows[1]["bmcEndpoint"].endswith("/udp")
     assert all(r["poweredOn"] and r["image"] == doc["lab"]["image"]["url"] for r in rows)
+    assert all(r["credentialsValidated"] and not r["errorType"] for r in rows)
     assert len(doc["lab"]["image"]["checksum"]) == 64
 
     table = devenv("status", "--dir", str(lab_dir))
@@ -120,6 +121,22 @@ def test_bmc_processes_die_with_a_killed_lab_and_down_cleans_up(lab_dir: Path) -
     assert not (lab_dir / "state.json").exists()
 
 
+def test_up_returns_once_hosts_are_registered_even_while_delayed_for_a_slot(
+    lab_dir: Path,
+) -> None:
+    # Network-booted hosts inspect PROVISIONING_LIMIT at a time; the others pass registration
+    # and wait, `delayed`, retrying with upstream's backoff (minutes): `up` does not wait them.
+    up = devenv("up", "--hosts", "6", "--bmc", "ipmi", "--provisioning-limit", "2",
+                "--dir", str(lab_dir))
+    assert up.returncode == 0, up.stderr
+    doc = json.loads(devenv("status", "--json", "--dir", str(lab_dir)).stdout)
+    assert all(r["credentialsValidated"] and not r["errorType"] for r in doc["hosts"])
+    delayed = [r for r in doc["hosts"] if r["operationalStatus"] == "delayed"]
+    assert delayed and doc["summary"]["delayed"] == len(delayed)
+    assert all(r["state"] == "registering" for r in delayed)
+    assert devenv("down", "--dir", str(lab_dir)).returncode == 0
+
+
 # --- bad input: exit status 2 and a message naming the flag (no lab is started) --------------
 
 
@@ -140,6 +157,8 @@ def _cli(argv: list[str]) -> int:
                      "--kubeconfig", id="missing-kubeconfig"),
         pytest.param(["--hosts", "2", "--namespace", "Not_A_Namespace"], "--namespace",
                      id="bad-namespace"),
+        pytest.param(["--hosts", "2", "--provisioning-limit", "0"], "--provisioning-limit",
+                     id="zero-provisioning-limit"),
     ],
 )
 def test_bad_input_names_the_flag_and_exits_2(
