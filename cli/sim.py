@@ -90,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from metalcubed.simulators.fleet import quantity, simulation, summary
     from metalcubed.simulators.fleet import report as fleet_report
-    from metalcubed.simulators.fleet import simulation, summary, units
 
     console = Console(stderr=args.json_path == "-")
     sim = simulation.Simulation(spec, seed=args.seed)
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
                 progress.update(
                     task,
                     completed=now_s,
-                    clock=units.format_duration(now_s),
+                    clock=quantity.format_duration(now_s),
                     settled=f"{settled}/{hosts} hosts settled",
                 )
 

@@ -29,7 +29,7 @@ import yaml
 from metalcubed.core import bmcaddress, outcome
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.simulators.fleet import distribution as dist
-from metalcubed.simulators.fleet import units
+from metalcubed.simulators.fleet import quantity
 
 T = TypeVar("T")
 
@@ -411,7 +411,7 @@ def _rate(value: Any, path: str) -> float:
 
 def _duration(value: Any, path: str) -> float:
     try:
-        return units.parse_duration_s(value)
+        return quantity.parse_duration_s(value)
     except (TypeError, ValueError) as err:
         raise _Invalid(path, str(err)) from None
 
@@ -696,7 +696,7 @@ def _image(name: str, data: Any, path: str) -> Image:
 
 def _size(value: Any, path: str) -> int:
     try:
-        return units.parse_size_bytes(value)
+        return quantity.parse_size_bytes(value)
     except (TypeError, ValueError) as err:
         raise _Invalid(path, str(err)) from None
 

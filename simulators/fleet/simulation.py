@@ -5,7 +5,7 @@ with the faults each machine was dealt), the Ironic-like conductor, the memory s
 observer, and the production pieces: core's BareMetalHost reconciler with its workqueue, fed
 through the metered store and the simulated provisioner. `run()` advances simulated time until
 the workload is done and every host has settled, or the scenario's time limit, and returns the
-raw `Outcome` that report.py turns into the report.
+raw `RunOutcome` that report.py turns into the report.
 
 Randomness: one `random.Random` per purpose (reconciler, store, conductor, provisioner, costs,
 physical durations, BMC faults, fault assignment, workload), each seeded from the scenario seed

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from metalcubed.simulators.fleet.observer import STATE_ORDER
-from metalcubed.simulators.fleet.units import format_duration
+from metalcubed.simulators.fleet.quantity import format_duration
 
 _BARS = " ▁▂▃▄▅▆▇█"
 

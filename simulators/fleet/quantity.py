@@ -1,4 +1,4 @@
-"""Durations and sizes as people write them in scenario files: `90s`, `2m30s`, `1.5h`, `2.5GiB`.
+"""Quantities as scenario files write them: durations (`90s`, `1h30m`) and sizes (`2.5GiB`).
 
 A scenario reads better with units than with raw seconds or bytes, so the scenario parser
 accepts both: a bare number is seconds (or bytes), a string carries its unit. Parsing is strict:

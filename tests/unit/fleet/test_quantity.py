@@ -2,7 +2,7 @@
 
 import pytest
 
-from metalcubed.simulators.fleet import units
+from metalcubed.simulators.fleet import quantity
 
 
 @pytest.mark.parametrize(
@@ -20,7 +20,7 @@ from metalcubed.simulators.fleet import units
     ids=["seconds", "millis", "minutes", "compound", "fraction", "day", "int", "float"],
 )
 def test_durations_parse_with_units(text: object, seconds: float) -> None:
-    assert units.parse_duration_s(text) == pytest.approx(seconds)
+    assert quantity.parse_duration_s(text) == pytest.approx(seconds)
 
 
 @pytest.mark.parametrize(
@@ -28,18 +28,18 @@ def test_durations_parse_with_units(text: object, seconds: float) -> None:
 )
 def test_malformed_durations_are_rejected(text: str) -> None:
     with pytest.raises(ValueError):
-        units.parse_duration_s(text)
+        quantity.parse_duration_s(text)
 
 
 def test_negative_number_duration_is_rejected() -> None:
     with pytest.raises(ValueError, match="negative"):
-        units.parse_duration_s(-1)
+        quantity.parse_duration_s(-1)
 
 
 @pytest.mark.parametrize("value", [True, None, [1]], ids=["bool", "none", "list"])
 def test_non_numbers_are_type_errors(value: object) -> None:
     with pytest.raises(TypeError):
-        units.parse_duration_s(value)
+        quantity.parse_duration_s(value)
 
 
 @pytest.mark.parametrize(
@@ -48,13 +48,13 @@ def test_non_numbers_are_type_errors(value: object) -> None:
     ids=["MB", "GiB", "fractional", "bytes"],
 )
 def test_sizes_parse_with_units(text: object, size: int) -> None:
-    assert units.parse_size_bytes(text) == size
+    assert quantity.parse_size_bytes(text) == size
 
 
 @pytest.mark.parametrize("text", ["0MB", "-1GB", "2 gigs", "GB"], ids=str)
 def test_bad_sizes_are_rejected(text: str) -> None:
     with pytest.raises(ValueError):
-        units.parse_size_bytes(text)
+        quantity.parse_size_bytes(text)
 
 
 @pytest.mark.parametrize(
@@ -63,4 +63,4 @@ def test_bad_sizes_are_rejected(text: str) -> None:
     ids=str,
 )
 def test_format_duration_picks_a_readable_unit(seconds: float, text: str) -> None:
-    assert units.format_duration(seconds) == text
+    assert quantity.format_duration(seconds) == text
