@@ -190,6 +190,7 @@ def up(config: lab_config.LabConfig, directory: Path, *, start_timeout_s: float 
     fails to start (with the reason from its log).
     """
     lab_config.check(config)
+    directory = directory.resolve()
     if config.kubeconfig is not None:
         config = lab_config.LabConfig(**{**_fields(config),
                                          "kubeconfig": str(Path(config.kubeconfig).resolve())})

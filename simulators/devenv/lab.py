@@ -358,9 +358,11 @@ class Lab:
             for pair in objects:
                 create(pair)
         else:
+            # Registered first: a partly failed enrollment leaves nothing of ours behind (the
+            # cleanup selects this lab's label only, never another lab's objects).
+            self._stack.append(self._cleanup_kube)
             with concurrent.futures.ThreadPoolExecutor(8) as pool:
                 list(pool.map(create, objects))
-            self._stack.append(self._cleanup_kube)
         log.info("enrolled %d hosts in namespace %s", len(objects), self.config.namespace)
 
     @staticmethod

@@ -80,13 +80,20 @@ def test_lab_against_an_api_server(
 
     # A second lab in the same namespace would fight over the hosts: it refuses to start,
     # says why, and leaves the first lab's objects alone.
-    second = devenv("up", "--hosts", "1", "--kubeconfig", kubeconfig, "--namespace", namespace,
+    # (It has more hosts than the first: the ones it managed to create, host-4 and host-5,
+    # are deleted again.)
+    second = devenv("up", "--hosts", "6", "--kubeconfig", kubeconfig, "--namespace", namespace,
                     "--dir", str(second_dir))
     assert second.returncode == 1
     assert "already exists" in second.stderr
     assert control.running(second_dir) is None
-    assert len(objects.list_namespaced_custom_object(
-        "metal3.io", "v1alpha1", namespace, "baremetalhosts")["items"]) == 4
+    left = objects.list_namespaced_custom_object("metal3.io", "v1alpha1", namespace,
+                                                 "baremetalhosts")["items"]
+    assert sorted(h["metadata"]["name"] for h in left) == [f"host-{i}" for i in range(4)]
+    assert {h["metadata"]["labels"]["metalcubed.io/devenv"] for h in left} == {
+        doc["lab"]["id"]}
+    assert len(core.list_namespaced_secret(namespace,
+                                           label_selector="metalcubed.io/devenv").items) == 4
 
     pids = [control.require(lab_dir).pid, *control.require(lab_dir).bmc_pids]
     down = devenv("down", "--dir", str(lab_dir))
