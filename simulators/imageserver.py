@@ -14,6 +14,8 @@ from collections import Counter
 from http import server
 from typing import Any
 
+from metalcubed.simulators.loopback import LoopbackServer
+
 ALGORITHMS = ("md5", "sha256", "sha512")
 
 
@@ -28,8 +30,7 @@ class ImageServer:
         self._files: dict[str, bytes] = {}
         self._lock = threading.Lock()
         self.hits: Counter[str] = Counter()
-        self._httpd: server.ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackServer | None = None
 
     # --- content ---------------------------------------------------------------------------------
 
@@ -42,7 +43,7 @@ class ImageServer:
             for algo in ALGORITHMS:
                 digest = hashlib.new(algo, data).hexdigest()
                 self._files[f"{name}.{algo}sum"] = f"{digest}  {name}\n".encode()
-        return self.url(name) if self._httpd is not None else name
+        return self.url(name) if self._server is not None else name
 
     def add_file(self, path: pathlib.Path, *, name: str | None = None) -> str:
         return self.add(name or path.name, path.read_bytes())
@@ -56,16 +57,15 @@ class ImageServer:
 
     @property
     def base_url(self) -> str:
-        if self._httpd is None:
+        if self._server is None:
             raise RuntimeError("image server is not running")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.url
 
     # --- serving ---------------------------------------------------------------------------------
 
     def start(self) -> str:
-        if self._httpd is not None:
-            return self.base_url
+        if self._server is not None:
+            return self._server.url
         images = self
 
         class Handler(server.BaseHTTPRequestHandler):
@@ -93,23 +93,10 @@ class ImageServer:
             def do_HEAD(self) -> None:
                 self._serve(body=False)
 
-        self._httpd = server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="image-server",
-            daemon=True,
-        )
-        self._thread.start()
-        return self.base_url
+        self._server = LoopbackServer(Handler, name="image-server")
+        return self._server.start()
 
     def stop(self) -> None:
-        if self._httpd is None:
-            return
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._httpd = None
-        self._thread = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None

@@ -7,11 +7,12 @@ bound to loopback with an ephemeral port; `stop()` shuts it down and closes the 
 """
 
 import json
-import threading
 import urllib.parse
 from collections.abc import Callable
 from http import server
 from typing import Any
+
+from metalcubed.simulators.loopback import LoopbackServer
 
 MAX_REQUEST = 1024 * 1024
 
@@ -22,18 +23,16 @@ class JsonServer:
     def __init__(self, route: Route, *, name: str) -> None:
         self._route = route
         self._name = name
-        self._httpd: server.ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackServer | None = None
 
     @property
     def url(self) -> str:
-        if self._httpd is None:
+        if self._server is None:
             raise RuntimeError(f"{self._name} is not running")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.url
 
     def start(self) -> str:
-        if self._httpd is not None:
+        if self._server is not None:
             return self.url
         route = self._route
 
@@ -78,23 +77,10 @@ class JsonServer:
             do_PUT = _serve
             do_DELETE = _serve
 
-        self._httpd = server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=self._name,
-            daemon=True,
-        )
-        self._thread.start()
-        return self.url
+        self._server = LoopbackServer(Handler, name=self._name)
+        return self._server.start()
 
     def stop(self) -> None:
-        if self._httpd is None:
-            return
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._httpd = None
-        self._thread = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
