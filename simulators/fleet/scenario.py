@@ -69,6 +69,16 @@ class Action(StrEnum):
     """Delete the BareMetalHosts."""
 
 
+class ProvisionerBackend(StrEnum):
+    """What sits behind the Provisioner port in the fleet model."""
+
+    IRONIC = "ironic"
+    """The Ironic-like conductor (conductor.py), as upstream BMO talks to Ironic."""
+    ENGINE = "engine"
+    """metalcubed's own engine (core/provisioning) over the fleet's BMCs and agents
+    (fleet/engine.py)."""
+
+
 class SloOp(StrEnum):
     MAX = "max"
     MIN = "min"
@@ -109,6 +119,8 @@ class ControllerSettings:
     """From a write landing to the watch event reaching the workqueue."""
     reconcile_cpu: dist.Distribution = _DEFAULT_RECONCILE_CPU
     """CPU time of one reconcile pass, besides the calls it makes."""
+    provisioner: ProvisionerBackend = ProvisionerBackend.IRONIC
+    """The backend behind the Provisioner port: `ironic` or `engine`."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -533,6 +545,7 @@ _CONTROLLER_FIELDS: dict[str, _Converter] = {
     "api_latency": _duration_dist,
     "watch_latency": _duration_dist,
     "reconcile_cpu": _duration_dist,
+    "provisioner": lambda v, p: _enum(ProvisionerBackend, v, p),
 }
 
 _PROVISIONER_FIELDS: dict[str, _Converter] = {

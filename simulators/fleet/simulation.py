@@ -22,9 +22,11 @@ import simpy
 
 from metalcubed.core import memory_store
 from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core.provisioning import engine as engine_core
 from metalcubed.core.reconcilers import host as host_reconciler
 from metalcubed.core.reconcilers import hostwork
 from metalcubed.simulators.fleet import cost, scenario
+from metalcubed.simulators.fleet import engine as fleet_engine
 from metalcubed.simulators.fleet.bmc import Bmc, BmcStats
 from metalcubed.simulators.fleet.conductor import Conductor
 from metalcubed.simulators.fleet.machine import HostFaultPlan, Machine
@@ -57,6 +59,8 @@ class RunOutcome:
     events: cost.SimEvents
     metrics: cost.SimMetrics
     steps_fired: list[tuple[str, float]] = field(default_factory=list)
+    engine: fleet_engine.FleetEngine | None = None
+    """The engine's adapters and counts, when `controller.provisioner` is `engine`."""
 
 
 def _rng(seed: int, purpose: str) -> random.Random:
@@ -87,6 +91,8 @@ class Simulation:
         self.metrics = cost.SimMetrics()
         self.meter = cost.Meter(_rng(seed_, "cost"))
         self.conductor = Conductor(env, spec.provisioner, rng=_rng(seed_, "conductor"))
+        self.uses_engine = spec.controller.provisioner == scenario.ProvisionerBackend.ENGINE
+        self.targets: dict[str, fleet_engine.Target] = {}
         self.plans, inventory = self._build_fleet()
         self.observer = Observer(
             now_s=lambda: env.now,
@@ -104,15 +110,31 @@ class Simulation:
             epoch=EPOCH,
             stats=self.api_stats,
         )
-        factory = SimProvisionerFactory(
-            conductor=self.conductor,
-            inventory=inventory,
-            images=spec.images,
-            settings=spec.provisioner,
-            provisioning_limit=controller_settings.provisioning_limit,
-            meter=self.meter,
-            rng=_rng(seed_, "provisioner"),
-        )
+        factory: SimProvisionerFactory | engine_core.Engine
+        self.engine: fleet_engine.FleetEngine | None = None
+        if self.uses_engine:
+            self.engine = fleet_engine.FleetEngine(
+                env,
+                clock=self.clock,
+                store=self.store,
+                targets=self.targets,
+                images=spec.images,
+                settings=spec.provisioner,
+                provisioning_limit=controller_settings.provisioning_limit,
+                meter=self.meter,
+                rng=_rng(seed_, "provisioner"),
+            )
+            factory = self.engine.engine
+        else:
+            factory = SimProvisionerFactory(
+                conductor=self.conductor,
+                inventory=inventory,
+                images=spec.images,
+                settings=spec.provisioner,
+                provisioning_limit=controller_settings.provisioning_limit,
+                meter=self.meter,
+                rng=_rng(seed_, "provisioner"),
+            )
         reconciler = host_reconciler.BareMetalHostReconciler(
             store=metered,
             provisioner_factory=factory,
@@ -168,6 +190,7 @@ class Simulation:
             shared = group.hosts_per_bmc > 1
             plans[group.name] = []
             endpoint: Bmc | None = None
+            sync_endpoint: fleet_engine.BmcEndpoint | None = None
             for i in range(group.count):
                 slot = i % group.hosts_per_bmc
                 if slot == 0 or endpoint is None:
@@ -183,6 +206,17 @@ class Simulation:
                         rng=bmc_rng,
                         stats=self.bmc_stats,
                     )
+                    if self.uses_engine:
+                        sync_endpoint = fleet_engine.BmcEndpoint(
+                            env,
+                            address=ip,
+                            latency=profile.bmc_latency,
+                            session_cap=session_cap,
+                            faults=bmc_faults,
+                            timeout_s=spec.provisioner.bmc_timeout_s,
+                            rng=bmc_rng,
+                            stats=self.bmc_stats,
+                        )
                 host_index += 1
                 name = f"{group.name}-{i:05d}"
                 mac = "52:54:%02x:%02x:%02x:%02x" % (  # noqa: UP031
@@ -203,6 +237,10 @@ class Simulation:
                 inventory[address] = Inventory(
                     machine=machine, bmc=endpoint, virtual_media=virtual_media
                 )
+                if sync_endpoint is not None:
+                    self.targets[address] = fleet_engine.Target(
+                        machine=machine, endpoint=sync_endpoint, virtual_media=virtual_media
+                    )
                 plans[group.name].append(
                     HostPlan(
                         name=name,
@@ -250,7 +288,11 @@ class Simulation:
             progress(env.now, self.observer.enrolled - self.observer.unsettled, total)
         self.observer.check_end(
             store_hosts=self.store.list(bmh.BareMetalHost),
-            node_names=[node.name for node in self.conductor.nodes()],
+            node_names=(
+                [node.name for node in self.engine.table.nodes()]
+                if self.engine is not None
+                else [node.name for node in self.conductor.nodes()]
+            ),
             double_writes=sum(machine.double_writes for machine in self.machines),
         )
         if hit:
@@ -271,4 +313,5 @@ class Simulation:
             events=self.events,
             metrics=self.metrics,
             steps_fired=list(self.workload.fired),
+            engine=self.engine,
         )

@@ -1,0 +1,590 @@
+"""The provisioning engine in the fleet model: core/provisioning over simulated BMCs and agents.
+
+The Ironic-like backend (conductor.py, provisioner.py) models what upstream BMO talks to. This
+module instead runs metalcubed's own engine (core/provisioning/engine.py), unchanged, over the
+fleet's physical model, so `metalcubed sim` exercises the same engine code a cluster runs
+(`controller.provisioner: engine` in a scenario). It supplies the engine's three ports:
+
+- BMC: `core.bmc` capabilities (power, boot device and mode, virtual media, out-of-band
+  inventory) over a `Machine` behind a `BmcEndpoint`. An endpoint answers each request at
+  once, in the zero simulated time of a reconcile pass, and charges the request's drawn
+  latency to the pass (`cost.Meter`, DESIGN rule 4); the session it holds is released when that
+  request is over. It draws the scenario's BMC faults as fleet/bmc.py does (500s, hung
+  requests, 503 past the session cap, 409 on a power-on right after a power-off), and the
+  capability retries as a driver would (a hung request, or a 5xx on a read, up to
+  `provisioner.bmc_retries` times, each wait charged). What still fails is raised as core's
+  `DriverError` family: `BmcUnreachable`, `BmcServerError`, `BmcBusy`, `BmcRejected(409)`.
+- Agent: `core.agent.Agent` over the machine's ramdisk. When a machine boots into the ramdisk
+  its agent looks its node up by MAC in the engine's node table and heartbeats (after
+  collecting the inventory when the engine booted it to inspect); commands (clean, write
+  image) are the machine's agent steps, RUNNING until the step's event fires. The write checks
+  the requested checksum against the scenario's image and fails like the agent does. Every
+  request charges `provisioner.api_latency`. An agent that crashed, or a machine that rebooted,
+  does not answer (`AgentUnavailable`).
+- Nodes: `core.provisioning.nodes.NodeTable` on the simulated clock.
+
+Effects apply at the instant of the pass (power transitions start then; the machine takes its
+profile's time); the worker stays busy for the bill afterwards, as for every other port call.
+"""
+
+import random
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import simpy
+
+from metalcubed.controllers.bmc import unsupported
+from metalcubed.core import agent, bmc, ports
+from metalcubed.core.api import hardwaredata as hwd
+from metalcubed.core.provisioning import capacity, context, nodes
+from metalcubed.core.provisioning import engine as core_engine
+from metalcubed.simulators.fleet import cost, scenario
+from metalcubed.simulators.fleet import distribution as dist
+from metalcubed.simulators.fleet.bmc import BmcStats, Reply
+from metalcubed.simulators.fleet.machine import BootDevice, Machine, Stage, StepResult
+
+HARDWARE_TYPE = "fleet"
+DEPLOY_ISO_URL = "http://boot.metalcubed.sim/ipa.iso"
+"""The deploy ISO virtual-media hosts boot (any inserted ISO boots the ramdisk here)."""
+
+_READS = frozenset({"get_power_state", "get_boot", "get_media", "inspect"})
+"""Requests that are GETs: a driver retries them on 5xx as well as on timeouts."""
+
+
+class BmcEndpoint:
+    """One simulated BMC answering at once; its latency is billed to the pass that asked.
+
+    Shares its rules with fleet/bmc.py's `Bmc` (session cap, 500s, hangs, 409 after power off)
+    and its `BmcStats`, so reports read the same.
+    """
+
+    __slots__ = (
+        "_env",
+        "_faults",
+        "_latency",
+        "_rng",
+        "_stats",
+        "_timeout_s",
+        "_windows",
+        "address",
+        "session_cap",
+    )
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        *,
+        address: str,
+        latency: dist.Distribution,
+        session_cap: int,
+        faults: scenario.BmcFaults,
+        timeout_s: float,
+        rng: random.Random,
+        stats: BmcStats,
+    ) -> None:
+        self._env = env
+        self._latency = latency
+        self._faults = faults
+        self._timeout_s = timeout_s
+        self._rng = rng
+        self._stats = stats
+        self.address = address
+        self.session_cap = session_cap
+        self._windows: list[tuple[float, float]] = []
+        """(start, end) of the requests in flight or scheduled (simulated seconds)."""
+
+    def request(self, kind: str, machine: Machine, meter: cost.Meter) -> Reply:
+        """One request about `machine`; charges its round trip to `meter`."""
+        env = self._env
+        stats = self._stats
+        stats.requests[kind] += 1
+        stats.per_minute[int(env.now // 60.0)] += 1
+        rng = self._rng
+        # The pass's requests follow one another: this one starts once the earlier ones of
+        # the pass are answered, and holds a session only while it is in flight.
+        start = env.now + meter.bill_s
+        windows = [w for w in self._windows if w[1] > env.now]
+        in_flight = sum(1 for begin, end in windows if begin <= start < end)
+        self._windows = windows
+        if in_flight >= self.session_cap:
+            meter.charge(self._latency.draw(rng) * 0.2)
+            stats.replies[Reply.UNAVAILABLE.name] += 1
+            return Reply.UNAVAILABLE
+        faults = self._faults
+        draw = rng.random()
+        if draw < faults.timeout_rate:
+            took, reply = self._timeout_s, Reply.TIMEOUT
+        else:
+            took = self._latency.draw(rng)
+            if draw < faults.timeout_rate + faults.error_rate:
+                reply = Reply.SERVER_ERROR
+            elif (
+                kind == "power_on"
+                and not machine.powered
+                and env.now - machine.power_changed_at < faults.conflict_after_power_off_s
+            ):
+                reply = Reply.CONFLICT
+            else:
+                reply = Reply.OK
+        windows.append((start, start + took))
+        stats.peak_sessions = max(stats.peak_sessions, in_flight + 1)
+        meter.charge(took)
+        stats.replies[reply.name] += 1
+        return reply
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class Target:
+    """What one BMC address reaches: the machine, its endpoint, and the BMC's own settings."""
+
+    machine: Machine
+    endpoint: BmcEndpoint
+    virtual_media: bool
+    media_url: str = ""
+    persistent: BootDevice = BootDevice.DISK
+    once: BootDevice | None = None
+    """A one-time override, used up by the next boot."""
+    boot_mode: bmc.BootMode = bmc.BootMode.UEFI
+    pending: simpy.Event | None = None
+    """The power transition under way (None or processed: settled)."""
+    pending_on: bool = False
+
+
+class EngineStats:
+    """What the engine asked of the fleet: BMC calls by operation, agent calls, outcomes."""
+
+    __slots__ = (
+        "agent_calls",
+        "bmc_calls",
+        "checksum_failures",
+        "cleans",
+        "config_drives",
+        "heartbeats",
+        "image_writes",
+        "inventories",
+    )
+
+    def __init__(self) -> None:
+        self.bmc_calls: Counter[str] = Counter()
+        self.agent_calls: Counter[str] = Counter()
+        self.heartbeats = 0
+        self.inventories = 0
+        self.cleans = 0
+        self.image_writes = 0
+        self.config_drives = 0
+        self.checksum_failures = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "bmc_calls": dict(sorted(self.bmc_calls.items())),
+            "agent_calls": dict(sorted(self.agent_calls.items())),
+            "heartbeats": self.heartbeats,
+            "inventories": self.inventories,
+            "cleans": self.cleans,
+            "image_writes": self.image_writes,
+            "config_drives": self.config_drives,
+            "checksum_failures": self.checksum_failures,
+        }
+
+
+_TO_MACHINE = {
+    bmc.BootDevice.PXE: BootDevice.NETWORK,
+    bmc.BootDevice.UEFI_HTTP: BootDevice.NETWORK,
+    bmc.BootDevice.CDROM: BootDevice.CD,
+    bmc.BootDevice.DISK: BootDevice.DISK,
+    bmc.BootDevice.NONE: BootDevice.DISK,
+}
+_FROM_MACHINE = {
+    BootDevice.NETWORK: bmc.BootDevice.PXE,
+    BootDevice.CD: bmc.BootDevice.CDROM,
+    BootDevice.DISK: bmc.BootDevice.DISK,
+}
+
+
+class _Link:
+    """A capability's view of its target, with the driver's retries and the error mapping."""
+
+    name = "fleet"
+
+    def __init__(self, fleet: "FleetEngine", target: Target) -> None:
+        self._fleet = fleet
+        self._t = target
+
+    def validate(self, access: bmc.BmcAccess) -> None:
+        return None
+
+    def _call(self, access: bmc.BmcAccess, kind: str, operation: str) -> Machine:
+        fleet = self._fleet
+        settings = fleet.settings
+        meter = fleet.meter
+        target = self._t
+        fleet.stats.bmc_calls[operation] += 1
+        attempts = settings.bmc_retries
+        read = kind in _READS
+        while True:
+            reply = target.endpoint.request(kind, target.machine, meter)
+            if reply == Reply.OK:
+                return target.machine
+            retryable = reply == Reply.TIMEOUT or (
+                read and reply in (Reply.SERVER_ERROR, Reply.UNAVAILABLE)
+            )
+            if not retryable or attempts <= 1:
+                break
+            attempts -= 1
+            meter.charge(settings.bmc_retry_interval_s)
+        where = access.display
+        if reply == Reply.TIMEOUT:
+            raise bmc.BmcUnreachable(where, operation, "timed out waiting for a response")
+        if reply == Reply.UNAVAILABLE:
+            raise bmc.BmcBusy(where, operation, "maximum number of sessions reached")
+        if reply == Reply.CONFLICT:
+            raise bmc.BmcRejected(where, operation, "the system is settling after a power off",
+                                  status=409)
+        raise bmc.BmcServerError(where, operation, "Internal Server Error", status=500)
+
+    # --- power transitions on the machine ---------------------------------------------------
+
+    def _settling(self) -> bool:
+        pending = self._t.pending
+        return pending is not None and not pending.processed
+
+    def _on(self) -> None:
+        target = self._t
+        machine = target.machine
+        event = machine.power_on()
+        generation = machine.generation
+        target.pending, target.pending_on = event, True
+        event.callbacks.append(lambda _e: self._fleet.booted(target, generation))
+
+    def _off(self) -> simpy.Event:
+        target = self._t
+        event = target.machine.power_off()
+        target.pending, target.pending_on = event, False
+        return event
+
+
+class FleetPower(_Link):
+    def power_state(self, access: bmc.BmcAccess) -> bmc.PowerState:
+        machine = self._call(access, "get_power_state", "get power state")
+        if self._settling():
+            return bmc.PowerState.POWERING_ON if self._t.pending_on else bmc.PowerState.POWERING_OFF
+        return bmc.PowerState.ON if machine.powered else bmc.PowerState.OFF
+
+    def start_power_on(self, access: bmc.BmcAccess) -> None:
+        machine = self._call(access, "power_on", "power on")
+        if self._settling() and self._t.pending_on:
+            return
+        if machine.powered and not self._settling():
+            return
+        self._on()
+
+    def start_power_off(self, access: bmc.BmcAccess, *, mode: ports.RebootMode) -> None:
+        machine = self._call(access, "power_off", "power off")
+        if self._settling() and not self._t.pending_on:
+            return
+        if not machine.powered and not self._settling():
+            return
+        self._off()
+
+    def start_reboot(self, access: bmc.BmcAccess, *, mode: ports.RebootMode) -> None:
+        machine = self._call(access, "reboot", "reboot")
+        if not machine.powered and not self._settling():
+            self._on()
+            return
+        off = self._off()
+        generation = machine.generation
+        self._t.pending_on = True  # the whole reset reads as powering on
+
+        def then_on(_event: simpy.Event) -> None:
+            if machine.generation == generation:
+                self._on()
+
+        off.callbacks.append(then_on)
+
+
+class FleetManagement(_Link):
+    def boot_setting(self, access: bmc.BmcAccess) -> bmc.BootSetting:
+        self._call(access, "get_boot", "get boot setting")
+        target = self._t
+        once = target.once
+        return bmc.BootSetting(
+            device=_FROM_MACHINE[once if once is not None else target.persistent],
+            persistence=bmc.Persistence.ONCE if once is not None else bmc.Persistence.PERSISTENT,
+            mode=target.boot_mode,
+        )
+
+    def set_boot_device(
+        self, access: bmc.BmcAccess, device: bmc.BootDevice, *, persistence: bmc.Persistence
+    ) -> None:
+        machine = self._call(access, "set_boot_device", "set boot device")
+        wanted = _TO_MACHINE.get(device)
+        if wanted is None:
+            raise bmc.BmcRejected(access.display, "set boot device",
+                                  f"boot device {device.value} is not supported", status=400)
+        target = self._t
+        if persistence == bmc.Persistence.ONCE:
+            target.once = wanted
+        else:
+            target.persistent, target.once = wanted, None
+        machine.boot_device = wanted
+
+    def set_boot_mode(self, access: bmc.BmcAccess, mode: bmc.BootMode) -> None:
+        self._call(access, "set_boot_mode", "set boot mode")
+        self._t.boot_mode = mode
+
+
+class FleetBoot(_Link):
+    def media_state(self, access: bmc.BmcAccess, *, device: bmc.MediaDevice) -> bmc.MediaState:
+        machine = self._call(access, "get_media", f"get {device.value} media")
+        inserted = device == bmc.MediaDevice.CD and machine.vmedia_inserted
+        return bmc.MediaState(device=device, inserted=inserted,
+                              image_url=self._t.media_url if inserted else "")
+
+    def insert_media(self, access: bmc.BmcAccess, image_url: str, *,
+                     device: bmc.MediaDevice) -> None:
+        machine = self._call(access, "insert_media", f"insert {device.value} media")
+        if device == bmc.MediaDevice.CD:
+            machine.vmedia_inserted = True
+            self._t.media_url = image_url
+
+    def eject_media(self, access: bmc.BmcAccess, *, device: bmc.MediaDevice) -> None:
+        machine = self._call(access, "eject_media", f"eject {device.value} media")
+        if device == bmc.MediaDevice.CD:
+            machine.vmedia_inserted = False
+            self._t.media_url = ""
+
+
+class FleetInspect(_Link):
+    def inspect(self, access: bmc.BmcAccess) -> hwd.HardwareDetails:
+        return self._call(access, "inspect", "inspect").hardware_details()
+
+
+@dataclass(slots=True, eq=False)
+class _Command:
+    generation: int
+    status: agent.CommandStatus
+    event: simpy.Event
+
+
+class FleetAgent:
+    """`core.agent.Agent` over the machines' ramdisks (endpoint URLs `fleet://<name>/<boot>`)."""
+
+    def __init__(self, fleet: "FleetEngine") -> None:
+        self._fleet = fleet
+        self._commands: dict[str, _Command] = {}
+        self._serial = 0
+
+    def _machine(self, endpoint: agent.AgentEndpoint, operation: str) -> Machine:
+        fleet = self._fleet
+        fleet.stats.agent_calls[operation] += 1
+        meter = fleet.meter
+        meter.charge(fleet.settings.api_latency.draw(meter.rng))
+        name, _, generation = endpoint.url.removeprefix("fleet://").partition("/")
+        machine = fleet.machines.get(name)
+        if (
+            machine is None
+            or str(machine.generation) != generation
+            or machine.stage != Stage.RAMDISK
+            or machine.agent_crashed
+        ):
+            raise agent.AgentUnavailable(endpoint.url, operation, "connection timed out")
+        return machine
+
+    def _command(self, machine: Machine) -> _Command | None:
+        command = self._commands.get(machine.name)
+        if command is None or command.generation != machine.generation:
+            return None
+        return command
+
+    def status(self, endpoint: agent.AgentEndpoint) -> agent.AgentStatus:
+        machine = self._machine(endpoint, "get status")
+        command = self._command(machine)
+        current = None
+        if command is not None:
+            current = command.status
+            if command.event.triggered:
+                result = command.event.value
+                assert isinstance(result, StepResult)
+                state = agent.CommandState.FAILED if result.error else agent.CommandState.SUCCEEDED
+                current = _replace_state(current, state, result.error)
+        return agent.AgentStatus(boot_id=endpoint.boot_id, version="fleet", command=current)
+
+    def inventory(self, endpoint: agent.AgentEndpoint) -> hwd.HardwareDetails:
+        machine = self._machine(endpoint, "get inventory")
+        self._fleet.stats.inventories += 1
+        return machine.hardware_details()
+
+    def _start(self, endpoint: agent.AgentEndpoint, machine: Machine, name: agent.CommandName,
+               event: simpy.Event, image: agent.ImageWrite | None = None) -> agent.CommandStatus:
+        self._serial += 1
+        status = agent.CommandStatus(
+            id=f"cmd-{self._serial}",
+            name=name,
+            state=agent.CommandState.RUNNING,
+            image_url=image.url if image is not None else "",
+            image_checksum=image.checksum if image is not None else "",
+        )
+        self._commands[machine.name] = _Command(machine.generation, status, event)
+        return status
+
+    def _idle(self, endpoint: agent.AgentEndpoint, machine: Machine, operation: str) -> None:
+        command = self._command(machine)
+        if command is not None and not command.event.triggered:
+            raise agent.AgentError(endpoint.url, operation, "a command is already running")
+
+    def start_clean(self, endpoint: agent.AgentEndpoint) -> agent.CommandStatus:
+        operation = f"start {agent.CommandName.CLEAN_METADATA.value}"
+        machine = self._machine(endpoint, operation)
+        self._idle(endpoint, machine, operation)
+        self._fleet.stats.cleans += 1
+        event = machine.clean()
+        generation = machine.generation
+
+        def wiped(done: simpy.Event) -> None:
+            if machine.generation == generation:
+                machine.wipe()
+
+        event.callbacks.append(wiped)
+        return self._start(endpoint, machine, agent.CommandName.CLEAN_METADATA, event)
+
+    def start_write_image(self, endpoint: agent.AgentEndpoint,
+                          image: agent.ImageWrite) -> agent.CommandStatus:
+        operation = f"start {agent.CommandName.WRITE_IMAGE.value}"
+        machine = self._machine(endpoint, operation)
+        self._idle(endpoint, machine, operation)
+        fleet = self._fleet
+        fleet.stats.image_writes += 1
+        if image.config_drive is not None:
+            fleet.stats.config_drives += 1
+        served = fleet.images.get(image.url)
+        env = fleet.env
+        if served is None:
+            event = env.event()
+            event.succeed(StepResult(error=f"Error downloading image {image.url}: HTTP 404"))
+        elif image.checksum != served.checksum:
+            # The agent downloads the whole image, then the digest does not match.
+            fleet.stats.checksum_failures += 1
+            rate = max(machine.profile.disk_write_mbps.draw(fleet.rng), 1.0)
+            event = env.timeout(
+                served.size_bytes / 1e6 / rate,
+                value=StepResult(
+                    error=f"Image failed to verify against checksum. location: {image.url}; "
+                    f"image checksum: {image.checksum}; verification checksum: {served.checksum}"
+                ),
+            )
+        else:
+            event = machine.write_image(url=image.url, size_bytes=served.size_bytes,
+                                        image_format=image.disk_format)
+        return self._start(endpoint, machine, agent.CommandName.WRITE_IMAGE, event, image)
+
+    def start_power_off(self, endpoint: agent.AgentEndpoint) -> agent.CommandStatus:
+        operation = f"start {agent.CommandName.POWER_OFF.value}"
+        raise agent.AgentError(endpoint.url, operation, "not offered by the fleet model's agent")
+
+    def start_reboot(self, endpoint: agent.AgentEndpoint) -> agent.CommandStatus:
+        operation = f"start {agent.CommandName.REBOOT.value}"
+        raise agent.AgentError(endpoint.url, operation, "not offered by the fleet model's agent")
+
+
+def _replace_state(status: agent.CommandStatus, state: agent.CommandState,
+                   error: str) -> agent.CommandStatus:
+    return agent.CommandStatus(id=status.id, name=status.name, state=state, error=error,
+                               image_url=status.image_url, image_checksum=status.image_checksum)
+
+
+class FleetEngine:
+    """core/provisioning's `Engine` wired over the fleet: the ProvisionerFactory, its node
+    table, its agent and BMC adapters, and what they counted."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        *,
+        clock: ports.Clock,
+        store: ports.Store,
+        targets: Mapping[str, Target],
+        images: Mapping[str, scenario.Image],
+        settings: scenario.ProvisionerSettings,
+        provisioning_limit: int,
+        meter: cost.Meter,
+        rng: random.Random,
+    ) -> None:
+        self.env = env
+        self.targets = dict(targets)
+        self.machines = {t.machine.name: t.machine for t in self.targets.values()}
+        self.images = {image.url: image for image in images.values()}
+        self.settings = settings
+        self.meter = meter
+        self.rng = rng
+        self.stats = EngineStats()
+        self.table = nodes.NodeTable(clock=clock)
+        self.agent = FleetAgent(self)
+        self._drivers: dict[str, bmc.Driver] = {}
+        self.engine = core_engine.Engine(
+            drivers=self.driver_for,
+            agents=self.agent,
+            nodes_port=self.table,
+            clock=clock,
+            busy_hosts=capacity.busy_hosts_in(store),
+            config=context.EngineConfig(
+                deploy_iso_url=DEPLOY_ISO_URL,
+                provisioning_limit=provisioning_limit,
+                poll_s=settings.poll_s,
+                short_poll_s=settings.quick_poll_s,
+                busy_retry_s=settings.bmc_retry_interval_s,
+                ramdisk_timeout_s=settings.deploy_timeout_s,
+            ),
+        )
+
+    def driver_for(self, access: bmc.BmcAccess) -> bmc.Driver:
+        """The engine's `DriverFor`: the fleet capabilities of the machine at this address."""
+        address = access.address.address
+        driver = self._drivers.get(address)
+        if driver is not None:
+            return driver
+        target = self.targets.get(address)
+        if target is None:
+            raise bmc.BmcUnreachable(access.display, "connect", "no BMC at this address")
+        driver = self._drivers[address] = bmc.Driver(
+            hardware_type=HARDWARE_TYPE,
+            power=FleetPower(self, target),
+            management=FleetManagement(self, target),
+            boot=FleetBoot(self, target),
+            inspect=FleetInspect(self, target),
+            bios=unsupported.UnsupportedBios(HARDWARE_TYPE),
+            firmware=unsupported.UnsupportedFirmware(HARDWARE_TYPE),
+            events=unsupported.UnsupportedEvents(HARDWARE_TYPE),
+        )
+        return driver
+
+    def booted(self, target: Target, generation: int) -> None:
+        """A power-on finished: a one-time override is used up; hear the ramdisk's agent."""
+        machine = target.machine
+        if machine.generation != generation:
+            return
+        if target.once is not None:
+            target.once = None
+            machine.boot_device = target.persistent
+        machine.agent_ready.callbacks.append(lambda _e: self._agent_up(machine, generation))
+
+    def _agent_up(self, machine: Machine, generation: int) -> None:
+        """The agent looks its node up by MAC and heartbeats (inventory collected first when
+        the engine booted the ramdisk to inspect, as an inspection ramdisk does)."""
+        node_id = self.table.lookup([machine.boot_mac])
+        if node_id is None or machine.generation != generation:
+            return
+        node = self.table.get(node_id)
+        if node is not None and node.wait is not None and \
+                node.wait.purpose == nodes.Purpose.INSPECT:
+            collect = self.env.timeout(machine.profile.inspection.draw(self.rng))
+            collect.callbacks.append(lambda _e: self._heartbeat(machine, generation, node_id))
+            return
+        self._heartbeat(machine, generation, node_id)
+
+    def _heartbeat(self, machine: Machine, generation: int, node_id: str) -> None:
+        if machine.generation != generation:
+            return
+        if self.table.heartbeat(node_id, url=f"fleet://{machine.name}/{generation}",
+                                boot_id=f"{machine.name}-{generation}"):
+            self.stats.heartbeats += 1
