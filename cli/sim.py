@@ -121,6 +121,9 @@ def run(args: argparse.Namespace) -> int:
 
             outcome = sim.run(progress=show)
     report = fleet_report.build(outcome)
+    if outcome.engine is not None:
+        # What core/provisioning's engine asked of the simulated BMCs and agents.
+        report["engine"] = outcome.engine.stats.as_dict()
     if not args.quiet:
         summary.render(report, console)
     if args.json_path == "-":
