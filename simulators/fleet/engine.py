@@ -36,7 +36,9 @@ import simpy
 
 from metalcubed.controllers.bmc import unsupported
 from metalcubed.core import agent, bmc, ports
+from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import hardwaredata as hwd
+from metalcubed.core.api import meta
 from metalcubed.core.provisioning import capacity, context, nodes
 from metalcubed.core.provisioning import engine as core_engine
 from metalcubed.simulators.fleet import cost, scenario
@@ -163,6 +165,8 @@ class EngineStats:
         "heartbeats",
         "image_writes",
         "inventories",
+        "peak_busy",
+        "peak_pxe_busy",
     )
 
     def __init__(self) -> None:
@@ -174,6 +178,10 @@ class EngineStats:
         self.image_writes = 0
         self.config_drives = 0
         self.checksum_failures = 0
+        self.peak_busy = 0
+        """Most hosts in inspecting, preparing, provisioning or deprovisioning at once."""
+        self.peak_pxe_busy = 0
+        """... of which boot over the network (what PROVISIONING_LIMIT caps)."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -185,6 +193,8 @@ class EngineStats:
             "image_writes": self.image_writes,
             "config_drives": self.config_drives,
             "checksum_failures": self.checksum_failures,
+            "peak_busy": self.peak_busy,
+            "peak_pxe_busy": self.peak_pxe_busy,
         }
 
 
@@ -521,12 +531,15 @@ class FleetEngine:
         self.table = nodes.NodeTable(clock=clock)
         self.agent = FleetAgent(self)
         self._drivers: dict[str, bmc.Driver] = {}
+        self._busy: set[meta.ObjectKey] = set()
+        self._pxe_busy: set[meta.ObjectKey] = set()
+        store.watch(bmh.BareMetalHost, self._host_changed)
         self.engine = core_engine.Engine(
             drivers=self.driver_for,
             agents=self.agent,
             nodes_port=self.table,
             clock=clock,
-            busy_hosts=capacity.busy_hosts_in(store),
+            busy_hosts=lambda: self._pxe_busy,
             config=context.EngineConfig(
                 deploy_iso_url=DEPLOY_ISO_URL,
                 provisioning_limit=provisioning_limit,
@@ -557,6 +570,25 @@ class FleetEngine:
             events=unsupported.UnsupportedEvents(HARDWARE_TYPE),
         )
         return driver
+
+    def _host_changed(self, event: ports.WatchEvent[bmh.BareMetalHost]) -> None:
+        """Keep the busy hosts from the watch (the informer cache), not a list per call."""
+        host = event.object
+        key = host.key
+        busy = (
+            event.type != ports.WatchEventType.DELETED
+            and host.status.provisioning.state in capacity.BUSY_STATES
+        )
+        stats = self.stats
+        if busy:
+            self._busy.add(key)
+            if capacity.boots_over_network(host.spec.bmc.address):
+                self._pxe_busy.add(key)
+        else:
+            self._busy.discard(key)
+            self._pxe_busy.discard(key)
+        stats.peak_busy = max(stats.peak_busy, len(self._busy))
+        stats.peak_pxe_busy = max(stats.peak_pxe_busy, len(self._pxe_busy))
 
     def booted(self, target: Target, generation: int) -> None:
         """A power-on finished: a one-time override is used up; hear the ramdisk's agent."""

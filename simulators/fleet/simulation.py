@@ -295,6 +295,11 @@ class Simulation:
             ),
             double_writes=sum(machine.double_writes for machine in self.machines),
         )
+        if self.engine is not None:
+            # The report reads the provisioner's peaks from the conductor's stats; with the
+            # engine behind the port they are the engine's (the conductor stays empty).
+            self.conductor.stats.peak_busy = self.engine.stats.peak_busy
+            self.conductor.stats.peak_pxe_busy = self.engine.stats.peak_pxe_busy
         if hit:
             self.observer.violations.add(
                 "time-limit", f"the run reached its time limit ({limit:.0f} s) unfinished"

@@ -88,6 +88,8 @@ def test_the_engine_not_the_ironic_model_did_the_work(
     assert stats.bmc_calls["insert cd media"] == 3 * 40
     assert stats.bmc_calls["get power state"] > 0
     assert sum(doc["bmc"]["by_kind"].values()) == sum(stats.bmc_calls.values())
+    # PROVISIONING_LIMIT held: 60 PXE hosts, at most 20 busy at once.
+    assert doc["peak"]["pxe_busy"] == stats.peak_pxe_busy == 20
 
 
 def test_an_unreachable_bmc_is_a_registration_error() -> None:
