@@ -131,7 +131,7 @@ def profile(case: str) -> dict[str, Any]:
         component = next((label for key, label in _COMPONENTS if key in file),
                          "builtins and stdlib (dict, hash, heapq, datetime, random)")
         shares[component] = shares.get(component, 0.0) + own
-        short = file.split("/work/main/")[-1].split("site-packages/")[-1]
+        short = file.split(f"{ROOT}/")[-1].split("site-packages/")[-1]
         functions.append((own, f"{short}:{line}({name}) calls={calls}"))
     functions.sort(reverse=True)
     return {

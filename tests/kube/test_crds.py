@@ -8,7 +8,6 @@ dry run. Whatever upstream's schema accepts ours must accept with the same store
 
 import copy
 import json
-import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,8 @@ from metalcubed.controllers.kube import crdgen, localcluster
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import hardwaredata
 
-REFERENCE = Path(os.environ.get("METALCUBED_REFERENCE", "/work/shared/reference")) / "upstream"
+# Verbatim copies of upstream's CRDs and examples (the compatibility oracle), kept in the repo.
+REFERENCE = Path(__file__).resolve().parents[1] / "unit" / "api" / "upstream"
 MANIFESTS = Path(crdgen.__file__).parent.parent / "manifests" / "crds"
 UPSTREAM_GROUP = "upstream.metal3.io"
 SERVED = {(f.model.API_VERSION, f.model.KIND) for f in crdgen.KINDS}

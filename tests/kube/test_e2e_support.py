@@ -22,7 +22,7 @@ from typing import Any
 from kubernetes import client as k8s
 
 GROUP, VERSION, PLURAL = "metal3.io", "v1alpha1", "baremetalhosts"
-EXAMPLES = Path("/work/shared/reference/upstream/examples")
+EXAMPLES = Path(__file__).resolve().parents[1] / "unit" / "api" / "upstream" / "examples"
 REPO = Path(__file__).resolve().parents[2]
 
 
