@@ -2,8 +2,8 @@
 
 A scenario is a YAML mapping (docs/scenarios.md is the reference) with these sections:
 
-- `controller`: BMO's settings (concurrency, PROVISIONING_LIMIT, retry limit, client QPS/burst)
-  and the Kubernetes API latencies;
+- `controller`: BMO's settings (concurrency, PROVISIONING_LIMIT, retry limit, client QPS/burst),
+  the Kubernetes API latencies, and what serves the Provisioner port (`ironic` or `engine`);
 - `provisioner`: the Ironic-like backend (poll delays, callback timeouts, BMC retries);
 - `profiles`: hardware profiles (timing distributions of power, POST, boot, inspection,
   cleaning, disk write), added to the shipped library in scenarios/profiles/;

@@ -3,9 +3,10 @@
 `Simulation(spec, seed)` builds the simulated world (machines and their BMCs per scenario group,
 with the faults each machine was dealt), the Ironic-like conductor, the memory store with its
 observer, and the production pieces: core's BareMetalHost reconciler with its workqueue, fed
-through the metered store and the simulated provisioner. `run()` advances simulated time until
-the workload is done and every host has settled, or the scenario's time limit, and returns the
-raw `RunOutcome` that report.py turns into the report.
+through the metered store and the simulated provisioner (or, with `controller.provisioner:
+engine`, core/provisioning's engine over the fleet's BMCs and agents: engine.py). `run()`
+advances simulated time until the workload is done and every host has settled, or the
+scenario's time limit, and returns the raw `RunOutcome` that report.py turns into the report.
 
 Randomness: one `random.Random` per purpose (reconciler, store, conductor, provisioner, costs,
 physical durations, BMC faults, fault assignment, workload), each seeded from the scenario seed
