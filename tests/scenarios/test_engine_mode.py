@@ -5,10 +5,13 @@ empty: the engine's node table holds the hosts, and the BMC requests, agent comm
 writes are the engine's. Faults end as upstream's errorTypes on the hosts.
 """
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from metalcubed.cli import main as cli
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import meta
 from metalcubed.core.provisioning import nodes
@@ -173,3 +176,18 @@ def test_same_seed_same_report_in_engine_mode() -> None:
         return report.dumps(doc)
 
     assert once() == once()
+
+
+def test_sim_reports_the_engines_work_in_json(tmp_path: Path) -> None:
+    groups = (
+        "  - {name: a, count: 2, profile: vm, bmc: redfish-virtualmedia}\n"
+        "  - {name: b, count: 2, profile: vm, bmc: ipmi}\n"
+    )
+    path = tmp_path / "engine.yaml"
+    path.write_text(engine_fleet(groups, LIFECYCLE))
+    out = tmp_path / "report.json"
+    assert cli.main(["sim", str(path), "--quiet", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["engine"]["image_writes"] == 4
+    assert doc["engine"]["inventories"] == 4
+    assert doc["engine"]["bmc_calls"]["insert cd media"] == 3 * 2

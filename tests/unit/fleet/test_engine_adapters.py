@@ -166,3 +166,18 @@ def test_a_wrong_checksum_fails_the_write_after_the_download() -> None:
     assert command is not None and command.state == agent.CommandState.FAILED
     assert command.error.startswith("Image failed to verify against checksum.")
     assert w.machine.disk_image == ""
+
+
+def test_the_adapters_fill_the_engines_ports() -> None:
+    w = World()
+    target = w.fleet.targets[ADDRESS]
+    # Checked by the type checker (STYLE 5): one annotated assignment per adapter.
+    power: bmc.Power = fleet_engine.FleetPower(w.fleet, target)
+    management: bmc.Management = fleet_engine.FleetManagement(w.fleet, target)
+    boot: bmc.Boot = fleet_engine.FleetBoot(w.fleet, target)
+    inspect: bmc.Inspect = fleet_engine.FleetInspect(w.fleet, target)
+    agents: agent.Agent = w.fleet.agent
+    table: nodes.Nodes = w.fleet.table
+    factory: ports.ProvisionerFactory = w.fleet.engine
+    assert {power.name, management.name, boot.name, inspect.name} == {"fleet"}
+    assert agents is w.fleet.agent and table is w.fleet.table and factory is w.fleet.engine
