@@ -8,7 +8,8 @@ Virtual-media hosts boot the deploy ISO from the virtual CD; the others boot ove
 2. the node record says the engine booted the ramdisk for this purpose: wait, boot it again if
    the host is off (switched off meanwhile), and fail once the timeout has passed;
 3. otherwise, once no power change is under way, boot it: deploy ISO into the CD (virtual
-   media), boot mode, one-time boot override, power on or hard reboot, and record the wait.
+   media), boot mode, one-time boot override, then power on a host that is off, or power off
+   a host that is on (step 2 boots it on a later call); record the wait.
 
 Each part is idempotent; if the BMC refuses part-way (busy, 409), the next call starts over
 and repeats only what is still missing.
@@ -59,7 +60,7 @@ def ensure_agent(
         # one-time boot override set now would be used up by that boot, and the reboot after
         # it would then boot the disk. Let it settle first.
         return Booting(ports.ProvisionResult.continuing(ctx.cfg.poll_s), started=False)
-    boot(ctx, boot_mode=boot_mode)
+    boot(ctx, boot_mode=boot_mode)  # a host found on is only switched off: see boot()
     ctx.wait_for(purpose)
     return Booting(ports.ProvisionResult.continuing(ctx.cfg.poll_s), started=True)
 
@@ -71,8 +72,16 @@ def _device(ctx: Ctx) -> bmc.BootDevice:
     return bmc.BootDevice.CDROM if ctx.virtual_media else bmc.BootDevice.PXE
 
 
-def boot(ctx: Ctx, *, boot_mode: bmh.BootMode) -> None:
-    """Boot the host into the deploy ramdisk once (media, boot mode, override, power)."""
+def boot(ctx: Ctx, *, boot_mode: bmh.BootMode) -> bool:
+    """Boot the host into the deploy ramdisk once (media, boot mode, override, power).
+
+    The one-time override is set first and the power state read after it: a host seen off
+    (or powering on) boots after the override was set, so it boots the ramdisk. A host seen on
+    may have booted just before the override was set (a power-on the BMC reported as off, as
+    IPMI does), so it is powered off and booted by a later call (the wait is recorded, and a
+    host found off while waiting is booted), rather than rebooted into an override that may
+    already be used up. Returns whether it booted.
+    """
     if ctx.virtual_media:
         if not ctx.cfg.deploy_iso_url:
             raise StepFailed(
@@ -82,4 +91,11 @@ def boot(ctx: Ctx, *, boot_mode: bmh.BootMode) -> None:
         ctx.ensure_media(ctx.cfg.deploy_iso_url)
     ctx.ensure_boot_mode(boot_mode)
     ctx.set_boot(_device(ctx), bmc.Persistence.ONCE)
-    ctx.power_cycle_or_on()
+    state = ctx.power()
+    if state in (bmc.PowerState.OFF, bmc.PowerState.POWERING_OFF):
+        ctx.power_on()
+        return True
+    if state == bmc.PowerState.POWERING_ON:
+        return True  # that boot completes after the override was set
+    ctx.power_off(ports.RebootMode.HARD)
+    return False

@@ -165,8 +165,10 @@ class HostBmc(pyghmi_bmc.Bmc):  # type: ignore[misc]
     # -- power ------------------------------------------------------------------------------------
 
     def get_power_state(self) -> str:
-        on = (hostmodel.Power.ON, hostmodel.Power.POWERING_OFF)
-        return "on" if self.host.power in on else "off"
+        # IPMI reports the chassis power rail: on as soon as a power-on starts (the server is
+        # then in POST), and until a power-off has finished. Reporting a host in POST as off
+        # made clients power it on twice or miss that it was booting.
+        return "off" if self.host.power is hostmodel.Power.OFF else "on"
 
     def power_on(self) -> int:
         if self._busy():

@@ -33,6 +33,16 @@ def fleet() -> Iterator[lab.Lab]:
         yield running
 
 
+def _histories(fleet: lab.Lab) -> str:
+    """What each emulated server went through (power requests, transitions, boots)."""
+    lines = []
+    for model in fleet.shards[0].models if fleet.shards else []:
+        boots = [b.device.value for b in model.boots]
+        tail = "; ".join(f"{t:.2f} {what}" for t, what in list(model.history)[-14:])
+        lines.append(f"{model.name} boots={boots}: {tail}")
+    return "\n" + "\n".join(lines)
+
+
 def _wait(fleet: lab.Lab, goal: Callable[[], bool], *, what: str, timeout_s: float = 90.0
           ) -> float:
     started = time.monotonic()
@@ -40,7 +50,8 @@ def _wait(fleet: lab.Lab, goal: Callable[[], bool], *, what: str, timeout_s: flo
         if time.monotonic() - started > timeout_s:
             rows = [f"{r['name']}: {r['state']} {r['errorType']} {r['errorMessage'][:120]}"
                     for r in fleet.snapshot()["hosts"]]
-            pytest.fail(f"{what}: not reached in {timeout_s:.0f} s\n" + "\n".join(rows))
+            pytest.fail(f"{what}: not reached in {timeout_s:.0f} s\n" + "\n".join(rows)
+                        + _histories(fleet))
         time.sleep(0.05)
     return time.monotonic() - started
 
@@ -101,8 +112,7 @@ def test_twenty_mixed_hosts_enroll_inspect_provision_deprovision_delete(fleet: l
     network = [m for n, m in models.items() if by_name[n] != "redfish-virtualmedia"]
     # Inspection and deployment each boot the ramdisk: virtual-media hosts from the virtual CD,
     # the others over the network. At least twice, not exactly: while it waits for the agent,
-    # the engine boots a host again that it finds off, and an IPMI BMC reports a host that is
-    # still powering on as off.
+    # the engine boots a host again that it finds off.
     boots = {m.name: [b.device.value for b in m.boots] for m in models.values()}
     for model in vmedia:
         assert boots[model.name].count("Cd") >= 2 and "Pxe" not in boots[model.name], boots
