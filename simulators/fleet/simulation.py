@@ -197,26 +197,20 @@ class Simulation:
                 if slot == 0 or endpoint is None:
                     bmc_index += 1
                     ip = f"10.{(bmc_index >> 16) & 255}.{(bmc_index >> 8) & 255}.{bmc_index & 255}"
-                    endpoint = Bmc(
-                        env,
-                        address=ip,
-                        latency=profile.bmc_latency,
-                        session_cap=session_cap,
-                        faults=bmc_faults,
-                        timeout_s=spec.provisioner.bmc_timeout_s,
-                        rng=bmc_rng,
-                        stats=self.bmc_stats,
-                    )
+                    # One BMC, seen by the Ironic-like model (Bmc) and by the engine mode.
+                    bmc_args = {
+                        "address": ip,
+                        "latency": profile.bmc_latency,
+                        "session_cap": session_cap,
+                        "faults": bmc_faults,
+                        "timeout_s": spec.provisioner.bmc_timeout_s,
+                        "rng": bmc_rng,
+                        "stats": self.bmc_stats,
+                    }
+                    endpoint = Bmc(env, **bmc_args)  # type: ignore[arg-type]
                     if self.uses_engine:
                         sync_endpoint = fleet_engine.BmcEndpoint(
-                            env,
-                            address=ip,
-                            latency=profile.bmc_latency,
-                            session_cap=session_cap,
-                            faults=bmc_faults,
-                            timeout_s=spec.provisioner.bmc_timeout_s,
-                            rng=bmc_rng,
-                            stats=self.bmc_stats,
+                            env, **bmc_args  # type: ignore[arg-type]
                         )
                 host_index += 1
                 name = f"{group.name}-{i:05d}"
