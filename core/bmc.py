@@ -189,7 +189,7 @@ class EventSubscription:
 class DriverError(outcome.MetalcubedError):
     """A BMC call failed. Carries the BMC address (any password redacted) and the operation.
 
-    Retried with backoff by default, like any MetalcubedError that is not a PermanentError.
+    Retried with backoff by default (`retryable`), except where a subclass says otherwise.
     """
 
     kind = "BMC error"
@@ -257,9 +257,13 @@ class BmcBadResponse(DriverError):
 
 
 class UnsupportedCapability(DriverError):
-    """The host's driver does not implement this capability (e.g. BIOS settings over IPMI)."""
+    """The host's driver does not implement this capability (e.g. BIOS settings over IPMI).
+
+    Permanent: retrying cannot help until the host's spec picks another driver.
+    """
 
     kind = "BMC capability not supported"
+    retryable = False
 
     def __init__(self, address: str, operation: str, *, capability: str, implementation: str):
         self.capability = capability

@@ -2,12 +2,21 @@
 
 controller-runtime's contract, reduced to one way per intent (STYLE 4): a reconciler returns
 `Outcome.done()` (forget the key until something changes) or `Outcome.after(s)` (look again in
-s seconds; 0 means "as soon as a worker is free"). A failure is raised, never returned:
-`PermanentError` is recorded and not retried, any other `MetalcubedError` is retried by the
-runtime with the workqueue's per-item exponential backoff.
+s seconds; 0 means "as soon as a worker is free"). A failure is raised, never returned.
+
+Every error class says whether retrying can help, in its `retryable` class attribute, and the
+runtimes decide by that alone (`is_retryable`): a retryable error is retried with the workqueue's
+per-item exponential backoff (or after its `retry_after_s`); a permanent one is recorded (log,
+metric, and the reconciler's own status/Event when it caught it) and the key is forgotten until
+the object changes. Permanent: `PermanentError`, `SpecError` (bad user input), `Invalid` (the
+store rejected the write: the same write would be rejected again), `IllegalTransition` (a bug).
+Retryable: `TransientError` and its kin (`Conflict`, `Gone`, `ProvisionerNotReady`), `NotFound`
+(what is missing may appear), and any exception that is not a `MetalcubedError` (as
+controller-runtime retries every error).
 """
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +47,22 @@ _DONE = Outcome(requeue_after_s=None)
 class MetalcubedError(Exception):
     """Root of every error metalcubed raises on purpose."""
 
+    retryable: ClassVar[bool] = True
+    """True: the runtime retries the key with backoff. False: the error is recorded and the key
+    is not retried until the object changes (a watch event queues it again)."""
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether a runtime should retry a reconcile that raised `error` (see the module doc)."""
+    if isinstance(error, MetalcubedError):
+        return error.retryable
+    return True
+
 
 class TransientError(MetalcubedError):
     """Retry with backoff; `retry_after_s` overrides the workqueue's own delay when set."""
+
+    retryable: ClassVar[bool] = True
 
     def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
         super().__init__(message)
@@ -50,9 +72,16 @@ class TransientError(MetalcubedError):
 class PermanentError(MetalcubedError):
     """Record the failure and stop retrying until the object changes."""
 
+    retryable: ClassVar[bool] = False
+
 
 class SpecError(MetalcubedError):
-    """Bad user input, named by its field path; becomes a status condition or a validate line."""
+    """Bad user input, named by its field path; becomes a status condition or a validate line.
+
+    Permanent: the same input fails the same way until the user changes it.
+    """
+
+    retryable: ClassVar[bool] = False
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
@@ -61,7 +90,9 @@ class SpecError(MetalcubedError):
 
 
 class IllegalTransition(MetalcubedError):
-    """A state change the lifecycle table does not allow: always a bug."""
+    """A state change the lifecycle table does not allow: always a bug, so never retried."""
+
+    retryable: ClassVar[bool] = False
 
     def __init__(self, state: str, event: str) -> None:
         super().__init__(f"no transition from state {state!r} on event {event!r}")
@@ -80,7 +111,9 @@ class Conflict(TransientError):
 
 
 class NotFound(MetalcubedError):
-    """HTTP 404: the object does not exist."""
+    """HTTP 404: the object does not exist. Retryable: what is missing may be created."""
+
+    retryable: ClassVar[bool] = True
 
     def __init__(self, kind: str, key: str) -> None:
         super().__init__(f"{kind} {key} not found")
@@ -97,7 +130,12 @@ class Gone(TransientError):
 
 
 class Invalid(MetalcubedError):
-    """HTTP 422: the store (schema or admission) rejected the object; names the fields."""
+    """HTTP 422: the store (schema or admission) rejected the object; names the fields.
+
+    Permanent: the same write is rejected again until the object (or the code) changes.
+    """
+
+    retryable: ClassVar[bool] = False
 
     def __init__(self, kind: str, key: str, causes: list[tuple[str, str]]) -> None:
         detail = "; ".join(f"{field}: {msg}" for field, msg in causes)
