@@ -19,10 +19,11 @@ A pass ends in one of five queue actions (`action_for`), controller-runtime's re
 
     Outcome.done()             DONE           forget
     Outcome.after(s)           REQUEUE_AFTER  forget, add_after(s)
+    a permanent error          STOP           forget, no retry until the object changes
+      (not `outcome.is_retryable`: PermanentError, SpecError, Invalid, IllegalTransition)
     TransientError(retry_after_s=s)
                                RETRY_AFTER    add_after(s)   (failure count kept)
-    other MetalcubedError      RETRY          add_rate_limited
-    PermanentError             STOP           forget, no retry (the error is on the status)
+    other retryable error      RETRY          add_rate_limited
     any other exception        RETRY          add_rate_limited, flagged `unexpected` (a bug)
 """
 
@@ -231,7 +232,8 @@ class Verdict(StrEnum):
     RETRY = "retry"
     """Add rate-limited (per-key exponential backoff and the overall bucket)."""
     STOP = "stop"
-    """A permanent error: forget, no retry until the object changes."""
+    """A permanent error (`outcome.is_retryable` false): forget, no retry until the object
+    changes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +266,7 @@ def action_for(result: outcome.Outcome | BaseException) -> QueueAction:
         if result.requeue_after_s is None:
             return _DONE
         return QueueAction(Verdict.REQUEUE_AFTER, delay_s=result.requeue_after_s)
-    if isinstance(result, outcome.PermanentError):
+    if not outcome.is_retryable(result):
         return QueueAction(Verdict.STOP, error=result)
     if isinstance(result, outcome.TransientError) and result.retry_after_s is not None:
         return QueueAction(Verdict.RETRY_AFTER, delay_s=result.retry_after_s, error=result)

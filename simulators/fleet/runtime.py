@@ -6,18 +6,23 @@ running the real `BareMetalHost` reconciler. A worker takes a key, runs one pass
 simulated time), then holds its slot for the pass's bill (`cost.Meter`: API writes, provisioner
 requests, CPU) before acting on the outcome as controller-runtime does:
 
+core/wiring.py's `action_for`/`apply`, the switch the kube worker uses too:
+
     done      -> forget
     after(s)  -> forget, add_after(s)
     raised    -> add_rate_limited (add_after(retry_after_s) when the error gives one;
                  PermanentError: forget, no retry)
 
-Watch events reach the queue through BMO's event filter (only changes to generation,
-finalizers, annotations or deletion trigger a pass; status-only writes do not) after the
-modelled watch latency, counted from the moment the write lands (the writer's bill so far).
+Watch events of every kind the controller watches (core/wiring.BAREMETALHOST: hosts through
+BMO's update filter, Secrets through the host index, HardwareData to its owner host) are mapped
+to keys by `wiring.keys_for_change`, exactly as the kube informers' handlers map them, and
+reach the queue after the modelled watch latency, counted from the moment the write lands (the
+writer's bill so far).
 Workers are slots, not processes; an alarm armed at the queue's next ready time starts passes
 when slots are free, so an idle controller costs no simulated ticks.
 """
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -26,12 +31,13 @@ from typing import Any, Protocol, cast
 
 import simpy
 
-from metalcubed.core import clock, outcome, queue
-from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core import clock, outcome, ports, queue, wiring
 from metalcubed.core.api import meta
 from metalcubed.core.ports import WatchEvent, WatchEventType
 from metalcubed.simulators.fleet import cost
 from metalcubed.simulators.fleet import distribution as dist
+
+log = logging.getLogger(__name__)
 
 EPOCH = clock.EPOCH
 """Simulated time zero: a fixed UTC instant, so timestamps in the store are reproducible."""
@@ -74,6 +80,7 @@ class ControllerStats:
         "peak_busy",
         "permanent_errors",
         "reconcile_wall_s",
+        "unexpected_errors",
     )
 
     def __init__(self) -> None:
@@ -82,25 +89,16 @@ class ControllerStats:
         self.busy_s = 0.0
         self.errors: dict[str, int] = {}
         self.permanent_errors = 0
+        self.unexpected_errors = 0
+        """Passes that raised something other than a MetalcubedError (a bug; retried)."""
         self.reconcile_wall_s = 0.0
         """Wall-clock seconds spent inside the reconciler (for benchmarks; not in reports)."""
         self.delayed_gaps: list[float] = []
         """Seconds between consecutive passes over a host that is `delayed`."""
 
 
-_Passed = tuple[meta.ObjectKey, outcome.Outcome | None, outcome.MetalcubedError | None]
-"""What a finished pass hands to `_finish`: the key, and its outcome or error."""
-
-
-def _signature(host: bmh.BareMetalHost) -> tuple[Any, ...]:
-    """What BMO's update filter compares: a pass is triggered only when one of these changed."""
-    metadata = host.metadata
-    return (
-        metadata.generation,
-        metadata.finalizers,
-        metadata.annotations,
-        metadata.deletion_timestamp is not None,
-    )
+_Passed = tuple[meta.ObjectKey, outcome.Outcome | Exception]
+"""What a finished pass hands to `_finish`: the key, and its outcome or what it raised."""
 
 
 class Controller:
@@ -134,30 +132,63 @@ class Controller:
         self.concurrency = concurrency
         self._free = concurrency
         self._alarm_at = math.inf
-        self._seen: dict[meta.ObjectKey, tuple[Any, ...]] = {}
+        self._wiring = wiring.BAREMETALHOST
+        self._watches = {w.kind: w for w in self._wiring.watches}
+        self._seen: dict[type[meta.Resource], dict[meta.ObjectKey, meta.Resource]] = {
+            kind: {} for kind in self._wiring.kinds
+        }
+        """Per kind, the last copy seen of each object: the `old` of the next update."""
+        self._indexes = {i.name: wiring.IndexTable(i) for i in self._wiring.indexes}
         self._last_pass: dict[meta.ObjectKey, float] = {}
         self.stats = ControllerStats()
 
     # --- watch events ----------------------------------------------------------------------------
 
-    def on_watch(self, event: WatchEvent[bmh.BareMetalHost]) -> None:
-        """The informer's event handler: filter, then queue the key after the watch latency.
+    def watch(self, store: ports.Store) -> None:
+        """Subscribe to every kind the controller watches (core/wiring.BAREMETALHOST)."""
+        for kind in self._wiring.kinds:
+            store.watch(kind, self.on_watch)
+
+    def _lookup(self, index: str, value: str) -> list[meta.ObjectKey]:
+        return self._indexes[index].keys(value)
+
+    def on_watch(self, event: WatchEvent[Any]) -> None:
+        """The informers' event handler: map the change to keys (core/wiring), then queue
+        them after the watch latency.
 
         Runs synchronously inside whatever wrote (often another pass), so it only queues and
         sets the alarm; passes start from callbacks.
         """
-        host = event.object
-        key = host.key
+        obj: meta.Resource = event.object
+        kind = type(obj)
+        seen = self._seen.get(kind)
+        if seen is None:
+            return
+        key = obj.key
+        old: meta.Resource | None
+        new: meta.Resource | None
         if event.type == WatchEventType.DELETED:
-            self._seen.pop(key, None)
-            self._last_pass.pop(key, None)
+            old, new = seen.pop(key, None) or obj, None
+            for table in self._indexes.values():
+                if table.index.kind is kind:
+                    table.delete(key)
+            if kind is self._wiring.kind:
+                self._last_pass.pop(key, None)
         else:
-            signature = _signature(host)
-            if event.type == WatchEventType.MODIFIED and self._seen.get(key) == signature:
-                return  # status-only change: BMO's predicate drops it
-            self._seen[key] = signature
+            old, new = seen.get(key), obj
+            seen[key] = obj
+            for table in self._indexes.values():
+                if table.index.kind is kind:
+                    table.put(obj)
+        watch = self._watches.get(kind)
+        if watch is None:
+            return  # an indexed kind that is not watched
+        keys = wiring.keys_for_change(watch, old, new, self._lookup)
+        if not keys:
+            return  # e.g. a status-only host update: BMO's predicate drops it
         delay = self._meter.bill_s + self._watch_latency.draw(self._meter.rng)
-        self.queue.add_after(key, delay)
+        for k in keys:
+            self.queue.add_after(k, delay)
         if self._free:
             self._alarm(self._env.now + delay)
 
@@ -190,39 +221,36 @@ class Controller:
                 stats.delayed_gaps.append(now - last)
         self._last_pass[key] = now
         meter.start()
-        result: outcome.Outcome | None = None
-        error: outcome.MetalcubedError | None = None
+        result: outcome.Outcome | Exception
         started = time.perf_counter()
         try:
             result = self._reconciler.reconcile(key)
-        except outcome.MetalcubedError as exc:
-            error = exc
+        except Exception as exc:
+            result = exc  # acted on in _finish, as the kube worker does (core/wiring)
         stats.reconcile_wall_s += time.perf_counter() - started
         bill = meter.bill_s + self._cpu.draw(meter.rng)
         meter.start()
         stats.passes += 1
         stats.busy_s += bill
-        finish = env.timeout(bill, value=(key, result, error))
+        finish = env.timeout(bill, value=(key, result))
         finish.callbacks.append(self._finish)
 
     def _finish(self, event: simpy.Event) -> None:
-        key, result, error = cast(_Passed, event.value)
+        key, result = cast(_Passed, event.value)
         work = self.queue
-        if error is None:
-            work.forget(key)
-            if result is not None and result.requeue_after_s is not None:
-                work.add_after(key, result.requeue_after_s)
-        else:
+        action = wiring.action_for(result)
+        if action.error is not None:
             stats = self.stats
-            name = type(error).__name__
+            name = type(action.error).__name__
             stats.errors[name] = stats.errors.get(name, 0) + 1
-            if isinstance(error, outcome.PermanentError):
+            if action.verdict is wiring.Verdict.STOP:
                 stats.permanent_errors += 1
-                work.forget(key)
-            elif isinstance(error, outcome.TransientError) and error.retry_after_s is not None:
-                work.add_after(key, error.retry_after_s)
-            else:
-                work.add_rate_limited(key)
+            if action.unexpected:
+                stats.unexpected_errors += 1
+                if stats.errors[name] == 1:  # a bug in a reconciler: show the first of a kind
+                    log.error("reconcile %s: unexpected exception (retried with backoff)", key,
+                              exc_info=action.error)
+        wiring.apply(action, work, key)
         work.done(key)
         self._free += 1
         if len(work):  # keys became ready while every slot was busy

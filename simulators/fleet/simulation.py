@@ -158,7 +158,7 @@ class Simulation:
             is_delayed=self.observer.is_delayed,
         )
         self.store.watch(bmh.BareMetalHost, self.observer.handle)
-        self.store.watch(bmh.BareMetalHost, self.controller.on_watch)
+        self.controller.watch(self.store)
         self.workload = Workload(
             env,
             spec=spec,
