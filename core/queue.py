@@ -15,8 +15,8 @@ the kube runtime (wall clock, worker threads holding a lock around it):
   in client-go, the delayed entry still fires later and is deduped if still queued).
 - Retries: `add_rate_limited(key)` = `add_after(key, limiter.when(key))` with client-go's
   DefaultControllerRateLimiter: the max of a per-key exponential backoff (5 ms * 2^failures,
-  capped at 1000 s) and an overall token bucket (10 per second, burst 100). `forget(key)`
-  resets the key's failure count (after a successful reconcile).
+  capped at 1000 s) and an overall token bucket (10 per second, burst 100; the one bucket of
+  `ratelimit`). `forget(key)` resets the key's failure count (after a successful reconcile).
 - Order: FIFO among ready keys; delayed keys join the FIFO in the order of their ready time.
 
 Time comes only from the injected `ports.Clock`: a runtime asks `next_ready_at()` to know when
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Generic, Protocol, TypeVar
 
-from metalcubed.core import ports
+from metalcubed.core import ports, ratelimit
 
 K = TypeVar("K", bound=Hashable)
 
@@ -81,27 +81,19 @@ class ItemExponentialBackoff:
         return self._failures.get(key, 0)
 
 
-class TokenBucket:
-    """An overall limit on retries (golang.org/x/time/rate: `qps` tokens/s, `burst` at most).
-
-    Each retry takes a token; when none is left the retry waits until one will have refilled
-    (tokens may go negative: waiting retries reserve future tokens).
-    """
+class BucketRateLimiter:
+    """An overall limit on retries: every retry of any key takes a token from one
+    `ratelimit.TokenBucket` (client-go's BucketRateLimiter)."""
 
     def __init__(self, *, qps: float = 10.0, burst: int = 100) -> None:
-        self._qps = qps
-        self._burst = float(burst)
-        self._tokens = float(burst)
-        self._last: datetime | None = None
+        self._bucket = ratelimit.TokenBucket(qps=qps, burst=burst)
+        self._epoch: datetime | None = None
 
     def when(self, key: Hashable, now: datetime) -> float:
-        if self._last is not None and now > self._last:
-            elapsed = (now - self._last).total_seconds()
-            self._tokens = min(self._burst, self._tokens + elapsed * self._qps)
-        if self._last is None or now > self._last:
-            self._last = now
-        self._tokens -= 1.0
-        return 0.0 if self._tokens >= 0 else -self._tokens / self._qps
+        epoch = self._epoch
+        if epoch is None:
+            epoch = self._epoch = now
+        return self._bucket.reserve((now - epoch).total_seconds())
 
     def forget(self, key: Hashable) -> None:
         return None
@@ -129,7 +121,7 @@ class MaxOfRateLimiter:
 
 def default_rate_limiter() -> MaxOfRateLimiter:
     """client-go's DefaultControllerRateLimiter (controller-runtime's default)."""
-    return MaxOfRateLimiter(ItemExponentialBackoff(), TokenBucket())
+    return MaxOfRateLimiter(ItemExponentialBackoff(), BucketRateLimiter())
 
 
 @dataclass(slots=True)

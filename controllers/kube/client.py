@@ -4,9 +4,9 @@
 (client-go's `rest.Config.QPS/Burst`, BMO's defaults 20/30). Every request of the controller
 (store writes, watches, Events) goes through one `ThrottledApiClient`, whose token bucket is
 shared (leader election gets a client of its own, as in controller-runtime): `qps` tokens per
-second refill a bucket of `burst`; a request takes one token and, when none is left, waits for
-its turn (a reservation, as golang.org/x/time/rate does, so waiters are served in order). A
-long-running watch costs one token when it starts.
+second refill a bucket of `burst` (core's one `ratelimit.TokenBucket`); a request takes one
+token and, when none is left, waits for its turn (a reservation, as golang.org/x/time/rate
+does, so waiters are served in order). A long-running watch costs one token when it starts.
 
 It also counts requests by method and status code (`rest_client_requests_total`) and the
 time spent waiting on the limiter: the figures behind "API requests per host" in the scale
@@ -25,6 +25,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from metalcubed.controllers.kube import metrics
+from metalcubed.core import ratelimit
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,9 @@ log = logging.getLogger(__name__)
 USER_AGENT = "metalcubed-manager"
 
 
-class TokenBucket:
-    """Thread-safe token bucket; `acquire` blocks until the caller's token is due."""
+class Throttle:
+    """The client's QPS/burst limit: core's `ratelimit.TokenBucket` on the monotonic clock,
+    behind a lock; `acquire` blocks until the caller's token is due."""
 
     def __init__(
         self,
@@ -44,24 +46,15 @@ class TokenBucket:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """qps <= 0 disables the limit."""
-        self.qps = qps
-        self.burst = max(1, burst)
+        self.bucket = ratelimit.TokenBucket(qps=qps, burst=max(1, burst))
         self._clock = clock
         self._sleep = sleep
-        self._tokens = float(self.burst)
-        self._last = clock()
         self._lock = threading.Lock()
 
     def reserve(self) -> float:
         """Take one token; return how long the caller must wait before using it."""
-        if self.qps <= 0:
-            return 0.0
         with self._lock:
-            now = self._clock()
-            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.qps)
-            self._last = now
-            self._tokens -= 1.0
-            return 0.0 if self._tokens >= 0 else -self._tokens / self.qps
+            return self.bucket.reserve(self._clock())
 
     def acquire(self) -> float:
         wait = self.reserve()
@@ -77,11 +70,11 @@ class ThrottledApiClient(k8s.ApiClient):  # type: ignore[misc]
         self,
         configuration: k8s.Configuration,
         *,
-        bucket: TokenBucket,
+        throttle: Throttle,
         runtime_metrics: metrics.RuntimeMetrics | None = None,
     ) -> None:
         super().__init__(configuration)
-        self.bucket = bucket
+        self.throttle = throttle
         self._metrics = runtime_metrics
         self._host = urlsplit(configuration.host).netloc
         self._count_lock = threading.Lock()
@@ -89,7 +82,7 @@ class ThrottledApiClient(k8s.ApiClient):  # type: ignore[misc]
         """Requests sent, by HTTP method (a cheap in-process mirror of the counter)."""
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        wait = self.bucket.acquire()
+        wait = self.throttle.acquire()
         started = time.monotonic()
         code = "<error>"
         try:
@@ -145,7 +138,7 @@ def new_client(
     """
     configuration.connection_pool_maxsize = max(connections, 4)
     api = ThrottledApiClient(
-        configuration, bucket=TokenBucket(qps, burst), runtime_metrics=runtime_metrics
+        configuration, throttle=Throttle(qps, burst), runtime_metrics=runtime_metrics
     )
     # The API server names the field manager of our writes (managedFields) and the audit
     # log's user agent after this; the client's default is the code generator's name.

@@ -15,10 +15,10 @@ a pass (the workload, i.e. the user's kubectl) go to the raw store and are not b
 import random
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TypeVar
 
-from metalcubed.core import ports, queue
+from metalcubed.core import ports, ratelimit
 from metalcubed.core.api import meta
 from metalcubed.simulators.fleet import distribution as dist
 
@@ -71,7 +71,7 @@ class MeteredStore:
         self._store = store
         self._meter = meter
         self._latency = latency
-        self._bucket = queue.TokenBucket(qps=qps, burst=burst)
+        self._bucket = ratelimit.TokenBucket(qps=qps, burst=burst)
         self._now_s = now_s
         self._epoch = epoch
         self._stats = stats
@@ -82,7 +82,7 @@ class MeteredStore:
     def _bill(self, verb: str) -> None:
         meter = self._meter
         at = self._now_s() + meter.bill_s
-        wait = self._bucket.when(verb, self._epoch + timedelta(seconds=at))
+        wait = self._bucket.reserve(at)
         stats = self._stats
         stats.writes[verb] += 1
         if wait > 0:

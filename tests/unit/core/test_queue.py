@@ -188,7 +188,7 @@ def test_exponential_backoff_caps_at_max() -> None:
 
 
 def test_token_bucket_allows_burst_then_spaces_at_qps() -> None:
-    bucket = queue.TokenBucket(qps=10, burst=100)
+    bucket = queue.BucketRateLimiter(qps=10, burst=100)
     now = clock.EPOCH
     burst = [bucket.when(i, now) for i in range(100)]
     assert burst == [0.0] * 100
