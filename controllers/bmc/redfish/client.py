@@ -9,9 +9,17 @@
   Retry-After, capped), on 409 (a BMC busy right after a power change), and on other 5xx for
   idempotent operations only. sushy still retries a failed TCP connect a few times; its delay
   is set to `connect_retry_delay_s`.
+- One deadline per call (`RetryPolicy.call_timeout_s`): login, every request, every body byte
+  and every retry of one `Clients.call` fit in it, so a BMC that drips its answer a byte at a
+  time cannot hold a worker. A read timeout is not retried (sushy would resend the request three
+  times, tripling the wait and repeating a POST the BMC may have executed).
 - Timeouts on connect and read; TLS verification on unless the host disables it.
+- Same origin only: every request goes to the BMC's own scheme, host and port. A redirect to
+  another origin (another host or port, https to http) or a link to one is refused before
+  anything is sent there, so neither the password (a 307 on the session login POST resends the
+  body) nor the session token nor basic auth ever leaves the BMC's origin.
 - Bodies over `max_body_bytes` are refused while streaming (a hostile BMC cannot make us
-  buffer gigabytes).
+  buffer gigabytes); a body nested too deeply for the JSON parser is a bad response.
 - Every sushy/requests exception leaves as a `core.bmc.DriverError` carrying the address and
   the operation, chained with `raise ... from`. Credentials are never logged: sushy's debug
   log sanitises them, and our messages are built from the address and operation only.
@@ -22,6 +30,7 @@ import logging
 import random
 import threading
 import time
+import urllib.parse
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +39,7 @@ from typing import TypeVar
 
 import requests
 import sushy  # type: ignore[import-untyped]
+import urllib3
 from requests import adapters
 from sushy import connector as sushy_connector  # type: ignore[import-untyped]
 from sushy import exceptions as sushy_exc  # type: ignore[import-untyped]
@@ -51,6 +61,9 @@ class RetryPolicy:
     max_delay_s: float = 4.0
     max_retry_after_s: float = 10.0
     """A BMC's Retry-After is honoured up to this."""
+    call_timeout_s: float = 30.0
+    """The deadline of one call, all of it: login, every request and body byte, every retry.
+    Each request's connect and read timeouts shrink to what is left of it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,12 +82,70 @@ class ResponseTooLarge(requests.RequestException):
     """A response body exceeded `max_body_bytes`."""
 
 
-class _CappedAdapter(adapters.HTTPAdapter):
-    """Reads at most `max_bytes` of any body, and fails beyond."""
+class OriginRefused(requests.RequestException):
+    """A redirect or link pointed away from the BMC's origin; nothing was sent there.
 
-    def __init__(self, max_bytes: int) -> None:
+    A RequestException but neither a ConnectionError nor a Timeout, so sushy does not retry it.
+    """
+
+    def __init__(self, *, origin: str, target: str, status: int | None) -> None:
+        self.origin = origin
+        self.target = target
+        self.status = status
+        what = f"redirect (HTTP {status}) to {target}" if status else f"request to {target}"
+        downgrade = (" (a downgrade from https to http)"
+                     if origin.startswith("https:") and target.startswith("http:") else "")
+        super().__init__(f"{what} refused{downgrade}: only the BMC's origin {origin} is "
+                         "trusted, and no credentials or session token were sent elsewhere")
+
+
+class DeadlineExceeded(requests.RequestException):
+    """The call's deadline passed (connect, headers or body); not retried by sushy."""
+
+
+class NoAnswer(requests.RequestException):
+    """The read timeout passed without an answer; not retried (the request may have acted)."""
+
+
+def origin_of(url: str) -> str:
+    """`scheme://host:port` of `url`, with the scheme's default port made explicit."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None:
+        port = 443 if scheme == "https" else 80
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}"
+
+
+class _GuardedAdapter(adapters.HTTPAdapter):
+    """The transport of one BMC client; every request, redirects included, passes here.
+
+    It sends only to the BMC's origin, refuses a redirect elsewhere before following it,
+    bounds connect, headers and body by the call's deadline, and reads at most `max_bytes`.
+    """
+
+    def __init__(self, *, origin: str, max_bytes: int, read_timeout_s: float,
+                 deadline: Callable[[], float | None], monotonic: Callable[[], float]) -> None:
         super().__init__()
+        self.origin = origin
         self.max_bytes = max_bytes
+        self.read_timeout_s = read_timeout_s
+        self._deadline = deadline
+        self._monotonic = monotonic
+
+    def _remaining(self, deadline: float | None) -> float | None:
+        if deadline is None:
+            return None
+        remaining = deadline - self._monotonic()
+        if remaining <= 0:
+            raise DeadlineExceeded("the call deadline passed before the BMC finished answering")
+        return remaining
 
     def send(
         self,
@@ -85,22 +156,73 @@ class _CappedAdapter(adapters.HTTPAdapter):
         cert: str | tuple[str, str] | None = None,
         proxies: dict[str, str] | None = None,
     ) -> requests.Response:
-        response = super().send(request, stream=True, timeout=timeout, verify=verify, cert=cert,
-                                proxies=proxies)
+        target = origin_of(request.url or "")
+        if target != self.origin:
+            raise OriginRefused(origin=self.origin, target=target, status=None)
+        deadline = self._deadline()
+        remaining = self._remaining(deadline)
+        connect_s, read_s = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+        if remaining is not None:
+            connect_s = remaining if connect_s is None else min(connect_s, remaining)
+            read_s = remaining if read_s is None else min(read_s, remaining)
+        try:
+            response = super().send(request, stream=True, timeout=(connect_s, read_s),
+                                    verify=verify, cert=cert, proxies=proxies)
+        except requests.exceptions.ConnectTimeout:
+            self._remaining(deadline)
+            raise  # nothing was sent: sushy may try the connect again
+        except requests.exceptions.ReadTimeout as err:
+            self._remaining(deadline)
+            raise NoAnswer(f"no answer within the read timeout of {read_s:g} s") from err
+        if response.is_redirect:
+            location = urllib.parse.urljoin(request.url or "", response.headers["location"])
+            if origin_of(location) != self.origin:
+                response.close()
+                raise OriginRefused(origin=self.origin, target=origin_of(location),
+                                    status=response.status_code)
+        response._content = self._body(response, deadline)
+        return response
+
+    def _body(self, response: requests.Response, deadline: float | None) -> bytes:
+        """The whole body, read against the deadline and the size cap."""
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
             response.close()
             raise ResponseTooLarge(f"response of {declared} bytes exceeds {self.max_bytes}")
+        raw = response.raw
         chunks, size = [], 0
-        for chunk in response.iter_content(chunk_size=65536):
-            size += len(chunk)
-            if size > self.max_bytes:
-                response.close()
-                raise ResponseTooLarge(f"response exceeds {self.max_bytes} bytes")
-            chunks.append(chunk)
-        # requests has no public setter for an already-read body; this is how it caches one.
-        response._content = b"".join(chunks)
-        return response
+        try:
+            while True:
+                remaining = self._remaining(deadline)
+                if remaining is not None:
+                    # The socket timeout is per read: shrink it so that no read outlives the
+                    # deadline (a BMC sending one byte per second never trips a read timeout).
+                    conn = getattr(raw, "connection", None)
+                    sock = getattr(conn, "sock", None)
+                    if sock is not None:
+                        sock.settimeout(min(self.read_timeout_s, remaining))
+                chunk = raw.read1(65536)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise ResponseTooLarge(f"response exceeds {self.max_bytes} bytes")
+                chunks.append(chunk)
+        except urllib3.exceptions.ReadTimeoutError as err:
+            response.close()
+            self._remaining(deadline)
+            raise NoAnswer(f"the body stalled beyond the read timeout of "
+                           f"{self.read_timeout_s:g} s") from err
+        except urllib3.exceptions.ProtocolError as err:
+            response.close()
+            raise requests.exceptions.ChunkedEncodingError(err) from err
+        except urllib3.exceptions.DecodeError as err:
+            response.close()
+            raise requests.exceptions.ContentDecodingError(err) from err
+        except requests.RequestException:
+            response.close()
+            raise
+        return b"".join(chunks)
 
 
 @dataclass(slots=True)
@@ -172,10 +294,14 @@ class Clients:
             default_request_timeout=cfg.read_timeout_s,
             connect_timeout=cfg.connect_timeout_s,
         )
-        capped = _CappedAdapter(cfg.max_body_bytes)
+        guarded = _GuardedAdapter(
+            origin=origin_of(access.address.endpoint), max_bytes=cfg.max_body_bytes,
+            read_timeout_s=cfg.read_timeout_s, deadline=self._current_deadline,
+            monotonic=self._monotonic)
         # sushy exposes no hook for transport adapters; its connector keeps a requests.Session.
-        connector._session.mount("http://", capped)
-        connector._session.mount("https://", capped)
+        # Every scheme goes through the guard, so no request leaves the BMC's origin.
+        connector._session.mount("http://", guarded)
+        connector._session.mount("https://", guarded)
         conn = sushy.Sushy(
             access.address.endpoint,
             username=access.credentials.username,
@@ -188,6 +314,10 @@ class Clients:
         )
         self.sessions_opened += 1
         return conn
+
+    def _current_deadline(self) -> float | None:
+        deadline: float | None = getattr(self._local, "deadline", None)
+        return deadline
 
     def _remember(self, response: requests.Response) -> None:
         self._local.retry_after = response.headers.get("Retry-After")
@@ -212,21 +342,25 @@ class Clients:
         """Run `fn` against the BMC's client, retrying within the budget; translate errors."""
         policy = self.config.retry
         started = self._monotonic()
+        self._local.deadline = started + policy.call_timeout_s
         attempt = 0
-        while True:
-            attempt += 1
-            try:
-                with self.translated(access, operation):
-                    return fn(self.connection(access))
-            except bmc.DriverError as err:
-                delay = self._retry_delay(err, attempt, idempotent=idempotent)
-                elapsed = self._monotonic() - started
-                if delay is None or attempt >= policy.attempts \
-                        or elapsed + delay > policy.budget_s:
-                    raise
-                LOG.info("retrying %s on %s in %.2fs after: %s", operation,
-                         access.display, delay, err.kind)
-                self._sleep(delay)
+        try:
+            while True:
+                attempt += 1
+                try:
+                    with self.translated(access, operation):
+                        return fn(self.connection(access))
+                except bmc.DriverError as err:
+                    delay = self._retry_delay(err, attempt, idempotent=idempotent)
+                    elapsed = self._monotonic() - started
+                    if delay is None or attempt >= policy.attempts \
+                            or elapsed + delay > min(policy.budget_s, policy.call_timeout_s):
+                        raise
+                    LOG.info("retrying %s on %s in %.2fs after: %s", operation,
+                             access.display, delay, err.kind)
+                    self._sleep(delay)
+        finally:
+            self._local.deadline = None
 
     def _retry_delay(self, err: bmc.DriverError, attempt: int, *, idempotent: bool
                      ) -> float | None:
@@ -266,8 +400,15 @@ class Clients:
                                   status=err.status_code or 0) from err
         except sushy_exc.ConnectionError as err:
             cause = _root_cause(err)
-            if isinstance(cause, ResponseTooLarge):
+            if isinstance(cause, (ResponseTooLarge, OriginRefused)):
                 raise bmc.BmcBadResponse(address, operation, str(cause)) from err
+            if isinstance(cause, DeadlineExceeded):
+                raise bmc.BmcUnreachable(
+                    address, operation,
+                    f"timed out: the call deadline of {self.config.retry.call_timeout_s:g} s "
+                    "passed before the BMC finished answering") from err
+            if isinstance(cause, NoAnswer):
+                raise bmc.BmcUnreachable(address, operation, f"timed out: {cause}") from err
             if isinstance(cause, requests.exceptions.SSLError):
                 raise bmc.BmcUnreachable(
                     address, operation, "TLS handshake or certificate verification failed"
@@ -288,6 +429,10 @@ class Clients:
             raise bmc.DriverError(address, operation, str(err)) from err
         except requests.exceptions.JSONDecodeError as err:
             raise bmc.BmcBadResponse(address, operation, "the body is not JSON") from err
+        except RecursionError as err:
+            raise bmc.BmcBadResponse(
+                address, operation, "the body nests deeper than the JSON parser can follow"
+            ) from err
         except requests.RequestException as err:
             raise bmc.BmcUnreachable(address, operation, type(err).__name__) from err
         except (ValueError, TypeError, KeyError, AttributeError, IndexError) as err:
