@@ -84,9 +84,10 @@ delete (background propagation, the server default for these kinds)
 
 list
   - By namespace (None: all namespaces), sorted by namespace then name (etcd key order).
-  - Label selectors, the labels.Parse grammar: `a=b`, `a==b`, `a!=b`, `a`, `!a`, `a in (x,y)`,
-    `a notin (x,y)`, `a>1`, `a<1`, comma-separated and ANDed. `!=` and `notin` match objects
-    without the label. A malformed selector is Invalid (the server's 400).
+  - Label selectors, upstream's labels.Parse grammar and messages (core/labels.py): `a=b`,
+    `a==b`, `a!=b`, `a`, `!a`, `a in (x,y)`, `a notin (x,y)`, `a>1`, `a<1`, comma-separated and
+    ANDed. `!=` and `notin` match objects without the label. A malformed selector is Invalid
+    (the server's 400), with the parser's message.
 
 watch
   - `resource_version=None` or "0": ADDED for every current object (sorted as `list`), then
@@ -117,7 +118,7 @@ import base64
 import re
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from random import Random
@@ -126,7 +127,7 @@ from typing import Any, Generic, TypeVar, cast
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from metalcubed.core import outcome, ports
+from metalcubed.core import labels, outcome, ports
 from metalcubed.core.api import meta
 
 R = TypeVar("R", bound=meta.Resource)
@@ -175,112 +176,6 @@ class AdmissionRequest(Generic[R]):
 
 AdmissionHook = Callable[[AdmissionRequest[R]], None]
 """Raises outcome.Invalid to reject the request; returns None to admit it."""
-
-
-# --- label selectors -------------------------------------------------------------------------
-
-_KEY = r"(?:[A-Za-z0-9][-A-Za-z0-9_./]*)?[A-Za-z0-9]"
-_VALUE = r"(?:(?:[A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?"
-_RE_NOT_EXISTS = re.compile(rf"\s*!\s*({_KEY})\s*")
-_RE_SET = re.compile(rf"\s*({_KEY})\s+(in|notin)\s*\(([^()]*)\)\s*")
-_RE_COMPARE = re.compile(rf"\s*({_KEY})\s*(==|=|!=|>|<)\s*({_VALUE})\s*")
-_RE_EXISTS = re.compile(rf"\s*({_KEY})\s*")
-_RE_VALUE = re.compile(_VALUE)
-
-
-class _Op(StrEnum):
-    IN = "in"
-    NOT_IN = "notin"
-    EXISTS = "exists"
-    NOT_EXISTS = "!"
-    GT = "gt"
-    LT = "lt"
-
-
-@dataclass(frozen=True, slots=True)
-class _Requirement:
-    key: str
-    op: _Op
-    values: frozenset[str]
-    number: int = 0
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        value = labels.get(self.key)
-        op = self.op
-        if op is _Op.IN:
-            return value is not None and value in self.values
-        if op is _Op.NOT_IN:
-            return value is None or value not in self.values
-        if op is _Op.EXISTS:
-            return value is not None
-        if op is _Op.NOT_EXISTS:
-            return value is None
-        if value is None:
-            return False
-        try:
-            number = int(value)
-        except ValueError:
-            return False
-        return number > self.number if op is _Op.GT else number < self.number
-
-
-@dataclass(frozen=True, slots=True)
-class LabelSelector:
-    """A parsed label selector (k8s.io/apimachinery labels.Parse): requirements ANDed."""
-
-    requirements: tuple[_Requirement, ...]
-
-    @staticmethod
-    def parse(text: str) -> "LabelSelector":
-        """Parse the string form; raises ValueError naming the bad requirement."""
-        return LabelSelector(tuple(_parse_requirement(part) for part in _split_top(text)))
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        return all(req.matches(labels) for req in self.requirements)
-
-
-def _split_top(text: str) -> list[str]:
-    """Split on commas outside parentheses; an empty selector has no parts."""
-    if not text.strip():
-        return []
-    parts: list[str] = []
-    depth = 0
-    start = 0
-    for index, char in enumerate(text):
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "," and depth == 0:
-            parts.append(text[start:index])
-            start = index + 1
-    parts.append(text[start:])
-    return parts
-
-
-def _parse_requirement(part: str) -> _Requirement:
-    if m := _RE_NOT_EXISTS.fullmatch(part):
-        return _Requirement(m.group(1), _Op.NOT_EXISTS, frozenset())
-    if m := _RE_SET.fullmatch(part):
-        values = [v.strip() for v in m.group(3).split(",")]
-        if not values or any(not _RE_VALUE.fullmatch(v) for v in values) or values == [""]:
-            raise ValueError(f"invalid values in requirement {part.strip()!r}")
-        op = _Op.IN if m.group(2) == "in" else _Op.NOT_IN
-        return _Requirement(m.group(1), op, frozenset(values))
-    if m := _RE_COMPARE.fullmatch(part):
-        key, sign, value = m.groups()
-        if sign in ("=", "=="):
-            return _Requirement(key, _Op.IN, frozenset((value,)))
-        if sign == "!=":
-            return _Requirement(key, _Op.NOT_IN, frozenset((value,)))
-        try:
-            number = int(value)
-        except ValueError:
-            raise ValueError(f"{part.strip()!r}: {sign} needs an integer value") from None
-        return _Requirement(key, _Op.GT if sign == ">" else _Op.LT, frozenset(), number)
-    if m := _RE_EXISTS.fullmatch(part):
-        return _Requirement(m.group(1), _Op.EXISTS, frozenset())
-    raise ValueError(f"unable to parse requirement {part.strip()!r}")
 
 
 # --- the store -------------------------------------------------------------------------------
@@ -407,7 +302,7 @@ class MemoryStore:
         self._delivering = False
         self._gc_candidates: deque[_Ref] = deque()
         self._collecting = False
-        self._selectors: dict[str, LabelSelector] = {}
+        self._selectors: dict[str, labels.Selector] = {}
 
     # --- plug-ins --------------------------------------------------------------------------
 
@@ -460,12 +355,12 @@ class MemoryStore:
                         result.append(cast(R, obj))
         return result
 
-    def _selector(self, kind: type[meta.Resource], text: str) -> LabelSelector:
+    def _selector(self, kind: type[meta.Resource], text: str) -> labels.Selector:
         selector = self._selectors.get(text)
         if selector is None:
             try:
-                selector = LabelSelector.parse(text)
-            except ValueError as error:
+                selector = labels.parse(text)
+            except labels.SelectorError as error:
                 raise outcome.Invalid(
                     kind.KIND, "labelSelector", [("labelSelector", str(error))]
                 ) from None

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from metalcubed.controllers.kube import metrics
-from metalcubed.core import memory_store, outcome, ports
+from metalcubed.core import labels, outcome, ports
 from metalcubed.core.api import meta
 
 R = TypeVar("R", bound=meta.Resource)
@@ -290,8 +290,8 @@ class CachedStore:
         if not label_selector:
             return items
         try:
-            selector = memory_store.LabelSelector.parse(label_selector)
-        except ValueError as exc:
+            selector = labels.parse(label_selector)
+        except labels.SelectorError as exc:
             raise outcome.Invalid(kind.KIND, "labelSelector", [("labelSelector", str(exc))]) \
                 from exc
         return [obj for obj in items if selector.matches(obj.metadata.labels)]
