@@ -430,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         "--health-probe-bind-address", f"127.0.0.1:{health_port}",
         "--concurrency", str(args.concurrency),
         "--kube-api-qps", str(args.kube_api_qps), "--kube-api-burst", str(args.kube_api_burst),
+        "--provisioner", "fixture",
         "--fixture-delay-scale", str(args.fixture_delay_scale), "--log-level", "warning",
     ]
     results: dict[str, Any] = {

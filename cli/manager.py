@@ -3,9 +3,18 @@
 Flags and environment follow upstream BMO's main.go where it has them (docs/deploy.md lists
 them all): `--namespace` defaults to $WATCH_NAMESPACE, the concurrency to $BMO_CONCURRENCY or
 the CPU count clamped to [2, 8], the Lease namespace to $POD_NAMESPACE, the lease timings to
-$LEASE_DURATION_SECONDS / $RENEW_DEADLINE_SECONDS / $RETRY_PERIOD_SECONDS, and
-$PROVISIONING_LIMIT is read. SIGTERM or SIGINT stops it gracefully (a second one exits at once);
-a lost Lease exits with status 1 so the Pod restarts.
+$LEASE_DURATION_SECONDS / $RENEW_DEADLINE_SECONDS / $RETRY_PERIOD_SECONDS.
+
+The provisioning engine (`--provisioner engine`, the default) drives the hosts' BMCs and their
+deploy agents, and serves what hosts reach: the agent API (Ironic's lookup and heartbeat API,
+`--agent-api-bind-address`, reached at `--agent-api-url`) and the boot server (per-host
+virtual-media ISOs, `--boot-server-bind-address`, reached at `--boot-server-url`). As upstream's
+ironic provisioner it reads $DEPLOY_ISO_URL, $DEPLOY_KERNEL_URL, $DEPLOY_RAMDISK_URL and
+$PROVISIONING_LIMIT (hosts busy at once on PXE boot interfaces, default 20).
+`--provisioner fixture` is upstream's test provisioner (no hardware).
+
+A bad flag or variable exits with status 2 and names it. SIGTERM or SIGINT stops the manager
+gracefully (a second one exits at once); a lost Lease exits with status 1 so the Pod restarts.
 """
 
 import argparse
@@ -14,18 +23,40 @@ import logging
 import os
 import sys
 import threading
-from typing import Any
+from pathlib import Path
 
 from metalcubed.controllers import manager
-from metalcubed.controllers.kube import runtime
+from metalcubed.controllers.kube import health, runtime
 from metalcubed.core.provisioning import fixture
 
 log = logging.getLogger("metalcubed.manager")
 
 
-def _env_float(name: str) -> float | None:
+class _EnvError(ValueError):
+    """A bad environment variable (named in the message)."""
+
+
+def _env_float(name: str, default: float) -> float:
     raw = os.environ.get(name, "")
-    return float(raw) if raw else None
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise _EnvError(f"{name}={raw!r} is not a number") from None
+
+
+def _env_int(name: str, default: int, *, minimum: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _EnvError(f"{name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise _EnvError(f"{name}={raw!r} must be >= {minimum}")
+    return value
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -39,8 +70,9 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
                    help="kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
     p.add_argument("--namespace", metavar="NS", default=os.environ.get("WATCH_NAMESPACE", ""),
                    help="watch only this namespace (default: $WATCH_NAMESPACE, else all)")
-    p.add_argument("--provisioner", choices=manager.PROVISIONERS, default="fixture",
-                   help="provisioning backend (default: fixture)")
+    p.add_argument("--provisioner", choices=manager.PROVISIONERS, default="engine",
+                   help="provisioning backend: engine (real BMCs and deploy agents) or "
+                        "fixture (upstream's test provisioner); default engine")
     p.add_argument("--concurrency", "--controller-concurrency", type=int, default=0,
                    metavar="N", dest="concurrency",
                    help="reconciles in parallel (default: $BMO_CONCURRENCY, else the CPU "
@@ -61,37 +93,81 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
                                       "--namespace, else default)")
     p.add_argument("--leader-election-id", default="baremetal-operator", metavar="NAME",
                    help="name of the Lease (default baremetal-operator)")
-    p.add_argument("--lease-duration-seconds", type=float, metavar="S",
-                   default=_env_float("LEASE_DURATION_SECONDS") or 15.0)
-    p.add_argument("--renew-deadline-seconds", type=float, metavar="S",
-                   default=_env_float("RENEW_DEADLINE_SECONDS") or 10.0)
-    p.add_argument("--retry-period-seconds", type=float, metavar="S",
-                   default=_env_float("RETRY_PERIOD_SECONDS") or 2.0)
+    p.add_argument("--lease-duration-seconds", type=float, metavar="S", default=None,
+                   help="Lease duration (default: $LEASE_DURATION_SECONDS, else 15)")
+    p.add_argument("--renew-deadline-seconds", type=float, metavar="S", default=None,
+                   help="Lease renew deadline (default: $RENEW_DEADLINE_SECONDS, else 10)")
+    p.add_argument("--retry-period-seconds", type=float, metavar="S", default=None,
+                   help="Lease retry period (default: $RETRY_PERIOD_SECONDS, else 2)")
     p.add_argument("--max-provisioning-retries", type=int, default=5, metavar="N",
                    help="provisioning attempts per image; 0 means unlimited (default 5)")
     p.add_argument("--fixture-delay-scale", type=float, default=1.0, metavar="X",
                    help="multiply the fixture provisioner's delays (upstream's) by X; for "
                         "tests and demos (default 1)")
+    engine = p.add_argument_group(
+        "provisioning engine (--provisioner engine)",
+        "Where the manager listens for hosts and the URLs hosts use to reach it. Environment, "
+        "as upstream BMO's ironic provisioner: DEPLOY_ISO_URL (a prebuilt deploy ISO), "
+        "DEPLOY_KERNEL_URL and DEPLOY_RAMDISK_URL (the boot server builds each host's ISO from "
+        "them), PROVISIONING_LIMIT (hosts busy at once on PXE boot interfaces, default 20).",
+    )
+    engine.add_argument("--agent-api-bind-address", metavar="HOST:PORT",
+                        default=manager.DEFAULT_AGENT_API_BIND,
+                        help="where the agent API (Ironic's lookup and heartbeat API) listens "
+                             f"(default {manager.DEFAULT_AGENT_API_BIND})")
+    engine.add_argument("--agent-api-url", metavar="URL", default="",
+                        help="the agent API URL deploy agents on the hosts use; required when "
+                             "the bind address is a wildcard (e.g. http://10.0.0.2:6385)")
+    engine.add_argument("--boot-server-bind-address", metavar="HOST:PORT",
+                        default=manager.DEFAULT_BOOT_SERVER_BIND,
+                        help="where the boot server (per-host virtual-media ISOs) listens "
+                             f"(default {manager.DEFAULT_BOOT_SERVER_BIND})")
+    engine.add_argument("--boot-server-url", metavar="URL", default="",
+                        help="the boot server URL BMCs fetch ISOs from; required when the bind "
+                             "address is a wildcard (e.g. http://10.0.0.2:6180)")
+    engine.add_argument("--boot-files-dir", metavar="DIR", default="",
+                        help="also serve the files of DIR under <boot-server-url>/files/ "
+                             "(e.g. OS images)")
+    engine.add_argument("--agent-timeout-seconds", type=float, default=300.0, metavar="S",
+                        help="a deploy agent silent for longer is gone (default 300)")
     p.add_argument("--log-level", default="info",
                    choices=("debug", "info", "warning", "error"))
     p.set_defaults(run=run)
 
 
+def _positive(flag: str, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{flag}: {value} must be > 0")
+
+
 def options_from(args: argparse.Namespace) -> manager.ManagerOptions:
+    """The manager's options from flags and environment; ValueError names the bad one."""
     if args.concurrency < 0:
-        raise ValueError(f"controller concurrency value: {args.concurrency} is invalid")
+        raise ValueError(f"--concurrency: controller concurrency value {args.concurrency} is "
+                         "invalid")
     concurrency = args.concurrency or manager.default_concurrency()
-    limit = os.environ.get("PROVISIONING_LIMIT", "")
-    extra: dict[str, Any] = {}
-    if limit:
-        extra["provisioning_limit"] = int(limit)
-    if args.fixture_delay_scale <= 0:
-        raise ValueError("--fixture-delay-scale must be > 0")
+    limit = _env_int("PROVISIONING_LIMIT", 20, minimum=1)
+    lease_s = (args.lease_duration_seconds if args.lease_duration_seconds is not None
+               else _env_float("LEASE_DURATION_SECONDS", 15.0))
+    renew_s = (args.renew_deadline_seconds if args.renew_deadline_seconds is not None
+               else _env_float("RENEW_DEADLINE_SECONDS", 10.0))
+    retry_s = (args.retry_period_seconds if args.retry_period_seconds is not None
+               else _env_float("RETRY_PERIOD_SECONDS", 2.0))
+    _positive("--fixture-delay-scale", args.fixture_delay_scale)
+    _positive("--kube-api-qps", args.kube_api_qps)
+    _positive("--kube-api-burst", args.kube_api_burst)
+    _positive("--agent-timeout-seconds", args.agent_timeout_seconds)
+    if args.max_provisioning_retries < 0:
+        raise ValueError(f"--max-provisioning-retries: {args.max_provisioning_retries} must be "
+                         ">= 0")
     base = fixture.FixtureDelays()
     delays = fixture.FixtureDelays(**{
         f.name: getattr(base, f.name) * args.fixture_delay_scale for f in dataclasses.fields(base)
     })
-    return manager.ManagerOptions(
+    files = Path(args.boot_files_dir) if args.boot_files_dir else None
+    if files is not None and not files.is_dir():
+        raise ValueError(f"--boot-files-dir: {args.boot_files_dir} is not a directory")
+    options = manager.ManagerOptions(
         kubeconfig=args.kubeconfig or None,
         namespace=args.namespace or None,
         provisioner=args.provisioner,
@@ -103,13 +179,31 @@ def options_from(args: argparse.Namespace) -> manager.ManagerOptions:
         leader_elect=args.leader_elect,
         leader_election_namespace=args.leader_election_namespace or None,
         leader_election_id=args.leader_election_id,
-        lease_duration_s=args.lease_duration_seconds,
-        renew_deadline_s=args.renew_deadline_seconds,
-        retry_period_s=args.retry_period_seconds,
+        lease_duration_s=lease_s,
+        renew_deadline_s=renew_s,
+        retry_period_s=retry_s,
         max_provisioning_retries=args.max_provisioning_retries,
+        provisioning_limit=limit,
         fixture_delays=delays,
-        **extra,
+        agent_api_bind_address=args.agent_api_bind_address,
+        agent_api_url=args.agent_api_url,
+        boot_server_bind_address=args.boot_server_bind_address,
+        boot_server_url=args.boot_server_url,
+        deploy_iso_url=os.environ.get("DEPLOY_ISO_URL", "").strip(),
+        deploy_kernel_url=os.environ.get("DEPLOY_KERNEL_URL", "").strip(),
+        deploy_ramdisk_url=os.environ.get("DEPLOY_RAMDISK_URL", "").strip(),
+        boot_files_dir=files,
+        agent_timeout_s=args.agent_timeout_seconds,
     )
+    for flag, address in (("--metrics-bind-address", options.metrics_bind_address),
+                          ("--health-probe-bind-address", options.health_probe_bind_address)):
+        try:
+            health.parse_address(address)
+        except ValueError:
+            raise ValueError(f"{flag}: {address!r} is not host:port") from None
+    if options.provisioner == "engine":
+        manager.engine_service_config(options)  # checks the engine's flags and variables
+    return options
 
 
 def run(args: argparse.Namespace) -> int:

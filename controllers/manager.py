@@ -1,30 +1,36 @@
-"""Composition of the production manager: which reconciler watches which kinds, which adapter
-fills which port (STYLE 2: wiring lives in one function per runtime, never in a reconciler).
+"""The one composition of the production controller runtime (STYLE 2): `compose` builds it from
+its adapters (store, clock, provisioner, BMC drivers, the engine's agent API and boot server),
+and `metalcubed manager`, the devenv lab and the tests all call it; nothing else wires watches.
 
-The BareMetalHost controller, as upstream BMO's `SetupWithManager` wires it:
-- For(BareMetalHost) with upstream's update filter: a host update reconciles only when its
-  generation (spec), annotations, finalizers or deletion timestamp changed; status-only
-  updates (most of them, written by the controller itself) do not;
-- Secrets: a changed Secret reconciles the hosts that use it (spec.bmc.credentialsName, and
-  the config-drive references), found through an index on the host cache; no owner
-  references or labels are added to users' Secrets;
-- HardwareData: a change reconciles its owner host (the BareMetalHost of the same name).
-Reads come from informer caches (`CachedStore`), writes go to the API server (`K8sStore`), both
-through one client whose QPS/burst limit covers every request of the process.
+What the BareMetalHost controller watches, how each change becomes workqueue keys and how a
+pass's result becomes a queue action are core/wiring.py's (`wiring.BAREMETALHOST`, the same
+data the fleet model runs): here they are only bound to informers and a threaded workqueue.
+Reads come from informer caches (`CachedStore`), writes go to the backing store (`K8sStore` or
+the memory store), through one client whose QPS/burst limit covers every request.
 
-`compose` is store-agnostic: `build` wires it to a real API server; tests wire it to the
-memory store (controllers/memory.py) and drive the same runtime without a cluster.
+Provisioners (`--provisioner`):
+- `engine` (default): core/provisioning's engine over the production BMC drivers
+  (controllers/bmc/hardware.py), with the services hosts reach (controllers/engine_services.py:
+  the Ironic-compatible agent API and the boot server for per-host virtual-media ISOs). Its
+  busy-host count for PROVISIONING_LIMIT comes from the informer cache;
+- `fixture`: upstream's test provisioner (no hardware), its delays scaled by the options.
+
+`build` wires `compose` to a real API server; tests and the lab wire it to the memory store.
 """
 
 import logging
 import os
 import random
 import socket
+import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from metalcubed.controllers import memory
+from metalcubed.controllers.bmc import hardware
 from metalcubed.controllers.kube import (
     client,
     events,
@@ -36,19 +42,24 @@ from metalcubed.controllers.kube import (
     store,
     worker,
 )
-from metalcubed.core import ports
+from metalcubed.core import bmc, outcome, ports, wiring
 from metalcubed.core.api import baremetalhost as bmh
-from metalcubed.core.api import hardwaredata as hwd
 from metalcubed.core.api import meta
-from metalcubed.core.provisioning import fixture
+from metalcubed.core.provisioning import context, engine, fixture
 from metalcubed.core.reconcilers import host as host_reconciler
 from metalcubed.core.reconcilers import hostwork
 
+if TYPE_CHECKING:
+    from metalcubed.controllers import engine_services
+
 log = logging.getLogger(__name__)
 
-CONTROLLER_NAME = "baremetalhost"
-SECRETS_INDEX = "secrets"
-PROVISIONERS = ("fixture",)
+CONTROLLER_NAME = wiring.CONTROLLER_NAME
+PROVISIONERS = ("engine", "fixture")
+DEFAULT_AGENT_API_BIND = ":6385"
+"""Ironic's API port: where deploy agents look their node up and heartbeat."""
+DEFAULT_BOOT_SERVER_BIND = ":6180"
+"""Metal3's ironic-image httpd port (boot ISOs, images)."""
 
 
 def default_concurrency(env: Mapping[str, str] | None = None) -> int:
@@ -78,7 +89,7 @@ class ManagerOptions:
     kubeconfig: str | None = None
     namespace: str | None = None
     """Watch only this namespace (None: all). Upstream: --namespace / $WATCH_NAMESPACE."""
-    provisioner: str = "fixture"
+    provisioner: str = "engine"
     concurrency: int = 2
     kube_api_qps: float = 20.0
     kube_api_burst: int = 30
@@ -93,10 +104,31 @@ class ManagerOptions:
     retry_period_s: float = 2.0
     max_provisioning_retries: int = 5
     provisioning_limit: int = 20
-    """$PROVISIONING_LIMIT: a limit of the Ironic provisioner; the fixture (like upstream's)
-    always has capacity, so it is accepted and reported but does not throttle it."""
+    """$PROVISIONING_LIMIT: hosts busy at once on PXE boot interfaces (the engine counts them
+    from the informer cache); the fixture (like upstream's) always has capacity."""
     identity: str = field(default_factory=default_identity)
     fixture_delays: fixture.FixtureDelays = field(default_factory=fixture.FixtureDelays)
+    # --- the engine's services (provisioner "engine") ---
+    agent_api_bind_address: str = DEFAULT_AGENT_API_BIND
+    """Where the agent API (Ironic's lookup and heartbeat API) listens, host:port."""
+    agent_api_url: str = ""
+    """The agent API URL hosts use; "" derives it from a concrete bind address."""
+    boot_server_bind_address: str = DEFAULT_BOOT_SERVER_BIND
+    """Where the boot server (per-host virtual-media ISOs) listens, host:port."""
+    boot_server_url: str = ""
+    """The boot server URL BMCs fetch ISOs from; "" derives it from a concrete bind address."""
+    deploy_iso_url: str = ""
+    """$DEPLOY_ISO_URL"""
+    deploy_kernel_url: str = ""
+    """$DEPLOY_KERNEL_URL"""
+    deploy_ramdisk_url: str = ""
+    """$DEPLOY_RAMDISK_URL"""
+    boot_files_dir: Path | None = None
+    """Files the boot server also serves under /files/ (e.g. OS images); None: none."""
+    agent_timeout_s: float = 300.0
+    """A deploy agent whose last heartbeat is older than this is gone."""
+    engine: context.EngineConfig = field(default_factory=context.EngineConfig)
+    """Engine timings (deploy_iso_url and provisioning_limit are taken from the above)."""
 
 
 @dataclass(slots=True)
@@ -111,41 +143,138 @@ class Composition:
     registry: object
     api: client.ThrottledApiClient | None = None
     recorder: events.K8sEventRecorder | None = None
+    services: "EngineRunnable | None" = None
+    """The engine's services (agent API, boot server, node table), provisioner "engine"."""
 
 
-# --- event mapping -------------------------------------------------------------------------------
+# --- the engine ----------------------------------------------------------------------------------
 
 
-def host_update_matters(old: bmh.BareMetalHost, new: bmh.BareMetalHost) -> bool:
-    """Upstream's updateEventHandler: generation, annotations or finalizers changed (plus the
-    deletion timestamp, which the API server also marks with a generation bump)."""
-    a, b = old.metadata, new.metadata
-    return (
-        a.generation != b.generation
-        or a.annotations != b.annotations
-        or a.finalizers != b.finalizers
-        or a.deletion_timestamp != b.deletion_timestamp
+def production_drivers() -> engine.DriverFor:
+    """The BMC drivers per `spec.bmc.address` scheme (controllers/bmc/hardware.py), each
+    hardware type composed once and shared by every host of that type."""
+    composed: dict[str, bmc.Driver] = {}
+    lock = threading.Lock()
+
+    def driver(access: bmc.BmcAccess) -> bmc.Driver:
+        kind = hardware.for_address(access)
+        with lock:
+            found = composed.get(kind.name)
+            if found is None:
+                found = composed[kind.name] = kind.compose()
+            return found
+
+    return driver
+
+
+def _listen(flag: str, address: str) -> tuple[str, int]:
+    try:
+        at = health.parse_address(address)
+    except ValueError:
+        at = None
+    if at is None or not 0 <= at[1] <= 65535:
+        raise ValueError(f"{flag}: {address!r} is not host:port")
+    return at
+
+
+def _url(flag: str, url: str) -> str:
+    if url and not url.startswith(("http://", "https://")):
+        raise ValueError(f"{flag}: {url!r} is not an http(s) URL")
+    return url.rstrip("/")
+
+
+def engine_service_config(options: ManagerOptions) -> "engine_services.EngineServiceConfig":
+    """The engine's settings from the manager's; a bad value is a ValueError naming its flag
+    or variable. A wildcard bind address needs the URL hosts use: hosts cannot reach 0.0.0.0."""
+    api_host, api_port = _listen("--agent-api-bind-address", options.agent_api_bind_address)
+    boot_host, boot_port = _listen("--boot-server-bind-address",
+                                   options.boot_server_bind_address)
+    api_url = _url("--agent-api-url", options.agent_api_url)
+    boot_url = _url("--boot-server-url", options.boot_server_url)
+    wildcard = ("0.0.0.0", "::", "")
+    if not api_url and api_host in wildcard:
+        raise ValueError("--agent-api-url is required when --agent-api-bind-address listens on "
+                         f"every interface ({options.agent_api_bind_address}): hosts need an "
+                         "address they can reach")
+    if not boot_url and boot_host in wildcard:
+        raise ValueError("--boot-server-url is required when --boot-server-bind-address listens "
+                         f"on every interface ({options.boot_server_bind_address}): BMCs need an "
+                         "address they can reach")
+    for name, value in (("DEPLOY_ISO_URL", options.deploy_iso_url),
+                        ("DEPLOY_KERNEL_URL", options.deploy_kernel_url),
+                        ("DEPLOY_RAMDISK_URL", options.deploy_ramdisk_url)):
+        _url(name, value)
+    if bool(options.deploy_kernel_url) != bool(options.deploy_ramdisk_url):
+        raise ValueError("DEPLOY_KERNEL_URL and DEPLOY_RAMDISK_URL go together: set both or "
+                         "neither")
+    if options.provisioning_limit < 1:
+        raise ValueError(f"PROVISIONING_LIMIT={options.provisioning_limit} must be >= 1")
+    from metalcubed.controllers import engine_services  # TEMP(H3): until bootserver.py lands
+
+    return engine_services.EngineServiceConfig(
+        api_host=api_host, api_port=api_port, api_external_url=api_url,
+        boot_host=boot_host, boot_port=boot_port, boot_external_url=boot_url,
+        static_dir=options.boot_files_dir,
+        deploy_iso_url=options.deploy_iso_url,
+        deploy_kernel_url=options.deploy_kernel_url,
+        deploy_ramdisk_url=options.deploy_ramdisk_url,
+        provisioning_limit=options.provisioning_limit,
+        agent_timeout_s=options.agent_timeout_s,
+        engine=options.engine,
     )
 
 
-def secrets_of(host: bmh.BareMetalHost) -> Iterable[str]:
-    """"namespace/name" of every Secret the host reads (index values for the Secret watch)."""
-    ns = host.metadata.namespace
-    spec = host.spec
-    if spec.bmc.credentials_name:
-        yield f"{ns}/{spec.bmc.credentials_name}"
-    for ref in (spec.user_data, spec.network_data, spec.meta_data):
-        if ref is not None and ref.name:
-            yield f"{ref.namespace or ns}/{ref.name}"
-    if spec.preprovisioning_network_data_name:
-        yield f"{ns}/{spec.preprovisioning_network_data_name}"
+class EngineRunnable:
+    """Runs the engine's services for the manager: starts them (binding their ports) before
+    the controller's first pass, stops them at shutdown. The ProvisionerFactory the reconciler
+    gets; until the services run it raises ProvisionerNotReady (upstream's ErrNotReady).
 
+    It needs leadership: only the leader answers agents (its node table is the one the engine
+    drives), and its readiness check keeps a standby out of the Services' endpoints.
+    """
 
-def owner_host(data: hwd.HardwareData) -> Iterable[meta.ObjectKey]:
-    """The BareMetalHost a HardwareData belongs to: its owner, else the host of the same name."""
-    owners = [o.name for o in data.metadata.owner_references if o.kind == bmh.BareMetalHost.KIND]
-    for name in owners or [data.metadata.name]:
-        yield meta.ObjectKey(data.metadata.namespace, name)
+    name = "engine-services"
+    need_leader_election = True
+
+    def __init__(self, services: "engine_services.EngineServices") -> None:
+        self.services = services
+        self.started = threading.Event()
+        self._ended = threading.Event()
+
+    def run(self, stop: threading.Event) -> None:
+        try:
+            self.services.start()
+        except BaseException:
+            self._ended.set()
+            raise
+        self.started.set()
+        try:
+            stop.wait()
+        finally:
+            self.started.clear()
+            self.services.stop()
+            self._ended.set()
+
+    def wait_synced(self, stop: threading.Event, timeout_s: float | None = None) -> bool:
+        """The controller waits for this as for a cache: False when stopped or failed."""
+        waited = 0.0
+        while not self.started.wait(0.05):
+            waited += 0.05
+            if stop.is_set() or self._ended.is_set():
+                return False
+            if timeout_s is not None and waited >= timeout_s:
+                return False
+        return True
+
+    def ready(self) -> str | None:
+        return None if self.started.is_set() else "engine services not running"
+
+    def new_provisioner(
+        self, host: ports.HostData, publish: Callable[[str, str], None]
+    ) -> ports.Provisioner:
+        if not self.started.is_set():
+            raise outcome.ProvisionerNotReady("the engine's services are starting")
+        return self.services.engine.new_provisioner(host, publish)
 
 
 # --- composition -------------------------------------------------------------------------------
@@ -164,27 +293,48 @@ def compose(
     probes: health.Probes | None = None,
     clock: ports.Clock | None = None,
     provisioner_factory: ports.ProvisionerFactory | None = None,
+    drivers: engine.DriverFor | None = None,
 ) -> Composition:
     """Wire the BareMetalHost controller over `backend` (any Store) into a Manager.
 
-    `provisioner_factory` replaces the one `options.provisioner` names (the lab, devenv,
-    passes the provisioning engine over its emulated BMCs).
+    The adapters: `backend` and `recorder`, the `clock` (wall clock by default), and the
+    provisioner `options.provisioner` names, the engine over `drivers` (the production BMC
+    drivers by default) or the fixture. `provisioner_factory`, when given, replaces it (tests
+    of one reconciler path). Raises ValueError naming the flag or variable of a bad option.
     """
     if options.provisioner not in PROVISIONERS:
         raise ValueError(
-            f"unknown provisioner {options.provisioner!r} (available: {', '.join(PROVISIONERS)})"
+            f"--provisioner: unknown provisioner {options.provisioner!r} "
+            f"(available: {', '.join(PROVISIONERS)})"
         )
     clock = clock or memory.WallClock()
     ns = options.namespace or None
-    hosts = informer.Informer(backend, bmh.BareMetalHost, namespace=ns,
-                              runtime_metrics=runtime_metrics)
-    secrets = informer.Informer(backend, meta.Secret, namespace=ns,
-                                runtime_metrics=runtime_metrics)
-    hardware = informer.Informer(backend, hwd.HardwareData, namespace=ns,
-                                 runtime_metrics=runtime_metrics)
-    caches: list[informer.Informer[meta.Resource]] = [hosts, secrets, hardware]  # type: ignore[list-item]
+    controller_wiring = wiring.BAREMETALHOST
+    caches: list[informer.Informer[meta.Resource]] = [
+        informer.Informer(backend, kind, namespace=ns, runtime_metrics=runtime_metrics)
+        for kind in controller_wiring.kinds
+    ]
+    by_kind = {cache.kind: cache for cache in caches}
     cached = informer.CachedStore(backend, caches)
-    factory = provisioner_factory or fixture.FixtureBackend(delays=options.fixture_delays)
+    services: EngineRunnable | None = None
+    factory: ports.ProvisionerFactory
+    if provisioner_factory is not None:
+        factory = provisioner_factory
+    elif options.provisioner == "engine":
+
+        def store_hosts() -> list[bmh.BareMetalHost]:
+            # The busy-host count for PROVISIONING_LIMIT, asked on every pass: the cache.
+            return cached.list(bmh.BareMetalHost, namespace=ns)
+
+        from metalcubed.controllers import engine_services  # TEMP(H3)
+
+        services = EngineRunnable(engine_services.EngineServices(
+            clock=clock, drivers=drivers or production_drivers(), store_hosts=store_hosts,
+            config=engine_service_config(options),
+        ))
+        factory = services
+    else:
+        factory = fixture.FixtureBackend(delays=options.fixture_delays)
     reconciler = host_reconciler.BareMetalHostReconciler(
         store=cached,
         provisioner_factory=factory,
@@ -196,23 +346,26 @@ def compose(
         ),
         metrics=bmo_metrics,
     )
+    waits: list[worker.Syncable] = list(caches)
+    if services is not None:
+        waits.append(services)
     controller = worker.Controller(
-        CONTROLLER_NAME,
+        controller_wiring.name,
         reconciler,
         clock=clock,
         workers=options.concurrency,
-        caches=caches,
+        caches=waits,
         runtime_metrics=runtime_metrics,
     )
-    hosts.add_index(SECRETS_INDEX, secrets_of)
-    hosts.add_handler(worker.enqueue_self(controller.enqueue, update_filter=host_update_matters))
+    for index in controller_wiring.indexes:
+        by_kind[index.kind].add_index(index.name, index.values)
+    owners = by_kind[controller_wiring.kind]
 
-    def hosts_using(secret: meta.Secret) -> Iterable[meta.ObjectKey]:
-        value = f"{secret.metadata.namespace}/{secret.metadata.name}"
-        return [h.key for h in hosts.by_index(SECRETS_INDEX, value)]
+    def lookup(index: str, value: str) -> list[meta.ObjectKey]:
+        return [obj.key for obj in owners.by_index(index, value)]
 
-    secrets.add_handler(worker.enqueue_mapped(controller.enqueue, hosts_using))
-    hardware.add_handler(worker.enqueue_mapped(controller.enqueue, owner_host))
+    for watch in controller_wiring.watches:
+        by_kind[watch.kind].add_handler(worker.enqueue_changes(controller.enqueue, watch, lookup))
 
     probes = probes or health.Probes()
 
@@ -226,6 +379,9 @@ def compose(
         manager.add(cache)
     if isinstance(recorder, events.K8sEventRecorder):
         manager.add(recorder)
+    if services is not None:
+        probes.add_ready_check("engine-services", services.ready)
+        manager.add(services)
     manager.add(controller)
     return Composition(
         manager=manager,
@@ -234,6 +390,7 @@ def compose(
         informers=caches,
         provisioner_factory=factory,
         registry=registry,
+        services=services,
     )
 
 

@@ -10,23 +10,24 @@ with two condition variables and adds the only thing the pure queue cannot do, w
   workers never poll.
 
 `Controller.run` is controller-runtime's worker loop (style anchor A1): wait for the caches to
-sync, start the workers, and for each key: reconcile, then let the Outcome decide -
-`done` forgets the key, `after(s)` forgets it and adds it back after s seconds, a raised
-`PermanentError` is logged and forgotten (terminal), any other error is retried with the
-rate limiter (or after `retry_after_s` when the error names one). An unexpected exception is a
-bug in a reconciler: it is logged with its traceback and retried with backoff, never allowed to
-kill the worker (controller-runtime recovers panics the same way). The key is always marked
-done, so the queue's one-worker-per-key rule holds whatever happens.
+sync, start the workers, and for each key: reconcile, then act on the result through
+core/wiring's `action_for`/`apply`, the switch the fleet model uses too - `done` forgets the
+key, `after(s)` forgets it and adds it back after s seconds, a permanent error is logged and
+forgotten (terminal), any other error is retried with the rate limiter (or after
+`retry_after_s` when the error names one). An unexpected exception is a bug in a reconciler: it
+is logged with its traceback and retried with backoff, never allowed to kill the worker
+(controller-runtime recovers panics the same way). The key is always marked done, so the
+queue's one-worker-per-key rule holds whatever happens.
 """
 
 import logging
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Generic, Protocol, TypeVar
 
 from metalcubed.controllers.kube import metrics
-from metalcubed.core import outcome, ports
+from metalcubed.core import outcome, ports, wiring
 from metalcubed.core import queue as core_queue
 from metalcubed.core.api import meta
 
@@ -225,38 +226,34 @@ class Controller:
         if m is not None:
             m.active_workers.labels(controller=self.name).set(active)
         started = time.monotonic()
-        result = "success"
+        label = "error"
         q = self.queue
         try:
-            out = self._reconciler.reconcile(key)
-        except outcome.PermanentError as exc:
-            result = "error"
-            q.forget(key)
-            log.warning("reconcile %s %s: terminal error, not retried: %s", self.name, key, exc)
-            if m is not None:
-                m.terminal_errors.labels(controller=self.name).inc()
-        except outcome.MetalcubedError as exc:
-            result = "error"
-            retry_after = exc.retry_after_s if isinstance(exc, outcome.TransientError) else None
-            if retry_after is not None:
-                q.add_after(key, retry_after)
+            result: outcome.Outcome | Exception
+            try:
+                result = self._reconciler.reconcile(key)
+            except Exception as exc:
+                result = exc
+            action = wiring.action_for(result)
+            wiring.apply(action, q, key)
+            label = action.result
+            error = action.error
+            if error is None:
+                return
+            if action.unexpected:
+                log.error("reconcile %s %s: unexpected exception (retried with backoff)",
+                          self.name, key, exc_info=error)
+                if m is not None:
+                    m.reconcile_panics.labels(controller=self.name).inc()
+            elif action.verdict is wiring.Verdict.STOP:
+                log.warning("reconcile %s %s: terminal error, not retried: %s", self.name, key,
+                            error)
+                if m is not None:
+                    m.terminal_errors.labels(controller=self.name).inc()
             else:
-                q.add_rate_limited(key)
-            level = logging.DEBUG if isinstance(exc, outcome.Conflict) else logging.INFO
-            log.log(level, "reconcile %s %s: %s (retry %d)", self.name, key, exc,
-                    q.num_requeues(key))
-        except Exception:
-            result = "error"
-            q.add_rate_limited(key)
-            log.exception("reconcile %s %s: unexpected exception (retried with backoff)",
-                          self.name, key)
-            if m is not None:
-                m.reconcile_panics.labels(controller=self.name).inc()
-        else:
-            q.forget(key)
-            if out.requeue_after_s is not None:
-                result = "requeue_after" if out.requeue_after_s > 0 else "requeue"
-                q.add_after(key, out.requeue_after_s)
+                level = logging.DEBUG if isinstance(error, outcome.Conflict) else logging.INFO
+                log.log(level, "reconcile %s %s: %s (retry %d)", self.name, key, error,
+                        q.num_requeues(key))
         finally:
             q.done(key)
             with self._active_lock:
@@ -265,12 +262,12 @@ class Controller:
             if m is not None:
                 elapsed = time.monotonic() - started
                 m.active_workers.labels(controller=self.name).set(active)
-                m.reconcile_total.labels(controller=self.name, result=result).inc()
+                m.reconcile_total.labels(controller=self.name, result=label).inc()
                 m.reconcile_time.labels(controller=self.name).observe(elapsed)
                 m.queue_work_duration.labels(name=self.name, controller=self.name).observe(
                     elapsed
                 )
-                if result == "error":
+                if label == "error":
                     m.reconcile_errors.labels(controller=self.name).inc()
 
 
@@ -278,40 +275,17 @@ class Controller:
 
 R = TypeVar("R", bound=meta.Resource)
 
-UpdateFilter = Callable[[R, R], bool]
-"""(old, new) -> whether an update is worth a reconcile (controller-runtime's predicates)."""
 
-
-def enqueue_self(
-    enqueue: Callable[[meta.ObjectKey], None], *, update_filter: "UpdateFilter[R] | None" = None
+def enqueue_changes(
+    enqueue: Callable[[meta.ObjectKey], None],
+    watch: "wiring.Watch[R]",
+    lookup: wiring.IndexLookup,
 ) -> Callable[[R | None, R | None], None]:
-    """Map a change of an object to its own key (controller-runtime's EnqueueRequestForObject).
-    Adds and deletes always enqueue; updates only when `update_filter` says so."""
+    """An informer handler: map each change through core/wiring (the watch's update filter and
+    mapper, the same ones the fleet model applies) and enqueue the keys."""
 
     def handle(old: R | None, new: R | None) -> None:
-        updated = old is not None and new is not None
-        if updated and update_filter is not None and not update_filter(old, new):  # type: ignore[arg-type]
-            return
-        obj = new if new is not None else old
-        if obj is not None:
-            enqueue(obj.key)
-
-    return handle
-
-
-def enqueue_mapped(
-    enqueue: Callable[[meta.ObjectKey], None], mapper: Callable[[R], Iterable[meta.ObjectKey]]
-) -> Callable[[R | None, R | None], None]:
-    """Map a change of an object to the keys `mapper` names, for the old and the new copy
-    (controller-runtime's EnqueueRequestsFromMapFunc): a reference that moved from one object
-    to another reconciles both."""
-
-    def handle(old: R | None, new: R | None) -> None:
-        keys: dict[meta.ObjectKey, None] = {}
-        for obj in (old, new):
-            if obj is not None:
-                keys.update(dict.fromkeys(mapper(obj)))
-        for key in keys:
+        for key in wiring.keys_for_change(watch, old, new, lookup):
             enqueue(key)
 
     return handle

@@ -63,6 +63,7 @@ class ManagerProcess:
             "--namespace", self.namespace,
             "--metrics-bind-address", f"127.0.0.1:{self.metrics_port}",
             "--health-probe-bind-address", f"127.0.0.1:{self.health_port}",
+            "--provisioner", "fixture",  # the default is the engine; its tests pass their own
             *self.args,
         ]
         log = self.log_path.open("ab")

@@ -14,7 +14,7 @@ import pytest
 
 from metalcubed.controllers import manager, memory
 from metalcubed.controllers.kube import metrics
-from metalcubed.core import memory_store
+from metalcubed.core import memory_store, wiring
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import hardwaredata as hwd
 from metalcubed.core.api import meta
@@ -56,7 +56,8 @@ def lab() -> Iterator[Lab]:
     registry = metrics.new_registry()
     rt = metrics.RuntimeMetrics(registry)
     recorder = fakes.RecordingEventRecorder()
-    options = manager.ManagerOptions(namespace=NS, concurrency=4, fixture_delays=FAST)
+    options = manager.ManagerOptions(namespace=NS, concurrency=4, provisioner="fixture",
+                                      fixture_delays=FAST)
     composition = manager.compose(
         options, backend=store, recorder=recorder, registry=registry, runtime_metrics=rt,
         bmo_metrics=metrics.PrometheusMetrics(registry),
@@ -194,11 +195,11 @@ def test_host_update_filter_matches_upstream() -> None:
     host = _host("h").with_meta(generation=1, resource_version="1")
     status_only = host.model_copy(update={"status": host.status.model_copy(
         update={"error_count": 3})})
-    assert not manager.host_update_matters(host, status_only)
-    assert manager.host_update_matters(host, host.with_meta(generation=2))
-    assert manager.host_update_matters(host, host.with_meta(annotations={"a": "b"}))
-    assert manager.host_update_matters(host, host.with_meta(finalizers=("f",)))
-    assert not manager.host_update_matters(host, host.with_meta(labels={"a": "b"}))
+    assert not wiring.host_update_matters(host, status_only)
+    assert wiring.host_update_matters(host, host.with_meta(generation=2))
+    assert wiring.host_update_matters(host, host.with_meta(annotations={"a": "b"}))
+    assert wiring.host_update_matters(host, host.with_meta(finalizers=("f",)))
+    assert not wiring.host_update_matters(host, host.with_meta(labels={"a": "b"}))
 
 
 def test_secrets_index_names_every_secret_a_host_reads() -> None:
@@ -207,7 +208,7 @@ def test_secrets_index_names_every_secret_a_host_reads() -> None:
         "network_data": meta.SecretReference(name="nd", namespace="other"),
         "preprovisioning_network_data_name": "ppnd",
     })})
-    assert list(manager.secrets_of(host)) == [
+    assert list(wiring.secrets_of(host)) == [
         f"{NS}/creds", f"{NS}/ud", "other/nd", f"{NS}/ppnd",
     ]
 
@@ -218,9 +219,9 @@ def test_hardware_data_maps_to_its_owner_host() -> None:
         owner_references=(meta.OwnerReference(api_version=bmh.API_VERSION,
                                               kind="BareMetalHost", name="h", uid="u"),),
     ))
-    assert list(manager.owner_host(owned)) == [meta.ObjectKey(NS, "h")]
+    assert list(wiring.owner_host(owned)) == [meta.ObjectKey(NS, "h")]
     orphan = hwd.HardwareData(metadata=meta.ObjectMeta(name="h2", namespace=NS))
-    assert list(manager.owner_host(orphan)) == [meta.ObjectKey(NS, "h2")]
+    assert list(wiring.owner_host(orphan)) == [meta.ObjectKey(NS, "h2")]
 
 
 def test_concurrency_defaults_follow_upstream() -> None:
