@@ -217,12 +217,29 @@ _DNS_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _TRANSPORT_SUFFIXES = ("+http", "+https")
 
 
+_REDACT_PREFIX = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.\-]*:)?(?://)?")
+
+
 def redact(address: str) -> str:
-    """The address with any password in it replaced by `xxxxx` (as Go's URL.Redacted does)."""
-    match = re.match(r"^([A-Za-z][A-Za-z0-9+.\-]*://)([^/@]*):([^/@]*)@", address)
-    if match is None:
+    """The address with any password in it replaced by `xxxxx` (as Go's URL.Redacted does).
+
+    Errs on the side of hiding: the user information runs to the LAST `@` (a password may
+    contain `@`, `:`, `/`, `?` or `#`, which Go would refuse to parse but a message must still
+    not show), the username is what precedes its first `:`. Without a `//`, a leading
+    `word:` may be a username rather than a scheme (`admin:pw@host` parses as scheme `admin`),
+    so everything between it and the `@` is hidden.
+    """
+    prefix = _REDACT_PREFIX.match(address)
+    head = prefix.group(0) if prefix is not None else ""
+    userinfo, at, rest = address[len(head) :].rpartition("@")
+    if not at:
         return address
-    return f"{match.group(1)}{match.group(2)}:xxxxx@{address[match.end() :]}"
+    if not head.endswith("//"):
+        return f"{head}xxxxx@{rest}"
+    user, colon, _password = userinfo.partition(":")
+    if colon:
+        return f"{head}{user}:xxxxx@{rest}"
+    return address  # `scheme://user@host`: a username and no password
 
 
 def is_valid_hostname(host: str) -> bool:
@@ -254,11 +271,25 @@ def _split(address: str) -> urllib.parse.SplitResult:
         # host:port (Go's url.Parse rejects a colon in the first path segment)
         host, sep, port = first_segment.rpartition(":")
         if not sep or (":" in host and not (host.startswith("[") and host.endswith("]"))):
-            raise BMCAddressError(address, f"cannot split {first_segment!r} into host and port")
+            raise BMCAddressError(
+                address, f"cannot split {redact(first_segment)!r} into host and port")
         if "/" in address:
             raise BMCAddressError(address, "a host:port address cannot have a path")
         return urllib.parse.urlsplit(f"ipmi://{host}:{port}")
     return urllib.parse.urlsplit(f"ipmi://{address}")
+
+
+def _url_error_reason(err: ValueError) -> str:
+    """urllib's complaint without the text it quotes, for addresses holding a password: with
+    `/`, `?` or `#` in the password, the "port" urllib quotes is a piece of it."""
+    message = str(err)
+    if message.startswith("Port could not be cast"):
+        return "the port is not a number (a password with '/', '?' or '#' also reads so)"
+    if message.startswith("Port out of range"):
+        return "the port is out of range 0-65535"
+    if "IPv6" in message:
+        return "unbalanced IPv6 brackets"
+    return "the URL does not parse"
 
 
 def lookup(scheme: str, address: str = "") -> tuple[BMCType, str]:
@@ -299,10 +330,13 @@ def parse(address: str) -> BMCAccess:
         port = url.port
         host = url.hostname or ""
     except ValueError as err:
-        raise BMCAddressError(address, str(err)) from err
+        reason = str(err) if redact(address) == address else _url_error_reason(err)
+        raise BMCAddressError(address, reason) from err
     bmc_type, transport = lookup(url.scheme, address)
     if not is_valid_hostname(host):
-        raise BMCAddressError(address, f"invalid hostname {host!r}: not an IP or DNS name")
+        secret = redact(address) != address
+        shown = "(not shown: the address holds a password)" if secret else repr(host)
+        raise BMCAddressError(address, f"invalid hostname {shown}: not an IP or DNS name")
     path = url.path
     system_id = path if bmc_type.system_id_always_path or path not in ("", "/redfish/v1") else ""
     privilege = ""
