@@ -20,6 +20,14 @@ can keep the same records in a ConfigMap.
 The table is also the agents' side of the lookup (Ironic's lookup and heartbeat API): an agent
 that comes up looks its node up by MAC (or BMC address) and then heartbeats with the URL it
 listens on; `agent()` hands the engine the endpoint of the latest heartbeat.
+
+Agent tokens (Ironic's agent_secret_token): each node holds at most one, either handed out by
+the first lookup after the engine booted the ramdisk, or pre-generated into the host's
+virtual-media ISO. The table only stores the opaque value the caller made (core makes no
+secrets); controllers/lookup.py generates them, compares them in constant time and refuses a
+heartbeat or command without the right one. `forget_agent` (called by the engine before it
+boots the ramdisk, as Ironic wipes the token before a power action) drops the token and the
+endpoint, so that the next agent's lookup gets a fresh one.
 """
 
 import uuid
@@ -104,6 +112,22 @@ class Nodes(Protocol):
         """The endpoint of the node's latest agent heartbeat, if recent enough to be alive."""
         ...
 
+    def forget_agent(self, node_id: str) -> None:
+        """The engine is about to boot the ramdisk: the running agent (if any) goes away.
+
+        Drops its endpoint and its agent token; the next agent's lookup gets a new token.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Token:
+    """A node's agent token (opaque here: made and compared in controllers/lookup.py)."""
+
+    value: str
+    pregenerated: bool
+    """Put into the host's boot ISO, rather than handed out by a lookup."""
+
 
 def node_id_for(key: meta.ObjectKey) -> str:
     """A stable node id for a host (a UUID, like Ironic's), derived from its namespace/name."""
@@ -133,7 +157,7 @@ class NodeTable:
     """Memory `Nodes`, with the agents' lookup and heartbeat.
 
     Pure (no locks): runtimes that serve agents from other threads wrap it (see
-    simulators/agent/lookup.py). `agent_timeout_s` is how long a heartbeat keeps an agent
+    controllers/lookup.py). `agent_timeout_s` is how long a heartbeat keeps an agent
     alive; None keeps it until the node is deleted or a newer heartbeat replaces it.
     """
 
@@ -142,6 +166,7 @@ class NodeTable:
         self._timeout = None if agent_timeout_s is None else timedelta(seconds=agent_timeout_s)
         self._nodes: dict[str, Node] = {}
         self._agents: dict[str, agent.AgentEndpoint] = {}
+        self._tokens: dict[str, Token] = {}
 
     # --- Nodes (the engine's side) -----------------------------------------------------------
 
@@ -154,6 +179,11 @@ class NodeTable:
     def delete(self, node_id: str) -> None:
         self._nodes.pop(node_id, None)
         self._agents.pop(node_id, None)
+        self._tokens.pop(node_id, None)
+
+    def forget_agent(self, node_id: str) -> None:
+        self._agents.pop(node_id, None)
+        self._tokens.pop(node_id, None)
 
     def agent(self, node_id: str) -> agent.AgentEndpoint | None:
         endpoint = self._agents.get(node_id)
@@ -183,6 +213,26 @@ class NodeTable:
             if len(matches) == 1:
                 return matches[0]
         return None
+
+    def token(self, node_id: str) -> Token | None:
+        return self._tokens.get(node_id)
+
+    def take_token(self, node_id: str, fresh: str) -> str | None:
+        """A lookup's token: `fresh` becomes the node's token when it has none and is returned
+        (once); None when the node already has one (the lookup answers "******")."""
+        if node_id in self._tokens or node_id not in self._nodes:
+            return None
+        self._tokens[node_id] = Token(value=fresh, pregenerated=False)
+        return fresh
+
+    def pregenerate_token(self, node_id: str, value: str) -> bool:
+        """Replace the node's token by `value` (written into its boot ISO); False when the
+        node is unknown. The agent of an earlier ISO can no longer heartbeat."""
+        if node_id not in self._nodes:
+            return False
+        self._tokens[node_id] = Token(value=value, pregenerated=True)
+        self._agents.pop(node_id, None)
+        return True
 
     def heartbeat(self, node_id: str, *, url: str, boot_id: str) -> bool:
         """Record an agent's heartbeat; False for an unknown node (the agent looks up again)."""

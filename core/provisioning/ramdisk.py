@@ -3,10 +3,13 @@
 Virtual-media hosts boot the deploy ISO from the virtual CD; the others boot over the network
 (PXE, modelled by the emulators: a network boot brings the agent up). One step:
 
-1. an agent heartbeats and answers: use it (also one left up by an earlier operation, as
-   Ironic's fast track does);
+1. an agent heartbeats and answers: use it when the engine booted it for this purpose, or,
+   with fast track on, when an earlier operation left it running and its last heartbeat is
+   younger than `fast_track_timeout_s` (Ironic's fast track: no second ramdisk boot between
+   inspection or cleaning and deployment);
 2. the node record says the engine booted the ramdisk for this purpose: wait, boot it again if
-   the host is off (switched off meanwhile), and fail once the timeout has passed;
+   the host is off (switched off meanwhile; the synced power state, not a BMC read per
+   poll), and fail once the timeout has passed;
 3. otherwise, once no power change is under way, boot it: deploy ISO into the CD (virtual
    media), boot mode, one-time boot override, then power on a host that is off, or power off
    a host that is on (step 2 boots it on a later call); record the wait.
@@ -39,12 +42,13 @@ class Booting:
 def ensure_agent(
     ctx: Ctx, purpose: nodes.Purpose, *, boot_mode: bmh.BootMode, force_reboot: bool = False
 ) -> AgentUp | Booting:
+    wait = ctx.node().wait
+    booted_for_this = wait is not None and wait.purpose == purpose
     if not force_reboot:
-        live = ctx.live_agent()
+        live = ctx.live_agent(fast_track=not booted_for_this)
         if live is not None:
             return AgentUp(*live)
-    wait = ctx.node().wait
-    if wait is not None and wait.purpose == purpose and not force_reboot:
+    if wait is not None and booted_for_this and not force_reboot:
         waited = ctx.waited_s(wait)
         if waited > ctx.cfg.ramdisk_timeout_s:
             ctx.set_wait(None)
@@ -52,10 +56,12 @@ def ensure_agent(
                 f"timeout reached while waiting for the deploy agent to come up after "
                 f"{waited:.0f}s ({purpose.value}: booted from {_device(ctx).value})"
             )
-        if ctx.power() == bmc.PowerState.OFF:
-            boot(ctx, boot_mode=boot_mode)  # switched off meanwhile: boot the ramdisk again
+        # Switched off meanwhile: boot the ramdisk again. The synced state is enough here
+        # (Ironic does not read the BMC at all while it waits for the agent's call-back).
+        if ctx.power_synced() == bmc.PowerState.OFF:
+            boot(ctx, boot_mode=boot_mode)
         return Booting(ports.ProvisionResult.continuing(ctx.cfg.poll_s), started=False)
-    if ctx.power() in _SETTLING:
+    if ctx.power_synced() in _SETTLING:
         # A power change is still under way (e.g. the power-on that followed inspection): a
         # one-time boot override set now would be used up by that boot, and the reboot after
         # it would then boot the disk. Let it settle first.
@@ -82,13 +88,17 @@ def boot(ctx: Ctx, *, boot_mode: bmh.BootMode) -> bool:
     host found off while waiting is booted), rather than rebooted into an override that may
     already be used up. Returns whether it booted.
     """
+    # The agent now running (if any) goes away: its token and URL are forgotten first, as
+    # Ironic wipes them before a power action, so the next agent's lookup gets a fresh token.
+    ctx.nodes.forget_agent(ctx.node_id)
     if ctx.virtual_media:
         if not ctx.cfg.deploy_iso_url:
             raise StepFailed(
                 f"no deploy ISO configured (DEPLOY_ISO_URL) to boot virtual-media host "
                 f"{ctx.access.display}"
             )
-        ctx.ensure_media(ctx.cfg.deploy_iso_url)
+        # A `{node_id}` in the URL names the host's own ISO (carrying its agent's parameters).
+        ctx.ensure_media(ctx.cfg.deploy_iso_url.replace("{node_id}", ctx.node_id))
     ctx.ensure_boot_mode(boot_mode)
     ctx.set_boot(_device(ctx), bmc.Persistence.ONCE)
     state = ctx.power()

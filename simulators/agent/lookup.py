@@ -14,65 +14,15 @@ two calls without a socket. docs/agent.md describes the protocol.
 """
 
 import json
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
 
-from metalcubed.core import agent, ports
-from metalcubed.core.provisioning import nodes
+from metalcubed.controllers.lookup import DirectConductor, LockedNodeTable
 from metalcubed.simulators.agent._http import JsonServer
 
-
-class LockedNodeTable:
-    """A thread-safe `nodes.Nodes` (and lookup/heartbeat) around a `NodeTable`."""
-
-    def __init__(self, *, clock: ports.Clock, agent_timeout_s: float | None = None) -> None:
-        self._table = nodes.NodeTable(clock=clock, agent_timeout_s=agent_timeout_s)
-        self._lock = threading.Lock()
-        self.agent_timeout_s = agent_timeout_s
-
-    def get(self, node_id: str) -> nodes.Node | None:
-        with self._lock:
-            return self._table.get(node_id)
-
-    def put(self, node: nodes.Node) -> None:
-        with self._lock:
-            self._table.put(node)
-
-    def delete(self, node_id: str) -> None:
-        with self._lock:
-            self._table.delete(node_id)
-
-    def agent(self, node_id: str) -> agent.AgentEndpoint | None:
-        with self._lock:
-            return self._table.agent(node_id)
-
-    def nodes(self) -> list[nodes.Node]:
-        with self._lock:
-            return self._table.nodes()
-
-    def lookup(self, macs: list[str], bmc_address: str = "") -> str | None:
-        with self._lock:
-            return self._table.lookup(macs, bmc_address)
-
-    def heartbeat(self, node_id: str, *, url: str, boot_id: str) -> bool:
-        with self._lock:
-            return self._table.heartbeat(node_id, url=url, boot_id=boot_id)
-
-
-class DirectConductor:
-    """In-process agents announce themselves straight into the table."""
-
-    def __init__(self, table: LockedNodeTable) -> None:
-        self._table = table
-
-    def lookup(self, macs: list[str], bmc_address: str) -> str | None:
-        return self._table.lookup(macs, bmc_address)
-
-    def heartbeat(self, node_id: str, *, url: str, boot_id: str) -> bool:
-        return self._table.heartbeat(node_id, url=url, boot_id=boot_id)
+__all__ = ["DirectConductor", "HttpConductor", "LockedNodeTable", "LookupService"]
 
 
 class LookupService:

@@ -1,0 +1,194 @@
+"""The boot server: what BMCs fetch for virtual-media hosts, over HTTP.
+
+- `GET /boot/<node id>/deploy.iso`: the host's own deploy ISO, built on request from the
+  deploy kernel and ramdisk (DEPLOY_KERNEL_URL, DEPLOY_RAMDISK_URL) with the agent's
+  parameters on its kernel command line: `ipa-api-url`, a freshly pre-generated
+  `ipa-agent-token` (recorded in the node table; the agent of an older ISO is refused from
+  then on), `boot_method=vmedia`, as Ironic builds it for redfish-virtual-media;
+- `GET /boot/<node id>/parameters.img`: the same parameters on an `ir-vfd-dev` image, for a
+  prebuilt deploy ISO (DEPLOY_ISO_URL) whose command line cannot carry them; IPA reads it
+  when booted with `boot_method=vmedia`;
+- `GET /files/<name>`: static files from a directory (e.g. OS images), no directory listing,
+  no path outside it.
+
+The kernel and ramdisk are fetched once and kept in memory. Failures answer with a JSON
+`{"error": ...}` naming what failed: 404 for an unknown node or file, 502 when the kernel or
+ramdisk cannot be fetched, 500 when the ISO cannot be built. Token values are never logged.
+"""
+
+import json
+import logging
+import mimetypes
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from metalcubed.controllers import bootiso, httpserve, lookup
+
+log = logging.getLogger(__name__)
+
+MAX_DEPLOY_FILE = 2 * 1024 * 1024 * 1024
+Fetch = Callable[[str], bytes]
+
+
+class FetchError(Exception):
+    pass
+
+
+def http_fetch(url: str) -> bytes:
+    """GET `url` whole (kernel, ramdisk); FetchError names the URL and what went wrong."""
+    try:
+        with urllib.request.urlopen(url, timeout=60) as rsp:
+            data: bytes = rsp.read(MAX_DEPLOY_FILE + 1)
+    except urllib.error.HTTPError as err:
+        raise FetchError(f"GET {url}: HTTP {err.code}") from err
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        raise FetchError(f"GET {url}: {getattr(err, 'reason', err)}") from err
+    if len(data) > MAX_DEPLOY_FILE:
+        raise FetchError(f"GET {url}: larger than 2 GiB")
+    return data
+
+
+def deploy_iso_path(node_id: str) -> str:
+    return f"/boot/{node_id}/deploy.iso"
+
+
+class BootServer:
+    def __init__(
+        self,
+        *,
+        table: lookup.LockedNodeTable,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        static_dir: Path | None = None,
+        deploy_iso_url: str = "",
+        deploy_kernel_url: str = "",
+        deploy_ramdisk_url: str = "",
+        api_url: str = "",
+        extra_params: dict[str, str] | None = None,
+        fetch: Fetch = http_fetch,
+    ) -> None:
+        self.table = table
+        self.static_dir = static_dir.resolve() if static_dir is not None else None
+        self.deploy_iso_url = deploy_iso_url
+        self.deploy_kernel_url = deploy_kernel_url
+        self.deploy_ramdisk_url = deploy_ramdisk_url
+        self.api_url = api_url
+        """ipa-api-url written into ISOs (set by EngineServices once the API listens)."""
+        self.external_url = ""
+        """The URL BMCs use ("" means the listen URL)."""
+        self.extra_params = dict(extra_params or {})
+        self._fetch = fetch
+        self._cache: dict[str, bytes] = {}
+        self._cache_lock = threading.Lock()
+        self.isos_built = 0
+        self._server = httpserve.HttpServer(self._handle, name="boot-server", host=host,
+                                            port=port)
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def start(self) -> str:
+        return self._server.start()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def deploy_iso_url_template(self) -> str:
+        """The engine's deploy ISO URL: per host (`{node_id}`) when the server builds ISOs,
+        else the prebuilt DEPLOY_ISO_URL."""
+        if self.deploy_kernel_url and self.deploy_ramdisk_url:
+            base = (self.external_url or self.url).rstrip("/")
+            return base + deploy_iso_path("{node_id}")
+        return self.deploy_iso_url
+
+    def agent_params(self, token: str) -> dict[str, str]:
+        """The kernel parameters IPA needs to find the manager (as Ironic passes them)."""
+        return {
+            "ipa-api-url": self.api_url,
+            "ipa-agent-token": token,
+            "boot_method": "vmedia",
+            "ipa-inspection-collectors": "default",
+            **self.extra_params,
+        }
+
+    # --- HTTP ------------------------------------------------------------------------------------
+
+    def _error(self, status: int, message: str) -> httpserve.Response:
+        return httpserve.Response(status, json.dumps({"error": message}).encode())
+
+    def _handle(self, request: httpserve.Request) -> httpserve.Response:
+        if request.method not in ("GET", "HEAD"):
+            return self._error(405, f"{request.method} is not allowed")
+        parts = [p for p in request.path.split("/") if p]
+        if len(parts) == 3 and parts[0] == "boot":
+            node_id, name = parts[1], parts[2]
+            if name == "deploy.iso":
+                return self._deploy_iso(node_id)
+            if name == "parameters.img":
+                return self._parameters(node_id)
+        if len(parts) == 2 and parts[0] == "files":
+            return self._file(parts[1])
+        return self._error(404, f"nothing at {request.path}")
+
+    def _token(self, node_id: str) -> str | None:
+        token = self.table.pregenerate_token(node_id)
+        if token is None:
+            return None
+        return token
+
+    def _deploy_iso(self, node_id: str) -> httpserve.Response:
+        if not (self.deploy_kernel_url and self.deploy_ramdisk_url):
+            return self._error(404, "no per-host deploy ISOs: DEPLOY_KERNEL_URL and "
+                                    "DEPLOY_RAMDISK_URL are not set")
+        if self.table.get(node_id) is None:
+            return self._error(404, f"node {node_id} is not registered")
+        try:
+            kernel = self._cached(self.deploy_kernel_url)
+            ramdisk = self._cached(self.deploy_ramdisk_url)
+        except FetchError as err:
+            log.warning("deploy ISO for node %s: cannot fetch the deploy ramdisk: %s",
+                        node_id, err)
+            return self._error(502, f"cannot build the deploy ISO: {err}")
+        token = self._token(node_id)
+        if token is None:
+            return self._error(404, f"node {node_id} is not registered")
+        try:
+            iso = bootiso.deploy_iso(kernel=kernel, ramdisk=ramdisk,
+                                     params=self.agent_params(token))
+        except bootiso.IsoError as err:
+            log.warning("deploy ISO for node %s: %s", node_id, err)
+            return self._error(500, f"cannot build the deploy ISO: {err}")
+        self.isos_built += 1
+        return httpserve.Response(200, iso, content_type="application/octet-stream")
+
+    def _parameters(self, node_id: str) -> httpserve.Response:
+        token = self._token(node_id)
+        if token is None:
+            return self._error(404, f"node {node_id} is not registered")
+        try:
+            image = bootiso.parameters_image(self.agent_params(token))
+        except bootiso.IsoError as err:
+            return self._error(500, f"cannot build the parameters image: {err}")
+        return httpserve.Response(200, image, content_type="application/octet-stream")
+
+    def _cached(self, url: str) -> bytes:
+        with self._cache_lock:
+            data = self._cache.get(url)
+        if data is None:
+            data = self._fetch(url)
+            with self._cache_lock:
+                self._cache[url] = data
+        return data
+
+    def _file(self, name: str) -> httpserve.Response:
+        if self.static_dir is None or name.startswith("."):
+            return self._error(404, f"no file {name}")
+        path = (self.static_dir / name).resolve()
+        if path.parent != self.static_dir or not path.is_file():
+            return self._error(404, f"no file {name}")
+        kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return httpserve.Response(200, path.read_bytes(), content_type=kind)
