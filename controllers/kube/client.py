@@ -24,10 +24,12 @@ from urllib.parse import urlsplit
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from metalcubed.controllers.kube import metrics
+from metalcubed.controllers.kube import metrics, redaction
 from metalcubed.core import ratelimit
 
 log = logging.getLogger(__name__)
+# The official client logs every response body at DEBUG, Secret lists included (issue 14).
+redaction.install()
 
 
 USER_AGENT = "metalcubed-manager"
