@@ -9,8 +9,9 @@ A lab lives in a directory (default `~/.cache/metalcubed/devenv`, or `$XDG_CACHE
 | lab.log | the lab process | its log (and its BMC processes') |
 | state.json | the lab process, once ready | pid, control endpoint, services, BMC processes |
 | failed.json | the lab process | why it could not start |
-| manifests/ | the lab process | `<host>.yaml`: the host's Secret and BareMetalHost |
+| manifests/ | the lab process | `<host>.yaml`: the host's Secret and BareMetalHost (0600) |
 
+Files holding the BMC password are the owner's only; `down` deletes the manifests.
 `up` refuses to start a second lab in the same directory. `down` sends SIGTERM to the lab
 process, which stops everything it started; after `timeout_s` it sends SIGKILL to it and to
 any BMC process still alive (they also exit on their own when the lab process dies, since their
@@ -40,6 +41,7 @@ STATE = "state.json"
 FAILED = "failed.json"
 LOG = "lab.log"
 PID = "lab.pid"
+MANIFESTS = "manifests"
 MODULE_MARK = b"metalcubed.simulators.devenv"
 
 
@@ -334,7 +336,18 @@ def down(directory: Path, *, timeout_s: float = 120.0) -> Stopped:
         stopped = _stop(pid, bmc_pids, timeout_s=timeout_s)
     for name in (STATE, PID):
         (directory / name).unlink(missing_ok=True)
+    remove_manifests(directory)
     return stopped
+
+
+def remove_manifests(directory: Path) -> None:
+    """Delete the lab's manifests (they hold the BMC password); only our `*.yaml` files, and
+    the folder once empty."""
+    folder = directory / MANIFESTS
+    for path in folder.glob("*.yaml"):
+        path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()
 
 
 Snapshot = dict[str, Any]

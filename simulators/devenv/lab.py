@@ -54,7 +54,7 @@ from metalcubed.core.provisioning import capacity, context, engine
 from metalcubed.simulators import imageserver
 from metalcubed.simulators.agent import lookup
 from metalcubed.simulators.devenv import config as lab_config
-from metalcubed.simulators.devenv import image, shard, status
+from metalcubed.simulators.devenv import control, image, shard, status
 
 log = logging.getLogger(__name__)
 
@@ -368,12 +368,15 @@ class Lab:
     @staticmethod
     def write_manifests(directory: Path,
                         objects: Sequence[tuple[meta.Secret, bmh.BareMetalHost]]) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+        # Each manifest holds its host's BMC password: owner-only directory and files (0700 and
+        # 0600), removed by `devenv down`.
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory.chmod(0o700)
         for old in directory.glob("*.yaml"):
             old.unlink()
         for secret, host in objects:
             text = yaml.safe_dump_all([manifest(secret), manifest(host)], sort_keys=False)
-            (directory / f"{host.metadata.name}.yaml").write_text(text)
+            control.write_private(directory / f"{host.metadata.name}.yaml", text)
 
     # --- using -------------------------------------------------------------------------------
 
