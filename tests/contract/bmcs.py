@@ -73,6 +73,9 @@ def real_drivers() -> engine.DriverFor:
     return lambda access: drivers[access.address.type.name]
 
 
+UDP = socket.SOCK_DGRAM
+
+
 def closed_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
     """A loopback port nothing listens on (bound, then closed)."""
     with socket.socket(socket.AF_INET, kind) as sock:

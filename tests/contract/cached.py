@@ -18,8 +18,8 @@ SYNC_TIMEOUT_S = 30.0
 def cached_store(backend: ports.Store, *, namespace: str | None) -> Iterator[ports.Store]:
     """CachedStore caching BareMetalHosts and Secrets (of `namespace`, or all) from `backend`."""
     caches: list[informer.Informer[meta.Resource]] = [
-        informer.Informer(backend, bmh.BareMetalHost, namespace=namespace),  # type: ignore[list-item]
-        informer.Informer(backend, meta.Secret, namespace=namespace),  # type: ignore[list-item]
+        informer.Informer(backend, bmh.BareMetalHost, namespace=namespace),
+        informer.Informer(backend, meta.Secret, namespace=namespace),
     ]
     stop = threading.Event()
     threads = [threading.Thread(target=cache.run, args=(stop,), daemon=True,

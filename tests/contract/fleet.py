@@ -8,10 +8,11 @@ import simpy
 
 from metalcubed.core import bmc, memory_store, ports
 from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.simulators import hostmodel
+from metalcubed.simulators.fleet import bmc as fleet_bmc
 from metalcubed.simulators.fleet import cost, scenario
 from metalcubed.simulators.fleet import distribution as dist
 from metalcubed.simulators.fleet import engine as fleet_engine
-from metalcubed.simulators.fleet.bmc import BmcStats
 from metalcubed.simulators.fleet.machine import HostFaultPlan, Machine
 from metalcubed.simulators.fleet.runtime import EPOCH, SimClock
 
@@ -48,14 +49,14 @@ class FleetWorld:
         targets: dict[str, fleet_engine.Target] = {}
         self.machines: dict[str, Machine] = {}
         names = [f"m{i}" for i in range(count)] + list(hung)
+        stats = fleet_bmc.BmcStats()
         for i, name in enumerate(names):
             machine = Machine(env, name=name, boot_mac=f"52:54:00:00:00:{i + 1:02x}",
                               profile=PROFILE, faults=HostFaultPlan(), rng=random.Random(i))
-            faults = scenario.BmcFaults(timeout_rate=1.0) if name in hung \
-                else scenario.BmcFaults()
-            endpoint = fleet_engine.BmcEndpoint(
-                env, address=f"10.0.0.{i + 1}", latency=dist.Fixed(value=0.2), session_cap=8,
-                faults=faults, timeout_s=60.0, rng=random.Random(100 + i), stats=BmcStats())
+            faults = hostmodel.Faults(latency=hostmodel.fixed_latency(0.2), session_cap=8,
+                                      unreachable=name in hung)
+            endpoint = fleet_bmc.Bmc(env, address=f"10.0.0.{i + 1}", faults=faults,
+                                     timeout_s=60.0, rng=random.Random(100 + i), stats=stats)
             targets[address(name)] = fleet_engine.Target(machine=machine, endpoint=endpoint,
                                                          virtual_media=True)
             self.machines[name] = machine

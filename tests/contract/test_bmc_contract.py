@@ -25,7 +25,7 @@ from tests.contract import bmcs, fleet
 
 C = bmc.Capability
 ALL = frozenset(C)
-BIOS_CHANGE = {"ProcVirtualization": "Disabled", "PxeRetryCount": 5}
+BIOS_CHANGE: dict[str, bmc.BiosValue] = {"ProcVirtualization": "Disabled", "PxeRetryCount": 5}
 
 
 def _host() -> hostmodel.HostModel:
@@ -73,7 +73,7 @@ def ipmi_harness() -> Iterator[bmc_contract.BmcHarness]:
             not_modelled=bmcs.not_modelled,
             wrong_password=bmc.BmcAccess.of(address, bmcs.WRONG),
             unreachable=(driver, bmc.BmcAccess.of(
-                f"ipmi://127.0.0.1:{bmcs.closed_port(bmcs.socket.SOCK_DGRAM)}", bmcs.CREDS)),
+                f"ipmi://127.0.0.1:{bmcs.closed_port(bmcs.UDP)}", bmcs.CREDS)),
             boots=lambda: len(host.boots),
         )
 
