@@ -11,14 +11,18 @@ tests). They are resolved lazily under the lock whenever the host is looked at, 
 when the delay is non-zero, so that `on_boot` hooks fire on time even when nobody polls. An
 agent emulator hooks `on_boot` to come up when the host boots the deploy ramdisk.
 
-Faults (`Faults`) are knobs the emulators read per request: latency, a concurrent-session cap
-(503 with Retry-After), 409 for a window after a power off, a 5xx rate, and an unreachable
-switch (the BMC stops answering). Tests flip them at run time.
+Faults (`Faults`) are the one BMC fault model of the project: the Redfish and IPMI emulators,
+the in-process Sim BMCs (hostmodel_bmc.py) and the fleet model's BMCs (fleet/bmc.py) all ask
+`Faults.draw` what to answer: latency, a concurrent-session cap (503 with Retry-After), 409
+on power and boot writes for a window after a power off, a 5xx rate, a rate of requests that
+hang until the client gives up, and an unreachable switch (the BMC stops answering). Tests
+flip them at run time.
 
 Thread-safe: emulators serve requests from many threads; every method takes the host's lock.
 """
 
 import collections
+import enum
 import math
 import random
 import threading
@@ -51,6 +55,29 @@ def lognormal_latency(median_s: float, sigma: float) -> LatencyFn:
     return lambda rng: rng.lognormvariate(mu, sigma)
 
 
+class Reply(enum.IntEnum):
+    """What a BMC answers to one request (HTTP status for Redfish; IPMI maps them)."""
+
+    OK = 200
+    CONFLICT = 409
+    SERVER_ERROR = 500
+    UNAVAILABLE = 503
+    TIMEOUT = 0
+    """No answer within the client's timeout."""
+
+    def describe(self) -> str:
+        return _DESCRIPTIONS[self]
+
+
+_DESCRIPTIONS = {
+    Reply.OK: "HTTP 200 OK",
+    Reply.CONFLICT: "HTTP 409 Conflict",
+    Reply.SERVER_ERROR: "HTTP 500 Internal Server Error",
+    Reply.UNAVAILABLE: "HTTP 503 Service Unavailable: maximum number of sessions reached",
+    Reply.TIMEOUT: "timed out waiting for a response",
+}
+
+
 @dataclass(slots=True, kw_only=True)
 class Faults:
     """What goes wrong, and how often. Mutable: tests change knobs while the emulator runs."""
@@ -59,6 +86,8 @@ class Faults:
     """Extra delay before each answer, drawn per request."""
     error_rate: float = 0.0
     """Fraction of requests answered with a 500 (IPMI: completion code 0xFF)."""
+    timeout_rate: float = 0.0
+    """Fraction of requests that hang until the client's timeout (a BMC that stalls)."""
     session_cap: int | None = None
     """Concurrent requests (Redfish: also sessions) beyond this are answered 503 + Retry-After
     (IPMI: 0xC0 node busy). None: no cap."""
@@ -66,12 +95,46 @@ class Faults:
     """The Retry-After the 503s carry."""
     conflict_after_power_off_s: float = 0.0
     """For this long after a power off, power and boot writes are answered 409 (IPMI: 0xC0),
-    as some BMCs do while the host settles."""
+    as some BMCs do while the host settles (iDRAC for up to about a minute)."""
     unreachable: bool = False
     """The BMC stops answering: Redfish requests hang until the client times out, IPMI packets
     are dropped."""
     ignore_soft_power_off: bool = False
     """The OS ignores a graceful shutdown (the caller must escalate to a hard power off)."""
+
+    def draw(
+        self,
+        rng: random.Random,
+        *,
+        in_flight: int = 0,
+        write: bool = False,
+        since_power_off_s: float | None = None,
+    ) -> Reply:
+        """The answer to one request, in order: unreachable, over the session cap, a hang, a
+        500, a 409 (a power or boot `write` within the window after the power off that ended
+        `since_power_off_s` ago), else OK. `in_flight`: other requests the BMC is serving.
+        Draws from `rng` only when a rate is set, so a fault-free BMC consumes no randomness.
+        """
+        if self.unreachable:
+            return Reply.TIMEOUT
+        cap = self.session_cap
+        if cap is not None and in_flight >= cap:
+            return Reply.UNAVAILABLE
+        timeouts = self.timeout_rate
+        rates = timeouts + self.error_rate
+        if rates > 0.0:
+            draw = rng.random()
+            if draw < timeouts:
+                return Reply.TIMEOUT
+            if draw < rates:
+                return Reply.SERVER_ERROR
+        if (
+            write
+            and since_power_off_s is not None
+            and since_power_off_s < self.conflict_after_power_off_s
+        ):
+            return Reply.CONFLICT
+        return Reply.OK
 
 
 # --- Inventory ----------------------------------------------------------------------------------
@@ -383,14 +446,18 @@ class HostModel:
             events += self._start(Power.ON, delay)
         self._fire(events)
 
-    def in_conflict_window(self) -> bool:
-        """True during `faults.conflict_after_power_off_s` after the last power off."""
+    def since_power_off_s(self) -> float | None:
+        """Seconds since the last power off completed (None: never powered off)."""
         with self._lock:
             events = self._resolve()
             off_at = self._last_power_off_at
-            window = self.faults.conflict_after_power_off_s
         self._fire(events)
-        return off_at is not None and window > 0 and self._clock() - off_at < window
+        return None if off_at is None else self._clock() - off_at
+
+    def in_conflict_window(self) -> bool:
+        """True during `faults.conflict_after_power_off_s` after the last power off."""
+        since = self.since_power_off_s()
+        return since is not None and since < self.faults.conflict_after_power_off_s
 
     def _start(self, target: Power, delay_s: float) -> list[BootEvent]:
         if delay_s <= 0:

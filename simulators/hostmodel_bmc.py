@@ -6,11 +6,15 @@ the protocol and call the host model directly, so the provisioning engine can ru
 implementations in the STYLE sense: they succeed in simulation, and they fail the way a real
 BMC does when the host's `Faults` say so:
 
-- `unreachable`: `BmcUnreachable` (no waiting: in-process time is not wall time);
+- `unreachable` (and `timeout_rate`): `BmcUnreachable` (no waiting: in-process time is not
+  wall time);
 - `error_rate`: `BmcServerError` 500, drawn from the host's seeded RNG;
 - `conflict_after_power_off_s`: `BmcRejected` 409 on power and boot writes in the window;
 - `session_cap` (when 0): `BmcBusy` with the host's Retry-After;
 - wrong credentials (when `SimBmcs.credentials` is set): `BmcAuthFailed`.
+
+The decision is `hostmodel.Faults.draw`, the fault model the emulators and the fleet model
+use too; `reply_error` turns its answer into core's DriverError, as the fleet model does.
 
 Latency is not modelled here (the fleet model charges its own costs). A `SimBmcs` holds the
 hosts by BMC address (as written in spec.bmc.address); `driver_for` is the engine's
@@ -82,15 +86,26 @@ class SimBmcs:
         if wanted is not None and (access.credentials.username, access.credentials.password) \
                 != (wanted.username, wanted.password):
             raise bmc.BmcAuthFailed(access.display, operation, "invalid username or password")
-        if faults.session_cap == 0:
-            raise bmc.BmcBusy(access.display, operation, "maximum number of sessions reached",
-                              retry_after_s=faults.retry_after_s)
-        if faults.error_rate > 0 and host.rng.random() < faults.error_rate:
-            raise bmc.BmcServerError(access.display, operation, "injected error", status=500)
-        if write and host.in_conflict_window():
-            raise bmc.BmcRejected(access.display, operation,
-                                  "the system is settling after a power off", status=409)
-        return host
+        reply = faults.draw(host.rng, write=write,
+                            since_power_off_s=host.since_power_off_s() if write else None)
+        if reply == hostmodel.Reply.OK:
+            return host
+        raise reply_error(reply, access, operation, retry_after_s=faults.retry_after_s)
+
+
+def reply_error(reply: hostmodel.Reply, access: bmc.BmcAccess, operation: str, *,
+                retry_after_s: float | None = None) -> bmc.DriverError:
+    """The core DriverError a driver raises for a BMC's failed `reply` (after its retries)."""
+    where = access.display
+    if reply == hostmodel.Reply.TIMEOUT:
+        return bmc.BmcUnreachable(where, operation, "timed out waiting for a response")
+    if reply == hostmodel.Reply.UNAVAILABLE:
+        return bmc.BmcBusy(where, operation, "maximum number of sessions reached",
+                           retry_after_s=retry_after_s)
+    if reply == hostmodel.Reply.CONFLICT:
+        return bmc.BmcRejected(where, operation, "the system is settling after a power off",
+                               status=409)
+    return bmc.BmcServerError(where, operation, "Internal Server Error", status=500)
 
 
 class _Sim:

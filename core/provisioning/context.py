@@ -21,7 +21,7 @@ from datetime import datetime
 
 from metalcubed.core import agent, bmc, outcome, ports
 from metalcubed.core.api import baremetalhost as bmh
-from metalcubed.core.provisioning import nodes
+from metalcubed.core.provisioning import nodes, powersync
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,6 +46,16 @@ class EngineConfig:
     """After this, a soft power off has failed and the reconciler retries it hard."""
     bios_reboot_timeout_s: float = 900.0
     """How long staged BIOS settings may take to show up as current after the reboot."""
+    power_sync_interval_s: float = 60.0
+    """Ironic's sync_power_state_interval: the power state the reconciler polls is read from
+    the BMC at most this often per host; in between the last read answers (powersync.py)."""
+    fast_track: bool = True
+    """Keep the deploy agent running after inspection, and reuse a running agent for the next
+    operation instead of booting the ramdisk again (Ironic's [deploy]fast_track, which
+    Metal3's ironic-image enables by default)."""
+    fast_track_timeout_s: float = 300.0
+    """Ironic's [deploy]fast_track_timeout: an agent whose last heartbeat is older than this
+    is not reused by an operation that did not boot it."""
 
 
 class StepFailed(outcome.MetalcubedError):
@@ -110,6 +120,7 @@ class Ctx:
         clock: ports.Clock,
         cfg: EngineConfig,
         publish: Callable[[str, str], None],
+        power_sync: powersync.PowerSync | None = None,
     ) -> None:
         self.host = host
         self.node_id = node_id
@@ -120,6 +131,7 @@ class Ctx:
         self.clock = clock
         self.cfg = cfg
         self.publish = publish
+        self.power_sync = power_sync or powersync.PowerSync(interval_s=cfg.power_sync_interval_s)
         self.virtual_media = access.address.type.supports_iso_preprovisioning_image
         """The ramdisk boots from the virtual CD (else over the network, PXE)."""
 
@@ -156,13 +168,35 @@ class Ctx:
     # --- BMC --------------------------------------------------------------------------------------
 
     def power(self) -> bmc.PowerState:
-        return self.driver.power.power_state(self.access)
+        """Read the power state from the BMC now (and record it for `power_synced`)."""
+        state = self.driver.power.power_state(self.access)
+        self.power_sync.record(self.node_id, state, self.now())
+        return state
+
+    def power_synced(self) -> bmc.PowerState:
+        """The power state as Ironic's periodic sync knows it: the last read while younger
+        than `power_sync_interval_s`, else a BMC read."""
+        known = self.power_sync.fresh(self.node_id, self.now())
+        return known if known is not None else self.power()
+
+    def power_settled(self) -> bmc.PowerState:
+        """The last settled power state the engine saw, however old; a BMC read only while
+        none is known (after the engine's own power change, or a restart). For wait states,
+        which Ironic's periodic sync skips."""
+        known = self.power_sync.last(self.node_id)
+        return known if known is not None else self.power()
 
     def power_on(self) -> None:
+        self.power_sync.forget(self.node_id)
         self.driver.power.start_power_on(self.access)
 
     def power_off(self, mode: ports.RebootMode) -> None:
+        self.power_sync.forget(self.node_id)
         self.driver.power.start_power_off(self.access, mode=mode)
+
+    def reboot(self, mode: ports.RebootMode) -> None:
+        self.power_sync.forget(self.node_id)
+        self.driver.power.start_reboot(self.access, mode=mode)
 
     def power_cycle_or_on(self) -> None:
         """Boot the host: power on when it is off, else a hard reboot."""
@@ -170,7 +204,7 @@ class Ctx:
         if state in (bmc.PowerState.OFF, bmc.PowerState.POWERING_OFF):
             self.power_on()
         else:
-            self.driver.power.start_reboot(self.access, mode=ports.RebootMode.HARD)
+            self.reboot(ports.RebootMode.HARD)
 
     def set_boot(self, device: bmc.BootDevice, persistence: bmc.Persistence) -> None:
         self.driver.management.set_boot_device(self.access, device, persistence=persistence)
@@ -201,10 +235,22 @@ class Ctx:
 
     # --- the agent --------------------------------------------------------------------------------
 
-    def live_agent(self) -> tuple[agent.AgentEndpoint, agent.AgentStatus] | None:
-        """The host's agent and its status, when one heartbeats and answers."""
+    def live_agent(
+        self, *, fast_track: bool = False
+    ) -> tuple[agent.AgentEndpoint, agent.AgentStatus] | None:
+        """The host's agent and its status, when one heartbeats and answers.
+
+        `fast_track`: the caller did not boot this agent and would reuse one left running by
+        an earlier operation; that needs fast track on and a heartbeat younger than
+        `fast_track_timeout_s` (Ironic's fast-track check).
+        """
         endpoint = self.nodes.agent(self.node_id)
         if endpoint is None:
+            return None
+        if fast_track and (
+            not self.cfg.fast_track
+            or (self.now() - endpoint.heartbeat_at).total_seconds() > self.cfg.fast_track_timeout_s
+        ):
             return None
         try:
             return endpoint, self.agents.status(endpoint)

@@ -14,8 +14,9 @@ Provision (a disk image), from what the engine sees:
 A `live-iso` image is not written: it is inserted into the virtual CD, which the host then
 boots every time (persistent override). PXE hosts cannot boot an ISO.
 
-Deprovision (automated cleaning `metadata`): boot the ramdisk, have the agent wipe the disks'
-metadata, then eject, power off and forget the deployment. With cleaning disabled it only
+Deprovision (automated cleaning `metadata`): boot the ramdisk (or, with fast track, use an
+agent still running), have the agent wipe the disks' metadata, then eject, forget the
+deployment and power off. With cleaning disabled it only
 ejects, powers off and forgets. A host that is off, has no agent, no deployment and no wait is
 already clean (the last deprovision ended that way), so a repeated call completes at once.
 """
@@ -74,7 +75,7 @@ def provision(ctx: Ctx, data: ports.ProvisionData, *, force_reboot: bool) -> por
     # Written: boot the disk from now on.
     ctx.set_boot(bmc.BootDevice.DISK, bmc.Persistence.PERSISTENT)
     ctx.eject_media()
-    ctx.driver.power.start_reboot(ctx.access, mode=ports.RebootMode.HARD)
+    ctx.reboot(ports.RebootMode.HARD)
     ctx.set_deployed(want)
     return ports.ProvisionResult.complete()
 
@@ -113,9 +114,12 @@ def deprovision(
         return _tear_down(ctx)
     if cleaning == bmh.AutomatedCleaningMode.DISABLED:
         return _start_tear_down(ctx)
-    live = ctx.live_agent()
+    # An agent the engine booted to clean, or (fast track) one still running, e.g. the one
+    # that failed an image write.
+    cleaning_boot = node.wait is not None and node.wait.purpose == nodes.Purpose.CLEAN
+    live = ctx.live_agent(fast_track=not cleaning_boot)
     idle = live is None and node.deployed is None and node.wait is None
-    if idle and ctx.power() == bmc.PowerState.OFF:
+    if idle and ctx.power_synced() == bmc.PowerState.OFF:
         return ports.ProvisionResult.complete()  # already clean
     if node.deployed is not None and node.deployed.live_iso:
         # The live ISO is what boots from the CD: take it out before booting the ramdisk.
@@ -142,20 +146,19 @@ def deprovision(
 
 
 def _start_tear_down(ctx: Ctx) -> ports.ProvisionResult:
-    """Forget the deployment and record that the host is being switched off for good."""
+    """Eject, forget the deployment and record that the host is being switched off for good."""
+    ctx.eject_media()
     ctx.set_deployed(None)
     ctx.wait_for(nodes.Purpose.TEAR_DOWN)
     return _tear_down(ctx)
 
 
 def _tear_down(ctx: Ctx) -> ports.ProvisionResult:
-    """Eject and power off (hard); complete once the host is off."""
-    ctx.eject_media()
-    state = ctx.power()
-    if state != bmc.PowerState.OFF:
+    """Power off (hard); complete once the host is seen off (the media went at the start)."""
+    state = ctx.power_synced()
+    if state == bmc.PowerState.OFF:
+        ctx.set_wait(None)
+        return ports.ProvisionResult.complete()
+    if state != bmc.PowerState.POWERING_OFF:
         ctx.power_off(ports.RebootMode.HARD)
-        state = ctx.power()
-    if state != bmc.PowerState.OFF:
-        return ports.ProvisionResult.continuing(ctx.cfg.short_poll_s)
-    ctx.set_wait(None)
-    return ports.ProvisionResult.complete()
+    return ports.ProvisionResult.continuing(ctx.cfg.short_poll_s)

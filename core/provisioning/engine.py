@@ -11,18 +11,22 @@ What each call does (Ironic's equivalent in bmo.md 11):
 - register: validate the address and driver (no I/O); when the node is new, its credentials
   changed or registration failed before, read the power state to prove access and record the
   node (Ironic's enroll and manage);
-- inspect_hardware: `fast` reads the BMC's out-of-band inventory; otherwise boot the ramdisk,
-  read the agent's inventory and power the host off;
+- inspect_hardware: `fast` reads the BMC's out-of-band inventory; otherwise boot the ramdisk
+  and read the agent's inventory; with fast track (the default, as Metal3's Ironic) the agent
+  keeps running for the next operation, else the host is powered off;
 - prepare: stage BIOS settings, reboot to apply them, check they stuck (manual cleaning);
 - provision / deprovision: deploy.py (ramdisk, image write with checksum and config drive,
   boot from disk; `live-iso` boots the ISO; metadata cleaning, power off);
 - adopt: record the host as deployed without touching it (a no-op while deprovisioning);
 - power_on / power_off: soft, then hard (a soft power off that times out fails, and the
   reconciler retries it hard);
+- update_hardware_state: the power state as Ironic's periodic sync knows it: read from the
+  BMC at most once per `power_sync_interval_s` (60 s), the last read in between (powersync.py);
 - detach / delete: forget the node record (the host is left as it is);
 - has_capacity: always for virtual media, else fewer busy PXE hosts than PROVISIONING_LIMIT.
 
-Restart-safety: the only memory is the injected `Nodes` port (and the hardware itself).
+Restart-safety: the only memory is the injected `Nodes` port (and the hardware itself); the
+power-state cache costs one BMC read per host when lost.
 Concurrency: one provisioner per host per reconcile (the workqueue serialises a host).
 """
 
@@ -32,7 +36,7 @@ from metalcubed.core import agent, bmc, outcome, ports
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import hardwaredata as hwd
 from metalcubed.core.api import meta
-from metalcubed.core.provisioning import deploy, nodes, ramdisk
+from metalcubed.core.provisioning import deploy, nodes, powersync, ramdisk
 from metalcubed.core.provisioning.context import Ctx, EngineConfig, StepFailed, guarded
 
 DriverFor = Callable[[bmc.BmcAccess], bmc.Driver]
@@ -62,6 +66,8 @@ class Engine:
         self._clock = clock
         self._busy_hosts = busy_hosts
         self.config = config or EngineConfig()
+        self.power_sync = powersync.PowerSync(interval_s=self.config.power_sync_interval_s)
+        """The last power state read per host (Ironic's synced node.power_state)."""
 
     def new_provisioner(
         self, host: ports.HostData, publish: Callable[[str, str], None]
@@ -86,10 +92,12 @@ class Engine:
             clock=self._clock,
             cfg=self.config,
             publish=publish,
+            power_sync=self.power_sync,
         )
 
     def forget(self, node_id: str) -> None:
         self._nodes.delete(node_id)
+        self.power_sync.forget(node_id)
 
     def busy_hosts(self) -> Collection[meta.ObjectKey]:
         return self._busy_hosts() if self._busy_hosts is not None else ()
@@ -215,9 +223,12 @@ class EngineProvisioner:
         if isinstance(got, ramdisk.Booting):
             return ports.InspectOutcome(result=got.result, started=got.started, details=None)
         details = ctx.agents.inventory(got.endpoint)
-        # Inspection over: the ramdisk goes away, as Ironic leaves a manageable node off.
-        ctx.eject_media()
-        ctx.power_off(ports.RebootMode.HARD)
+        if not ctx.cfg.fast_track:
+            # The ramdisk goes away, as plain Ironic leaves a manageable node off.
+            ctx.eject_media()
+            ctx.power_off(ports.RebootMode.HARD)
+        # With fast track the agent keeps running: provisioning (or cleaning) reuses it
+        # within fast_track_timeout_s instead of booting the ramdisk again.
         ctx.set_wait(None)
         return _inspected(details, started=False)
 
@@ -300,8 +311,9 @@ class EngineProvisioner:
     # --- power -----------------------------------------------------------------------------------
 
     def update_hardware_state(self) -> bool | None:
+        # As Ironic's node record: refreshed from the BMC once per sync interval, not per pass.
         try:
-            state = self._c().power()
+            state = self._c().power_synced()
         except (bmc.DriverError, StepFailed):
             self._power_failure = True
             return None
@@ -325,7 +337,7 @@ class EngineProvisioner:
     def _power_off(self, mode: ports.RebootMode, *, force: bool) -> ports.ProvisionResult:
         ctx = self._c()
         if self._disable_power_off:
-            ctx.driver.power.start_reboot(ctx.access, mode=mode)
+            ctx.reboot(mode)
             return ports.ProvisionResult.complete()
         state = ctx.power()
         wait = ctx.node().wait

@@ -8,8 +8,8 @@ Virtual-media hosts boot the deploy ISO from the virtual CD; the others boot ove
    younger than `fast_track_timeout_s` (Ironic's fast track: no second ramdisk boot between
    inspection or cleaning and deployment);
 2. the node record says the engine booted the ramdisk for this purpose: wait, boot it again if
-   the host is off (switched off meanwhile; the synced power state, not a BMC read per
-   poll), and fail once the timeout has passed;
+   the host is off (a host found on was switched off first; BMC reads only until that power
+   change settles, not one per poll), and fail once the timeout has passed;
 3. otherwise, once no power change is under way, boot it: deploy ISO into the CD (virtual
    media), boot mode, one-time boot override, then power on a host that is off, or power off
    a host that is on (step 2 boots it on a later call); record the wait.
@@ -52,13 +52,11 @@ def ensure_agent(
         waited = ctx.waited_s(wait)
         if waited > ctx.cfg.ramdisk_timeout_s:
             ctx.set_wait(None)
-            raise StepFailed(
-                f"timeout reached while waiting for the deploy agent to come up after "
-                f"{waited:.0f}s ({purpose.value}: booted from {_device(ctx).value})"
-            )
-        # Switched off meanwhile: boot the ramdisk again. The synced state is enough here
-        # (Ironic does not read the BMC at all while it waits for the agent's call-back).
-        if ctx.power_synced() == bmc.PowerState.OFF:
+            raise StepFailed(timeout_message(purpose, ctx.node_id))
+        # Off (the power-off of a host found on has finished, or it was switched off): boot
+        # the ramdisk again. Read only until the engine's own power change has settled: Ironic
+        # does not sync a node's power at all while it waits for the agent's call-back.
+        if ctx.power_settled() == bmc.PowerState.OFF:
             boot(ctx, boot_mode=boot_mode)
         return Booting(ports.ProvisionResult.continuing(ctx.cfg.poll_s), started=False)
     if ctx.power_synced() in _SETTLING:
@@ -69,6 +67,19 @@ def ensure_agent(
     boot(ctx, boot_mode=boot_mode)  # a host found on is only switched off: see boot()
     ctx.wait_for(purpose)
     return Booting(ports.ProvisionResult.continuing(ctx.cfg.poll_s), started=True)
+
+
+def timeout_message(purpose: nodes.Purpose, node_id: str) -> str:
+    """Ironic's last_error when no agent called back in time, per operation (what BMO shows
+    as the host's errorMessage, and what users search for)."""
+    if purpose == nodes.Purpose.INSPECT:
+        return "timeout reached while inspecting the node"
+    if purpose == nodes.Purpose.CLEAN:
+        return (
+            "Timeout reached while cleaning the node. Please check if the ramdisk responsible "
+            "for the cleaning is running on the node."
+        )
+    return f"Timeout reached while waiting for callback for node {node_id}"
 
 
 _SETTLING = frozenset({bmc.PowerState.POWERING_ON, bmc.PowerState.POWERING_OFF})

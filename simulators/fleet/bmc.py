@@ -1,45 +1,30 @@
-"""A simulated BMC endpoint: latency, a session cap, and the ways real BMCs misbehave.
+"""A simulated BMC in the fleet model: latency billed to the pass, a session cap, and faults.
 
 One `Bmc` serves one or more machines (a chassis manager serves several, and then they share
-its session cap). A request holds a session for its whole round trip; past the cap the BMC
-answers 503 at once (iDRAC's RAC0218, peers.md 4). Faults come from the scenario: a fraction
-of requests answer 500, a fraction hang until the client's timeout (holding their session, so
-hung requests crowd out others), and a power-on inside the window after a power-off gets 409
-(iDRAC10 does this for up to ~60 s).
+its session cap). What it answers is decided by `hostmodel.Faults.draw`, the fault model the
+Redfish and IPMI emulators and the in-process Sim BMCs use too: the scenario's `faults.bmc`
+become a `Faults` per BMC (500 rate, hang rate, 409 on power and boot writes inside the window
+after a power off, the session cap), with the profile's latency as its latency.
 
-`request` is a simpy generator (`reply = yield from bmc.request(...)`) run inside the caller's
-process: one scheduled timeout per request, no process of its own.
+A request is answered at once, in the zero simulated time of a reconcile pass, and its drawn
+latency (or the client's timeout, for a hung request) is charged to the pass (`cost.Meter`,
+DESIGN rule 4). It holds a session of its BMC from when the pass's earlier requests are
+answered until its own latency has passed, so the session cap (503) bites when several
+workers use a shared BMC at once, not between the requests of one pass.
 """
 
 import random
-from collections import Counter
-from collections.abc import Generator
-from enum import IntEnum
-from typing import Any
 
 import simpy
 
-from metalcubed.simulators.fleet import distribution as dist
-from metalcubed.simulators.fleet import scenario
+from metalcubed.simulators import hostmodel
+from metalcubed.simulators.fleet import cost
 from metalcubed.simulators.fleet.machine import Machine
 
+Reply = hostmodel.Reply
 
-class Reply(IntEnum):
-    OK = 200
-    CONFLICT = 409
-    SERVER_ERROR = 500
-    UNAVAILABLE = 503
-    TIMEOUT = 0
-    """No answer within the client's timeout."""
-
-    def describe(self) -> str:
-        return {
-            Reply.OK: "HTTP 200 OK",
-            Reply.CONFLICT: "HTTP 409 Conflict",
-            Reply.SERVER_ERROR: "HTTP 500 Internal Server Error",
-            Reply.UNAVAILABLE: "HTTP 503 Service Unavailable: maximum number of sessions reached",
-            Reply.TIMEOUT: "timed out waiting for a response",
-        }[self]
+WRITES = frozenset({"power_on", "power_off", "reboot", "set_boot_device", "set_boot_mode"})
+"""Power and boot writes: what a BMC settling after a power off refuses with 409."""
 
 
 class BmcStats:
@@ -48,86 +33,70 @@ class BmcStats:
     __slots__ = ("peak_sessions", "per_minute", "replies", "requests")
 
     def __init__(self) -> None:
-        self.requests: Counter[str] = Counter()
-        self.replies: Counter[str] = Counter()
+        self.requests: dict[str, int] = {}
+        self.replies: dict[str, int] = {}
         self.peak_sessions = 0
-        self.per_minute: Counter[int] = Counter()
+        self.per_minute: dict[int, int] = {}
         """Requests per simulated minute (for the request-rate figure)."""
 
 
 class Bmc:
-    """One BMC endpoint."""
+    """One simulated BMC endpoint (see the module docstring)."""
 
-    __slots__ = (
-        "_env",
-        "_faults",
-        "_latency",
-        "_rng",
-        "_stats",
-        "_timeout_s",
-        "address",
-        "session_cap",
-        "sessions",
-    )
+    __slots__ = ("_env", "_rng", "_stats", "_timeout_s", "_windows", "address", "faults")
 
     def __init__(
         self,
         env: simpy.Environment,
         *,
         address: str,
-        latency: dist.Distribution,
-        session_cap: int,
-        faults: scenario.BmcFaults,
+        faults: hostmodel.Faults,
         timeout_s: float,
         rng: random.Random,
         stats: BmcStats,
     ) -> None:
         self._env = env
-        self._latency = latency
-        self._faults = faults
+        self.faults = faults
         self._timeout_s = timeout_s
         self._rng = rng
         self._stats = stats
         self.address = address
-        self.session_cap = session_cap
-        self.sessions = 0
+        self._windows: list[tuple[float, float]] = []
+        """(start, end) of the requests in flight or scheduled (simulated seconds)."""
 
-    def request(self, kind: str, machine: Machine) -> Generator[simpy.Event, Any, Reply]:
-        """One request about `machine`; returns the reply once its round trip is over.
-
-        The caller applies the effect (e.g. starts the power transition) only on Reply.OK.
-        """
+    def request(self, kind: str, machine: Machine, meter: cost.Meter) -> Reply:
+        """One request about `machine`; charges its round trip to `meter`."""
+        now = self._env.now
         stats = self._stats
-        stats.requests[kind] += 1
-        stats.per_minute[int(self._env.now // 60.0)] += 1
+        requests = stats.requests
+        requests[kind] = requests.get(kind, 0) + 1
+        minute = int(now // 60.0)
+        per_minute = stats.per_minute
+        per_minute[minute] = per_minute.get(minute, 0) + 1
+        faults = self.faults
+        start = now + meter.bill_s
+        windows = self._windows
+        in_flight = 0
+        if windows:
+            windows = self._windows = [w for w in windows if w[1] > now]
+            for begin, end in windows:
+                if begin <= start < end:
+                    in_flight += 1
+        write = kind in WRITES
+        since_off = (
+            now - machine.power_changed_at if write and not machine.powered else None
+        )
         rng = self._rng
-        if self.sessions >= self.session_cap:
-            reply = Reply.UNAVAILABLE
-            yield self._env.timeout(self._latency.draw(rng) * 0.2)
-            stats.replies[reply.name] += 1
-            return reply
-        self.sessions += 1
-        if self.sessions > stats.peak_sessions:
-            stats.peak_sessions = self.sessions
-        try:
-            faults = self._faults
-            draw = rng.random()
-            if draw < faults.timeout_rate:
-                yield self._env.timeout(self._timeout_s)
-                reply = Reply.TIMEOUT
-            else:
-                yield self._env.timeout(self._latency.draw(rng))
-                if draw < faults.timeout_rate + faults.error_rate:
-                    reply = Reply.SERVER_ERROR
-                elif (
-                    kind == "power_on"
-                    and not machine.powered
-                    and self._env.now - machine.power_changed_at < faults.conflict_after_power_off_s
-                ):
-                    reply = Reply.CONFLICT
-                else:
-                    reply = Reply.OK
-        finally:
-            self.sessions -= 1
-        stats.replies[reply.name] += 1
+        reply = faults.draw(rng, in_flight=in_flight, write=write, since_power_off_s=since_off)
+        if reply == Reply.UNAVAILABLE:
+            meter.charge(faults.latency(rng) * 0.2)  # refused at once
+        else:
+            took = self._timeout_s if reply == Reply.TIMEOUT else faults.latency(rng)
+            windows.append((start, start + took))
+            if in_flight + 1 > stats.peak_sessions:
+                stats.peak_sessions = in_flight + 1
+            meter.charge(took)
+        name = reply.name
+        replies = stats.replies
+        replies[name] = replies.get(name, 0) + 1
         return reply

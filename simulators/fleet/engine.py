@@ -1,26 +1,25 @@
 """The provisioning engine in the fleet model: core/provisioning over simulated BMCs and agents.
 
-The Ironic-like backend (conductor.py, provisioner.py) models what upstream BMO talks to. This
-module instead runs metalcubed's own engine (core/provisioning/engine.py), unchanged, over the
-fleet's physical model, so `metalcubed sim` exercises the same engine code a cluster runs
-(`controller.provisioner: engine` in a scenario). It supplies the engine's three ports:
+`metalcubed sim` runs metalcubed's own engine (core/provisioning/engine.py), unchanged, the
+code `metalcubed manager` runs, over the fleet's physical model. This module supplies the
+engine's three ports:
 
 - BMC: `core.bmc` capabilities (power, boot device and mode, virtual media, out-of-band
-  inventory) over a `Machine` behind a `BmcEndpoint`. An endpoint answers each request at
-  once, in the zero simulated time of a reconcile pass, and charges the request's drawn
-  latency to the pass (`cost.Meter`, DESIGN rule 4); the session it holds is released when that
-  request is over. It draws the scenario's BMC faults as fleet/bmc.py does (500s, hung
-  requests, 503 past the session cap, 409 on a power-on right after a power-off), and the
-  capability retries as a driver would (a hung request, or a 5xx on a read, up to
-  `provisioner.bmc_retries` times, each wait charged). What still fails is raised as core's
-  `DriverError` family: `BmcUnreachable`, `BmcServerError`, `BmcBusy`, `BmcRejected(409)`.
+  inventory) over a `Machine` behind a fleet `Bmc` (bmc.py: answers at once, latency billed
+  to the pass, the one fault model `hostmodel.Faults`). The capabilities retry as a driver
+  would (a hung request, or a 5xx or 503 on a read, up to `provisioner.bmc_retries` times,
+  each wait charged). What still fails is raised as core's `DriverError` family
+  (`hostmodel_bmc.reply_error`: `BmcUnreachable`, `BmcServerError`, `BmcBusy`,
+  `BmcRejected(409)`), exactly as the in-process Sim BMCs raise them.
 - Agent: `core.agent.Agent` over the machine's ramdisk. When a machine boots into the ramdisk
   its agent looks its node up by MAC in the engine's node table and heartbeats (after
-  collecting the inventory when the engine booted it to inspect); commands (clean, write
-  image) are the machine's agent steps, RUNNING until the step's event fires. The write checks
-  the requested checksum against the scenario's image and fails like the agent does. Every
-  request charges `provisioner.api_latency`. An agent that crashed, or a machine that rebooted,
-  does not answer (`AgentUnavailable`).
+  collecting the inventory when the engine booted it to inspect), then heartbeats again every
+  90-180 s while it runs (IPA: its heartbeat timeout of 300 s times 0.3-0.6), which is what
+  keeps it usable for fast track; commands (clean, write image) are the machine's agent
+  steps, RUNNING until the step's event fires. The write checks the requested checksum
+  against the scenario's image and fails like the agent does. Every request charges
+  `provisioner.api_latency`. An agent that crashed, or a machine that rebooted, does not
+  answer (`AgentUnavailable`).
 - Nodes: `core.provisioning.nodes.NodeTable` on the simulated clock.
 
 Effects apply at the instant of the pass (power transitions start then; the machine takes its
@@ -41,9 +40,9 @@ from metalcubed.core.api import hardwaredata as hwd
 from metalcubed.core.api import meta
 from metalcubed.core.provisioning import capacity, context, nodes
 from metalcubed.core.provisioning import engine as core_engine
+from metalcubed.simulators import hostmodel_bmc
 from metalcubed.simulators.fleet import cost, scenario
-from metalcubed.simulators.fleet import distribution as dist
-from metalcubed.simulators.fleet.bmc import BmcStats, Reply
+from metalcubed.simulators.fleet.bmc import Bmc, Reply
 from metalcubed.simulators.fleet.machine import BootDevice, Machine, Stage, StepResult
 
 HARDWARE_TYPE = "fleet"
@@ -53,87 +52,12 @@ DEPLOY_ISO_URL = "http://boot.metalcubed.sim/ipa.iso"
 _READS = frozenset({"get_power_state", "get_boot", "get_media", "inspect"})
 """Requests that are GETs: a driver retries them on 5xx as well as on timeouts."""
 
+_STEADY = frozenset({bmh.ProvisioningState.AVAILABLE, bmh.ProvisioningState.PROVISIONED,
+                     bmh.ProvisioningState.EXTERNALLY_PROVISIONED})
 
-class BmcEndpoint:
-    """One simulated BMC answering at once; its latency is billed to the pass that asked.
-
-    Shares its rules with fleet/bmc.py's `Bmc` (session cap, 500s, hangs, 409 after power off)
-    and its `BmcStats`, so reports read the same.
-    """
-
-    __slots__ = (
-        "_env",
-        "_faults",
-        "_latency",
-        "_rng",
-        "_stats",
-        "_timeout_s",
-        "_windows",
-        "address",
-        "session_cap",
-    )
-
-    def __init__(
-        self,
-        env: simpy.Environment,
-        *,
-        address: str,
-        latency: dist.Distribution,
-        session_cap: int,
-        faults: scenario.BmcFaults,
-        timeout_s: float,
-        rng: random.Random,
-        stats: BmcStats,
-    ) -> None:
-        self._env = env
-        self._latency = latency
-        self._faults = faults
-        self._timeout_s = timeout_s
-        self._rng = rng
-        self._stats = stats
-        self.address = address
-        self.session_cap = session_cap
-        self._windows: list[tuple[float, float]] = []
-        """(start, end) of the requests in flight or scheduled (simulated seconds)."""
-
-    def request(self, kind: str, machine: Machine, meter: cost.Meter) -> Reply:
-        """One request about `machine`; charges its round trip to `meter`."""
-        env = self._env
-        stats = self._stats
-        stats.requests[kind] += 1
-        stats.per_minute[int(env.now // 60.0)] += 1
-        rng = self._rng
-        # The pass's requests follow one another: this one starts once the earlier ones of
-        # the pass are answered, and holds a session only while it is in flight.
-        start = env.now + meter.bill_s
-        windows = [w for w in self._windows if w[1] > env.now]
-        in_flight = sum(1 for begin, end in windows if begin <= start < end)
-        self._windows = windows
-        if in_flight >= self.session_cap:
-            meter.charge(self._latency.draw(rng) * 0.2)
-            stats.replies[Reply.UNAVAILABLE.name] += 1
-            return Reply.UNAVAILABLE
-        faults = self._faults
-        draw = rng.random()
-        if draw < faults.timeout_rate:
-            took, reply = self._timeout_s, Reply.TIMEOUT
-        else:
-            took = self._latency.draw(rng)
-            if draw < faults.timeout_rate + faults.error_rate:
-                reply = Reply.SERVER_ERROR
-            elif (
-                kind == "power_on"
-                and not machine.powered
-                and env.now - machine.power_changed_at < faults.conflict_after_power_off_s
-            ):
-                reply = Reply.CONFLICT
-            else:
-                reply = Reply.OK
-        windows.append((start, start + took))
-        stats.peak_sessions = max(stats.peak_sessions, in_flight + 1)
-        meter.charge(took)
-        stats.replies[reply.name] += 1
-        return reply
+HEARTBEAT_S = (90.0, 180.0)
+"""How often a running agent heartbeats: IPA waits its heartbeat timeout (Ironic's
+ramdisk_heartbeat_timeout, 300 s) times 0.3 to 0.6 between heartbeats."""
 
 
 @dataclass(slots=True, eq=False, kw_only=True)
@@ -141,7 +65,7 @@ class Target:
     """What one BMC address reaches: the machine, its endpoint, and the BMC's own settings."""
 
     machine: Machine
-    endpoint: BmcEndpoint
+    endpoint: Bmc
     virtual_media: bool
     media_url: str = ""
     persistent: BootDevice = BootDevice.DISK
@@ -151,6 +75,9 @@ class Target:
     pending: simpy.Event | None = None
     """The power transition under way (None or processed: settled)."""
     pending_on: bool = False
+    steady: bool = False
+    """The host is in a steady state (available, provisioned, externally provisioned), where
+    its power-state reads are the periodic sync Ironic does too (counted apart)."""
 
 
 class EngineStats:
@@ -167,6 +94,7 @@ class EngineStats:
         "inventories",
         "peak_busy",
         "peak_pxe_busy",
+        "power_sync_reads",
     )
 
     def __init__(self) -> None:
@@ -182,6 +110,9 @@ class EngineStats:
         """Most hosts in inspecting, preparing, provisioning or deprovisioning at once."""
         self.peak_pxe_busy = 0
         """... of which boot over the network (what PROVISIONING_LIMIT caps)."""
+        self.power_sync_reads = 0
+        """Power-state reads of hosts in a steady state: the periodic power sync, which Ironic
+        does as well (every sync_power_state_interval per node); the rest are operations'."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -195,6 +126,7 @@ class EngineStats:
             "checksum_failures": self.checksum_failures,
             "peak_busy": self.peak_busy,
             "peak_pxe_busy": self.peak_pxe_busy,
+            "power_sync_reads": self.power_sync_reads,
         }
 
 
@@ -243,15 +175,7 @@ class _Link:
                 break
             attempts -= 1
             meter.charge(settings.bmc_retry_interval_s)
-        where = access.display
-        if reply == Reply.TIMEOUT:
-            raise bmc.BmcUnreachable(where, operation, "timed out waiting for a response")
-        if reply == Reply.UNAVAILABLE:
-            raise bmc.BmcBusy(where, operation, "maximum number of sessions reached")
-        if reply == Reply.CONFLICT:
-            raise bmc.BmcRejected(where, operation, "the system is settling after a power off",
-                                  status=409)
-        raise bmc.BmcServerError(where, operation, "Internal Server Error", status=500)
+        raise hostmodel_bmc.reply_error(reply, access, operation)
 
     # --- power transitions on the machine ---------------------------------------------------
 
@@ -276,6 +200,8 @@ class _Link:
 
 class FleetPower(_Link):
     def power_state(self, access: bmc.BmcAccess) -> bmc.PowerState:
+        if self._t.steady:
+            self._fleet.stats.power_sync_reads += 1
         machine = self._call(access, "get_power_state", "get power state")
         if self._settling():
             return bmc.PowerState.POWERING_ON if self._t.pending_on else bmc.PowerState.POWERING_OFF
@@ -546,7 +472,10 @@ class FleetEngine:
                 poll_s=settings.poll_s,
                 short_poll_s=settings.quick_poll_s,
                 busy_retry_s=settings.bmc_retry_interval_s,
-                ramdisk_timeout_s=settings.deploy_timeout_s,
+                ramdisk_timeout_s=settings.ramdisk_timeout_s,
+                power_sync_interval_s=settings.power_sync_interval_s,
+                fast_track=settings.fast_track,
+                fast_track_timeout_s=settings.fast_track_timeout_s,
             ),
         )
 
@@ -575,10 +504,12 @@ class FleetEngine:
         """Keep the busy hosts from the watch (the informer cache), not a list per call."""
         host = event.object
         key = host.key
-        busy = (
-            event.type != ports.WatchEventType.DELETED
-            and host.status.provisioning.state in capacity.BUSY_STATES
-        )
+        gone = event.type == ports.WatchEventType.DELETED
+        state = host.status.provisioning.state
+        target = self.targets.get(host.spec.bmc.address)
+        if target is not None:
+            target.steady = not gone and state in _STEADY
+        busy = not gone and state in capacity.BUSY_STATES
         stats = self.stats
         if busy:
             self._busy.add(key)
@@ -615,8 +546,13 @@ class FleetEngine:
         self._heartbeat(machine, generation, node_id)
 
     def _heartbeat(self, machine: Machine, generation: int, node_id: str) -> None:
-        if machine.generation != generation:
+        """Heartbeat now and, while this boot's agent runs, again every HEARTBEAT_S."""
+        if machine.generation != generation or machine.agent_crashed:
             return
-        if self.table.heartbeat(node_id, url=f"fleet://{machine.name}/{generation}",
-                                boot_id=f"{machine.name}-{generation}"):
-            self.stats.heartbeats += 1
+        if not self.table.heartbeat(node_id, url=f"fleet://{machine.name}/{generation}",
+                                    boot_id=f"{machine.name}-{generation}"):
+            return  # the node is gone (deleted): the agent looks up again no more
+        self.stats.heartbeats += 1
+        low, high = HEARTBEAT_S
+        again = self.env.timeout(self.rng.uniform(low, high))
+        again.callbacks.append(lambda _e: self._heartbeat(machine, generation, node_id))

@@ -1,7 +1,8 @@
 """The physical life of one simulated server: power, POST, what it boots, the agent, its disk.
 
 This is hardware, not management software: it knows nothing of Ironic states or BareMetalHosts.
-Whoever drives it (the conductor, through the BMC) powers it on or off and sets the boot device;
+Whoever drives it (the provisioning engine, through the BMC) powers it on or off and sets the
+boot device;
 the machine then takes its time, drawn from its hardware profile: the chassis power transition,
 POST, then either the deploy ramdisk (over PXE/HTTP or from virtual media) up to the agent's
 first heartbeat, or the installed OS from disk. The agent then runs steps (inspection, cleaning,
@@ -65,7 +66,7 @@ class HostFaultPlan:
 
 
 class Machine:
-    """One server. Mutated only by its own callbacks and by the conductor through the BMC."""
+    """One server. Mutated only by its own callbacks and by the engine through the BMC."""
 
     __slots__ = (
         "_details",

@@ -3,10 +3,10 @@
 Keys the `metalcubed sim` contract fixes: `scenario`, `seed`, `hosts`, `final_states` (state ->
 hosts), `makespan_s`, `wall_s`, `state_durations_s` (state -> p50/p95/p99), `errors_by_type`,
 `slo` (name -> target, actual, ok), `invariants` (ok, violations). Besides those: throughput
-over time, BMC and API traffic, peaks, controller utilization, the provisioner's verbs,
-Events by reason. Everything except `wall_s` is a function of the scenario and the seed; floats
-are rounded to the millisecond and keys sorted, so two runs give byte-identical JSON apart from
-that one field.
+over time, BMC traffic (also per host) and API traffic, peaks, controller utilization, what
+the provisioning engine asked of the BMCs and agents (`engine`), Events by reason. Everything
+except `wall_s` is a function of the scenario and the seed; floats are rounded to the
+millisecond and keys sorted, so two runs give byte-identical JSON apart from that one field.
 """
 
 import json
@@ -92,8 +92,11 @@ def _bmc(outcome: RunOutcome) -> dict[str, Any]:
     stats = outcome.bmc_stats
     requests = sum(stats.requests.values())
     errors = sum(count for reply, count in stats.replies.items() if reply != "OK")
+    hosts = max(sum(group.count for group in outcome.spec.groups), 1)
     return {
         "requests": requests,
+        "per_host": _r(requests / hosts),
+        "power_state_reads_per_host": _r(stats.requests.get("get_power_state", 0) / hosts),
         "errors": errors,
         "by_kind": dict(sorted(stats.requests.items())),
         "replies": dict(sorted(stats.replies.items())),
@@ -140,7 +143,7 @@ def build(outcome: RunOutcome) -> dict[str, Any]:
     spec = outcome.spec
     observer = outcome.observer
     controller = outcome.controller
-    conductor = outcome.conductor
+    engine_stats = outcome.engine.stats
     final_states, final_errors = _final_states(outcome)
     hosts = sum(group.count for group in spec.groups)
     workers = spec.controller.concurrency
@@ -178,8 +181,8 @@ def build(outcome: RunOutcome) -> dict[str, Any]:
         },
         "peak": {
             "workers_busy": controller.stats.peak_busy,
-            "pxe_busy": conductor.stats.peak_pxe_busy,
-            "provisioner_busy": conductor.stats.peak_busy,
+            "pxe_busy": engine_stats.peak_pxe_busy,
+            "provisioner_busy": engine_stats.peak_busy,
             "bmc_sessions": outcome.bmc_stats.peak_sessions,
             "delayed": observer.peak_delayed,
         },
@@ -192,11 +195,7 @@ def build(outcome: RunOutcome) -> dict[str, Any]:
                 "max": _r(gaps[-1]) if gaps else 0.0,
             },
         },
-        "provisioner": {
-            "verbs": dict(sorted(conductor.stats.verbs.items())),
-            "failures": dict(sorted(conductor.stats.failures.items())),
-            "refused": dict(sorted(conductor.stats.refused.items())),
-        },
+        "engine": engine_stats.as_dict(),
         "events": dict(sorted(outcome.events.by_reason.items())),
         "invariants": {
             "ok": violations.total == 0,

@@ -3,8 +3,9 @@
 A scenario is a YAML mapping (docs/scenarios.md is the reference) with these sections:
 
 - `controller`: BMO's settings (concurrency, PROVISIONING_LIMIT, retry limit, client QPS/burst),
-  the Kubernetes API latencies, and what serves the Provisioner port (`ironic` or `engine`);
-- `provisioner`: the Ironic-like backend (poll delays, callback timeouts, BMC retries);
+  the Kubernetes API latencies;
+- `provisioner`: the provisioning engine's settings (poll delays, ramdisk timeout, power sync
+  interval, fast track) and the simulated driver's BMC timeout and retries;
 - `profiles`: hardware profiles (timing distributions of power, POST, boot, inspection,
   cleaning, disk write), added to the shipped library in scenarios/profiles/;
 - `groups`: the fleet, as groups of identical hosts (count, profile, BMC scheme, boot method);
@@ -70,13 +71,11 @@ class Action(StrEnum):
 
 
 class ProvisionerBackend(StrEnum):
-    """What sits behind the Provisioner port in the fleet model."""
+    """What sits behind the Provisioner port in the fleet model: the engine that ships."""
 
-    IRONIC = "ironic"
-    """The Ironic-like conductor (conductor.py), as upstream BMO talks to Ironic."""
     ENGINE = "engine"
     """metalcubed's own engine (core/provisioning) over the fleet's BMCs and agents
-    (fleet/engine.py)."""
+    (fleet/engine.py), as `metalcubed manager` runs it."""
 
 
 class SloOp(StrEnum):
@@ -119,45 +118,42 @@ class ControllerSettings:
     """From a write landing to the watch event reaching the workqueue."""
     reconcile_cpu: dist.Distribution = _DEFAULT_RECONCILE_CPU
     """CPU time of one reconcile pass, besides the calls it makes."""
-    provisioner: ProvisionerBackend = ProvisionerBackend.IRONIC
-    """The backend behind the Provisioner port: `ironic` or `engine`."""
+    provisioner: ProvisionerBackend = ProvisionerBackend.ENGINE
+    """The backend behind the Provisioner port: `engine` (the only one; the Ironic-like
+    comparison model was removed)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProvisionerSettings:
-    """The Ironic-like backend behind the Provisioner port (bmo.md 2.7, peers.md 4)."""
+    """The provisioning engine's settings (core EngineConfig) and how the simulated BMC
+    driver and agent client behave (timeouts, retries, request latency)."""
 
     api_latency: dist.Distribution = _DEFAULT_API_LATENCY_2
-    """One provisioner API request (node GET, provision-state PUT)."""
-    list_cost_per_node_s: float = 0.00002
-    """Extra time a node list takes per node (HasCapacity lists every node)."""
+    """One deploy-agent API request (status, command, inventory)."""
     poll_s: float = 10.0
-    """Requeue delay while a slow operation runs (Ironic provisioner longRetryDelay)."""
+    """EngineConfig.poll_s: requeue delay while a slow operation runs (ramdisk boot,
+    inspection, cleaning, image write; upstream's longRetryDelay)."""
     quick_poll_s: float = 3.0
-    """Requeue delay while a quick operation runs (manage, power: shortRetryDelay)."""
-    poll_jitter: float = 0.25
-    """Upper bound of the random extra delay, as a fraction of the poll (0-25 %)."""
-    inspect_timeout_s: float = 1800.0
-    deploy_timeout_s: float = 1800.0
-    clean_timeout_s: float = 1800.0
-    """Callback timeouts: how long the conductor waits for the agent before failing."""
-    power_timeout_s: float = 60.0
-    """power_state_change_timeout: the power state must change within this."""
+    """EngineConfig.short_poll_s: requeue delay while a quick operation runs (power, media)."""
+    ramdisk_timeout_s: float = 1800.0
+    """EngineConfig.ramdisk_timeout_s: how long to wait for the deploy agent after booting the
+    ramdisk (Ironic's inspect, deploy and clean callback timeouts, 30 min)."""
+    power_sync_interval_s: float = 60.0
+    """EngineConfig.power_sync_interval_s: Ironic's sync_power_state_interval."""
+    fast_track: bool = True
+    """EngineConfig.fast_track: keep a running agent between operations (inspection or
+    cleaning, then deployment) instead of booting a fresh ramdisk: Metal3's ironic-image
+    enables it by default (IRONIC_FAST_TRACK=true); plain Ironic does not."""
+    fast_track_timeout_s: float = 300.0
+    """EngineConfig.fast_track_timeout_s: Ironic's [deploy]fast_track_timeout."""
     bmc_timeout_s: float = 60.0
     """Client timeout of one BMC request (what a hung request costs)."""
     bmc_retries: int = 5
-    """Attempts for a BMC request that timed out or got 503 (connection_attempts)."""
+    """Attempts of a BMC request that timed out (or, for a read, got 5xx/503), as a driver
+    retries (sushy's and Ironic's connection_attempts)."""
     bmc_retry_interval_s: float = 4.0
-    power_conflict_retries: int = 6
-    """Attempts of a power-on rejected with 409 (Ironic retries 6 x 10 s)."""
-    power_conflict_interval_s: float = 10.0
-    max_concurrent_deploy: int = 250
-    max_concurrent_clean: int = 50
-    """Conductor limits; past them a provision-state change is refused (HTTP 503)."""
-    fast_track: bool = True
-    """Keep a running agent between operations (inspection or cleaning, then deployment)
-    instead of rebooting into a fresh ramdisk: Metal3's ironic-image enables it by default
-    (IRONIC_FAST_TRACK=true); plain Ironic does not."""
+    """Wait between those attempts; also the engine's delay after a busy BMC or a 409
+    (EngineConfig.busy_retry_s)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -226,7 +222,7 @@ class BmcFaults:
     timeout_rate: float = 0.0
     """Fraction of BMC requests that hang until the client times out."""
     conflict_after_power_off_s: float = 0.0
-    """Power-on requests within this window after a power-off get HTTP 409."""
+    """Power and boot writes within this window after a power-off get HTTP 409."""
     session_cap: int | None = None
     """Overrides every profile's bmc_session_cap (503 past it)."""
 
@@ -545,39 +541,79 @@ _CONTROLLER_FIELDS: dict[str, _Converter] = {
     "api_latency": _duration_dist,
     "watch_latency": _duration_dist,
     "reconcile_cpu": _duration_dist,
-    "provisioner": lambda v, p: _enum(ProvisionerBackend, v, p),
+    "provisioner": lambda v, p: _backend(v, p),
 }
 
+def _backend(value: Any, path: str) -> ProvisionerBackend:
+    if value == "ironic":
+        raise _Invalid(
+            path,
+            "'ironic' is no longer supported: the Ironic-like comparison model was removed and "
+            "the fleet model runs the provisioning engine that `metalcubed manager` ships "
+            "(the only value is 'engine'; the key may be left out)",
+        )
+    return _enum(ProvisionerBackend, value, path)
+
+
+def _removed(reason: str) -> _Converter:
+    """A key of the removed Ironic-like model: refused, naming the key and what to do."""
+
+    def refuse(value: Any, path: str) -> Any:
+        raise _Invalid(path, f"no longer supported: {reason}")
+
+    return refuse
+
+
+_CONDUCTOR_LIMIT = (
+    "it configured the Ironic-like conductor, which was removed (the fleet model runs the "
+    "provisioning engine, which has no conductor limits; PROVISIONING_LIMIT is "
+    "controller.provisioning_limit)"
+)
 _PROVISIONER_FIELDS: dict[str, _Converter] = {
     "api_latency": _duration_dist,
-    "list_cost_per_node": _duration,
     "poll": _duration,
     "quick_poll": _duration,
-    "poll_jitter": lambda v, p: _number(v, p, maximum=1.0),
-    "inspect_timeout": _duration,
-    "deploy_timeout": _duration,
-    "clean_timeout": _duration,
-    "power_timeout": _duration,
+    "ramdisk_timeout": _duration,
+    "power_sync_interval": _duration,
+    "fast_track": _bool,
+    "fast_track_timeout": _duration,
     "bmc_timeout": _duration,
     "bmc_retries": _int_at_least(1),
     "bmc_retry_interval": _duration,
-    "power_conflict_retries": _int_at_least(1),
-    "power_conflict_interval": _duration,
-    "max_concurrent_deploy": _int_at_least(1),
-    "max_concurrent_clean": _int_at_least(1),
-    "fast_track": _bool,
+    # Keys of the removed Ironic-like conductor: refused with the reason, never ignored.
+    "list_cost_per_node": _removed(
+        "the engine lists no nodes (HasCapacity counts busy hosts from the watch cache)"
+    ),
+    "poll_jitter": _removed("the provisioning engine requeues without jitter"),
+    "inspect_timeout": _removed(
+        "the engine waits the same time for every ramdisk boot: use provisioner.ramdisk_timeout"
+    ),
+    "deploy_timeout": _removed(
+        "the engine waits the same time for every ramdisk boot: use provisioner.ramdisk_timeout"
+    ),
+    "clean_timeout": _removed(
+        "the engine waits the same time for every ramdisk boot: use provisioner.ramdisk_timeout"
+    ),
+    "power_timeout": _removed(
+        "the engine polls a power change itself (provisioner.quick_poll) instead of waiting"
+    ),
+    "power_conflict_retries": _removed(
+        "the engine retries a 409 on the next pass, after provisioner.bmc_retry_interval"
+    ),
+    "power_conflict_interval": _removed(
+        "the engine retries a 409 on the next pass, after provisioner.bmc_retry_interval"
+    ),
+    "max_concurrent_deploy": _removed(_CONDUCTOR_LIMIT),
+    "max_concurrent_clean": _removed(_CONDUCTOR_LIMIT),
 }
 _PROVISIONER_RENAMES = {
-    "list_cost_per_node": "list_cost_per_node_s",
     "poll": "poll_s",
     "quick_poll": "quick_poll_s",
-    "inspect_timeout": "inspect_timeout_s",
-    "deploy_timeout": "deploy_timeout_s",
-    "clean_timeout": "clean_timeout_s",
-    "power_timeout": "power_timeout_s",
+    "ramdisk_timeout": "ramdisk_timeout_s",
+    "power_sync_interval": "power_sync_interval_s",
+    "fast_track_timeout": "fast_track_timeout_s",
     "bmc_timeout": "bmc_timeout_s",
     "bmc_retry_interval": "bmc_retry_interval_s",
-    "power_conflict_interval": "power_conflict_interval_s",
 }
 
 _PROFILE_FIELDS: dict[str, _Converter] = {
@@ -698,6 +734,13 @@ def _image(name: str, data: Any, path: str) -> Image:
     for key in ("url", "size"):
         if key not in values:
             raise _Invalid(_join(path, key), "required")
+    image_format = values.get("format", bmh.ImageFormat.RAW)
+    if not values.get("checksum") and image_format != bmh.ImageFormat.LIVE_ISO:
+        raise _Invalid(
+            _join(path, "checksum"),
+            "required: the provisioning engine, like Ironic, verifies every image it writes "
+            "(a checksum, or the URL of a checksum file; only live-iso images need none)",
+        )
     return Image(
         name=name,
         url=values["url"],

@@ -1,17 +1,16 @@
 """The fleet model's composition: one scenario, one seed, wired and run to the end.
 
 `Simulation(spec, seed)` builds the simulated world (machines and their BMCs per scenario group,
-with the faults each machine was dealt), the Ironic-like conductor, the memory store with its
-observer, and the production pieces: core's BareMetalHost reconciler with its workqueue, fed
-through the metered store and the simulated provisioner (or, with `controller.provisioner:
-engine`, core/provisioning's engine over the fleet's BMCs and agents: engine.py). `run()`
-advances simulated time until the workload is done and every host has settled, or the
-scenario's time limit, and returns the raw `RunOutcome` that report.py turns into the report.
+with the faults each machine was dealt), the memory store with its observer, and the
+production pieces: core's BareMetalHost reconciler with its workqueue, fed through the metered
+store, and core/provisioning's engine, the provisioner `metalcubed manager` ships, over the
+fleet's BMCs and agents (engine.py). `run()` advances simulated time until the workload is
+done and every host has settled, or the scenario's time limit, and returns the raw
+`RunOutcome` that report.py turns into the report.
 
-Randomness: one `random.Random` per purpose (reconciler, store, conductor, provisioner, costs,
-physical durations, BMC faults, fault assignment, workload), each seeded from the scenario seed
-and the purpose's name, so a run never depends on hash randomization or on another purpose's
-draws.
+Randomness: one `random.Random` per purpose (reconciler, store, provisioner, costs, physical
+durations, BMC faults, fault assignment, workload), each seeded from the scenario seed and the
+purpose's name, so a run never depends on hash randomization or on another purpose's draws.
 """
 
 import random
@@ -23,16 +22,14 @@ import simpy
 
 from metalcubed.core import memory_store
 from metalcubed.core.api import baremetalhost as bmh
-from metalcubed.core.provisioning import engine as engine_core
 from metalcubed.core.reconcilers import host as host_reconciler
 from metalcubed.core.reconcilers import hostwork
+from metalcubed.simulators import hostmodel
 from metalcubed.simulators.fleet import cost, scenario
 from metalcubed.simulators.fleet import engine as fleet_engine
 from metalcubed.simulators.fleet.bmc import Bmc, BmcStats
-from metalcubed.simulators.fleet.conductor import Conductor
 from metalcubed.simulators.fleet.machine import HostFaultPlan, Machine
 from metalcubed.simulators.fleet.observer import Observer
-from metalcubed.simulators.fleet.provisioner import Inventory, SimProvisionerFactory
 from metalcubed.simulators.fleet.runtime import EPOCH, Controller, SimClock
 from metalcubed.simulators.fleet.workload import HostPlan, Workload
 
@@ -54,14 +51,13 @@ class RunOutcome:
     time_limit_hit: bool
     observer: Observer
     controller: Controller
-    conductor: Conductor
+    engine: fleet_engine.FleetEngine
+    """The engine's adapters and what they counted (BMC calls by operation, agent calls)."""
     bmc_stats: BmcStats
     api_stats: cost.ApiStats
     events: cost.SimEvents
     metrics: cost.SimMetrics
     steps_fired: list[tuple[str, float]] = field(default_factory=list)
-    engine: fleet_engine.FleetEngine | None = None
-    """The engine's adapters and counts, when `controller.provisioner` is `engine`."""
 
 
 def _rng(seed: int, purpose: str) -> random.Random:
@@ -91,10 +87,8 @@ class Simulation:
         self.events = cost.SimEvents()
         self.metrics = cost.SimMetrics()
         self.meter = cost.Meter(_rng(seed_, "cost"))
-        self.conductor = Conductor(env, spec.provisioner, rng=_rng(seed_, "conductor"))
-        self.uses_engine = spec.controller.provisioner == scenario.ProvisionerBackend.ENGINE
         self.targets: dict[str, fleet_engine.Target] = {}
-        self.plans, inventory = self._build_fleet()
+        self.plans = self._build_fleet()
         self.observer = Observer(
             now_s=lambda: env.now,
             group_sizes={group.name: group.count for group in spec.groups},
@@ -111,34 +105,20 @@ class Simulation:
             epoch=EPOCH,
             stats=self.api_stats,
         )
-        factory: SimProvisionerFactory | engine_core.Engine
-        self.engine: fleet_engine.FleetEngine | None = None
-        if self.uses_engine:
-            self.engine = fleet_engine.FleetEngine(
-                env,
-                clock=self.clock,
-                store=self.store,
-                targets=self.targets,
-                images=spec.images,
-                settings=spec.provisioner,
-                provisioning_limit=controller_settings.provisioning_limit,
-                meter=self.meter,
-                rng=_rng(seed_, "provisioner"),
-            )
-            factory = self.engine.engine
-        else:
-            factory = SimProvisionerFactory(
-                conductor=self.conductor,
-                inventory=inventory,
-                images=spec.images,
-                settings=spec.provisioner,
-                provisioning_limit=controller_settings.provisioning_limit,
-                meter=self.meter,
-                rng=_rng(seed_, "provisioner"),
-            )
+        self.engine = fleet_engine.FleetEngine(
+            env,
+            clock=self.clock,
+            store=self.store,
+            targets=self.targets,
+            images=spec.images,
+            settings=spec.provisioner,
+            provisioning_limit=controller_settings.provisioning_limit,
+            meter=self.meter,
+            rng=_rng(seed_, "provisioner"),
+        )
         reconciler = host_reconciler.BareMetalHostReconciler(
             store=metered,
-            provisioner_factory=factory,
+            provisioner_factory=self.engine.engine,
             clock=self.clock,
             events=self.events,
             rng=_rng(seed_, "reconciler"),
@@ -171,7 +151,7 @@ class Simulation:
         self.observer.on_change = self._changed
         self.observer.on_relabel = self.workload.host_changed
 
-    def _build_fleet(self) -> tuple[dict[str, list[HostPlan]], dict[str, Inventory]]:
+    def _build_fleet(self) -> dict[str, list[HostPlan]]:
         spec = self.spec
         env = self.env
         physical = _rng(self.seed, "physical")
@@ -179,39 +159,38 @@ class Simulation:
         dealer = _rng(self.seed, "faults")
         faults = spec.faults
         plans: dict[str, list[HostPlan]] = {}
-        inventory: dict[str, Inventory] = {}
+        machines: list[Machine] = []
         host_index = 0
         bmc_index = 0
         for group in spec.groups:
             profile = spec.profiles[group.profile]
             faulty = not faults.groups or group.name in faults.groups
-            session_cap = faults.bmc.session_cap or profile.bmc_session_cap
-            bmc_faults = faults.bmc if faulty else scenario.BmcFaults()
+            scenario_faults = faults.bmc if faulty else scenario.BmcFaults()
+            # The one BMC fault model (hostmodel.Faults), as the emulators use it.
+            bmc_faults = hostmodel.Faults(
+                latency=profile.bmc_latency.draw,
+                error_rate=scenario_faults.error_rate,
+                timeout_rate=scenario_faults.timeout_rate,
+                session_cap=faults.bmc.session_cap or profile.bmc_session_cap,
+                conflict_after_power_off_s=scenario_faults.conflict_after_power_off_s,
+            )
             virtual_media = group.boot != scenario.BootMethod.PXE
             shared = group.hosts_per_bmc > 1
             plans[group.name] = []
             endpoint: Bmc | None = None
-            sync_endpoint: fleet_engine.BmcEndpoint | None = None
             for i in range(group.count):
                 slot = i % group.hosts_per_bmc
                 if slot == 0 or endpoint is None:
                     bmc_index += 1
                     ip = f"10.{(bmc_index >> 16) & 255}.{(bmc_index >> 8) & 255}.{bmc_index & 255}"
-                    # One BMC, seen by the Ironic-like model (Bmc) and by the engine mode.
-                    bmc_args = {
-                        "address": ip,
-                        "latency": profile.bmc_latency,
-                        "session_cap": session_cap,
-                        "faults": bmc_faults,
-                        "timeout_s": spec.provisioner.bmc_timeout_s,
-                        "rng": bmc_rng,
-                        "stats": self.bmc_stats,
-                    }
-                    endpoint = Bmc(env, **bmc_args)  # type: ignore[arg-type]
-                    if self.uses_engine:
-                        sync_endpoint = fleet_engine.BmcEndpoint(
-                            env, **bmc_args  # type: ignore[arg-type]
-                        )
+                    endpoint = Bmc(
+                        env,
+                        address=ip,
+                        faults=bmc_faults,
+                        timeout_s=spec.provisioner.bmc_timeout_s,
+                        rng=bmc_rng,
+                        stats=self.bmc_stats,
+                    )
                 host_index += 1
                 name = f"{group.name}-{i:05d}"
                 mac = "52:54:%02x:%02x:%02x:%02x" % (  # noqa: UP031
@@ -228,14 +207,11 @@ class Simulation:
                 machine = Machine(
                     env, name=name, boot_mac=mac, profile=profile, faults=plan_faults, rng=physical
                 )
+                machines.append(machine)
                 address = _address(group.bmc_scheme, endpoint.address, slot, name, shared)
-                inventory[address] = Inventory(
-                    machine=machine, bmc=endpoint, virtual_media=virtual_media
+                self.targets[address] = fleet_engine.Target(
+                    machine=machine, endpoint=endpoint, virtual_media=virtual_media
                 )
-                if sync_endpoint is not None:
-                    self.targets[address] = fleet_engine.Target(
-                        machine=machine, endpoint=sync_endpoint, virtual_media=virtual_media
-                    )
                 plans[group.name].append(
                     HostPlan(
                         name=name,
@@ -246,8 +222,8 @@ class Simulation:
                         automated_cleaning_mode=group.automated_cleaning_mode,
                     )
                 )
-        self.machines = [item.machine for item in inventory.values()]
-        return plans, inventory
+        self.machines = machines
+        return plans
 
     def _changed(self) -> None:
         self.workload.check()
@@ -283,18 +259,9 @@ class Simulation:
             progress(env.now, self.observer.enrolled - self.observer.unsettled, total)
         self.observer.check_end(
             store_hosts=self.store.list(bmh.BareMetalHost),
-            node_names=(
-                [node.name for node in self.engine.table.nodes()]
-                if self.engine is not None
-                else [node.name for node in self.conductor.nodes()]
-            ),
+            node_names=[node.name for node in self.engine.table.nodes()],
             double_writes=sum(machine.double_writes for machine in self.machines),
         )
-        if self.engine is not None:
-            # The report reads the provisioner's peaks from the conductor's stats; with the
-            # engine behind the port they are the engine's (the conductor stays empty).
-            self.conductor.stats.peak_busy = self.engine.stats.peak_busy
-            self.conductor.stats.peak_pxe_busy = self.engine.stats.peak_pxe_busy
         if hit:
             self.observer.violations.add(
                 "time-limit", f"the run reached its time limit ({limit:.0f} s) unfinished"
@@ -307,11 +274,10 @@ class Simulation:
             time_limit_hit=hit,
             observer=self.observer,
             controller=self.controller,
-            conductor=self.conductor,
+            engine=self.engine,
             bmc_stats=self.bmc_stats,
             api_stats=self.api_stats,
             events=self.events,
             metrics=self.metrics,
             steps_fired=list(self.workload.fired),
-            engine=self.engine,
         )

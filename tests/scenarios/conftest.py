@@ -17,7 +17,10 @@ def fleet(groups: str, workload: str, *, extra: str = "") -> str:
 name: test
 time_limit: 2d
 images:
-  os: {{url: "http://images.example.com/os.raw", size: 1GiB}}
+  os:
+    url: http://images.example.com/os.raw
+    checksum: http://images.example.com/os.raw.sha256sum
+    size: 1GiB
 groups:
 {groups}
 workload:

@@ -11,7 +11,10 @@ SMALL = """
 name: small
 time_limit: 1d
 images:
-  os: {url: "http://images.example.com/os.raw", size: 1GiB}
+  os:
+    url: http://images.example.com/os.raw
+    checksum: http://images.example.com/os.raw.sha256sum
+    size: 1GiB
 groups:
   - {name: g, count: 8, profile: vm, bmc: redfish-virtualmedia}
 workload:

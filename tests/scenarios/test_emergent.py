@@ -1,7 +1,7 @@
 """With upstream's settings, the fleet model must show upstream's behaviour.
 
 These are behaviours nobody scripted: they emerge from the real reconciler, the workqueue and
-the Ironic-like backend running together in simulated time (bmo.md 6.1 and 3).
+the provisioning engine running together in simulated time (bmo.md 6.1 and 3).
 """
 
 from tests.scenarios.conftest import LIFECYCLE, fleet, run
@@ -22,7 +22,10 @@ def test_delayed_hosts_retry_after_one_to_two_minutes() -> None:
     _, outcome = run(fleet(PXE_60, LIFECYCLE))
     gaps = [g for g in outcome.controller.stats.delayed_gaps if g > 5.0]  # skip watch wakeups
     assert gaps, "no delayed host was retried"
-    assert min(gaps) >= 60.0 and max(gaps) <= 121.0
+    # A gap may be counted from a watch-triggered pass that came up to 5 s after the pass
+    # that set the retry: the retry is still due 60-120 s after that one.
+    assert min(gaps) >= 60.0 - 5.0 and max(gaps) <= 121.0
+    assert sorted(gaps)[len(gaps) // 2] >= 60.0
 
 
 def test_virtual_media_hosts_are_not_limited() -> None:
@@ -50,7 +53,7 @@ def test_a_host_whose_provisioning_keeps_failing_stops_at_the_retry_limit() -> N
     )
     assert report["final_states"] == {"error": 3}
     assert report["final_errors"] == {"provisioning error": 3}
-    assert outcome.conductor.stats.verbs["active"] == 3 * 5  # five deploys each, then stop
+    assert outcome.engine.stats.image_writes == 3 * 5  # five deploys each, then stop
     assert report["invariants"]["ok"], report["invariants"]
 
 
@@ -62,7 +65,7 @@ def test_the_retry_limit_is_the_controller_setting() -> None:
             extra="faults: {hosts: {disk_failure: 1.0}}\ncontroller: {max_provisioning_retries: 2}",
         )
     )
-    assert outcome.conductor.stats.verbs["active"] == 3 * 2
+    assert outcome.engine.stats.image_writes == 3 * 2
 
 
 def test_concurrency_one_serializes_reconciles() -> None:

@@ -1,8 +1,8 @@
-"""`controller.provisioner: engine`: core/provisioning's engine does the hardware work.
+"""core/provisioning's engine does the fleet's hardware work (the default, and the only backend).
 
-The fleet runs through the same reconciler and workqueue, but the Ironic-like conductor stays
-empty: the engine's node table holds the hosts, and the BMC requests, agent commands and image
-writes are the engine's. Faults end as upstream's errorTypes on the hosts.
+The engine's node table holds the hosts, and the BMC requests, agent commands and image writes
+are the engine's; it syncs power on Ironic's interval and fast-tracks the agent from inspection
+to deployment. Faults end as upstream's errorTypes and messages on the hosts.
 """
 
 import json
@@ -65,15 +65,11 @@ def test_engine_100_meets_its_slos_and_invariants(
     assert doc["ok"]
 
 
-def test_the_engine_not_the_ironic_model_did_the_work(
+def test_the_engine_did_the_work(
     engine_100: tuple[dict[str, Any], simulation.Simulation],
 ) -> None:
     doc, sim = engine_100
-    assert sim.engine is not None
     stats = sim.engine.stats
-    # The Ironic-like conductor was never asked for anything.
-    assert len(sim.conductor) == 0
-    assert doc["provisioner"]["verbs"] == {}
     # The engine's node table holds every host, under the id the host's status shows.
     table = {node.node_id: node for node in sim.engine.table.nodes()}
     for host in sim.store.list(bmh.BareMetalHost):
@@ -87,8 +83,9 @@ def test_the_engine_not_the_ironic_model_did_the_work(
     assert stats.cleans == 100
     assert stats.checksum_failures == 0
     assert sum(machine.writes for machine in sim.machines) == 100
-    # Only virtual-media hosts had the deploy ISO inserted (40 hosts: inspect, deploy, clean).
-    assert stats.bmc_calls["insert cd media"] == 3 * 40
+    # Only virtual-media hosts had the deploy ISO inserted (40 hosts), for inspection and for
+    # cleaning: deployment reused the agent inspection left running (fast track).
+    assert stats.bmc_calls["insert cd media"] == 2 * 40
     assert stats.bmc_calls["get power state"] > 0
     assert sum(doc["bmc"]["by_kind"].values()) == sum(stats.bmc_calls.values())
     # PROVISIONING_LIMIT held: 60 PXE hosts, at most 20 busy at once.
@@ -190,4 +187,27 @@ def test_sim_reports_the_engines_work_in_json(tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     assert doc["engine"]["image_writes"] == 4
     assert doc["engine"]["inventories"] == 4
-    assert doc["engine"]["bmc_calls"]["insert cd media"] == 3 * 2
+    assert doc["engine"]["bmc_calls"]["insert cd media"] == 2 * 2  # inspect, clean: fast track
+
+
+def test_without_fast_track_every_operation_boots_the_ramdisk() -> None:
+    groups = "  - {name: a, count: 4, profile: vm, bmc: redfish-virtualmedia}\n"
+    fast = report.build(simulation.Simulation(scenario.loads(
+        engine_fleet(groups, LIFECYCLE))).run())
+    slow = report.build(simulation.Simulation(scenario.loads(
+        engine_fleet(groups, LIFECYCLE, extra="provisioner: {fast_track: false}"))).run())
+    assert fast["engine"]["bmc_calls"]["insert cd media"] == 2 * 4
+    assert slow["engine"]["bmc_calls"]["insert cd media"] == 3 * 4
+    assert slow["final_states"] == fast["final_states"] == {"available": 4}
+    assert fast["state_durations_s"]["provisioning"]["p50"] < \
+        slow["state_durations_s"]["provisioning"]["p50"]
+
+
+def test_steady_hosts_are_power_synced_once_a_minute_not_per_pass() -> None:
+    groups = "  - {name: a, count: 5, profile: vm, bmc: redfish-virtualmedia}\n"
+    idle = "  - {action: enroll, at: 0s}\n  - {action: provision, image: os, at: 3h}\n"
+    doc = report.build(simulation.Simulation(scenario.loads(engine_fleet(groups, idle))).run())
+    # Hours in available polling every 60 s: about one read per host per sync interval.
+    reads = doc["engine"]["power_sync_reads"]
+    assert 0 < reads <= 5 * 3 * 60 + 5
+    assert doc["engine"]["bmc_calls"]["get power state"] < 2 * reads

@@ -9,10 +9,11 @@ from metalcubed.core import agent, bmc, memory_store, ports
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import meta
 from metalcubed.core.provisioning import nodes
+from metalcubed.simulators import hostmodel
 from metalcubed.simulators.fleet import cost, scenario
 from metalcubed.simulators.fleet import distribution as dist
 from metalcubed.simulators.fleet import engine as fleet_engine
-from metalcubed.simulators.fleet.bmc import BmcStats
+from metalcubed.simulators.fleet.bmc import Bmc, BmcStats
 from metalcubed.simulators.fleet.machine import BootDevice, HostFaultPlan, Machine, Stage
 from metalcubed.simulators.fleet.runtime import EPOCH, SimClock
 
@@ -34,7 +35,7 @@ PROFILE = scenario.HardwareProfile(
 
 
 class World:
-    def __init__(self, faults: scenario.BmcFaults | None = None, *, session_cap: int = 8,
+    def __init__(self, faults: hostmodel.Faults | None = None, *, session_cap: int = 8,
                  settings: scenario.ProvisionerSettings | None = None) -> None:
         env = self.env = simpy.Environment()
         clock = SimClock(env, EPOCH)
@@ -42,11 +43,11 @@ class World:
         self.stats = BmcStats()
         self.machine = Machine(env, name="m0", boot_mac="52:54:00:00:00:01", profile=PROFILE,
                                faults=HostFaultPlan(), rng=random.Random(2))
-        endpoint = fleet_engine.BmcEndpoint(
-            env, address="10.0.0.1", latency=dist.Fixed(value=0.5), session_cap=session_cap,
-            faults=faults or scenario.BmcFaults(), timeout_s=60.0, rng=random.Random(3),
-            stats=self.stats,
-        )
+        faults = faults or hostmodel.Faults()
+        faults.latency = dist.Fixed(value=0.5).draw
+        faults.session_cap = session_cap
+        endpoint = Bmc(env, address="10.0.0.1", faults=faults, timeout_s=60.0,
+                       rng=random.Random(3), stats=self.stats)
         self.settings = settings or scenario.ProvisionerSettings(
             api_latency=dist.Fixed(value=0.01))
         self.fleet = fleet_engine.FleetEngine(
@@ -88,7 +89,7 @@ def test_a_call_charges_its_latency_to_the_pass() -> None:
 
 
 def test_a_hung_bmc_is_unreachable_after_the_drivers_retries() -> None:
-    w = World(scenario.BmcFaults(timeout_rate=1.0))
+    w = World(hostmodel.Faults(timeout_rate=1.0))
     with pytest.raises(bmc.BmcUnreachable, match="during get power state: timed out"):
         w.driver.power.power_state(w.access)
     retries = w.settings.bmc_retries
@@ -98,13 +99,27 @@ def test_a_hung_bmc_is_unreachable_after_the_drivers_retries() -> None:
 
 @pytest.mark.parametrize("read", [True, False], ids=["read-retried", "write-not-retried"])
 def test_a_500_is_a_server_error(read: bool) -> None:
-    w = World(scenario.BmcFaults(error_rate=1.0))
+    w = World(hostmodel.Faults(error_rate=1.0))
     with pytest.raises(bmc.BmcServerError):
         if read:
             w.driver.power.power_state(w.access)
         else:
             w.driver.power.start_power_on(w.access)
     assert sum(w.stats.requests.values()) == (w.settings.bmc_retries if read else 1)
+
+
+def test_a_running_agent_keeps_heartbeating_until_its_host_reboots() -> None:
+    w = World()
+    endpoint = w.boot_ramdisk()
+    low, high = fleet_engine.HEARTBEAT_S
+    w.env.run(until=w.env.now + 3 * high)
+    later = w.fleet.table.agent(w.node_id)
+    assert later is not None and later.url == endpoint.url
+    assert (later.heartbeat_at - endpoint.heartbeat_at).total_seconds() >= 2 * low
+    beats = w.fleet.stats.heartbeats
+    w.driver.power.start_power_off(w.access, mode=ports.RebootMode.HARD)
+    w.env.run(until=w.env.now + 3 * high)
+    assert w.fleet.stats.heartbeats == beats  # the agent went with its boot
 
 
 def test_past_the_session_cap_a_write_is_busy() -> None:
@@ -117,7 +132,7 @@ def test_past_the_session_cap_a_write_is_busy() -> None:
 
 
 def test_power_on_right_after_power_off_is_a_409() -> None:
-    w = World(scenario.BmcFaults(conflict_after_power_off_s=30.0))
+    w = World(hostmodel.Faults(conflict_after_power_off_s=30.0))
     w.driver.power.start_power_on(w.access)
     w.env.run(until=5.0)
     w.driver.power.start_power_off(w.access, mode=ports.RebootMode.HARD)

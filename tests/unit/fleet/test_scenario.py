@@ -16,7 +16,7 @@ def minimal() -> dict[str, Any]:
             {"name": "a", "count": 3, "profile": "generic", "bmc": "redfish"},
             {"name": "b", "count": 1, "profile": "vm", "bmc": "redfish-virtualmedia"},
         ],
-        "images": {"img": {"url": "http://x/img.raw", "size": "1GiB"}},
+        "images": {"img": {"url": "http://x/img.raw", "checksum": "a" * 64, "size": "1GiB"}},
         "workload": [
             {"action": "enroll", "at": "0s"},
             {"action": "provision", "image": "img", "when": "available"},
@@ -73,6 +73,16 @@ BAD: list[tuple[str, tuple[Any, ...], Any, str, str]] = [
      "groups[0].boot", "boots the ramdisk over pxe"),
     ("negative duration", ("time_limit",), "-5m", "time_limit", "negative"),
     ("negative poll", ("provisioner",), {"poll": -3}, "provisioner.poll", "negative"),
+    ("the removed Ironic-like model", ("controller",), {"provisioner": "ironic"},
+     "controller.provisioner", "Ironic-like comparison model was removed"),
+    ("a conductor limit", ("provisioner",), {"max_concurrent_clean": 50},
+     "provisioner.max_concurrent_clean", "no conductor limits"),
+    ("a conductor callback timeout", ("provisioner",), {"deploy_timeout": "30m"},
+     "provisioner.deploy_timeout", "use provisioner.ramdisk_timeout"),
+    ("an image without a checksum", ("images",), {"i": {"url": "http://x/i.raw", "size": 1}},
+     "images.i.checksum", "verifies every image it writes"),
+    ("poll jitter", ("provisioner",), {"poll_jitter": 0.25}, "provisioner.poll_jitter",
+     "without jitter"),
     ("p99 below median", ("profiles",), {"p": {"post": {"lognormal": {"median": "3m",
      "p99": "1m"}}}}, "profiles.p.post.lognormal.p99", "must not be below the median"),
     ("unknown distribution", ("profiles",), {"p": {"post": {"gamma": 3}}},
@@ -152,3 +162,14 @@ def test_with_hosts_keeps_the_total_exact(hosts: int) -> None:
 def test_with_hosts_keeps_proportions() -> None:
     spec = scenario.parse(minimal()).with_hosts(400)
     assert [g.count for g in spec.groups] == [300, 100]
+
+
+def test_engine_settings_reach_the_engine() -> None:
+    data = minimal()
+    data["provisioner"] = {"ramdisk_timeout": "20m", "power_sync_interval": "2m",
+                           "fast_track": False, "fast_track_timeout": "10m"}
+    spec = scenario.parse(data)
+    settings = spec.provisioner
+    assert (settings.ramdisk_timeout_s, settings.power_sync_interval_s) == (1200.0, 120.0)
+    assert not settings.fast_track and settings.fast_track_timeout_s == 600.0
+    assert spec.controller.provisioner == scenario.ProvisionerBackend.ENGINE

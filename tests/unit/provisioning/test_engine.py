@@ -177,10 +177,109 @@ def test_inspection_boots_the_deploy_iso_and_reads_the_agents_inventory(rig: Rig
     assert details.system_vendor.serial_number == host.model.inventory.serial
     assert [n.mac for n in details.nics] == [n.mac for n in host.model.inventory.nics]
     assert details.nics[0].pxe and details.ram_mebibytes == host.model.inventory.ram_mib
+    # Fast track (the default): the agent keeps running for the next operation.
+    assert host.model.power is P.ON
+    assert rig.table.agent(nodes.node_id_for(host.key)) is not None
+    node = rig.node(host)
+    assert node is not None and node.wait is None
+
+
+def test_without_fast_track_inspection_powers_the_host_off() -> None:
+    rig = Rig(config=context.EngineConfig(deploy_iso_url=DEPLOY_ISO, fast_track=False))
+    host = rig.add_host()
+    register(rig, host)
+    assert inspect(rig, host).details is not None
     assert host.model.power is P.OFF
     assert not host.model.media(hostmodel.MediaSlot.CD).inserted
     node = rig.node(host)
     assert node is not None and node.wait is None
+
+
+def test_fast_track_provisioning_reuses_the_agent_left_by_inspection(rig: Rig) -> None:
+    host = rig.add_host()
+    register(rig, host)
+    assert inspect(rig, host).details is not None
+    assert len(host.model.boots) == 1
+    rig.clock.advance(120)  # available for two minutes: within fast_track_timeout_s
+    before = rig.bmcs.requests
+    result = run(rig, host, "provision", data=provision_data(), force_reboot=False)
+    assert result == ports.ProvisionResult.complete()
+    assert rig.emulator.disk(host.model).image_url == IMAGE_URL
+    # No second ramdisk boot: only the boot into the written disk.
+    assert [b.device for b in host.model.boots] == [hostmodel.BootDevice.CD,
+                                                    hostmodel.BootDevice.HDD]
+    # Boot device, eject (a read and the eject) and the reboot: no power-state reads.
+    assert rig.bmcs.requests - before == 4
+
+
+def test_fast_track_does_not_reuse_an_agent_past_its_heartbeat_timeout(rig: Rig) -> None:
+    host = rig.add_host()
+    register(rig, host)
+    assert inspect(rig, host).details is not None
+    rig.clock.advance(context.EngineConfig().fast_track_timeout_s + 1)  # no heartbeat since
+    assert rig.prov(host).provision(provision_data(), force_reboot=False).dirty
+    # Booted again (a host found on is switched off first, then booted into the ramdisk).
+    assert host.model.power is P.OFF or len(host.model.boots) == 2
+    assert run(rig, host, "provision", data=provision_data(), force_reboot=False) == \
+        ports.ProvisionResult.complete()
+    assert [b.device for b in host.model.boots][:2] == [hostmodel.BootDevice.CD] * 2
+
+
+def test_fast_track_off_boots_the_ramdisk_again_for_provisioning() -> None:
+    rig = Rig(config=context.EngineConfig(deploy_iso_url=DEPLOY_ISO, fast_track=False))
+    host = rig.add_host()
+    register(rig, host)
+    inspect(rig, host)
+    assert run(rig, host, "provision", data=provision_data(), force_reboot=False) == \
+        ports.ProvisionResult.complete()
+    assert [b.device for b in host.model.boots] == [hostmodel.BootDevice.CD] * 2 + \
+        [hostmodel.BootDevice.HDD]
+
+
+# --- power state sync ----------------------------------------------------------------------------
+
+
+def test_power_state_is_read_from_the_bmc_once_per_sync_interval(rig: Rig) -> None:
+    host = rig.add_host(power=P.ON)
+    register(rig, host)  # reads the power state (proves access)
+    interval = context.EngineConfig().power_sync_interval_s
+    before = rig.bmcs.requests
+    for _ in range(5):  # BMO's steady-state polls within one interval
+        assert rig.prov(host).update_hardware_state() is True
+        rig.clock.advance(interval / 6)
+    assert rig.bmcs.requests == before
+    rig.clock.advance(interval)
+    assert rig.prov(host).update_hardware_state() is True
+    assert rig.bmcs.requests == before + 1
+    # A change made behind the engine's back shows at the next sync, as with Ironic.
+    host.model.power_off(hard=True)
+    assert rig.prov(host).update_hardware_state() is True
+    rig.clock.advance(interval)
+    assert rig.prov(host).update_hardware_state() is False
+
+
+def test_a_power_action_invalidates_the_synced_power_state(rig: Rig) -> None:
+    host = rig.add_host()
+    register(rig, host)
+    assert rig.prov(host).update_hardware_state() is False
+    assert run(rig, host, "power_on", force=False) == ports.ProvisionResult.complete()
+    before = rig.bmcs.requests
+    assert rig.prov(host).update_hardware_state() is True  # the action's own read, reused
+    assert rig.bmcs.requests == before
+
+
+def test_waiting_for_the_agent_reads_the_power_state_once_per_sync_interval(rig: Rig) -> None:
+    rig.emulator.deploy_iso_urls.clear()  # the ISO boots, no agent comes up
+    host = rig.add_host()
+    register(rig, host)
+    inspect(rig, host, passes=1)
+    inspect(rig, host, passes=1)  # the first wait reads the state the boot left
+    reads_before = rig.bmcs.requests
+    poll = context.EngineConfig().poll_s
+    for _ in range(5):  # 50 s of 10-second polls
+        rig.clock.advance(poll)
+        assert inspect(rig, host, passes=1).result.dirty
+    assert rig.bmcs.requests - reads_before <= 1
 
 
 def test_pxe_hosts_network_boot_the_ramdisk(rig: Rig) -> None:
@@ -220,7 +319,7 @@ def test_inspection_times_out_when_no_agent_comes_up(rig: Rig) -> None:
     assert len(host.model.boots) == 1  # waiting, not rebooting
     rig.clock.advance(2)
     failed = inspect(rig, host, passes=1)
-    assert failed.result.error_message.startswith("timeout reached while waiting for the deploy")
+    assert failed.result.error_message == "timeout reached while inspecting the node"
     again = inspect(rig, host, passes=1)  # the host is on: switched off first
     assert again.started and len(host.model.boots) == 1
     inspect(rig, host, passes=1)  # then booted into the ramdisk again
@@ -456,6 +555,7 @@ def test_power_state_unknown_when_the_bmc_is_gone(rig: Rig) -> None:
     host = rig.add_host()
     register(rig, host)
     host.model.faults.unreachable = True
+    rig.clock.advance(context.EngineConfig().power_sync_interval_s)  # the next sync fails
     prov = rig.prov(host)
     assert prov.update_hardware_state() is None
     assert prov.has_power_failure()
