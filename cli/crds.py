@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from metalcubed.cli import checks
 from metalcubed.controllers.kube import crdgen
 
 
@@ -21,11 +22,24 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def run(args: argparse.Namespace) -> int:
+    """Exit 0, or 2 when --out cannot be written (a file, a missing parent, a full device)."""
+    if args.out is not None:
+        try:
+            checks.output_dir("--out", args.out)
+        except checks.BadInput as err:
+            print(f"metalcubed crds: {err}", file=sys.stderr)
+            return checks.EXIT_BAD_INPUT
     crds = crdgen.generate_all()
     if args.out is None:
         for crd in crds:
             sys.stdout.write(crdgen.to_yaml(crd))
-        return 0
-    for path in crdgen.write(args.out, crds):
+        return checks.EXIT_OK
+    try:
+        written = crdgen.write(args.out, crds)
+    except OSError as err:
+        print(f"metalcubed crds: --out: cannot write into {args.out}: {err.strerror or err}",
+              file=sys.stderr)
+        return checks.EXIT_BAD_INPUT
+    for path in written:
         print(path)
-    return 0
+    return checks.EXIT_OK

@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from metalcubed.cli import checks
 from metalcubed.controllers.kube import crdgen, localcluster
 
 
@@ -40,7 +41,8 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
     start.add_argument(
         "--crds", action="store_true", help="also install metalcubed's CRDs and wait for them"
     )
-    start.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for readyz")
+    start.add_argument("--timeout", type=checks.number(above=0, maximum=86400), default=90.0,
+                       help="seconds to wait for readyz (default 90)")
     start.set_defaults(run=run_start)
     with_dir(actions.add_parser("stop", help="stop the processes")).set_defaults(run=run_stop)
     with_dir(actions.add_parser("status", help="show what runs")).set_defaults(run=run_status)
@@ -52,12 +54,29 @@ def _dir(args: argparse.Namespace) -> Path:
     return Path(args.dir) if args.dir else localcluster.default_cluster_dir()
 
 
+def _bad_dir(args: argparse.Namespace) -> int | None:
+    """Exit 2 naming --dir when it is a file (or cannot hold the cluster's state)."""
+    directory = _dir(args)
+    if directory.exists() and not directory.is_dir():
+        _say(f"--dir: {directory} is a file, not a folder")
+        return checks.EXIT_BAD_INPUT
+    return None
+
+
 def _say(msg: str) -> None:
     print(f"[kube] {msg}", file=sys.stderr)
 
 
 def run_start(args: argparse.Namespace) -> int:
+    bad = _bad_dir(args)
+    if bad is not None:
+        return bad
     directory = _dir(args)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        _say(f"--dir: cannot create {directory}: {err.strerror or err}")
+        return checks.EXIT_BAD_INPUT
     running = localcluster.load(directory)
     if running is not None and localcluster.is_running(running):
         _say(f"already running at {running.server}")
@@ -94,12 +113,18 @@ def run_start(args: argparse.Namespace) -> int:
 
 
 def run_stop(args: argparse.Namespace) -> int:
+    bad = _bad_dir(args)
+    if bad is not None:
+        return bad
     stopped = localcluster.stop(_dir(args))
     _say(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
     return 0
 
 
 def run_status(args: argparse.Namespace) -> int:
+    bad = _bad_dir(args)
+    if bad is not None:
+        return bad
     cluster = localcluster.load(_dir(args))
     if cluster is None:
         print("not running")

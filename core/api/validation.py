@@ -555,6 +555,98 @@ def _check_object_name(doc: Mapping[str, Any]) -> SpecErrors:
     return []
 
 
+# apimachinery's ObjectMeta rules (validation.IsQualifiedName, IsValidLabelValue,
+# ValidateAnnotations), as the API server applies them to every object.
+_QUALIFIED_NAME_PART = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_QUALIFIED_NAME_FORMAT = (
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+    "alphanumeric character"
+)
+TOTAL_ANNOTATION_SIZE_LIMIT_B = 256 * 1024
+"""apimachinery's TotalAnnotationSizeLimitB: keys plus values, in bytes."""
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _qualified_name_problems(key: str) -> list[str]:
+    """apimachinery IsQualifiedName: `[prefix/]name`, name <= 63, prefix a DNS subdomain."""
+    parts = key.split("/")
+    if len(parts) == 1:
+        name = parts[0]
+        prefix = None
+    elif len(parts) == 2:
+        prefix, name = parts
+        if not prefix:
+            return ["prefix part must be non-empty"]
+    else:
+        return ["a qualified name " + _QUALIFIED_NAME_FORMAT + " with an optional DNS subdomain "
+                "prefix and '/' (e.g. 'example.com/MyName')"]
+    problems = []
+    if prefix is not None and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
+        problems.append("prefix part a lowercase RFC 1123 subdomain must consist of lower case "
+                        "alphanumeric characters, '-' or '.', and must start and end with an "
+                        "alphanumeric character")
+    if not name:
+        problems.append("name part must be non-empty")
+    elif len(name) > 63:
+        problems.append("name part must be no more than 63 characters")
+    elif not _QUALIFIED_NAME_PART.match(name):
+        problems.append("name part " + _QUALIFIED_NAME_FORMAT)
+    return problems
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 80 else value[:77] + "...")
+
+
+def _check_object_meta(doc: Mapping[str, Any]) -> SpecErrors:
+    """Namespace, label and annotation rules of ObjectMeta (types are the schema's concern)."""
+    metadata = doc.get("metadata")
+    if not isinstance(metadata, Mapping):
+        return []
+    errors: SpecErrors = []
+    namespace = metadata.get("namespace")
+    if isinstance(namespace, str) and namespace and (
+            len(namespace) > 63 or not _DNS1123_LABEL.match(namespace)):
+        errors.append(outcome.SpecError(
+            "metadata.namespace",
+            f"Invalid value: {_shown(namespace)}: a lowercase RFC 1123 label must consist of "
+            "lower case alphanumeric characters or '-', and must start and end with an "
+            "alphanumeric character (at most 63 characters)"))
+    labels = metadata.get("labels")
+    if isinstance(labels, Mapping):
+        for key, value in labels.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                continue
+            for problem in _qualified_name_problems(key):
+                errors.append(outcome.SpecError(
+                    "metadata.labels", f"Invalid value: {_shown(key)}: {problem}"))
+            if len(value) > 63:
+                errors.append(outcome.SpecError(
+                    f"metadata.labels[{key}]",
+                    f"Invalid value: {_shown(value)}: must be no more than 63 characters"))
+            elif value and not _QUALIFIED_NAME_PART.match(value):
+                errors.append(outcome.SpecError(
+                    f"metadata.labels[{key}]",
+                    f"Invalid value: {_shown(value)}: a valid label must be an empty string or "
+                    + _QUALIFIED_NAME_FORMAT))
+    annotations = metadata.get("annotations")
+    if isinstance(annotations, Mapping):
+        total = 0
+        for key, value in annotations.items():
+            if not isinstance(key, str):
+                continue
+            for problem in _qualified_name_problems(key.lower()):
+                errors.append(outcome.SpecError(
+                    "metadata.annotations", f"Invalid value: {_shown(key)}: {problem}"))
+            total += len(key.encode()) + (len(value.encode()) if isinstance(value, str) else 0)
+        if total > TOTAL_ANNOTATION_SIZE_LIMIT_B:
+            errors.append(outcome.SpecError(
+                "metadata.annotations",
+                f"Too long: may not be more than {TOTAL_ANNOTATION_SIZE_LIMIT_B} bytes "
+                f"(keys and values together: {total})"))
+    return errors
+
+
 class Check(Enum):
     """How `metalcubed validate` treats a kind."""
 
@@ -664,7 +756,7 @@ def validate_object(doc: Mapping[str, Any], *, old: Mapping[str, Any] | None = N
         return [outcome.SpecError("kind", f"unknown kind {kind} (apiVersion {api_version})")]
     if entry.model is None:
         return []
-    errors = _check_object_name(doc)
+    errors = _check_object_name(doc) + _check_object_meta(doc)
     try:
         obj = entry.model.from_wire(doc)
     except pydantic.ValidationError as err:
