@@ -19,14 +19,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from metalcubed.controllers import lookup
 from metalcubed.core import clock, ports
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import meta
 from metalcubed.core.provisioning import context, engine, fixture
 from metalcubed.core.testing import provisioner_contract
 from metalcubed.simulators import hostmodel, hostmodel_bmc
-from metalcubed.simulators.agent import emulator, inprocess, lab
+from metalcubed.simulators.agent import emulator, inprocess, lab, lookup
 from metalcubed.simulators.ipmi import emulator as ipmi_emulator
 from metalcubed.simulators.redfish import emulator as redfish_emulator
 from tests.contract import bmcs, fleet
