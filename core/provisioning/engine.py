@@ -31,6 +31,7 @@ Concurrency: one provisioner per host per reconcile (the workqueue serialises a 
 """
 
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 
 from metalcubed.core import agent, bmc, outcome, ports
 from metalcubed.core.api import baremetalhost as bmh
@@ -45,6 +46,19 @@ hardware type its scheme names). Raises SpecError for an address no driver serve
 
 BusyHosts = Callable[[], Collection[meta.ObjectKey]]
 """The hosts busy on a PXE boot interface now (see capacity.py)."""
+
+_RESOLVED_MAX = 65_536
+"""Parsed BMC accesses kept (one per host and credentials); the cache starts over past this."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    """A host's BMC address parsed, its driver composed and validated (no I/O in any of it)."""
+
+    access: bmc.BmcAccess
+    driver: bmc.Driver
+    identity: str
+    """`nodes.bmc_identity` of the address."""
 
 
 class Engine:
@@ -68,6 +82,30 @@ class Engine:
         self.config = config or EngineConfig()
         self.power_sync = powersync.PowerSync(interval_s=self.config.power_sync_interval_s)
         """The last power state read per host (Ironic's synced node.power_state)."""
+        self._resolved: dict[tuple[str, ports.Credentials, bool], _Resolved] = {}
+        """BMO registers every host on every pass: parsing its address, composing and
+        validating its driver each time is pure and repeats itself, so it is done once per
+        (address, credentials, TLS flag). A bad address is not cached (it raises again)."""
+
+    def resolve(self, host: ports.HostData) -> _Resolved:
+        """The host's parsed access, driver and identity (raises SpecError for a bad address or
+        one no driver serves, and what the driver's `validate` raises)."""
+        key = (host.bmc_address, host.bmc_credentials, host.disable_certificate_verification)
+        got = self._resolved.get(key)
+        if got is None:
+            access = bmc.BmcAccess.of(
+                host.bmc_address,
+                host.bmc_credentials,
+                verify_tls=not host.disable_certificate_verification,
+            )
+            driver = self._drivers(access)
+            driver.validate(access)
+            if len(self._resolved) >= _RESOLVED_MAX:
+                self._resolved.clear()
+            got = self._resolved[key] = _Resolved(
+                access=access, driver=driver, identity=nodes.bmc_identity(host.bmc_address)
+            )
+        return got
 
     def new_provisioner(
         self, host: ports.HostData, publish: Callable[[str, str], None]
@@ -75,18 +113,13 @@ class Engine:
         return EngineProvisioner(self, host, publish)
 
     def ctx(self, host: ports.HostData, publish: Callable[[str, str], None]) -> Ctx:
-        """Build the step context (parses the address and composes the driver: no I/O)."""
-        access = bmc.BmcAccess.of(
-            host.bmc_address,
-            host.bmc_credentials,
-            verify_tls=not host.disable_certificate_verification,
-        )
-        driver = self._drivers(access)
+        """Build the step context (the resolved access and driver: no I/O)."""
+        resolved = self.resolve(host)
         return Ctx(
             host=host,
             node_id=host.provisioner_id or nodes.node_id_for(host.key),
-            access=access,
-            driver=driver,
+            access=resolved.access,
+            driver=resolved.driver,
             agents=self._agents,
             nodes_port=self._nodes,
             clock=self._clock,
@@ -142,12 +175,11 @@ class EngineProvisioner:
         node_id = self._host.provisioner_id or nodes.node_id_for(self._host.key)
 
         def step() -> ports.ProvisionResult:
-            ctx = self._c()
-            ctx.driver.validate(ctx.access)
+            ctx = self._c()  # resolving the host's access validates its driver
             bmc_type = ctx.access.address.type
             if not self._host.boot_mac_address and (bmc_type.needs_mac or data.disable_inspection):
                 raise StepFailed(f"BMC driver {bmc_type.name} requires a BootMACAddress value")
-            identity = nodes.bmc_identity(self._host.bmc_address)
+            identity = self._engine.resolve(self._host).identity
             mac = self._host.boot_mac_address
             macs: tuple[str, ...] = (nodes.normal_mac(mac),) if mac else ()
             known = ctx.nodes.get(ctx.node_id)
@@ -364,8 +396,8 @@ class EngineProvisioner:
 
     def has_capacity(self) -> bool:
         try:
-            address = bmc.BmcAccess.of(self._host.bmc_address, self._host.bmc_credentials).address
-        except outcome.SpecError:
+            address = self._c().access.address
+        except (StepFailed, bmc.DriverError):
             return True  # registration reports the bad address
         if address.type.supports_iso_preprovisioning_image:
             return True

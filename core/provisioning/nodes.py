@@ -167,6 +167,9 @@ class NodeTable:
         self._nodes: dict[str, Node] = {}
         self._agents: dict[str, agent.AgentEndpoint] = {}
         self._tokens: dict[str, Token] = {}
+        self._by_mac: dict[str, list[str]] = {}
+        """MAC -> ids of the nodes that have it, oldest first: an agent's lookup is a dict
+        read, not a scan of every node (thousands of agents boot in a fleet)."""
 
     # --- Nodes (the engine's side) -----------------------------------------------------------
 
@@ -174,9 +177,26 @@ class NodeTable:
         return self._nodes.get(node_id)
 
     def put(self, node: Node) -> None:
-        self._nodes[node.node_id] = replace(node, macs=tuple(normal_mac(m) for m in node.macs))
+        macs = tuple(normal_mac(m) for m in node.macs)
+        old = self._nodes.get(node.node_id)
+        if old is None or old.macs != macs:
+            self._unindex(old)
+            for mac in macs:
+                self._by_mac.setdefault(mac, []).append(node.node_id)
+        self._nodes[node.node_id] = replace(node, macs=macs)
+
+    def _unindex(self, node: Node | None) -> None:
+        if node is None:
+            return
+        for mac in node.macs:
+            ids = self._by_mac.get(mac)
+            if ids is not None and node.node_id in ids:
+                ids.remove(node.node_id)
+                if not ids:
+                    del self._by_mac[mac]
 
     def delete(self, node_id: str) -> None:
+        self._unindex(self._nodes.get(node_id))
         self._nodes.pop(node_id, None)
         self._agents.pop(node_id, None)
         self._tokens.pop(node_id, None)
@@ -203,10 +223,11 @@ class NodeTable:
 
         A MAC match wins; the BMC address is used only when exactly one node has it.
         """
-        wanted = {normal_mac(m) for m in macs if m}
-        for node in self._nodes.values():
-            if wanted.intersection(node.macs):
-                return node.node_id
+        index = self._by_mac
+        found = [index[mac][0] for mac in {normal_mac(m) for m in macs if m} if mac in index]
+        if found:
+            order = list(self._nodes)  # the oldest node wins, as a scan in insertion order
+            return min(found, key=order.index) if len(found) > 1 else found[0]
         if bmc_address:
             address = bmc_address.lower()
             matches = [n.node_id for n in self._nodes.values() if n.bmc_address == address]

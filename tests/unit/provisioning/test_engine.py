@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 
 from metalcubed.core import agent, bmc, outcome, ports
+from metalcubed.core import clock as clock_module
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.provisioning import context, engine, nodes
 from metalcubed.simulators import hostmodel
@@ -705,3 +706,20 @@ def test_adopt_while_deprovisioning_leaves_the_record_alone(rig: Rig) -> None:
         ports.ProvisionResult.complete()
     after = rig.table.get(node_id)
     assert after is not None and after.deployed is None and after.wait == tearing_down
+
+
+def test_node_table_lookup_by_mac_follows_puts_and_deletes() -> None:
+    table = nodes.NodeTable(clock=clock_module.ManualClock())
+    table.put(nodes.Node(node_id="a", name="ns~a", bmc_address="10.0.0.1:443",
+                         macs=("52:54:00:00:00:0A",)))
+    table.put(nodes.Node(node_id="b", name="ns~b", bmc_address="10.0.0.2:443",
+                         macs=("52-54-00-00-00-0b",)))
+    assert table.lookup(["52:54:00:00:00:0a"]) == "a"
+    assert table.lookup(["52:54:00:00:00:0B", "ff:ff:ff:ff:ff:ff"]) == "b"
+    table.put(nodes.Node(node_id="a", name="ns~a", bmc_address="10.0.0.1:443",
+                         macs=("52:54:00:00:00:0c",)))  # a's NIC replaced
+    assert table.lookup(["52:54:00:00:00:0a"]) is None
+    assert table.lookup(["52:54:00:00:00:0c"]) == "a"
+    table.delete("b")
+    assert table.lookup(["52:54:00:00:00:0b"]) is None
+    assert table.lookup([], "10.0.0.1:443") == "a"  # by BMC address when it is unique
