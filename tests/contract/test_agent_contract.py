@@ -4,7 +4,10 @@
   the node table directly (simulators/agent/inprocess.py);
 - http: the HTTP client (controllers/agent_client.py) against the agent emulator's server,
   the agents looking up and heartbeating through the Ironic v1 agent API, all on 127.0.0.1,
-  commands on the emulator's threads.
+  commands on the emulator's threads;
+- fleet: the fleet model's agent over a simulated machine booted into the ramdisk through its
+  BMC, in simpy time (no agent tokens; no reboot or power off, which its engine never asks; the
+  machine keeps no wipe count, so cleans started stand in for it).
 
 A stock Ironic Python Agent joins from tests/ipa/ (it needs the IPA package and its own
 process): subclass `agent_contract.AgentContract` there with a `harness` fixture that boots
@@ -15,17 +18,20 @@ runs on; waits poll within a bound (bmcs.poll) and fail naming what they waited 
 """
 
 import datetime
+import hashlib
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from metalcubed.controllers import agent_client, memory
-from metalcubed.core import agent
+from metalcubed.core import agent, bmc, ports
+from metalcubed.core.api import meta
 from metalcubed.core.provisioning import nodes
 from metalcubed.core.testing import agent_contract
 from metalcubed.simulators import hostmodel, imageserver
 from metalcubed.simulators.agent import emulator, inprocess, lookup, server
-from tests.contract import bmcs
+from metalcubed.simulators.fleet import engine as fleet_engine
+from tests.contract import bmcs, fleet
 
 NODE = "node-0"
 IMAGE = imageserver.random_image(256 * 1024, seed=7)
@@ -80,7 +86,7 @@ def _harness(port: agent.Agent, host: hostmodel.HostModel, table: lookup.LockedN
         boot=_booter(host, table),
         reboot_to_disk=lambda: host.reboot(hard=True),
         image_url=image_url,
-        image=IMAGE,
+        checksum=(hashlib.sha512(IMAGE).hexdigest(), ""),  # the agent detects sha512
         macs=tuple(n.mac for n in host.inventory.nics),
         wipes=lambda: agents.disk(host).wipes,
         boots=lambda: len(host.boots),
@@ -136,7 +142,64 @@ def http_harness() -> Iterator[agent_contract.AgentHarness]:
         images.stop()
 
 
-IMPLEMENTATIONS = ["in-process", "http"]
+@pytest.fixture
+def fleet_harness() -> agent_contract.AgentHarness:
+    world = fleet.FleetWorld()
+    machine = world.machines["m0"]
+    access = world.access("m0", bmcs.CREDS)
+    driver = world.fleet.driver_for(access)
+    table = world.fleet.table
+    node_id = nodes.node_id_for(meta.ObjectKey("contract", "m0"))
+    table.put(nodes.Node(node_id=node_id, name="contract~m0", bmc_address="10.0.0.1:443",
+                         macs=(machine.boot_mac,)))
+    seen: list[str] = []
+
+    def boot() -> agent.AgentEndpoint:
+        table.forget_agent(node_id)
+        driver.boot.insert_media(access, fleet_engine.DEPLOY_ISO_URL, device=bmc.MediaDevice.CD)
+        driver.management.set_boot_device(access, bmc.BootDevice.CDROM,
+                                          persistence=bmc.Persistence.ONCE)
+        if machine.powered:
+            driver.power.start_reboot(access, mode=ports.RebootMode.HARD)
+        else:
+            driver.power.start_power_on(access)
+        found: list[agent.AgentEndpoint] = []
+
+        def heartbeat() -> bool:
+            endpoint = table.agent(node_id)
+            if endpoint is None or endpoint.boot_id in seen:
+                return False
+            found.append(endpoint)
+            return True
+
+        world.wait_until(heartbeat, "a heartbeat from the new agent")
+        seen.append(found[-1].boot_id)
+        return found[-1]
+
+    def reboot_to_disk() -> None:
+        driver.boot.eject_media(access, device=bmc.MediaDevice.CD)
+        driver.power.start_reboot(access, mode=ports.RebootMode.HARD)
+        world.advance(60.0)
+
+    return agent_contract.AgentHarness(
+        port=world.fleet.agent,
+        boot=boot,
+        reboot_to_disk=reboot_to_disk,
+        image_url=fleet.IMAGE_URL,
+        checksum=(fleet.IMAGE_CHECKSUM, "sha256"),
+        macs=(machine.boot_mac,),
+        wipes=lambda: world.fleet.stats.cleans,
+        boots=lambda: machine.generation,
+        powered_off=lambda: not machine.powered,
+        nowhere=_nowhere("fleet://no-such-machine/1"),
+        wait_until=world.wait_until,
+        not_modelled=bmcs.not_modelled,
+        offers_power_commands=False,
+        checks_token=False,
+    )
+
+
+IMPLEMENTATIONS = ["in-process", "http", "fleet"]
 
 
 class TestAgentContract(agent_contract.AgentContract):
