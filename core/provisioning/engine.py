@@ -200,7 +200,7 @@ class EngineProvisioner:
                     name=nodes.node_name(self._host.key),
                     bmc_address=identity,
                     macs=macs,
-                    deployed=known.deployed if known else None,
+                    deployed=known.deployed if known else _deployed_from_status(data),
                     wait=known.wait if known else None,
                 )
             )
@@ -409,6 +409,18 @@ class EngineProvisioner:
 
     def get_health(self) -> str:
         return ""
+
+
+def _deployed_from_status(data: ports.ManagementAccessData) -> nodes.Deployment | None:
+    """A new record's deployment, rebuilt from the host's status (as Ironic registers a
+    provisioned host with its image): after a manager restart the table is empty, and a host
+    whose status still names an image (provisioned, or being deprovisioned) holds it on its
+    disk, so deprovisioning must clean it, even when the host is off."""
+    image = data.current_image
+    if image is None or not image.url:
+        return None
+    return nodes.Deployment(image_url=image.url, checksum=image.checksum,
+                            live_iso=image.format == bmh.ImageFormat.LIVE_ISO, adopted=True)
 
 
 def _inspected(details: hwd.HardwareDetails, *, started: bool) -> ports.InspectOutcome:
