@@ -72,11 +72,15 @@ class EngineServices:
         drivers: engine.DriverFor,
         store_hosts: Callable[[], Iterable[bmh.BareMetalHost]] | None,
         config: EngineServiceConfig | None = None,
+        busy_hosts: engine.BusyHosts | None = None,
     ) -> None:
+        """`store_hosts` lists the BareMetalHosts (for PROVISIONING_LIMIT's count of hosts busy
+        on network boot); `busy_hosts` gives that count's hosts directly instead."""
         self.config = config or EngineServiceConfig()
         self.clock = clock
         self._drivers = drivers
         self._store_hosts = store_hosts
+        self._busy_hosts = busy_hosts
         self.table = lookup.LockedNodeTable(clock=clock,
                                             agent_timeout_s=self.config.agent_timeout_s)
         self.api = lookup.IronicApi(
@@ -115,7 +119,7 @@ class EngineServices:
             self.boot.start()
             self.boot.external_url = self.boot_url
             hosts = self._store_hosts
-            busy: engine.BusyHosts | None = None
+            busy: engine.BusyHosts | None = self._busy_hosts
             if hosts is not None:
                 busy = lambda: capacity.busy_hosts(list(hosts()))  # noqa: E731
             cfg = dataclasses.replace(

@@ -56,7 +56,8 @@ class HttpServer:
         if self._httpd is None:
             raise RuntimeError(f"{self._name} is not running")
         host, port = self._httpd.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else str(host)
+        text = host.decode() if isinstance(host, bytes) else str(host)
+        shown = f"[{text}]" if ":" in text else text
         return f"http://{shown}:{port}"
 
     def start(self) -> str:

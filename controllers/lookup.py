@@ -96,10 +96,12 @@ class LockedNodeTable:
         with self._lock:
             return self._table.lookup(macs, bmc_address)
 
-    def lookup_with_token(self, macs: list[str], node_uuid: str = "") -> tuple[str, str] | None:
-        """(node id, token or "******") for an agent with these MACs, or None."""
+    def lookup_with_token(self, macs: list[str], node_uuid: str = "", *,
+                          bmc_address: str = "") -> tuple[str, str] | None:
+        """(node id, token or "******") for an agent with these MACs, or None. (IPA sends no
+        BMC address; in-process agents may match by it.)"""
         with self._lock:
-            node_id = self._table.lookup(macs)
+            node_id = self._table.lookup(macs, bmc_address)
             if node_id is None and node_uuid and self._table.get(node_uuid) is not None:
                 node_id = node_uuid
             if node_id is None:
@@ -124,11 +126,6 @@ class LockedNodeTable:
             token = self._table.token(node_id)
         return None if token is None else token.value
 
-    def heartbeat(self, node_id: str, *, url: str, boot_id: str) -> bool:
-        """An in-process agent's heartbeat (no token: nothing crosses a network)."""
-        with self._lock:
-            return self._table.heartbeat(node_id, url=url, boot_id=boot_id)
-
     def heartbeat_with_token(self, node_id: str, token: object, *, url: str) -> str:
         """"ok", "unknown" (no such node) or "token" (missing or wrong token)."""
         with self._lock:
@@ -150,19 +147,6 @@ class LockedNodeTable:
     def inspection(self, node_id: str) -> dict[str, Any] | None:
         with self._lock:
             return self._inspection.get(node_id)
-
-
-class DirectConductor:
-    """In-process agents announce themselves straight into the table (no tokens: no network)."""
-
-    def __init__(self, table: LockedNodeTable) -> None:
-        self._table = table
-
-    def lookup(self, macs: list[str], bmc_address: str) -> str | None:
-        return self._table.lookup(macs, bmc_address)
-
-    def heartbeat(self, node_id: str, *, url: str, boot_id: str) -> bool:
-        return self._table.heartbeat(node_id, url=url, boot_id=boot_id)
 
 
 # --- the HTTP API ---------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ command, and the engine observes `status(...).command` on later calls (DESIGN ru
 agent runs one command at a time and remembers its commands until the host reboots, so the
 state of the latest command is the hardware-side record of what has been done in this boot.
 
-Implementations: controllers/agent_client.py (HTTP, the protocol in docs/agent.md) and
+Implementations: controllers/agent_client.py (HTTP: IPA's command API, docs/agent.md) and
 simulators/agent (in-process, for the fleet model and tests). No wire format crosses this
 boundary.
 """
@@ -32,14 +32,16 @@ if TYPE_CHECKING:
 
 
 class CommandName(StrEnum):
-    """The commands the engine starts; values are the IPA-style names on the wire."""
+    """The commands the engine starts; values are Ironic Python Agent's command names."""
 
-    CLEAN_METADATA = "clean.erase_devices_metadata"
-    """Wipe partition tables and filesystem signatures (upstream `metadata` cleaning)."""
-    WRITE_IMAGE = "standby.write_image"
+    CLEAN_METADATA = "clean.execute_clean_step"
+    """The `erase_devices_metadata` clean step: wipe partition tables and filesystem
+    signatures (upstream `metadata` cleaning)."""
+    WRITE_IMAGE = "standby.prepare_image"
     """Download the image, verify its checksum, write it and the config drive to the root disk."""
     POWER_OFF = "standby.power_off"
-    REBOOT = "standby.reboot"
+    REBOOT = "standby.run_image"
+    """Reboot into whatever the boot order says next (IPA's name: the disk's image)."""
 
 
 class CommandState(StrEnum):
@@ -73,6 +75,9 @@ class AgentEndpoint:
     boot_id: str
     """Changes every time the host boots the ramdisk: a new agent."""
     heartbeat_at: datetime
+    token: str = field(default="", repr=False)
+    """The agent's token (Ironic's agent_secret_token), sent with every command; made outside
+    core, never logged; "" for in-process agents."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

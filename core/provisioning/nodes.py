@@ -211,7 +211,8 @@ class NodeTable:
             return None
         if self._timeout is not None and self._clock.now() - endpoint.heartbeat_at > self._timeout:
             return None
-        return endpoint
+        token = self._tokens.get(node_id)
+        return endpoint if token is None else replace(endpoint, token=token.value)
 
     def nodes(self) -> list[Node]:
         return list(self._nodes.values())

@@ -5,6 +5,7 @@ over HTTP (the agent emulator's server, the HTTP client, commands on threads). A
 another runtime (the fleet model's machines) can join by providing a `Harness`.
 """
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable, Iterator
@@ -70,6 +71,7 @@ def _wait(port: agent.Agent, endpoint: agent.AgentEndpoint, *, timeout_s: float 
 
 def _boot(host: hostmodel.HostModel, table: lookup.LockedNodeTable,
           agents: emulator.AgentEmulator, *, timeout_s: float = 10.0) -> agent.AgentEndpoint:
+    table.forget_agent("node-0")  # as the engine does before it boots the ramdisk
     host.set_boot_device(hostmodel.BootDevice.PXE, persistent=False)
     if host.power is hostmodel.Power.ON:
         host.reboot(hard=True)
@@ -80,7 +82,8 @@ def _boot(host: hostmodel.HostModel, table: lookup.LockedNodeTable,
     deadline = time.monotonic() + timeout_s
     while True:
         endpoint = table.agent("node-0")
-        if endpoint is not None and endpoint.boot_id == running.agent_id:
+        if endpoint is not None and endpoint.url == running.url:
+            assert endpoint.token == running.token and len(running.token) >= 32
             return endpoint
         assert time.monotonic() < deadline, "the agent did not heartbeat"
         time.sleep(0.02)
@@ -91,13 +94,19 @@ def _register(table: lookup.LockedNodeTable, host: hostmodel.HostModel) -> None:
                          macs=(host.inventory.nics[0].mac,)))
 
 
+def _fetch(wanted: str, url: str) -> Iterator[bytes]:
+    if wanted != url:
+        raise OSError("HTTP Error 404: Not Found")
+    return iter([IMAGE])
+
+
 @pytest.fixture
 def inproc_harness() -> Iterator[Harness]:
     table = lookup.LockedNodeTable(clock=memory.WallClock())
     url = "http://images.test/os.raw"
     agents = emulator.AgentEmulator(
         conductor=lookup.DirectConductor(table), run=emulator.run_inline,
-        fetch=lambda u: iter([IMAGE]) if u == url else iter(()),
+        fetch=lambda u: _fetch(u, url),
     )
     host = hostmodel.HostModel(name="node-0", inventory=hostmodel.make_inventory(0))
     agents.attach(host, bmc_address="ipmi://127.0.0.1")
@@ -142,7 +151,9 @@ def harness(request: pytest.FixtureRequest) -> Harness:
 def test_a_fresh_agent_has_no_command(harness: Harness) -> None:
     endpoint = harness.boot()
     status = harness.port.status(endpoint)
-    assert status.command is None and status.boot_id == endpoint.boot_id
+    running = harness.agents.current(harness.host)
+    assert running is not None
+    assert status.command is None and status.boot_id == str(running.started_at)
 
 
 def test_inventory_describes_the_host(harness: Harness) -> None:
@@ -180,7 +191,26 @@ def test_an_agent_is_gone_after_its_host_reboots(harness: Harness) -> None:
     with pytest.raises(agent.AgentUnavailable):
         harness.port.status(endpoint)
     again = harness.boot()
-    assert again.boot_id != endpoint.boot_id
+    assert again.boot_id != endpoint.boot_id and again.token != endpoint.token
+    assert harness.port.status(again).boot_id != str(endpoint.boot_id)
+
+
+def test_commands_need_the_agent_token(harness: Harness) -> None:
+    endpoint = harness.boot()
+    for token in ("", "x" * 43):
+        with pytest.raises(agent.AgentError, match="401"):
+            harness.port.start_clean(dataclasses.replace(endpoint, token=token))
+    assert harness.agents.disk(harness.host).wipes == 0
+
+
+def test_a_write_image_failure_names_the_image(harness: Harness) -> None:
+    endpoint = harness.boot()
+    missing = harness.image_url.replace("os.raw", "missing.raw")
+    harness.port.start_write_image(endpoint, agent.ImageWrite(url=missing, checksum="0" * 64))
+    failed = _wait(harness.port, endpoint)
+    assert failed.state is agent.CommandState.FAILED
+    assert failed.error.startswith("Error downloading image") and missing in failed.error
+    assert (failed.image_url, failed.image_checksum) == (missing, "0" * 64)
 
 
 def test_reboot_from_the_agent(harness: Harness) -> None:

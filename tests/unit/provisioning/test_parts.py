@@ -1,11 +1,10 @@
-"""The engine's parts: node table and lookup, config drive, capacity count, agent payloads."""
+"""The engine's parts: node table and lookup, config drive, capacity count (the agent's wire
+format is tested in test_agent_wire.py)."""
 
-import json
 
 import pytest
 
-from metalcubed.controllers import agent_client
-from metalcubed.core import agent, clock, ports
+from metalcubed.core import clock, ports
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import meta
 from metalcubed.core.provisioning import capacity, configdrive, nodes
@@ -119,92 +118,3 @@ def test_busy_hosts_are_pxe_hosts_in_busy_states() -> None:
         host("bad-address", "nope://x", S.PROVISIONING),
     ]
     assert {k.name for k in capacity.busy_hosts(hosts)} == {"pxe-inspecting", "pxe-cleaning"}
-
-
-# --- agent payloads ------------------------------------------------------------------------------
-
-
-def test_write_image_params_round_trip() -> None:
-    image = agent.ImageWrite(
-        url="http://i/os.raw", checksum="ab" * 32, checksum_type="sha256", disk_format="raw",
-        root_device=bmh.RootDeviceHints(device_name="/dev/sdb", rotational=False),
-        config_drive=agent.ConfigDrive(user_data="u", network_data="n", meta_data={"a": "b"}),
-    )
-    params = json.loads(json.dumps(agent_client.write_image_params(image)))
-    assert params["image_info"]["root_device"] == {"deviceName": "/dev/sdb", "rotational": False}
-    assert agent_client.parse_write_image_params(params) == image
-
-
-@pytest.mark.parametrize(
-    "params",
-    [
-        {},
-        {"image_info": {"urls": []}},
-        {"image_info": {"urls": ["http://i"], "os_hash_value": 7}},
-        {"image_info": {"urls": ["http://i"], "root_device": {"minSizeGigabytes": -1}}},
-        {"image_info": {"urls": ["http://i"]}, "configdrive": "x"},
-    ],
-    ids=["empty", "no-url", "checksum-not-text", "bad-hints", "configdrive-not-object"],
-)
-def test_bad_write_image_params_are_refused(params: dict[str, object]) -> None:
-    with pytest.raises(ValueError):
-        agent_client.parse_write_image_params(params)
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        [],
-        {"boot_id": 3, "version": "v"},
-        {"boot_id": "b", "version": "v", "command": {"id": "1", "command_name": "rm -rf",
-                                                   "command_status": "RUNNING"}},
-        {"boot_id": "b", "version": "v", "command": {"id": "1", "command_status": "DONE",
-                                                   "command_name": "standby.write_image"}},
-        {"boot_id": "b", "version": "v", "command": {"id": 1, "command_status": "RUNNING",
-                                                   "command_name": "standby.write_image"}},
-    ],
-    ids=["not-object", "boot-id-not-text", "unknown-command", "unknown-status", "bad-id"],
-)
-def test_hostile_status_documents_are_agent_errors(body: object) -> None:
-    with pytest.raises(agent.AgentError) as err:
-        agent_client.parse_status(body, url="http://127.0.0.1:9/agents/a")
-    assert "http://127.0.0.1:9/agents/a" in str(err.value) and "get status" in str(err.value)
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        {"inventory": []},
-        {"inventory": {"interfaces": [{"mac_address": "not-a-mac"}]}},
-        {"inventory": {"disks": [{"size": 1}]}},
-        {"inventory": {"memory": {"physical_mb": "lots"}}},
-        {"inventory": {"cpu": {"flags": 7}}},
-    ],
-    ids=["not-object", "bad-mac", "disk-without-name", "bad-ram", "bad-flags"],
-)
-def test_hostile_inventories_are_agent_errors(body: object) -> None:
-    with pytest.raises(agent.AgentError, match="get inventory"):
-        agent_client.parse_inventory(body, url="http://127.0.0.1:9/agents/a")
-
-
-def test_inventory_maps_to_hardware_details() -> None:
-    details = agent_client.parse_inventory({"inventory": {
-        "interfaces": [{"name": "eno1", "mac_address": "52:54:00:00:00:11", "speed_mbps": 25000,
-                        "product": "0x8086 0x158b", "ipv4_address": "192.0.2.7"}],
-        "cpu": {"model_name": "Xeon", "frequency": 3200, "count": 64, "architecture": "x86_64",
-                "flags": ["vmx"]},
-        "memory": {"physical_mb": 131072},
-        "disks": [{"name": "/dev/nvme0n1", "size": 10**12, "rotational": False,
-                   "by_path": "/dev/disk/by-path/pci-0000:01:00.0-nvme-1"}],
-        "system_vendor": {"manufacturer": "M3", "product_name": "P", "serial_number": "S",
-                          "firmware": {"vendor": "F", "version": "1", "build_date": "d"}},
-        "boot": {"pxe_interface": "52:54:00:00:00:11"},
-        "hostname": "h",
-    }}, url="u")
-    assert details.nics[0].pxe and details.nics[0].speed_gbps == 25
-    assert details.nics[0].ip == "192.0.2.7"
-    disk = details.storage[0]
-    assert disk.name.startswith("/dev/disk/by-path/") and disk.alternate_names == ("/dev/nvme0n1",)
-    assert disk.type is not None and disk.type.value == "NVME"
-    assert details.cpu.count == 64 and details.ram_mebibytes == 131072
-    assert details.firmware.bios.version == "1" and details.hostname == "h"
