@@ -17,9 +17,11 @@ only:
   touches the hardware), has_capacity;
 - bad input: an unparseable BMC address, a BMC that does not answer, wrong credentials end
   registration as `ProvisionResult.failed` with a message naming what failed (never a raise,
-  never the password). Upstream's fixture talks to no BMC and accepts any address and
-  credentials; its harness says so (`reaches_bmc=False`) and those checks are reported as not
-  modelled (a skip), never as passed.
+  never the password); an image that cannot be downloaded fails provisioning naming its URL,
+  and the host deprovisions and deploys the right image afterwards. Upstream's fixture talks
+  to no BMC, downloads nothing and accepts any address and credentials; its harness says so
+  (`reaches_bmc=False`, no `missing_image`) and those checks are reported as not modelled (a
+  skip), never as passed.
 
 Time: a step that reports `dirty` asks to be called again after `requeue_after_s`; the suite
 calls `harness.advance(requeue_after_s)` in between, which moves the implementation's manual
@@ -73,6 +75,9 @@ class ProvisionerHarness:
     """False when the BMCs accept any credentials (the fleet model: scenarios have none)."""
     unreachable_address: str = ""
     """A BMC address of the host's type where nothing answers ("" when not modelled)."""
+    missing_image: bmh.Image | None = None
+    """An image whose URL answers 404, with a checksum (None: the implementation downloads
+    nothing, as the fixture)."""
     fill_capacity: Callable[[], None] | None = None
     """Make every provisioning slot busy with other hosts (None when the implementation always
     has capacity for this host, e.g. virtual media)."""
@@ -368,6 +373,21 @@ class ProvisionerContract:
         register(h)
         assert registrations(h) == 2
 
+    def test_an_image_that_cannot_be_downloaded_fails_provisioning_naming_it(
+        self, harness: ProvisionerHarness
+    ) -> None:
+        h = harness
+        if h.missing_image is None:
+            h.not_modelled("the implementation downloads no image")
+        register(h)
+        inspect(h)
+        data = dataclasses.replace(_provision_data(h), image=h.missing_image)
+        failed = drive(h, lambda p: p.provision(data, force_reboot=False), "provision",
+                       expect_failure=True)
+        assert h.missing_image.url in failed.result.error_message, failed.result.error_message
+        deprovision(h)  # the failed deployment is cleaned up like any other
+        provision(h)  # and the right image deploys afterwards
+
     # --- power ----------------------------------------------------------------------------------
 
     def test_power_on_then_again_changes_nothing(self, harness: ProvisionerHarness) -> None:
@@ -443,7 +463,9 @@ class ProvisionerContract:
         self, harness: ProvisionerHarness
     ) -> None:
         h = harness
-        if not h.reaches_bmc or not h.unreachable_address:
+        if not h.reaches_bmc:
+            h.not_modelled("upstream's fixture talks to no BMC")
+        if not h.unreachable_address:
             h.not_modelled("no BMC address where nothing answers")
         bad = dataclasses.replace(h.host, bmc_address=h.unreachable_address)
         message = self._register_fails(h, bad)

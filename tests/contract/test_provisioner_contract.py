@@ -132,6 +132,7 @@ def _engine_sim(*, pxe: bool) -> provisioner_contract.ProvisionerHarness:
         fingerprint=_host_fingerprint(host, agents),
         not_modelled=bmcs.not_modelled,
         unreachable_address=unreachable,
+        missing_image=_sha256_image("http://images.test/missing.raw", IMAGE),
         fill_capacity=full if pxe else None,
     )
 
@@ -167,6 +168,7 @@ def engine_fleet_harness() -> provisioner_contract.ProvisionerHarness:
         fingerprint=fingerprint,
         not_modelled=bmcs.not_modelled,
         unreachable_address=fleet.address("hung"),
+        missing_image=image.model_copy(update={"url": fleet.IMAGE_URL + ".missing"}),
         checks_credentials=False,
     )
 
@@ -215,6 +217,7 @@ def _emulated(pxe: bool) -> Iterator[provisioner_contract.ProvisionerHarness]:
             fingerprint=_host_fingerprint(host, engine_lab.agents),
             not_modelled=bmcs.not_modelled,
             unreachable_address=unreachable,
+            missing_image=_sha256_image(image_url + ".missing", IMAGE),
             fill_capacity=full if pxe else None,
             transient_retry_s=0.2,
         )
