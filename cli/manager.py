@@ -27,9 +27,24 @@ from pathlib import Path
 
 from metalcubed.controllers import manager
 from metalcubed.controllers.kube import health, runtime
-from metalcubed.core.provisioning import fixture
+from metalcubed.core.provisioning import context, fixture
 
 log = logging.getLogger("metalcubed.manager")
+
+
+_ENGINE_TIMINGS = (
+    ("--engine-poll-seconds", "poll_s",
+     "polling delay for long operations: ramdisk boot, inspection, cleaning, image write"),
+    ("--engine-short-poll-seconds", "short_poll_s",
+     "polling delay for quick operations: power, virtual media, BIOS staging"),
+    ("--engine-busy-retry-seconds", "busy_retry_s",
+     "delay after a busy BMC answer that gave no Retry-After"),
+    ("--ramdisk-timeout-seconds", "ramdisk_timeout_s",
+     "how long a booted ramdisk may take to heartbeat"),
+    ("--soft-power-off-timeout-seconds", "soft_power_off_timeout_s",
+     "after this a soft power off is retried hard"),
+)
+"""Engine timing flags: (flag, EngineConfig field, help)."""
 
 
 class _EnvError(ValueError):
@@ -130,9 +145,18 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
                              "(e.g. OS images)")
     engine.add_argument("--agent-timeout-seconds", type=float, default=300.0, metavar="S",
                         help="a deploy agent silent for longer is gone (default 300)")
+    defaults = context.EngineConfig()
+    for flag, name, what in _ENGINE_TIMINGS:
+        engine.add_argument(flag, type=float, default=getattr(defaults, name), metavar="S",
+                            help=f"{what} (default {getattr(defaults, name):g})")
     p.add_argument("--log-level", default="info",
                    choices=("debug", "info", "warning", "error"))
     p.set_defaults(run=run)
+
+
+def name_of(flag: str) -> str:
+    """argparse's attribute name for `flag`."""
+    return flag.lstrip("-").replace("-", "_")
 
 
 def _positive(flag: str, value: float) -> None:
@@ -164,6 +188,11 @@ def options_from(args: argparse.Namespace) -> manager.ManagerOptions:
     delays = fixture.FixtureDelays(**{
         f.name: getattr(base, f.name) * args.fixture_delay_scale for f in dataclasses.fields(base)
     })
+    timings: dict[str, float] = {}
+    for flag, name, _ in _ENGINE_TIMINGS:
+        value = getattr(args, name_of(flag))
+        _positive(flag, value)
+        timings[name] = value
     files = Path(args.boot_files_dir) if args.boot_files_dir else None
     if files is not None and not files.is_dir():
         raise ValueError(f"--boot-files-dir: {args.boot_files_dir} is not a directory")
@@ -194,6 +223,7 @@ def options_from(args: argparse.Namespace) -> manager.ManagerOptions:
         deploy_ramdisk_url=os.environ.get("DEPLOY_RAMDISK_URL", "").strip(),
         boot_files_dir=files,
         agent_timeout_s=args.agent_timeout_seconds,
+        engine=dataclasses.replace(context.EngineConfig(), **timings),
     )
     for flag, address in (("--metrics-bind-address", options.metrics_bind_address),
                           ("--health-probe-bind-address", options.health_probe_bind_address)):

@@ -1,19 +1,19 @@
-"""The lab: emulated servers behind real BMC protocols, and the real controllers driving them.
+"""The lab: emulated servers behind real BMC protocols, and the real manager driving them.
 
 `Lab(config).start()` composes, on 127.0.0.1 only:
 
-- an image server with the deploy ISO (virtual-media hosts boot it) and a raw OS image with
-  its sha256 checksum files (image.py);
-- the node table and its HTTP lookup service, where deploy agents announce themselves;
+- an image server with the deploy ISO (virtual-media hosts boot it: the manager's
+  DEPLOY_ISO_URL) and a raw OS image with its sha256 checksum files (image.py);
+- the manager, as production runs it: with an API server (`kubeconfig`), the real
+  `metalcubed manager --provisioner engine` process (subprocess; its agent API, boot server,
+  metrics and probes on loopback ports, DEPLOY_ISO_URL and PROVISIONING_LIMIT in its
+  environment, the lab's hardware timings as its engine flags); with the memory store, the same
+  composition in this process (controllers/manager.compose over controllers/memory.LockedStore:
+  informers, workqueue, core/wiring's event mapping, the engine with its agent API over the
+  production BMC drivers);
 - the BMC shards (shard.py): emulated servers behind Redfish (sushy-tools) and IPMI (pyghmi)
-  BMCs, with their deploy agents; in processes of their own (`hosts_per_process`) or here;
-- the provisioning engine (core/provisioning) over the production BMC drivers
-  (controllers/bmc/hardware.py's table: sushy for Redfish, pyghmi for IPMI) and the HTTP agent
-  client;
-- the BareMetalHost controller, composed exactly as `metalcubed manager` composes it
-  (controllers/manager.compose: informers, threaded workqueue and workers, event mapping),
-  over the lab's memory store (controllers/memory.LockedStore) or, with a kubeconfig, over the
-  API server (K8sStore, Events as Kubernetes Events);
+  BMCs, with their deploy agents, which look up and heartbeat at the manager's agent API; in
+  processes of their own (`hosts_per_process`) or here;
 - one Secret and one BareMetalHost per server, created in the store and written as manifests
   (`<dir>/manifests/<host>.yaml`) for `kubectl apply`.
 
@@ -26,11 +26,19 @@ releases them; finalizers left after `cleanup_timeout_s` are removed so nothing 
 import base64
 import concurrent.futures
 import contextlib
+import ctypes
 import gc
 import logging
+import os
 import random
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,20 +47,17 @@ from typing import IO, Any
 
 import yaml
 
-from metalcubed.controllers import agent_client, manager, memory
-from metalcubed.controllers.bmc import hardware
+from metalcubed.controllers import engine_services, manager, memory
 from metalcubed.controllers.bmc.redfish import capabilities as redfish_caps
 from metalcubed.controllers.kube import client as kube_client
-from metalcubed.controllers.kube import events as kube_events
 from metalcubed.controllers.kube import metrics
 from metalcubed.controllers.kube import store as kube_store
 from metalcubed.core import bmc, outcome, ports
 from metalcubed.core import memory_store as core_memory_store
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import meta
-from metalcubed.core.provisioning import capacity, context, engine
+from metalcubed.core.provisioning import context
 from metalcubed.simulators import imageserver
-from metalcubed.simulators.agent import lookup
 from metalcubed.simulators.devenv import config as lab_config
 from metalcubed.simulators.devenv import control, image, shard, status
 
@@ -129,20 +134,85 @@ def manifest(obj: meta.Resource) -> dict[str, Any]:
     return doc
 
 
-def _driver_for() -> engine.DriverFor:
-    """The production drivers per scheme (hardware.py), composed once per hardware type."""
-    composed: dict[str, bmc.Driver] = {}
-    lock = threading.Lock()
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
-    def driver(access: bmc.BmcAccess) -> bmc.Driver:
-        kind = hardware.for_address(access)
-        with lock:
-            found = composed.get(kind.name)
-            if found is None:
-                found = composed[kind.name] = kind.compose()
-            return found
 
-    return driver
+def _die_with_parent() -> None:
+    """In the manager's child process: SIGTERM when the lab process dies (Linux
+    PR_SET_PDEATHSIG), so a killed lab leaves no manager behind."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+class ManagerProcess:
+    """`metalcubed manager --provisioner engine` as a child process, on loopback ports."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], *, health_port: int,
+                 metrics_port: int, log_file: IO[str] | None) -> None:
+        self.argv = argv
+        self.env = env
+        self.health_port = health_port
+        self.metrics_port = metrics_port
+        self._log_file = log_file
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        out = self._log_file if self._log_file is not None else subprocess.DEVNULL
+        self.proc = subprocess.Popen(
+            self.argv, env={**os.environ, **self.env}, stdin=subprocess.DEVNULL,
+            stdout=out, stderr=out, preexec_fn=_die_with_parent,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            code = self.proc.poll()
+            if code is not None:
+                raise LabError(f"the manager process exited with status {code} (see lab.log):"
+                               f" {' '.join(self.argv[2:])}")
+            if self._get("/readyz", self.health_port) == 200:
+                return
+            time.sleep(0.2)
+        raise LabError(f"the manager process was not ready within {timeout_s:.0f} s "
+                       "(see lab.log)")
+
+    def _get(self, path: str, port: int) -> int | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as rsp:
+                return int(rsp.status)
+        except urllib.error.HTTPError as err:
+            return err.code
+        except OSError:
+            return None
+
+    def reconciles(self) -> float:
+        """controller_runtime_reconcile_total, summed, from the manager's /metrics."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
+                                        timeout=2) as rsp:
+                text = rsp.read().decode()
+        except OSError:
+            return 0.0
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("controller_runtime_reconcile_total{"))
+
+    def stop(self, timeout_s: float = 90.0) -> None:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            log.warning("manager process %d did not stop in %.0f s: killing it", proc.pid,
+                        timeout_s)
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 class Lab:
@@ -165,10 +235,12 @@ class Lab:
         self._log_file = log_file
         self.clock = memory.WallClock()
         self.images = imageserver.ImageServer()
-        self.table = lookup.LockedNodeTable(clock=self.clock,
-                                            agent_timeout_s=self.timing.agent_timeout_s)
-        self.lookup = lookup.LookupService(self.table,
-                                           heartbeat_timeout_s=self.timing.agent_timeout_s)
+        self.services: engine_services.EngineServices | None = None
+        """The in-process manager's engine services (memory store only)."""
+        self.manager_process: ManagerProcess | None = None
+        """The `metalcubed manager` process (with an API server)."""
+        self.lookup_url = ""
+        """The manager's agent API, where the emulated agents look up and heartbeat."""
         self.shards: list[shard.Shard] = []
         self.shard_processes: list[shard.ShardProcess] = []
         self.hosts: list[shard.HostInfo] = []
@@ -193,8 +265,8 @@ class Lab:
         `enroll()` later, as the benchmark does to time it) create the hosts."""
         try:
             self._start_services()
+            self._start_manager()
             self._start_shards()
-            self._start_controllers()
             if enroll:
                 self.enroll()
         except BaseException:
@@ -210,14 +282,12 @@ class Lab:
         data = image.raw_disk(self.config.image_size_mib)
         self.image_url = self.images.add(image.NAME, data)
         self.image_checksum = image.sha256(data)
-        self.lookup.start()
-        self._stack.append(self.lookup.stop)
-        log.info("image server %s, lookup service %s", self.images.base_url, self.lookup.url)
+        log.info("image server %s", self.images.base_url)
 
     def _start_shards(self) -> None:
         specs = [
             shard.ShardSpec(hosts=tuple(plans), username=self.config.username,
-                            password=self.config.password, lookup_url=self.lookup.url,
+                            password=self.config.password, lookup_url=self.lookup_url,
                             deploy_iso_url=self.deploy_iso_url, timing=self.timing)
             for plans in shard.plan(self.config)
         ]
@@ -239,60 +309,45 @@ class Lab:
         self.hosts = [h for info in infos if info is not None for h in info.hosts]
         log.info("%d hosts on %d BMC shard(s)", len(self.hosts), len(specs))
 
-    def _start_controllers(self) -> None:
-        cfg = self.config
+    @property
+    def lookup(self) -> engine_services.lookup.IronicApi:
+        """The in-process manager's agent API (its request counts)."""
+        if self.services is None:
+            raise LabError("the manager runs in its own process: no in-process agent API")
+        return self.services.api
+
+    def _engine_config(self) -> context.EngineConfig:
         t = self.timing
-        composition_box: list[manager.Composition] = []
-
-        def busy_hosts() -> frozenset[meta.ObjectKey]:
-            # The controller's cache, not the API server: the count is asked on every pass.
-            if not composition_box:
-                return frozenset()
-            hosts = composition_box[0].store.list(bmh.BareMetalHost, namespace=cfg.namespace)
-            return capacity.busy_hosts(hosts)
-
-        provisioner = engine.Engine(
-            drivers=_driver_for(),
-            agents=agent_client.HttpAgent(),
-            nodes_port=self.table,
-            clock=self.clock,
-            busy_hosts=busy_hosts,
-            config=context.EngineConfig(
-                deploy_iso_url=self.deploy_iso_url,
-                provisioning_limit=cfg.provisioning_limit,
-                poll_s=t.poll_s, short_poll_s=t.short_poll_s, busy_retry_s=t.busy_retry_s,
-                ramdisk_timeout_s=max(120.0, 20 * t.agent_boot_s),
-                soft_power_off_timeout_s=max(30.0, 10 * t.soft_off_s),
-                bios_reboot_timeout_s=max(120.0, 20 * t.power_on_s),
-            ),
+        return context.EngineConfig(
+            poll_s=t.poll_s, short_poll_s=t.short_poll_s, busy_retry_s=t.busy_retry_s,
+            ramdisk_timeout_s=max(120.0, 20 * t.agent_boot_s),
+            soft_power_off_timeout_s=max(30.0, 10 * t.soft_off_s),
+            bios_reboot_timeout_s=max(120.0, 20 * t.power_on_s),
         )
-        options = manager.ManagerOptions(
-            namespace=cfg.namespace, concurrency=cfg.concurrency,
-            provisioning_limit=cfg.provisioning_limit, identity=f"devenv-{self.lab_id}",
-            kubeconfig=cfg.kubeconfig,
-        )
-        recorder: ports.EventRecorder
-        if cfg.kubeconfig is None:
-            backend: ports.Store = memory.LockedStore(
-                core_memory_store.MemoryStore(clock=self.clock))
-            recorder = self.events
+
+    def _start_manager(self) -> None:
+        if self.config.kubeconfig is None:
+            self._start_manager_here()
         else:
-            self.api = kube_client.new_client(
-                kube_client.load_configuration(cfg.kubeconfig), qps=KUBE_QPS, burst=KUBE_BURST,
-                connections=cfg.concurrency + 16, runtime_metrics=self.runtime_metrics)
-            backend = kube_store.K8sStore(self.api)
-            recorder = kube_events.K8sEventRecorder(
-                self.api, reporting_instance=options.identity,
-                runtime_metrics=self.runtime_metrics)
-            self._ensure_namespace()
+            self._start_manager_process()
+
+    def _start_manager_here(self) -> None:
+        """The memory store: controllers/manager.compose in this process."""
+        cfg = self.config
+        options = manager.ManagerOptions(
+            namespace=cfg.namespace, concurrency=cfg.concurrency, provisioner="engine",
+            provisioning_limit=cfg.provisioning_limit, identity=f"devenv-{self.lab_id}",
+            agent_api_bind_address="127.0.0.1:0", boot_server_bind_address="127.0.0.1:0",
+            deploy_iso_url=self.deploy_iso_url, agent_timeout_s=self.timing.agent_timeout_s,
+            engine=self._engine_config(),
+        )
+        backend = memory.LockedStore(core_memory_store.MemoryStore(clock=self.clock))
         self.store = backend
         composition = manager.compose(
-            options, backend=backend, recorder=recorder, registry=self.registry,
+            options, backend=backend, recorder=self.events, registry=self.registry,
             runtime_metrics=self.runtime_metrics,
-            bmo_metrics=metrics.PrometheusMetrics(self.registry),
-            provisioner_factory=provisioner,
+            bmo_metrics=metrics.PrometheusMetrics(self.registry), clock=self.clock,
         )
-        composition_box.append(composition)
         self.composition = composition
         self._stop.clear()
         self._thread = threading.Thread(target=composition.manager.run, args=(self._stop,),
@@ -301,6 +356,48 @@ class Lab:
         self._stack.append(self._stop_manager)
         if not composition.controller.started.wait(60):
             raise LabError("the controller did not start within 60 s (see the lab log)")
+        assert composition.services is not None
+        self.services = composition.services.services
+        self.lookup_url = self.services.lookup_url
+
+    def _start_manager_process(self) -> None:
+        """An API server: the real `metalcubed manager --provisioner engine` process."""
+        cfg = self.config
+        assert cfg.kubeconfig is not None
+        self.api = kube_client.new_client(
+            kube_client.load_configuration(cfg.kubeconfig), qps=KUBE_QPS, burst=KUBE_BURST,
+            connections=16, runtime_metrics=self.runtime_metrics)
+        self.store = kube_store.K8sStore(self.api)
+        self._ensure_namespace()
+        agent, boot, metrics_port, health_port = (_free_port() for _ in range(4))
+        engine = self._engine_config()
+        argv = [
+            sys.executable, "-m", "metalcubed.cli", "manager", "--provisioner", "engine",
+            "--kubeconfig", cfg.kubeconfig, "--namespace", cfg.namespace,
+            "--concurrency", str(cfg.concurrency),
+            "--kube-api-qps", str(KUBE_QPS), "--kube-api-burst", str(KUBE_BURST),
+            "--agent-api-bind-address", f"127.0.0.1:{agent}",
+            "--agent-api-url", f"http://127.0.0.1:{agent}",
+            "--boot-server-bind-address", f"127.0.0.1:{boot}",
+            "--boot-server-url", f"http://127.0.0.1:{boot}",
+            "--metrics-bind-address", f"127.0.0.1:{metrics_port}",
+            "--health-probe-bind-address", f"127.0.0.1:{health_port}",
+            "--agent-timeout-seconds", str(self.timing.agent_timeout_s),
+            "--engine-poll-seconds", str(engine.poll_s),
+            "--engine-short-poll-seconds", str(engine.short_poll_s),
+            "--engine-busy-retry-seconds", str(engine.busy_retry_s),
+            "--ramdisk-timeout-seconds", str(engine.ramdisk_timeout_s),
+            "--soft-power-off-timeout-seconds", str(engine.soft_power_off_timeout_s),
+        ]
+        env = {"DEPLOY_ISO_URL": self.deploy_iso_url,
+               "PROVISIONING_LIMIT": str(cfg.provisioning_limit)}
+        process = ManagerProcess(argv, env, health_port=health_port, metrics_port=metrics_port,
+                                 log_file=self._log_file)
+        self.manager_process = process
+        self._stack.append(process.stop)
+        process.start()
+        self.lookup_url = f"http://127.0.0.1:{agent}"
+        log.info("manager process %s: agent API %s", process.pid, self.lookup_url)
 
     def _stop_manager(self) -> None:
         self._stop.set()
@@ -444,7 +541,8 @@ class Lab:
             "image": {"url": self.image_url, "checksum": self.image_checksum,
                       "checksumType": "sha256", "format": image.FORMAT},
             "deployIso": self.deploy_iso_url,
-            "lookupService": self.lookup.url,
+            "lookupService": self.lookup_url,
+            "managerProcess": self.manager_process.pid if self.manager_process else None,
             "redfishEndpoints": [e for e in redfish if e],
             "bmcProcesses": [p.pid for p in self.shard_processes],
             "manifests": str(self.directory / "manifests") if self.directory else None,
@@ -456,6 +554,8 @@ class Lab:
         return [s.stats() for s in self.shards]
 
     def reconciles(self) -> float:
+        if self.manager_process is not None:
+            return self.manager_process.reconciles()
         total = 0.0
         for family in self.runtime_metrics.reconcile_total.collect():
             total += sum(s.value for s in family.samples if s.name.endswith("_total"))

@@ -49,6 +49,13 @@ def lab_dirs(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
         control.down(directory, timeout_s=30)
 
 
+def _manager_alive(pid: int) -> bool:
+    try:
+        return b"manager" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def test_lab_against_an_api_server(
     kube_cluster: localcluster.Cluster,  # noqa: F811 (fixture)
     kube_api: k8s.ApiClient,  # noqa: F811 (fixture)
@@ -66,6 +73,12 @@ def test_lab_against_an_api_server(
     assert status.returncode == 0, status.stderr
     doc = json.loads(status.stdout)
     assert doc["lab"]["store"] == "kubernetes" and doc["lab"]["namespace"] == namespace
+    # The controller is the real `metalcubed manager --provisioner engine` process.
+    manager_pid = doc["lab"]["managerProcess"]
+    argv = Path(f"/proc/{manager_pid}/cmdline").read_bytes().split(b"\0")
+    assert argv[1:6] == [b"-m", b"metalcubed.cli", b"manager", b"--provisioner", b"engine"]
+    agent_bind = argv[argv.index(b"--agent-api-bind-address") + 1].decode()
+    assert doc["lab"]["lookupService"] == f"http://{agent_bind}"
     assert doc["summary"]["byState"] == {"provisioned": 4}
 
     objects = k8s.CustomObjectsApi(kube_api)
@@ -99,6 +112,7 @@ def test_lab_against_an_api_server(
     down = devenv("down", "--dir", str(lab_dir))
     assert down.returncode == 0, down.stderr
     assert not any(control.is_ours(p) for p in pids)
+    assert not _manager_alive(manager_pid)
     assert objects.list_namespaced_custom_object(
         "metal3.io", "v1alpha1", namespace, "baremetalhosts")["items"] == []
     assert core.list_namespaced_secret(namespace,
