@@ -41,12 +41,11 @@ This module imports no test framework, so core/ stays free of it.
 import dataclasses
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import NoReturn, TypeVar
+from typing import NoReturn
 
 from metalcubed.core import outcome, ports
 from metalcubed.core.api import baremetalhost as bmh
 
-T = TypeVar("T")
 S = bmh.ProvisioningState
 
 MAX_CALLS = 400
