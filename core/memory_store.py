@@ -124,14 +124,12 @@ from enum import StrEnum
 from random import Random
 from typing import Any, Generic, TypeVar, cast
 
-from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from metalcubed.core import labels, outcome, ports
-from metalcubed.core.api import meta
+from metalcubed.core.api import change, meta
 
 R = TypeVar("R", bound=meta.Resource)
-_M = TypeVar("_M", bound=BaseModel)
 
 _ADDED = ports.WatchEventType.ADDED
 _MODIFIED = ports.WatchEventType.MODIFIED
@@ -464,7 +462,7 @@ class MemoryStore:
         ):
             merged_meta = nm
         else:
-            merged_meta = _replace(nm, {f: getattr(om, f) for f in _SERVER_META_FIELDS})
+            merged_meta = change.replace(nm, {f: getattr(om, f) for f in _SERVER_META_FIELDS})
         meta_changed = merged_meta is not om and merged_meta != om
         secret_update: dict[str, object] = {}
         if isinstance(obj, meta.Secret) and obj.string_data:
@@ -482,11 +480,13 @@ class MemoryStore:
         generation = om.generation
         if content_changed and bucket.custom and generation is not None:
             generation += 1
-        new_meta = _replace(merged_meta, {"resource_version": str(rv), "generation": generation})
+        new_meta = change.replace(
+            merged_meta, {"resource_version": str(rv), "generation": generation}
+        )
         update: dict[str, object] = {"metadata": new_meta}
         if status_differs:
             update[_STATUS] = getattr(old, _STATUS)
-        new = _replace(obj, update)
+        new = change.replace(obj, update)
         if self._validate is not None or bucket.admission:
             self._admit(bucket, Operation.UPDATE, "", old, new)
         self._rv = rv
@@ -514,8 +514,8 @@ class MemoryStore:
         if status is getattr(old, _STATUS) or status == getattr(old, _STATUS):
             return old
         rv = self._rv + 1
-        new_meta = _replace(old.metadata, {"resource_version": str(rv)})
-        new = _replace(old, {"metadata": new_meta, _STATUS: status})
+        new_meta = change.replace(old.metadata, {"resource_version": str(rv)})
+        new = change.replace(old, {"metadata": new_meta, _STATUS: status})
         if self._validate is not None or bucket.admission:
             self._admit(bucket, Operation.UPDATE, "status", old, new)
         self._rv = rv
@@ -773,26 +773,6 @@ class MemoryStore:
             if self._pending:
                 # A handler raised: deliver what is left before the exception propagates.
                 self._deliver()
-
-
-_new_object = object.__new__
-_set_attribute = object.__setattr__
-
-
-def _replace(model: _M, changes: dict[str, object]) -> _M:
-    """`model.model_copy(update=changes)` without its overhead (a hot path for the fleet model).
-
-    Sets the same instance attributes pydantic's own `__copy__` sets; the unit tests compare the
-    result with `model_copy` so a pydantic upgrade that changes them is caught.
-    """
-    new = _new_object(model.__class__)
-    fields = model.__dict__.copy()
-    fields.update(changes)
-    _set_attribute(new, "__dict__", fields)
-    _set_attribute(new, "__pydantic_fields_set__", model.__pydantic_fields_set__.union(changes))
-    _set_attribute(new, "__pydantic_extra__", model.__pydantic_extra__)
-    _set_attribute(new, "__pydantic_private__", model.__pydantic_private__)
-    return new
 
 
 def _name_causes(name: str) -> list[tuple[str, str]]:

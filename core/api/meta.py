@@ -3,7 +3,8 @@
 Models are frozen pydantic v2 models. Python attributes are the snake_case form of the wire
 (camelCase) name, which pydantic derives once per model (`alias_generator`); a field whose wire
 name is not plain camelCase (`bootMACAddress`, `ID`) declares it next to the field.
-Update with `model_copy(update=...)`; serialise with `to_wire()`, parse with `from_wire()`.
+Update with typed changes (`change.Updater`, `with_meta`); serialise with `to_wire()`, parse
+with `from_wire()`.
 """
 
 import base64
@@ -12,10 +13,14 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self, Unpack
 
+import pydantic
+import typing_extensions
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
+
+from metalcubed.core.api import change
 
 
 def format_time(value: datetime) -> str:
@@ -109,6 +114,27 @@ class ObjectMeta(ApiModel):
     owner_references: Annotated[tuple[OwnerReference, ...], OMIT_EMPTY] = ()
 
 
+@pydantic.with_config(change.STRICT)
+class MetaChanges(typing_extensions.TypedDict, total=False):
+    """The ObjectMeta fields `Resource.with_meta` may set, with their types."""
+
+    name: str
+    generate_name: str | None
+    namespace: str
+    uid: str | None
+    resource_version: str | None
+    generation: int | None
+    creation_timestamp: Time | None
+    deletion_timestamp: Time | None
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    finalizers: tuple[str, ...]
+    owner_references: tuple[OwnerReference, ...]
+
+
+META = change.Updater(ObjectMeta, MetaChanges)
+
+
 class ObjectReference(ApiModel):
     """corev1.ObjectReference, as BareMetalHost.spec.consumerRef uses it."""
 
@@ -159,9 +185,10 @@ class Resource(ApiModel):
         """Parse a wire dict; raises pydantic.ValidationError naming the field paths."""
         return cls.model_validate(data)
 
-    def with_meta(self, **changes: Any) -> Self:
-        """A copy whose metadata has `changes` applied (snake_case names)."""
-        return self.model_copy(update={"metadata": self.metadata.model_copy(update=changes)})
+    def with_meta(self, **changes: Unpack[MetaChanges]) -> Self:
+        """A copy whose metadata has `changes` applied; raises pydantic.ValidationError on an
+        unknown field or a value of the wrong type."""
+        return change.replace(self, {"metadata": META.apply(self.metadata, changes)})
 
 
 class Secret(Resource):

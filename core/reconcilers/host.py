@@ -17,8 +17,8 @@ import pydantic
 
 from metalcubed.core import annotations, bmcaddress, conditions, fsm, outcome, ports
 from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core.api import change, meta
 from metalcubed.core.api import hardwaredata as hwd
-from metalcubed.core.api import meta
 from metalcubed.core.reconcilers import host_states
 from metalcubed.core.reconcilers.hostwork import (
     ET,
@@ -171,7 +171,9 @@ class BareMetalHostReconciler:
         except (ValueError, pydantic.ValidationError) as exc:
             w.event("InvalidAnnotationValue", f"status annotation ignored: {exc}", warning=True)
             return None
-        w.status = restored.model_copy(update={"hardware": w.status.hardware or restored.hardware})
+        hardware = w.status.hardware or restored.hardware
+        w.status = restored
+        w.set(hardware=hardware)
         del w.annotations[bmh.STATUS_ANNOTATION]
         return outcome.Outcome.after(0)
 
@@ -432,8 +434,8 @@ class BareMetalHostReconciler:
             if bmh.FINALIZER not in host.metadata.finalizers and w.deleting:
                 return  # the object is gone: no status to write
         if w.status != w.host.status:
-            status = w.status.model_copy(update={"last_updated": w.now})
-            self._store.update_status(host.model_copy(update={"status": status}))
+            w.set(last_updated=w.now)
+            self._store.update_status(change.replace(host, {"status": w.status}))
 
     def _publish(self, w: HostWork) -> None:
         for event in w.events:

@@ -5,15 +5,21 @@ and the reconciler writes them once at the end, skipping writes when nothing cha
 changes go only through `transition`, which consults the lifecycle table (fsm.advance), takes a
 provisioning slot when the target state needs one (bmo.md 6.1: otherwise `delayed`), keeps the
 operation history and copies the boot mode, as upstream's updateHostStateFrom does.
+Status edits are typed: `set` and `set_provisioning` take only the fields of
+`StatusChanges`/`ProvisionChanges`, checked by mypy and validated at run time (`change`).
 """
 
 import random
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Unpack
+
+import pydantic
+import typing_extensions
 
 from metalcubed.core import backoff, fsm, outcome, ports
 from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core.api import change, hardwaredata, meta
 
 S = bmh.ProvisioningState
 OS = bmh.OperationalStatus
@@ -42,6 +48,45 @@ _HISTORY_OPERATION: dict[S, str] = {
     S.PROVISIONING: "provision",
     S.DEPROVISIONING: "deprovision",
 }
+
+
+@pydantic.with_config(change.STRICT)
+class StatusChanges(typing_extensions.TypedDict, total=False):
+    """The fields of BareMetalHostStatus a pass may set, with their types."""
+
+    operational_status: bmh.OperationalStatus
+    error_type: bmh.ErrorType
+    error_message: str
+    error_count: int
+    provisioning_fail_count: int
+    last_attempted_image: bmh.Image | None
+    last_updated: meta.Time | None
+    hardware_profile: str
+    hardware: hardwaredata.HardwareDetails | None
+    provisioning: bmh.ProvisionStatus
+    good_credentials: bmh.CredentialsStatus
+    tried_credentials: bmh.CredentialsStatus
+    powered_on: bool
+    operation_history: bmh.OperationHistory
+    conditions: tuple[meta.Condition, ...]
+
+
+@pydantic.with_config(change.STRICT)
+class ProvisionChanges(typing_extensions.TypedDict, total=False):
+    """The fields of status.provisioning a pass may set, with their types."""
+
+    state: bmh.ProvisioningState
+    id: str
+    image: bmh.Image
+    root_device_hints: bmh.RootDeviceHints | None
+    boot_mode: bmh.BootMode | None
+    raid: bmh.RAIDConfig | None
+    firmware: bmh.FirmwareConfig | None
+    custom_deploy: bmh.CustomDeploy | None
+
+
+STATUS = change.Updater(bmh.BareMetalHostStatus, StatusChanges)
+PROVISION = change.Updater(bmh.ProvisionStatus, ProvisionChanges)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,11 +137,14 @@ class HostWork:
 
     # --- status edits ------------------------------------------------------------------------
 
-    def set(self, **changes: Any) -> None:
-        self.status = self.status.model_copy(update=changes)
+    def set(self, **changes: Unpack[StatusChanges]) -> None:
+        """Apply `changes` to the status; raises pydantic.ValidationError on an unknown field
+        or a value of the wrong type."""
+        self.status = STATUS.apply(self.status, changes)
 
-    def set_provisioning(self, **changes: Any) -> None:
-        self.set(provisioning=self.status.provisioning.model_copy(update=changes))
+    def set_provisioning(self, **changes: Unpack[ProvisionChanges]) -> None:
+        """Apply `changes` to status.provisioning (as `set`)."""
+        self.set(provisioning=PROVISION.apply(self.status.provisioning, changes))
 
     def event(self, reason: str, message: str, *, warning: bool = False) -> None:
         kind = ports.EventType.WARNING if warning else ports.EventType.NORMAL
@@ -162,11 +210,11 @@ class HostWork:
 
     def _record_history(self, source: S, target: S) -> None:
         history = self.status.operation_history
-        updates: dict[str, Any] = {}
+        updates: dict[str, bmh.OperationMetric] = {}
         ended = _HISTORY_OPERATION.get(source)
         if ended is not None and ended != _HISTORY_OPERATION.get(target):
-            metric = getattr(history, ended)
-            updates[ended] = metric.model_copy(update={"end": self.now})
+            metric: bmh.OperationMetric = getattr(history, ended)
+            updates[ended] = bmh.OperationMetric(start=metric.start, end=self.now)
             if metric.start is not None:
                 seconds = (self.now - metric.start).total_seconds()
                 self.metrics.observe(f"metal3_operation_{ended}_duration_seconds", seconds)
@@ -174,4 +222,4 @@ class HostWork:
         if started is not None:
             updates[started] = bmh.OperationMetric(start=self.now)
         if updates:
-            self.set(operation_history=history.model_copy(update=updates))
+            self.set(operation_history=change.replace(history, updates))

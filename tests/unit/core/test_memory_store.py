@@ -592,14 +592,3 @@ def test_list_with_malformed_selector_is_invalid_with_the_parsers_message(
 def test_is_custom_resource_by_group() -> None:
     assert memory_store.is_custom_resource(Widget)
     assert not memory_store.is_custom_resource(meta.Secret)
-
-
-def test_fast_copy_matches_pydantic_model_copy() -> None:
-    original = widget("a", labels={"x": "1"})
-    changes: dict[str, object] = {"spec": WidgetSpec(size=3)}
-    fast = memory_store._replace(original, changes)
-    slow = original.model_copy(update=changes)
-    assert fast == slow
-    assert fast.model_fields_set == slow.model_fields_set
-    assert fast.to_wire() == slow.to_wire()
-    assert original.spec.size == 0

@@ -16,7 +16,7 @@ import pytest
 
 from metalcubed.core import outcome, ports
 from metalcubed.core.api import baremetalhost as bmh
-from metalcubed.core.api import meta
+from metalcubed.core.api import change, meta
 from metalcubed.core.memory_store import MemoryStore
 from metalcubed.core.provisioning import fixture
 from metalcubed.core.reconcilers import host as host_reconciler
@@ -167,8 +167,10 @@ class Harness:
         assert self.gone(key), f"host not deleted: {self.host(key).status!r}"
 
     def edit_spec(self, key: meta.ObjectKey, **changes: Any) -> None:
+        """Validated like an API write: an unknown field or a wrong type fails the test."""
         host = self.host(key)
-        self.store.update(host.model_copy(update={"spec": host.spec.model_copy(update=changes)}))
+        spec = bmh.BareMetalHostSpec.model_validate({**host.spec.__dict__, **changes})
+        self.store.update(change.replace(host, {"spec": spec}))
 
     def set_annotation(self, key: meta.ObjectKey, name: str, value: str | None) -> None:
         host = self.host(key)
