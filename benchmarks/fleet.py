@@ -14,8 +14,15 @@ peak RSS. The scale series runs benchmarks/scenarios/scale.yaml at growing sizes
 arrival rate, rolling lifecycle, hosts deleted at the end, so its work per host is constant
 and the cost should grow linearly.
 
-Targets (the fleet-model issue): fleet-1000 full lifecycle <= 5 s; 10,000 hosts <= 60 s and
-<= 1 GB peak RSS; cost linear in hosts.
+Every case runs the provisioning engine (core/provisioning), what `metalcubed manager` ships.
+Also recorded: BMC requests per host (all of them, the power-state reads among them, and the
+reads that are the periodic power sync of steady hosts), beside what the deleted Ironic-like
+model of the same scenario made (`ironic_like_bmc_per_host`: its modelled requests, which left
+out Ironic's own periodic power sync, so real Ironic makes more).
+
+Targets (issue 8): fleet-1000 (engine) <= 10 s wall; 10,000 hosts <= 100 s and <= 1 GB peak
+RSS; cost linear in hosts. `--profile CASE` adds the CPU per pass by component (cProfile's
+self-time shares applied to the CPU per pass of an unprofiled run).
 """
 
 import argparse
@@ -43,9 +50,15 @@ CASES: dict[str, tuple[str, int | None]] = {
 }
 
 TARGETS = {
-    "fleet-1000": {"wall_s": 5.0},
-    "scale-10000": {"wall_s": 60.0, "peak_rss_mb": 1024.0},
+    "fleet-1000": {"wall_s": 10.0},
+    "scale-10000": {"wall_s": 100.0, "peak_rss_mb": 1024.0},
 }
+
+IRONIC_LIKE_BMC_PER_HOST = {"fleet-1000": 18.98, "faults-1000": 26.95}
+"""BMC requests per host of the Ironic-like model (deleted in favour of the engine), measured
+on the same scenarios just before its removal: power, boot device and media actions and the
+power reads around them, but not Ironic's periodic power sync (one read per node per
+sync_power_state_interval, 60 s), which it did not model."""
 
 
 def measure(case: str) -> dict[str, Any]:
@@ -66,6 +79,18 @@ def measure(case: str) -> dict[str, Any]:
     data = report.build(outcome)
     passes = outcome.controller.stats.passes
     inside = outcome.controller.stats.reconcile_wall_s
+    engine = data["engine"]
+    hosts_n = spec.host_count
+    bmc = {
+        "requests_per_host": data["bmc"]["per_host"],
+        "power_state_reads_per_host": data["bmc"]["power_state_reads_per_host"],
+        "power_sync_reads_per_host": round(engine["power_sync_reads"] / hosts_n, 2),
+        "other_requests_per_host": round(
+            data["bmc"]["per_host"] - engine["power_sync_reads"] / hosts_n, 2
+        ),
+    }
+    if case in IRONIC_LIKE_BMC_PER_HOST:
+        bmc["ironic_like_bmc_per_host"] = IRONIC_LIKE_BMC_PER_HOST[case]
     return {
         "case": case,
         "scenario": spec.name,
@@ -78,6 +103,8 @@ def measure(case: str) -> dict[str, Any]:
         "reconciles": passes,
         "reconciles_per_host": round(passes / spec.host_count, 1),
         "us_per_reconcile": round(wall / passes * 1e6, 1),
+        "cpu_us_per_reconcile": round(cpu / passes * 1e6, 1),
+        "bmc": bmc,
         "reconciler_share": round(inside / wall, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "ok": data["ok"],
@@ -95,11 +122,13 @@ _COMPONENTS = (
     ("/core/queue", "core: workqueue"),
     ("/core/memory_store", "core: memory store"),
     ("pydantic", "pydantic"),
+    ("/core/provisioning/", "core: provisioning engine"),
+    ("/core/wiring", "core: wiring (event mapping, outcome switch)"),
     ("/simulators/fleet/runtime", "sim: runtime (slots, alarm, clock)"),
-    ("/simulators/fleet/provisioner", "sim: provisioner port"),
-    ("/simulators/fleet/conductor", "sim: Ironic-like conductor"),
+    ("/simulators/fleet/engine", "sim: engine adapters (BMC capabilities, agent)"),
     ("/simulators/fleet/machine", "sim: machines and BMCs"),
     ("/simulators/fleet/bmc", "sim: machines and BMCs"),
+    ("/simulators/hostmodel", "sim: machines and BMCs"),
     ("/simulators/fleet/", "sim: observer, workload, costs"),
     ("simpy", "simpy scheduling"),
 )
@@ -184,6 +213,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.profile:
         data = profile(args.profile)
+        plain = _child(args.profile)  # CPU per pass without the profiler's overhead
+        per_pass = plain["cpu_us_per_reconcile"]
+        data["cpu_us_per_reconcile"] = per_pass
+        data["reconciles_per_host"] = plain["reconciles_per_host"]
+        data["cpu_us_per_reconcile_by_component"] = {
+            name: round(share * per_pass, 1) for name, share in data["self_time_share"].items()
+        }
         out = args.out.with_name("fleet-profile.json")
         out.write_text(json.dumps(data, indent=2) + "\n")
         print(json.dumps(data, indent=2))
@@ -197,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = [_child(case) for _ in range(max(1, args.repeat))]
         best = min(runs, key=lambda run: run["wall_s"])
         best["wall_s_all"] = [run["wall_s"] for run in runs]
+        best["cpu_s_all"] = [run["cpu_s"] for run in runs]
         target = TARGETS.get(case)
         if target is not None:
             best["targets"] = {
@@ -205,8 +242,10 @@ def main(argv: list[str] | None = None) -> int:
             }
         previous[case] = best
         print(f"{case:>12}: {best['hosts']:>6} hosts  wall {best['wall_s']:7.2f}s  "
-              f"simulated {best['makespan_s'] / 3600:6.2f}h  {best['reconciles']:>8} passes  "
-              f"{best['us_per_reconcile']:6.1f} us/pass  rss {best['peak_rss_mb']:6.0f} MB")
+              f"cpu {best['cpu_s']:7.2f}s  simulated {best['makespan_s'] / 3600:6.2f}h  "
+              f"{best['reconciles']:>8} passes  {best['cpu_us_per_reconcile']:6.1f} cpu us/pass  "
+              f"bmc/host {best['bmc']['requests_per_host']:6.1f}  "
+              f"rss {best['peak_rss_mb']:6.0f} MB")
     ordered = [previous[name] for name in CASES if name in previous]
     scale = [run for run in ordered if run["case"].startswith("scale-")]
     linearity = None

@@ -14,7 +14,8 @@ templates; this module plugs our emulated servers in behind it:
   attribute registry, and overlays on the system, processor, NIC, manager and root documents
   (manufacturer, serial, boot override persistence, SessionService links...);
 - `_Gate`, a WSGI middleware per emulator in front of the app: basic auth and Redfish sessions
-  (X-Auth-Token), and fault injection from `Faults`: latency, a session/concurrency cap
+  (X-Auth-Token), and fault injection decided by `hostmodel.Faults.draw` (the fault model the
+  fleet model and the Sim BMCs use too): latency, a session/concurrency cap
   answered 503 with Retry-After, 409 on power and boot writes for a window after a power off,
   a 5xx rate, and an unreachable switch (requests hang until the client gives up).
 
@@ -712,23 +713,30 @@ class _Gate:
             em.request_count += 1
             if method != "GET":
                 em.writes.append((time.monotonic(), method, path))
-        faults = [em.faults] + ([host.faults] if host is not None else [])
-        if any(f.unreachable for f in faults):
+        # The one BMC fault model (hostmodel.Faults.draw), as the fleet model and the Sim BMCs
+        # use it: the emulator's own faults (unreachable, session cap, hangs, 500s), then the
+        # addressed host's (the same, plus 409 on power and boot writes after a power off).
+        write = host is not None and self._is_power_or_boot_write(path, method)
+        with em.lock:
+            reply = em.faults.draw(em.rng, in_flight=self.in_flight)
+            if reply is hostmodel.Reply.OK and host is not None:
+                reply = host.faults.draw(host.rng, in_flight=0, write=write,
+                                         since_power_off_s=host.since_power_off_s()
+                                         if write else None)
+        if reply is hostmodel.Reply.TIMEOUT:
             with em.lock:
                 em.injected["unreachable"] += 1
             em.stopping.wait(em.hang_s)
             return self._reply(start_response, 503, _error_body("unreachable"))
-        cap = em.faults.session_cap
         with em.lock:
             self.in_flight += 1
-            over_cap = cap is not None and self.in_flight > cap
             delay = em.faults.latency(em.rng) + (host.faults.latency(host.rng) if host else 0.0)
         try:
-            if over_cap:
+            if reply is hostmodel.Reply.UNAVAILABLE:
                 return self._busy(start_response, "too many concurrent requests")
             if delay > 0:
                 em.stopping.wait(delay)
-            if self._injected_error(host):
+            if reply is hostmodel.Reply.SERVER_ERROR:
                 with em.lock:
                     em.injected["500"] += 1
                 return self._reply(start_response, 500, _error_body("injected internal error"))
@@ -748,8 +756,7 @@ class _Gate:
                 return self._reply(start_response, 204, b"")
             if path.startswith("redfish/v1/SessionService"):
                 return self._session_service(path, start_response)
-            if host is not None and self._is_power_or_boot_write(path, method) \
-                    and host.in_conflict_window():
+            if reply is hostmodel.Reply.CONFLICT:
                 with em.lock:
                     em.injected["409"] += 1
                 return self._reply(start_response, 409, _error_body(
@@ -759,14 +766,6 @@ class _Gate:
         finally:
             with em.lock:
                 self.in_flight -= 1
-
-    def _injected_error(self, host: hostmodel.HostModel | None) -> bool:
-        em = self.emulator
-        with em.lock:
-            if em.faults.error_rate > 0 and em.rng.random() < em.faults.error_rate:
-                return True
-            return host is not None and host.faults.error_rate > 0 \
-                and host.rng.random() < host.faults.error_rate
 
     @staticmethod
     def _is_power_or_boot_write(path: str, method: str) -> bool:
