@@ -16,7 +16,8 @@ written against core/agent.py only:
   checksum, or an image that cannot be downloaded, FAILS with the agent's words (naming the
   image), not a raise;
 - after the host reboots the old agent is gone (`AgentUnavailable`) and the next boot has a
-  new boot id; reboot and power off asked of the agent happen on the hardware;
+  new boot id (and, with tokens, a new token); reboot and power off asked of the agent
+  happen on the hardware;
 - a command without the agent's token (or with another) is refused (`AgentError`) and does
   nothing;
 - an endpoint where no agent answers is `AgentUnavailable`, never another error.
@@ -177,6 +178,8 @@ class AgentContract:
             h.port.status(endpoint)
         again = h.boot()
         assert again.boot_id != endpoint.boot_id
+        if h.checks_token:
+            assert endpoint.token and again.token != endpoint.token, "a token outlived its boot"
         assert h.port.status(again).boot_id != before.boot_id, "a new boot, the same boot id"
 
     def test_reboot_from_the_agent_boots_the_host_again(self, harness: AgentHarness) -> None:

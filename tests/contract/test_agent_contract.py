@@ -17,6 +17,7 @@ The host's hardware side (boots, power, disk wipes) is read from the emulated ho
 runs on; waits poll within a bound (bmcs.poll) and fail naming what they waited for.
 """
 
+import dataclasses
 import datetime
 import hashlib
 from collections.abc import Callable, Iterator
@@ -208,3 +209,49 @@ class TestAgentContract(agent_contract.AgentContract):
         found: agent_contract.AgentHarness = request.getfixturevalue(
             f"{request.param.replace('-', '_')}_harness")
         return found
+
+
+# --- the emulator speaks IPA's words (not the port's contract: what a stock IPA says) ------------
+
+
+@pytest.fixture(params=["in-process", "http"])
+def emulated(request: pytest.FixtureRequest) -> agent_contract.AgentHarness:
+    found: agent_contract.AgentHarness = request.getfixturevalue(
+        f"{request.param.replace('-', '_')}_harness")
+    return found
+
+
+def _failed_write(h: agent_contract.AgentHarness, image: agent.ImageWrite) -> agent.CommandStatus:
+    endpoint = h.boot()
+    started = h.port.start_write_image(endpoint, image)
+    finished: list[agent.CommandStatus] = []
+
+    def done() -> bool:
+        command = h.port.status(endpoint).command
+        if command is None or command.id != started.id or \
+                command.state is agent.CommandState.RUNNING:
+            return False
+        finished.append(command)
+        return True
+
+    h.wait_until(done, "the write finished")
+    assert finished[-1].state is agent.CommandState.FAILED
+    return finished[-1]
+
+
+def test_emulator_words_a_checksum_mismatch_as_ipa(emulated: agent_contract.AgentHarness) -> None:
+    failed = _failed_write(emulated, agent.ImageWrite(url=emulated.image_url, checksum="0" * 32))
+    assert failed.error.startswith("Image failed to verify against checksum."), failed.error
+
+
+def test_emulator_words_a_download_failure_as_ipa(emulated: agent_contract.AgentHarness) -> None:
+    missing = emulated.image_url.rsplit("/", 1)[0] + "/missing.raw"
+    failed = _failed_write(emulated, agent.ImageWrite(url=missing, checksum="0" * 64))
+    assert failed.error.startswith("Error downloading image"), failed.error
+
+
+def test_emulator_refuses_a_wrong_token_with_401(emulated: agent_contract.AgentHarness) -> None:
+    endpoint = emulated.boot()
+    assert len(endpoint.token) >= 32
+    with pytest.raises(agent.AgentError, match="401"):
+        emulated.port.start_clean(dataclasses.replace(endpoint, token="x" * 43))

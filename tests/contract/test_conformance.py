@@ -3,16 +3,17 @@ each, STYLE 5), plus the recording fake's behaviour."""
 
 from random import Random
 
-from metalcubed.controllers import agent_client, memory
+from metalcubed.controllers import agent_client, lookup, memory
 from metalcubed.controllers.bmc import unsupported
 from metalcubed.controllers.bmc.ipmi import capabilities as ipmi
 from metalcubed.controllers.bmc.redfish import capabilities as redfish
 from metalcubed.core import agent, bmc, clock, memory_store, ports
 from metalcubed.core.api import meta
-from metalcubed.core.provisioning import engine, fixture
+from metalcubed.core.provisioning import engine, fixture, nodes
 from metalcubed.core.testing import fakes
 from metalcubed.simulators import hostmodel_bmc
-from metalcubed.simulators.agent import inprocess
+from metalcubed.simulators.agent import emulator, inprocess
+from metalcubed.simulators.agent import lookup as agent_lookup
 from metalcubed.simulators.fleet import engine as fleet_engine
 
 _clock: ports.Clock = clock.ManualClock()
@@ -126,3 +127,12 @@ def _unsupported(media: unsupported.UnsupportedBoot, inspect: unsupported.Unsupp
 def _agents(http: agent_client.HttpAgent, in_process: inprocess.InProcessAgent) -> None:
     _h: agent.Agent = http
     _i: agent.Agent = in_process
+
+
+def _node_tables(table: nodes.NodeTable, locked: lookup.LockedNodeTable,
+                 over_http: agent_lookup.HttpConductor,
+                 direct: agent_lookup.DirectConductor) -> None:
+    _t: nodes.Nodes = table
+    _l: nodes.Nodes = locked
+    _h: emulator.Conductor = over_http
+    _d: emulator.Conductor = direct
