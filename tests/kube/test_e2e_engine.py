@@ -1,0 +1,171 @@
+"""End to end as deployed: a real kube-apiserver, `metalcubed manager --provisioner engine` as a
+subprocess, emulated Redfish and IPMI BMCs with deploy agents in processes of their own.
+
+20 servers (Redfish virtual media, IPMI PXE, Redfish PXE) go enroll -> available ->
+provisioned -> deprovisioned -> deleted. Mid-provisioning the manager is killed with SIGKILL
+and a new one started on the same agent API and boot server ports; its node table (the
+engine's records and the agents' tokens) starts empty, and it must rebuild what it needs from
+the BareMetalHosts and the hardware.
+
+What is checked comes from the hardware's own record (each emulated disk counts the images
+written to it and the wipes; each server lists its boots), not only from the controller's
+status:
+
+- every host converges to each state, with no error;
+- no host is imaged twice after it reached `provisioned` (a restart adopts it, never redeploys
+  it), and a host caught mid-deployment is deployed again at most once, not left waiting;
+- the image on every disk is the one asked for (URL and sha256);
+- deprovisioning wiped every disk; deletion left every server off with its virtual CD empty and
+  no agent running, and no BareMetalHost or HardwareData behind.
+"""
+
+import collections
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s
+
+from metalcubed.controllers.kube import localcluster
+from tests.kube import test_e2e_engine_support as support
+from tests.kube import test_e2e_support as e2e
+
+pytestmark = [pytest.mark.hardware, pytest.mark.slow]
+
+HOSTS = 20
+PHASE_TIMEOUT_S = 300.0
+"""Liveness bound per phase (a failure says which hosts are stuck where); not a speed claim."""
+
+
+def _counts(found: dict[str, str]) -> collections.Counter[str]:
+    return collections.Counter(found.values())
+
+
+def _stuck(found: dict[str, str], wanted: str) -> dict[str, str]:
+    return {name: state for name, state in sorted(found.items()) if state != wanted}
+
+
+def _wait_all(api: k8s.ApiClient, ns: str, wanted: str, what: str,
+              watch: Any = None) -> None:
+    last: dict[str, str] = {}
+
+    def done() -> bool:
+        nonlocal last
+        last = support.states(api, ns)
+        if watch is not None:
+            watch(last)
+        return len(last) == HOSTS and all(state == wanted for state in last.values())
+
+    try:
+        support.wait(done, timeout_s=PHASE_TIMEOUT_S, what=what, interval_s=0.5)
+    except AssertionError as err:
+        raise AssertionError(f"{err}; hosts not {wanted}: {_stuck(last, wanted)}") from None
+
+
+def _manager(cluster: localcluster.Cluster, ns: str, log: Path, images: support.Images,
+             ports_of: "support.EngineManager | None" = None) -> support.EngineManager:
+    mgr = support.EngineManager(
+        cluster.kubeconfig, ns, log, ("--concurrency", "8"),
+        {**images.env(), "PROVISIONING_LIMIT": str(HOSTS)},
+    )
+    if ports_of is not None:  # a restart: hosts and agents know these URLs
+        mgr.agent_port, mgr.boot_port = ports_of.agent_port, ports_of.boot_port
+    return mgr
+
+
+def test_engine_as_deployed_survives_kill_9_mid_provisioning(
+    kube_cluster: localcluster.Cluster, kube_api: k8s.ApiClient, kube_namespace: str,
+    tmp_path: Path,
+) -> None:
+    missing = support.missing_engine_mode()
+    if missing is not None:
+        pytest.fail(missing, pytrace=False)
+    ns = kube_namespace
+    images = support.Images().start()
+    first = _manager(kube_cluster, ns, tmp_path / "manager-1.log", images)
+    second = _manager(kube_cluster, ns, tmp_path / "manager-2.log", images, ports_of=first)
+    shard_log = (tmp_path / "bmcs.log").open("w")
+    shards = support.BmcShards(hosts=HOSTS, lookup_url=first.agent_url,
+                               deploy_iso_url=images.deploy_iso_url,
+                               deploy_iso_prefix=f"{first.boot_url}/boot/", log=shard_log)
+    try:
+        shards.start()
+        infos = shards.infos
+        assert {i.scheme for i in infos} == {"redfish-virtualmedia", "redfish", "ipmi"}
+        first.start().wait_ready(timeout_s=60)
+
+        # --- enroll -> available (registration, inspection by the agent) -------------------
+        support.enroll(kube_api, ns, infos)
+        _wait_all(kube_api, ns, "available", "every host available")
+        hardware = k8s.CustomObjectsApi(kube_api).list_namespaced_custom_object(
+            e2e.GROUP, e2e.VERSION, ns, "hardwaredata")["items"]
+        assert sorted(d["metadata"]["name"] for d in hardware) == sorted(i.name for i in infos)
+        before = shards.disks()
+        assert all(d["writes"] == 0 for d in before.values()), before
+
+        # --- provision, with kill -9 of the manager mid-way -----------------------------------
+        for info in infos:
+            e2e.patch_host(kube_api, ns, info.name, {"spec": {"image": images.spec()}})
+
+        def mid_provisioning() -> bool:
+            counts = _counts(support.states(kube_api, ns))
+            return counts["provisioned"] >= 2 and counts["provisioning"] >= 4
+
+        support.wait(mid_provisioning, timeout_s=PHASE_TIMEOUT_S, interval_s=0.1,
+                     what="some hosts provisioned and some provisioning")
+        first.kill()
+        killed_at = support.states(kube_api, ns)
+        disks_at_kill = shards.disks()
+        done_before = sorted(n for n, s in killed_at.items() if s == "provisioned")
+        caught = sorted(n for n, s in killed_at.items() if s == "provisioning")
+        assert done_before and caught, killed_at
+        for name in done_before:
+            assert disks_at_kill[name]["writes"] == 1, (name, disks_at_kill[name])
+
+        second.start().wait_ready(timeout_s=60)
+        _wait_all(kube_api, ns, "provisioned",
+                  f"every host provisioned after the restart (killed at {_counts(killed_at)})")
+        provisioned = shards.disks()
+        for name, disk in sorted(provisioned.items()):
+            assert (disk["image_url"], disk["checksum"]) == (images.os_url, images.os_checksum)
+            assert disk["os_boots"] >= 1, (name, disk)
+            if name in done_before:
+                assert disk["writes"] == 1, f"{name} was provisioned before the kill and " \
+                    f"was imaged again after the restart: {disk}"
+            else:
+                assert 1 <= disk["writes"] <= 2, (name, disk)
+        rewritten = sorted(n for n, d in provisioned.items() if d["writes"] > 1)
+
+        # --- deprovision -> available ------------------------------------------------------
+        for info in infos:
+            e2e.patch_host(kube_api, ns, info.name, {"spec": {"image": None}})
+        _wait_all(kube_api, ns, "available", "every host deprovisioned")
+        deprovisioned = shards.disks()
+        for name, disk in sorted(deprovisioned.items()):
+            assert disk["wipes"] >= 1 and disk["image_url"] == "", (name, disk)
+            assert disk["writes"] == provisioned[name]["writes"], (name, disk)
+
+        # --- delete: nothing left behind -------------------------------------------------
+        for info in infos:
+            e2e.hosts_api(kube_api).delete_namespaced_custom_object(
+                e2e.GROUP, e2e.VERSION, ns, e2e.PLURAL, info.name)
+        support.wait(lambda: not e2e.list_hosts(kube_api, ns), timeout_s=PHASE_TIMEOUT_S,
+                     interval_s=0.5, what="every host deleted")
+        left = k8s.CustomObjectsApi(kube_api).list_namespaced_custom_object(
+            e2e.GROUP, e2e.VERSION, ns, "hardwaredata")["items"]
+        assert left == [], "HardwareData left behind"
+        final = shards.disks()
+        for name, disk in sorted(final.items()):
+            assert disk["power"] == "Off" and not disk["media_inserted"], (name, disk)
+            assert not disk["agent"], (name, disk)
+        assert second.alive(), second.log()
+        print(f"kill -9 at {dict(_counts(killed_at))}; re-imaged after the restart "
+              f"(caught mid-deployment): {rewritten}")
+    except AssertionError as err:
+        running = second if second.proc is not None else first
+        raise AssertionError(f"{err}\n--- {running.log_path.name} (tail) ---\n{running.log()}"
+                             ) from None
+    finally:
+        support.stop_quietly(first.kill, second.kill, shards.stop, images.stop, shard_log.close)
+    assert not first.alive() and not second.alive()
+    assert all(c._proc is not None and c._proc.poll() is not None for c in shards.children)
