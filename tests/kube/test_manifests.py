@@ -41,6 +41,11 @@ def applied(kubectl: Kubectl) -> subprocess.CompletedProcess[str]:
     return kubectl("apply", "-k", str(MANIFESTS))
 
 
+def pod_labels(deployment: dict[str, Any]) -> dict[str, str]:
+    labels: dict[str, str] = deployment["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
 def _find(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [d for d in docs if d["kind"] == kind]
 
@@ -51,10 +56,10 @@ def test_kustomization_renders_every_manifest_in_the_system_namespace(
     kinds = sorted(d["kind"] for d in rendered)
     assert kinds == sorted([
         "Namespace", "CustomResourceDefinition", "CustomResourceDefinition", "ServiceAccount",
-        "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment",
+        "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service",
     ])
     for doc in rendered:
-        if doc["kind"] in ("ServiceAccount", "Role", "RoleBinding", "Deployment"):
+        if doc["kind"] in ("ServiceAccount", "Role", "RoleBinding", "Deployment", "Service"):
             assert doc["metadata"]["namespace"] == SYSTEM, doc["kind"]
     (deployment,) = _find(rendered, "Deployment")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
@@ -96,6 +101,12 @@ def test_deployment_runs_the_manager_with_flags_it_accepts(
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert args.health_probe_bind_address == f":{ports['health']}"
     assert args.metrics_bind_address == f":{ports['metrics']}"
+    assert args.provisioner == "engine"
+    assert args.agent_api_bind_address == f":{ports['agent-api']}"
+    assert args.boot_server_bind_address == f":{ports['boot-server']}"
+    (service,) = _find(rendered, "Service")
+    assert {p["targetPort"] for p in service["spec"]["ports"]} == {"agent-api", "boot-server"}
+    assert service["spec"]["selector"].items() <= pod_labels(deployment).items()
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert pod["serviceAccountName"] == "metalcubed-manager"
