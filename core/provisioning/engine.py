@@ -82,7 +82,7 @@ class Engine:
         self.config = config or EngineConfig()
         self.power_sync = powersync.PowerSync(interval_s=self.config.power_sync_interval_s)
         """The last power state read per host (Ironic's synced node.power_state)."""
-        self._resolved: dict[tuple[str, ports.Credentials, bool], _Resolved] = {}
+        self._resolved: dict[tuple[str, str, str, bool], _Resolved] = {}
         """BMO registers every host on every pass: parsing its address, composing and
         validating its driver each time is pure and repeats itself, so it is done once per
         (address, credentials, TLS flag). A bad address is not cached (it raises again)."""
@@ -90,7 +90,9 @@ class Engine:
     def resolve(self, host: ports.HostData) -> _Resolved:
         """The host's parsed access, driver and identity (raises SpecError for a bad address or
         one no driver serves, and what the driver's `validate` raises)."""
-        key = (host.bmc_address, host.bmc_credentials, host.disable_certificate_verification)
+        creds = host.bmc_credentials
+        key = (host.bmc_address, creds.username, creds.password,
+               host.disable_certificate_verification)
         got = self._resolved.get(key)
         if got is None:
             access = bmc.BmcAccess.of(
@@ -186,7 +188,7 @@ class EngineProvisioner:
             if (
                 known is not None
                 and known.bmc_address == identity
-                and set(macs) <= set(known.macs)
+                and all(m in known.macs for m in macs)
                 and not credentials_changed
                 and not restart_on_failure
             ):
