@@ -8,6 +8,7 @@ see it through a tree of symlinks named the way the package is imported.
 """
 
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -77,3 +78,62 @@ def test_import_contracts_hold(package_tree: pathlib.Path) -> None:
         ["lint-imports", "--config", str(ROOT / "pyproject.toml")], package_tree, package_tree
     )
     assert "broken" not in out.split("Contracts:")[-1] or " 0 broken" in out
+
+
+# --- docs name only files the repository holds -----------------------------------------------
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+_TOP = ("benchmarks", "cli", "controllers", "core", "docs", "scenarios", "simulators", "tests",
+        r"\.ci", "shared")  # shared/: the reference notes outside the repo, never to be cited
+_REPO_PATH = re.compile(rf"(?<![\w./-])((?:{'|'.join(_TOP)})/[\w./*-]*)")
+_API_GROUP_VERSION = re.compile(r"[a-z0-9.]+/v\d+((alpha|beta)\d+)?")
+_MODULE_FILE = re.compile(r"`([\w-]+\.py)`|(?<![\w./-])([\w-]+\.md)\b")
+_LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
+
+
+def _names_a_file(path: str) -> bool:
+    """A path, a glob, a module (`simulators/hostmodel`) or a module's name
+    (`simulators/hostmodel.HostModel`) that the checkout holds."""
+    path = path.rstrip(".,:;")
+    if any(ch in path for ch in "*?["):
+        return any(ROOT.glob(path))
+    base = path.rstrip("/")
+    candidates = [base, f"{base}.py"]
+    if "." in base.rsplit("/", 1)[-1]:
+        candidates.append(f"{base.rsplit('.', 1)[0]}.py")
+    return any((ROOT / c).exists() for c in candidates)
+
+
+def _doc_paths(doc: pathlib.Path) -> list[tuple[str, str]]:
+    """(path as written, path from the repository root) for every repo file `doc` names:
+    paths from a top-level folder anywhere in the text (prose, code, commands), relative
+    links, bare module names in backticks (`store.py`) and bare Markdown names (`bmo.md`),
+    which must be somewhere in the tree."""
+    text = doc.read_text(encoding="utf-8")
+    found = [(m, m) for m in _REPO_PATH.findall(text) if not _API_GROUP_VERSION.fullmatch(m)]
+    for name in (py or md for py, md in _MODULE_FILE.findall(text)):
+        hits = [p for p in ROOT.rglob(name) if ".git" not in p.parts]
+        found.append((name, str(hits[0].relative_to(ROOT)) if hits else name))
+    for target in _LINK.findall(text):
+        if "://" in target or target.startswith("mailto:"):
+            continue
+        resolved = (doc.parent / target).resolve()
+        shown = str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else target
+        found.append((target, shown))
+    return found
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_docs_name_only_files_the_repository_holds(doc: pathlib.Path) -> None:
+    missing = sorted({shown for shown, path in _doc_paths(doc) if not _names_a_file(path)})
+    assert not missing, f"{doc.relative_to(ROOT)} names files the repository does not hold: " \
+        f"{missing}"
+
+
+def test_the_docs_check_sees_paths() -> None:
+    """The check above is not vacuous: it finds the paths README.md names."""
+    paths = [path for _, path in _doc_paths(ROOT / "README.md")]
+    assert len(paths) >= 5
+    assert all(_names_a_file(p) for p in ("core/queue.py", "simulators/hostmodel.HostModel",
+                                           "benchmarks/results/*.json", "tests/kube/"))
+    assert not _names_a_file("core/no_such_module.py")
