@@ -146,6 +146,7 @@ class BmcShards:
     timing: lab_config.HardwareTiming = TIMING
     username: str = "admin"
     password: str = "password"
+    ready_timeout_s: float = 120.0
     children: list[ShardChild] = field(default_factory=list)
 
     def start(self) -> "BmcShards":
@@ -166,7 +167,7 @@ class BmcShards:
             for child in self.children:
                 child.launch()
             for child in self.children:
-                child.wait_ready(60)
+                child.wait_ready(self.ready_timeout_s)
         except BaseException:
             self.stop()
             raise
