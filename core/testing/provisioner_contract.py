@@ -136,7 +136,7 @@ def drive(
     raise AssertionError(f"{what} did not complete in {h.max_calls} calls (last: {last})")
 
 
-def _access_data(state: S) -> ports.ManagementAccessData:
+def _access_data(state: S, *, disable_power_off: bool = False) -> ports.ManagementAccessData:
     return ports.ManagementAccessData(
         boot_mode=bmh.BootMode.UEFI,
         automated_cleaning_mode=bmh.AutomatedCleaningMode.METADATA,
@@ -144,7 +144,7 @@ def _access_data(state: S) -> ports.ManagementAccessData:
         operational_status=bmh.OperationalStatus.OK,
         current_image=None,
         has_custom_deploy=False,
-        disable_power_off=False,
+        disable_power_off=disable_power_off,
         cpu_architecture="x86_64",
         disable_inspection=False,
         inspection_mode=None,
@@ -411,6 +411,29 @@ class ProvisionerContract:
         power_on(h)
         power_off(h, ports.RebootMode.SOFT)
         assert powered(h) is False
+
+    def test_with_power_off_disabled_power_off_reboots_instead(
+        self, harness: ProvisionerHarness
+    ) -> None:
+        """spec.disablePowerOff: a power off becomes a reboot, and the host stays on. As the
+        reconciler does, every pass registers (with the flag) before it asks for the power off.
+        """
+        h = harness
+        register(h)
+        power_on(h)
+        before = h.fingerprint()
+
+        def step(p: ports.Provisioner) -> ports.ProvisionResult:
+            registered, _ = p.register(_access_data(S.PROVISIONED, disable_power_off=True),
+                                       credentials_changed=False, restart_on_failure=False)
+            if registered.dirty or registered.error_message:
+                return registered
+            return p.power_off(ports.RebootMode.HARD, force=False)
+
+        drive(h, step, "power off with power off disabled")
+        assert powered(h) is not False, "the host was powered off although that is disabled"
+        wait_powered(h, True, "the rebooted host on")
+        assert h.fingerprint() != before, "power off with power off disabled did not reboot"
 
     # --- adopt and detach ------------------------------------------------------------------------
 
