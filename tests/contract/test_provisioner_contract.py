@@ -3,7 +3,8 @@
 - fixture: upstream's fixture provisioner (core/provisioning/fixture.py); it talks to no BMC;
 - engine-sim-vmedia / engine-sim-pxe: the engine over the Sim BMC capabilities and the agent
   emulator run in-process (commands inline), on a manual clock: a virtual-media host and a
-  network-boot (IPMI-addressed) host that shares the provisioning limit;
+  network-boot (IPMI-addressed) host that shares the provisioning limit; engine-sim-no-fast-track
+  is the virtual-media host with fast track off (every operation boots the ramdisk anew);
 - engine-fleet: the engine over the fleet model's adapters (simulated machine, BMC endpoint
   and agent) in simpy time, as `metalcubed sim` runs it;
 - engine-redfish / engine-ipmi: the engine over the real drivers against the BMC emulators
@@ -93,7 +94,7 @@ def fixture_harness() -> provisioner_contract.ProvisionerHarness:
 # --- the engine in-process over Sim BMCs ------------------------------------------------------
 
 
-def _engine_sim(*, pxe: bool) -> provisioner_contract.ProvisionerHarness:
+def _engine_sim(*, pxe: bool, fast_track: bool = True) -> provisioner_contract.ProvisionerHarness:
     tick = clock.ManualClock()
     table = lookup.LockedNodeTable(clock=tick)
     files = {IMAGE_URL: IMAGE}
@@ -109,7 +110,8 @@ def _engine_sim(*, pxe: bool) -> provisioner_contract.ProvisionerHarness:
                                     run=emulator.run_inline)
     sims = hostmodel_bmc.SimBmcs(credentials=bmcs.CREDS)
     busy: set[meta.ObjectKey] = set()
-    config = context.EngineConfig(deploy_iso_url=DEPLOY_ISO, provisioning_limit=4)
+    config = context.EngineConfig(deploy_iso_url=DEPLOY_ISO, provisioning_limit=4,
+                                  fast_track=fast_track)
     factory = engine.Engine(drivers=hostmodel_bmc.driver_for(sims),
                             agents=inprocess.InProcessAgent(agents), nodes_port=table,
                             clock=tick, busy_hosts=lambda: busy, config=config)
@@ -145,6 +147,11 @@ def engine_sim_vmedia_harness() -> provisioner_contract.ProvisionerHarness:
 @pytest.fixture
 def engine_sim_pxe_harness() -> provisioner_contract.ProvisionerHarness:
     return _engine_sim(pxe=True)
+
+
+@pytest.fixture
+def engine_sim_no_fast_track_harness() -> provisioner_contract.ProvisionerHarness:
+    return _engine_sim(pxe=False, fast_track=False)
 
 
 # --- the engine in the fleet model ---------------------------------------------------------------
@@ -233,7 +240,8 @@ def engine_ipmi_harness() -> Iterator[provisioner_contract.ProvisionerHarness]:
     yield from _emulated(pxe=True)
 
 
-IMPLEMENTATIONS = ["fixture", "engine-sim-vmedia", "engine-sim-pxe", "engine-fleet",
+IMPLEMENTATIONS = ["fixture", "engine-sim-vmedia", "engine-sim-pxe", "engine-sim-no-fast-track",
+                   "engine-fleet",
                    "engine-redfish", "engine-ipmi"]
 
 
