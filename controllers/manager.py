@@ -27,9 +27,8 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from metalcubed.controllers import memory
+from metalcubed.controllers import engine_services, memory
 from metalcubed.controllers.bmc import hardware
 from metalcubed.controllers.kube import (
     client,
@@ -49,16 +48,13 @@ from metalcubed.core.provisioning import context, engine, fixture
 from metalcubed.core.reconcilers import host as host_reconciler
 from metalcubed.core.reconcilers import hostwork
 
-if TYPE_CHECKING:
-    from metalcubed.controllers import engine_services
-
 log = logging.getLogger(__name__)
 
 CONTROLLER_NAME = wiring.CONTROLLER_NAME
 PROVISIONERS = ("engine", "fixture")
-DEFAULT_AGENT_API_BIND = ":6385"
+DEFAULT_AGENT_API_BIND = f":{engine_services.DEFAULT_API_PORT}"
 """Ironic's API port: where deploy agents look their node up and heartbeat."""
-DEFAULT_BOOT_SERVER_BIND = ":6180"
+DEFAULT_BOOT_SERVER_BIND = f":{engine_services.DEFAULT_BOOT_PORT}"
 """Metal3's ironic-image httpd port (boot ISOs, images)."""
 
 
@@ -183,7 +179,7 @@ def _url(flag: str, url: str) -> str:
     return url.rstrip("/")
 
 
-def engine_service_config(options: ManagerOptions) -> "engine_services.EngineServiceConfig":
+def engine_service_config(options: ManagerOptions) -> engine_services.EngineServiceConfig:
     """The engine's settings from the manager's; a bad value is a ValueError naming its flag
     or variable. A wildcard bind address needs the URL hosts use: hosts cannot reach 0.0.0.0."""
     api_host, api_port = _listen("--agent-api-bind-address", options.agent_api_bind_address)
@@ -209,8 +205,6 @@ def engine_service_config(options: ManagerOptions) -> "engine_services.EngineSer
                          "neither")
     if options.provisioning_limit < 1:
         raise ValueError(f"PROVISIONING_LIMIT={options.provisioning_limit} must be >= 1")
-    from metalcubed.controllers import engine_services  # TEMP(H3): until bootserver.py lands
-
     return engine_services.EngineServiceConfig(
         api_host=api_host, api_port=api_port, api_external_url=api_url,
         boot_host=boot_host, boot_port=boot_port, boot_external_url=boot_url,
@@ -236,7 +230,7 @@ class EngineRunnable:
     name = "engine-services"
     need_leader_election = True
 
-    def __init__(self, services: "engine_services.EngineServices") -> None:
+    def __init__(self, services: engine_services.EngineServices) -> None:
         self.services = services
         self.started = threading.Event()
         self._ended = threading.Event()
@@ -244,6 +238,12 @@ class EngineRunnable:
     def run(self, stop: threading.Event) -> None:
         try:
             self.services.start()
+        except OSError as err:
+            self._ended.set()
+            cfg = self.services.config
+            raise OSError(f"engine services cannot listen (agent API {cfg.api_host}:"
+                          f"{cfg.api_port}, boot server {cfg.boot_host}:{cfg.boot_port}): "
+                          f"{err}") from err
         except BaseException:
             self._ended.set()
             raise
@@ -325,8 +325,6 @@ def compose(
         def store_hosts() -> list[bmh.BareMetalHost]:
             # The busy-host count for PROVISIONING_LIMIT, asked on every pass: the cache.
             return cached.list(bmh.BareMetalHost, namespace=ns)
-
-        from metalcubed.controllers import engine_services  # TEMP(H3)
 
         services = EngineRunnable(engine_services.EngineServices(
             clock=clock, drivers=drivers or production_drivers(), store_hosts=store_hosts,
