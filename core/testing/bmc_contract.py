@@ -76,6 +76,11 @@ class BmcHarness:
     """Two images the BMC can fetch, for virtual media."""
     bios_change: Mapping[str, bmc.BiosValue] | None = None
     """A valid change of BIOS attributes (values different from the current ones)."""
+    boot_devices: frozenset[bmc.BootDevice] = frozenset(bmc.BootDevice)
+    """The boot devices the BMC can boot from (IPMI: no UEFI HTTP; the fleet model: PXE, CD
+    and disk only)."""
+    media_devices: frozenset[bmc.MediaDevice] = frozenset(bmc.MediaDevice)
+    """The virtual media slots the BMC models (the fleet model: the CD only)."""
     boots: Callable[[], int] | None = None
     """How many times the host has booted so far (hardware-side), when the harness can tell;
     used to check that an idempotent write did not boot the host again."""
@@ -230,17 +235,26 @@ class BmcContract:
         if _unsupported(h, C.MANAGEMENT):
             return
         m = h.driver.management
-        for device, persistence in (
-            (bmc.BootDevice.PXE, bmc.Persistence.ONCE),
-            (bmc.BootDevice.DISK, bmc.Persistence.PERSISTENT),
-            (bmc.BootDevice.CDROM, bmc.Persistence.ONCE),
-        ):
+        devices = [d for d in bmc.BootDevice if d in h.boot_devices and d != bmc.BootDevice.NONE]
+        for i, device in enumerate(devices):
+            persistence = (bmc.Persistence.ONCE, bmc.Persistence.PERSISTENT)[i % 2]
             m.set_boot_device(h.access, device, persistence=persistence)
             got = m.boot_setting(h.access)
             assert (got.device, got.persistence) == (device, persistence)
             m.set_boot_device(h.access, device, persistence=persistence)  # idempotent
             again = m.boot_setting(h.access)
             assert (again.device, again.persistence) == (device, persistence)
+
+    def test_boot_device_none_clears_the_override(self, harness: BmcHarness) -> None:
+        h = harness
+        if _unsupported(h, C.MANAGEMENT):
+            return
+        if bmc.BootDevice.NONE not in h.boot_devices:
+            h.not_modelled("a BMC without a boot override")
+        m = h.driver.management
+        m.set_boot_device(h.access, bmc.BootDevice.PXE, persistence=bmc.Persistence.PERSISTENT)
+        m.set_boot_device(h.access, bmc.BootDevice.NONE, persistence=bmc.Persistence.PERSISTENT)
+        assert m.boot_setting(h.access).device == bmc.BootDevice.NONE
 
     def test_a_one_time_override_is_used_up_by_the_next_boot(self, harness: BmcHarness) -> None:
         h = harness
@@ -292,6 +306,21 @@ class BmcContract:
         assert (got.inserted, got.image_url) == (False, "")
         boot.eject_media(h.access, device=cd)  # empty already: a no-op
         assert not boot.media_state(h.access, device=cd).inserted
+
+    def test_usb_slot_insert_and_eject(self, harness: BmcHarness) -> None:
+        h = harness
+        if _unsupported(h, C.BOOT):
+            return
+        if bmc.MediaDevice.USB not in h.media_devices:
+            h.not_modelled("a USB virtual media slot")
+        boot, usb = h.driver.boot, bmc.MediaDevice.USB
+        url = h.media_urls[0]
+        boot.insert_media(h.access, url, device=usb)
+        got = boot.media_state(h.access, device=usb)
+        assert (got.device, got.inserted, got.image_url) == (usb, True, url)
+        assert not boot.media_state(h.access, device=bmc.MediaDevice.CD).inserted
+        boot.eject_media(h.access, device=usb)
+        assert not boot.media_state(h.access, device=usb).inserted
 
     # --- inspect ----------------------------------------------------------------------------------
 

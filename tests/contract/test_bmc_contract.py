@@ -6,7 +6,8 @@
   (no virtual media, BIOS or events: Unsupported, as upstream's ipmi hardware type);
 - sim: the Sim capabilities straight over the host model (simulators/hostmodel_bmc.py);
 - fleet: the fleet model's capabilities over a simulated machine, in simpy time (no BIOS,
-  firmware or events: Unsupported; credentials are not modelled).
+  firmware or events: Unsupported; credentials, "no override" and the USB slot are not
+  modelled: the engine uses none of them).
 
 Power transitions are polled (bounded) on the emulators and driven in simulated time on the
 fleet model; the host model's transitions are instant.
@@ -69,6 +70,8 @@ def ipmi_harness() -> Iterator[bmc_contract.BmcHarness]:
             driver=driver,
             access=bmc.BmcAccess.of(address, bmcs.CREDS),
             supported=frozenset({C.POWER, C.MANAGEMENT, C.INSPECT, C.FIRMWARE}),
+            # IPMI boot flags have no UEFI HTTP boot: the driver raises UnsupportedCapability.
+            boot_devices=frozenset(bmc.BootDevice) - {bmc.BootDevice.UEFI_HTTP},
             wait_until=bmcs.poll,
             not_modelled=bmcs.not_modelled,
             wrong_password=bmc.BmcAccess.of(address, bmcs.WRONG),
@@ -115,6 +118,8 @@ def fleet_harness() -> bmc_contract.BmcHarness:
         wrong_password=None,
         unreachable=(world.fleet.driver_for(hung), hung),
         media_urls=("http://boot.metalcubed.sim/first.iso", "http://boot.metalcubed.sim/second.iso"),
+        boot_devices=frozenset({bmc.BootDevice.PXE, bmc.BootDevice.CDROM, bmc.BootDevice.DISK}),
+        media_devices=frozenset({bmc.MediaDevice.CD}),
     )
 
 
