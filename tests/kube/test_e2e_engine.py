@@ -104,15 +104,28 @@ def test_engine_as_deployed_survives_kill_9_mid_provisioning(
         assert all(d["writes"] == 0 for d in before.values()), before
 
         # --- provision, with kill -9 of the manager mid-way -----------------------------------
-        for info in infos:
+        # Half the hosts first, so that the kill finds hosts provisioned and hosts mid-way.
+        early, late = infos[: HOSTS // 2], infos[HOSTS // 2:]
+        for info in early:
+            e2e.patch_host(kube_api, ns, info.name, {"spec": {"image": images.spec()}})
+        support.wait(lambda: all(support.states(kube_api, ns)[i.name] == "provisioned"
+                                 for i in early),
+                     timeout_s=PHASE_TIMEOUT_S, what="the first half provisioned")
+        for info in late:
             e2e.patch_host(kube_api, ns, info.name, {"spec": {"image": images.spec()}})
 
         def mid_provisioning() -> bool:
-            counts = _counts(support.states(kube_api, ns))
-            return counts["provisioned"] >= 2 and counts["provisioning"] >= 4
+            # Every late host deploying, and at least one whose image is on its disk while its
+            # BareMetalHost does not say provisioned yet (the agent wrote it; the manager has
+            # not rebooted it into the disk).
+            found = support.states(kube_api, ns)
+            if any(found[i.name] != "provisioning" for i in late):
+                return False
+            disks = shards.disks()
+            return any(disks[i.name]["writes"] >= 1 for i in late)
 
         support.wait(mid_provisioning, timeout_s=PHASE_TIMEOUT_S, interval_s=0.1,
-                     what="some hosts provisioned and some provisioning")
+                     what="the second half mid-deployment, one image written")
         first.kill()
         killed_at = support.states(kube_api, ns)
         disks_at_kill = shards.disks()
@@ -121,6 +134,8 @@ def test_engine_as_deployed_survives_kill_9_mid_provisioning(
         assert done_before and caught, killed_at
         for name in done_before:
             assert disks_at_kill[name]["writes"] == 1, (name, disks_at_kill[name])
+        written = [n for n in caught if disks_at_kill[n]["writes"] >= 1]
+        assert written, disks_at_kill
 
         second.start().wait_ready(timeout_s=60)
         _wait_all(kube_api, ns, "provisioned",
