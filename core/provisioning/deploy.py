@@ -154,8 +154,11 @@ def _start_tear_down(ctx: Ctx) -> ports.ProvisionResult:
 
 
 def _tear_down(ctx: Ctx) -> ports.ProvisionResult:
-    """Power off (hard); complete once the host is seen off (the media went at the start)."""
-    state = ctx.power_synced()
+    """Power off (hard); complete once the host is seen off (the media went at the start).
+
+    The last settled state the engine saw decides whether to switch it off (a power off of a
+    host already off is harmless); after the power-off the BMC is read until it is off."""
+    state = ctx.power_settled()
     if state == bmc.PowerState.OFF:
         ctx.set_wait(None)
         return ports.ProvisionResult.complete()

@@ -10,9 +10,10 @@ Virtual-media hosts boot the deploy ISO from the virtual CD; the others boot ove
 2. the node record says the engine booted the ramdisk for this purpose: wait, boot it again if
    the host is off (a host found on was switched off first; BMC reads only until that power
    change settles, not one per poll), and fail once the timeout has passed;
-3. otherwise, once no power change is under way, boot it: deploy ISO into the CD (virtual
-   media), boot mode, one-time boot override, then power on a host that is off, or power off
-   a host that is on (step 2 boots it on a later call); record the wait.
+3. otherwise, once no power change is under way, power off a host that is on (step 2 boots
+   it once it is off), or boot one that is off: deploy ISO into the CD (virtual media), boot
+   mode, one-time boot override, then power on (or, if it turned out to be on after all,
+   power it off for step 2); record the wait.
 
 Each part is idempotent; if the BMC refuses part-way (busy, 409), the next call starts over
 and repeats only what is still missing.
@@ -59,12 +60,19 @@ def ensure_agent(
         if ctx.power_settled() == bmc.PowerState.OFF:
             boot(ctx, boot_mode=boot_mode)
         return Booting(ports.ProvisionResult.continuing(ctx.cfg.poll_s), started=False)
-    if ctx.power_synced() in _SETTLING:
+    state = ctx.power_synced()
+    if state in _SETTLING:
         # A power change is still under way (e.g. the power-on that followed inspection): a
         # one-time boot override set now would be used up by that boot, and the reboot after
         # it would then boot the disk. Let it settle first.
         return Booting(ports.ProvisionResult.continuing(ctx.cfg.poll_s), started=False)
-    boot(ctx, boot_mode=boot_mode)  # a host found on is only switched off: see boot()
+    if state == bmc.PowerState.ON:
+        # Switch it off first (its agent, if any, goes with it); the wait above boots it into
+        # the ramdisk once it is off. The boot settings are made then, once, not twice.
+        ctx.nodes.forget_agent(ctx.node_id)
+        ctx.power_off(ports.RebootMode.HARD)
+    else:
+        boot(ctx, boot_mode=boot_mode)  # a host found on after all is only switched off
     ctx.wait_for(purpose)
     return Booting(ports.ProvisionResult.continuing(ctx.cfg.poll_s), started=True)
 

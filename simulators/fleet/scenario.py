@@ -882,6 +882,8 @@ SLO_METRICS = (
     "peak.<workers_busy|pxe_busy|provisioner_busy|bmc_sessions>",
     "bmc.requests",
     "bmc.errors",
+    "bmc.per_host",
+    "bmc.operation_requests_per_host",
 )
 """The report figures an SLO may name (docs/scenarios.md lists them)."""
 
@@ -895,7 +897,8 @@ def _check_metric(metric: str, path: str) -> bool:
     parts = metric.split(".")
     if metric in ("makespan_s",):
         return True
-    if metric in ("hosts_in_error", "invariant_violations", "bmc.requests", "bmc.errors"):
+    if metric in ("hosts_in_error", "invariant_violations", "bmc.requests", "bmc.errors",
+                  "bmc.per_host", "bmc.operation_requests_per_host"):
         return False
     if parts[0] == "final_states" and len(parts) == 2:
         if parts[1] not in _STEP_STATES:
