@@ -77,6 +77,9 @@ class ProvisionerHarness:
     missing_image: bmh.Image | None = None
     """An image whose URL answers 404, with a checksum (None: the implementation downloads
     nothing, as the fixture)."""
+    bmc_answers: Callable[[bool], None] | None = None
+    """bmc_answers(False) makes the host's BMC stop answering, (True) answer again; None when
+    the implementation has no BMC."""
     fill_capacity: Callable[[], None] | None = None
     """Make every provisioning slot busy with other hosts (None when the implementation always
     has capacity for this host, e.g. virtual media)."""
@@ -234,6 +237,16 @@ def registrations(h: ProvisionerHarness) -> int:
 
 def powered(h: ProvisionerHarness) -> bool | None:
     return h.provisioner().update_hardware_state()
+
+
+def _wait_for(h: ProvisionerHarness, predicate: Callable[[], bool], what: str, *,
+              step_s: float = 1.0) -> None:
+    """Let hardware time pass (no other call) until `predicate` holds, h.max_calls steps."""
+    for _ in range(h.max_calls):
+        if predicate():
+            return
+        h.advance(step_s)
+    raise AssertionError(f"not reached in {h.max_calls} steps of {step_s}s: {what}")
 
 
 def wait_powered(h: ProvisionerHarness, want: bool, what: str, *, step_s: float = 1.0) -> None:
@@ -434,6 +447,31 @@ class ProvisionerContract:
         assert powered(h) is not False, "the host was powered off although that is disabled"
         wait_powered(h, True, "the rebooted host on")
         assert h.fingerprint() != before, "power off with power off disabled did not reboot"
+
+    def test_a_bmc_that_stops_answering_is_a_power_failure_until_it_answers(
+        self, harness: ProvisionerHarness
+    ) -> None:
+        """The power state is unknown (None) and has_power_failure is set while the BMC is
+        gone, within the implementation's power sync (hardware time passes, no other call);
+        both clear once it answers again."""
+        h = harness
+        if h.bmc_answers is None:
+            h.not_modelled("the implementation has no BMC")
+        register(h)
+        h.bmc_answers(False)
+
+        def failing() -> bool:
+            p = h.provisioner()
+            return p.update_hardware_state() is None and p.has_power_failure()
+
+        _wait_for(h, failing, "a power failure while the BMC does not answer")
+        h.bmc_answers(True)
+
+        def answering() -> bool:
+            p = h.provisioner()
+            return p.update_hardware_state() is False and not p.has_power_failure()
+
+        _wait_for(h, answering, "the power state read again once the BMC answers")
 
     # --- adopt and detach ------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ or more simulated machines behind simulated BMC endpoints, in simpy time, with t
 fleet model runs over them. Time moves only when a runner calls `advance`."""
 
 import random
+from collections.abc import Callable
 
 import simpy
 
@@ -72,6 +73,15 @@ class FleetWorld:
             meter=cost.Meter(random.Random(1)),
             rng=random.Random(4),
         )
+
+    def bmc_answers(self, name: str) -> Callable[[bool], None]:
+        """Switch the machine's BMC off (False: every request times out) and on."""
+        target = self.fleet.targets[address(name)]
+
+        def answers(up: bool) -> None:
+            target.endpoint.faults.unreachable = not up
+
+        return answers
 
     def access(self, name: str, credentials: ports.Credentials) -> bmc.BmcAccess:
         return bmc.BmcAccess.of(address(name), credentials)

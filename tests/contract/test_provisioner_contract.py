@@ -64,6 +64,16 @@ def _host_fingerprint(host: hostmodel.HostModel, agents: emulator.AgentEmulator
     return fingerprint
 
 
+def _answers(host: hostmodel.HostModel) -> Callable[[bool], None]:
+    """Switch the host's BMC off and on (the host model's `unreachable` fault, which the Sim
+    capabilities and both emulators obey)."""
+
+    def answers(up: bool) -> None:
+        host.faults.unreachable = not up
+
+    return answers
+
+
 # --- fixture -------------------------------------------------------------------------------------
 
 
@@ -135,6 +145,7 @@ def _engine_sim(*, pxe: bool, fast_track: bool = True) -> provisioner_contract.P
         not_modelled=bmcs.not_modelled,
         unreachable_address=unreachable,
         missing_image=_sha256_image("http://images.test/missing.raw", IMAGE),
+        bmc_answers=_answers(host),
         fill_capacity=full if pxe else None,
     )
 
@@ -176,6 +187,7 @@ def engine_fleet_harness() -> provisioner_contract.ProvisionerHarness:
         not_modelled=bmcs.not_modelled,
         unreachable_address=fleet.address("hung"),
         missing_image=image.model_copy(update={"url": fleet.IMAGE_URL + ".missing"}),
+        bmc_answers=world.bmc_answers("m0"),
         checks_credentials=False,
     )
 
@@ -195,7 +207,8 @@ def _emulated(pxe: bool) -> Iterator[provisioner_contract.ProvisionerHarness]:
     host = hostmodel.HostModel(name="host-0", inventory=hostmodel.make_inventory(0))
     busy: set[meta.ObjectKey] = set()
     config = context.EngineConfig(poll_s=0.2, short_poll_s=0.1, busy_retry_s=0.2,
-                                  ramdisk_timeout_s=60.0, provisioning_limit=4)
+                                  ramdisk_timeout_s=60.0, provisioning_limit=4,
+                                  power_sync_interval_s=0.5)
     bmc_emulator: redfish_emulator.RedfishEmulator | ipmi_emulator.IpmiEmulator = (
         ipmi_emulator.IpmiEmulator([host]) if pxe
         else redfish_emulator.RedfishEmulator([host], hang_s=10.0))
@@ -225,6 +238,7 @@ def _emulated(pxe: bool) -> Iterator[provisioner_contract.ProvisionerHarness]:
             not_modelled=bmcs.not_modelled,
             unreachable_address=unreachable,
             missing_image=_sha256_image(image_url + ".missing", IMAGE),
+            bmc_answers=_answers(host),
             fill_capacity=full if pxe else None,
             transient_retry_s=0.2,
         )
