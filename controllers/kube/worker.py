@@ -7,7 +7,8 @@ with two condition variables and adds the only thing the pure queue cannot do, w
 - one timer thread (client-go's delaying-queue loop) sleeps until the earliest delayed key is
   due, then wakes as many workers as keys became ready. It is woken early when an earlier
   delay is added or a worker goes idle, so a delayed key is never served late, and idle
-  workers never poll.
+  workers never poll. It looks at the clock at least every `MAX_WAIT_S` (client-go's
+  maxWait), so a clock that jumps, or a test's manual clock, is noticed.
 
 `Controller.run` is controller-runtime's worker loop (style anchor A1): wait for the caches to
 sync, start the workers, and for each key: reconcile, then act on the result through
@@ -24,6 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
+from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
 from metalcubed.controllers.kube import metrics
@@ -34,6 +36,10 @@ from metalcubed.core.api import meta
 K = TypeVar("K", bound=Hashable)
 
 log = logging.getLogger(__name__)
+
+MAX_WAIT_S = 10.0
+"""The timer looks at the clock at least this often (client-go's delaying queue maxWait), so
+a clock that jumps (or a test's manual clock) is noticed."""
 
 
 class Reconciler(Protocol):
@@ -118,7 +124,7 @@ class SharedQueue(Generic[K]):
                     self._timer.wait()
                     continue
                 wait_s = (at - self._clock.now()).total_seconds()
-                self._timer.wait(max(wait_s, 0.001))
+                self._timer.wait(min(max(wait_s, 0.001), MAX_WAIT_S))
 
     def shutdown(self) -> None:
         with self._lock:
@@ -135,6 +141,11 @@ class SharedQueue(Generic[K]):
                 adds=m.adds, retries=m.retries, gets=m.gets, wait_s_total=m.wait_s_total,
                 longest_wait_s=m.longest_wait_s,
             )
+
+    def next_ready_at(self) -> datetime | None:
+        """When the earliest delayed key is due (None: nothing delayed)."""
+        with self._lock:
+            return self._queue.next_ready_at()
 
     def idle(self) -> bool:
         """Nothing ready, nothing being processed (delayed keys may be pending)."""

@@ -4,21 +4,29 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
 
 from metalcubed.controllers import memory
 from metalcubed.controllers.kube import metrics, worker
-from metalcubed.core import outcome
+from metalcubed.core import clock, outcome, ports
 from metalcubed.core import queue as core_queue
 from metalcubed.core.api import meta
 
 KEY = meta.ObjectKey("ns", "a")
 
 
-def _queue() -> worker.SharedQueue[str]:
-    clock = memory.WallClock()
-    return worker.SharedQueue(core_queue.WorkQueue(clock), clock)
+def _queue(clk: ports.Clock | None = None) -> worker.SharedQueue[str]:
+    clk = clk or memory.WallClock()
+    return worker.SharedQueue(core_queue.WorkQueue(clk), clk)
+
+
+def _in_thread(fn: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    got: list[object] = []
+    thread = threading.Thread(target=lambda: got.append(fn()), daemon=True)
+    thread.start()
+    return thread, got
 
 
 @contextmanager
@@ -34,14 +42,10 @@ def _timer(q: worker.SharedQueue[str]) -> Iterator[None]:
 
 def test_get_blocks_until_a_key_is_added() -> None:
     q = _queue()
-    got: list[str | None] = []
-    taker = threading.Thread(target=lambda: got.append(q.get()))
-    taker.start()
-    time.sleep(0.05)
-    assert got == []
+    taker, got = _in_thread(q.get)
     q.add("k")
-    taker.join(timeout=2)
-    assert got == ["k"]
+    taker.join(timeout=5)
+    assert got == ["k"]  # not None: it waited for the key instead of returning empty-handed
 
 
 def test_shutdown_releases_blocked_workers() -> None:
@@ -57,52 +61,61 @@ def test_shutdown_releases_blocked_workers() -> None:
 
 
 def test_delayed_key_is_served_when_due_not_before() -> None:
-    q = _queue()
+    clk = clock.ManualClock()
+    q = _queue(clk)
     with _timer(q):
-        began = time.monotonic()
         q.add_after("k", 0.2)
-        assert q.get() == "k"
-        waited = time.monotonic() - began
-    assert 0.19 <= waited < 0.6
+        assert q.next_ready_at() == clk.now() + timedelta(seconds=0.2)
+        assert q.idle()  # nothing ready: the clock has not moved
+        taker, got = _in_thread(q.get)
+        clk.advance(0.2)
+        taker.join(timeout=5)
+    assert got == ["k"]
 
 
 def test_delayed_keys_wake_every_idle_worker() -> None:
-    """Many keys due at once are served in parallel, not one after the other."""
-    q = _queue()
-    served: list[float] = []
-    lock = threading.Lock()
+    """Many keys due at once are served in parallel, not one after the other: each of five
+    workers holds its key until all five hold one."""
+    clk = clock.ManualClock()
+    q = _queue(clk)
+    barrier = threading.Barrier(5, timeout=10)
+    served: list[str] = []
+    serial: list[str] = []
 
     def work() -> None:
-        while (key := q.get()) is not None:
-            time.sleep(0.2)  # a slow reconcile
-            with lock:
-                served.append(time.monotonic())
-            q.done(key)
+        key = q.get()
+        assert key is not None
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            serial.append(key)
+        served.append(key)
+        q.done(key)
 
     with _timer(q):
         workers = [threading.Thread(target=work, daemon=True) for _ in range(5)]
         for w in workers:
             w.start()
-        time.sleep(0.05)  # all idle
-        began = time.monotonic()
         for i in range(5):
             q.add_after(f"k{i}", 0.1)
-        deadline = time.monotonic() + 3
-        while len(served) < 5 and time.monotonic() < deadline:
-            time.sleep(0.01)
-    assert len(served) == 5
-    assert max(served) - began < 0.55, "keys due together were served serially"
+        clk.advance(0.1)
+        for w in workers:
+            w.join(timeout=15)
+    assert sorted(served) == [f"k{i}" for i in range(5)]
+    assert serial == [], "keys due together were served one after the other"
 
 
 def test_an_earlier_delay_preempts_a_later_one() -> None:
-    q = _queue()
+    clk = clock.ManualClock()
+    q = _queue(clk)
     with _timer(q):
-        q.add_after("late", 5.0)
-        time.sleep(0.05)  # the timer now sleeps towards the late key
-        began = time.monotonic()
+        q.add_after("late", 3600.0)  # the timer now sleeps towards the late key
         q.add_after("early", 0.1)
-        assert q.get() == "early"
-        assert time.monotonic() - began < 0.5
+        assert q.next_ready_at() == clk.now() + timedelta(seconds=0.1)
+        clk.advance(0.1)
+        taker, got = _in_thread(q.get)
+        taker.join(timeout=5)  # a timer still asleep towards "late" would not wake it
+        assert got == ["early"], "the timer did not wake for the earlier key"
 
 
 def test_a_key_added_while_processing_comes_back_after_done() -> None:
@@ -154,10 +167,11 @@ def _running(c: worker.Controller) -> Iterator[threading.Event]:
         thread.join(timeout=5)
 
 
-def _controller(rec: worker.Reconciler, workers: int = 4) -> worker.Controller:
+def _controller(rec: worker.Reconciler, workers: int = 4,
+                clk: ports.Clock | None = None) -> worker.Controller:
     registry = metrics.new_registry()
     return worker.Controller(
-        "test", rec, clock=memory.WallClock(), workers=workers,
+        "test", rec, clock=clk or memory.WallClock(), workers=workers,
         runtime_metrics=metrics.RuntimeMetrics(registry),
     )
 
@@ -174,24 +188,22 @@ def test_done_forgets_the_key() -> None:
     c = _controller(rec)
     with _running(c):
         c.enqueue(KEY)
-        _wait(lambda: rec.calls.get(KEY) == 1)
-        time.sleep(0.1)
-    assert rec.calls[KEY] == 1
+        _wait(lambda: rec.calls.get(KEY) == 1 and c.queue.idle())
+        assert c.queue.next_ready_at() is None  # nothing scheduled: no second pass can come
+        assert c.queue.num_requeues(KEY) == 0
 
 
 def test_after_requeues_after_the_delay() -> None:
-    stamps: list[float] = []
-
-    def script(key: meta.ObjectKey, n: int) -> outcome.Outcome:
-        stamps.append(time.monotonic())
-        return outcome.Outcome.after(0.15) if n == 1 else outcome.Outcome.done()
-
-    rec = _Scripted(script)
-    c = _controller(rec)
+    clk = clock.ManualClock()
+    rec = _Scripted(lambda key, n: outcome.Outcome.after(0.3) if n == 1 else outcome.Outcome.done())
+    c = _controller(rec, clk=clk)
     with _running(c):
         c.enqueue(KEY)
+        _wait(lambda: rec.calls.get(KEY) == 1 and c.queue.idle())
+        assert c.queue.next_ready_at() == clk.now() + timedelta(seconds=0.3)
+        assert rec.calls[KEY] == 1  # the clock has not moved: the key is not due
+        clk.advance(0.3)
         _wait(lambda: rec.calls.get(KEY) == 2)
-    assert stamps[1] - stamps[0] >= 0.14
 
 
 def test_transient_error_is_retried_with_backoff_then_forgotten() -> None:
@@ -209,20 +221,20 @@ def test_transient_error_is_retried_with_backoff_then_forgotten() -> None:
 
 
 def test_retry_after_is_honoured() -> None:
-    stamps: list[float] = []
-
     def script(key: meta.ObjectKey, n: int) -> outcome.Outcome:
-        stamps.append(time.monotonic())
         if n == 1:
-            raise outcome.TransientError("busy", retry_after_s=0.2)
+            raise outcome.TransientError("busy", retry_after_s=0.3)
         return outcome.Outcome.done()
 
+    clk = clock.ManualClock()
     rec = _Scripted(script)
-    c = _controller(rec)
+    c = _controller(rec, clk=clk)
     with _running(c):
         c.enqueue(KEY)
+        _wait(lambda: rec.calls.get(KEY) == 1 and c.queue.idle())
+        assert c.queue.next_ready_at() == clk.now() + timedelta(seconds=0.3)
+        clk.advance(0.3)
         _wait(lambda: rec.calls.get(KEY) == 2)
-    assert stamps[1] - stamps[0] >= 0.19
 
 
 def test_permanent_error_is_not_retried() -> None:
@@ -233,9 +245,9 @@ def test_permanent_error_is_not_retried() -> None:
     c = _controller(rec)
     with _running(c):
         c.enqueue(KEY)
-        _wait(lambda: rec.calls.get(KEY) == 1)
-        time.sleep(0.2)
-    assert rec.calls[KEY] == 1
+        _wait(lambda: rec.calls.get(KEY) == 1 and c.queue.idle())
+        assert c.queue.next_ready_at() is None  # forgotten: nothing will bring it back
+        assert c.queue.num_requeues(KEY) == 0
 
 
 def test_unexpected_exception_keeps_the_worker_alive_and_retries() -> None:
@@ -279,8 +291,10 @@ def test_controller_waits_for_its_caches() -> None:
     class Cache:
         def __init__(self) -> None:
             self.synced = threading.Event()
+            self.waiting = threading.Event()
 
         def wait_synced(self, stop: threading.Event, timeout_s: float | None = None) -> bool:
+            self.waiting.set()
             while not self.synced.wait(0.01):
                 if stop.is_set():
                     return False
@@ -293,8 +307,8 @@ def test_controller_waits_for_its_caches() -> None:
     thread = threading.Thread(target=c.run, args=(stop,), daemon=True)
     thread.start()
     c.enqueue(KEY)
-    time.sleep(0.1)
-    assert rec.calls == {}
+    assert cache.waiting.wait(5)
+    assert not c.started.is_set()  # no worker runs while the cache is not synced
     cache.synced.set()
     _wait(lambda: rec.calls.get(KEY) == 1)
     stop.set()
