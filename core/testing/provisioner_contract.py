@@ -530,6 +530,7 @@ class ProvisionerContract:
         bad = dataclasses.replace(h.host, bmc_address=h.unreachable_address)
         message = self._register_fails(h, bad)
         assert "unreachable" in message.lower() or "no answer" in message.lower(), message
+        register(h)  # the address corrected: registration completes
 
     def test_wrong_credentials_fail_registration_without_the_password(
         self, harness: ProvisionerHarness
@@ -543,3 +544,10 @@ class ProvisionerContract:
         message = self._register_fails(h, bad)
         assert "authentication" in message.lower(), message
         assert "contract-wrong-password" not in message
+
+        def fixed(p: ports.Provisioner) -> ports.ProvisionResult:  # the Secret corrected
+            result, _ = p.register(_access_data(S.REGISTERING), credentials_changed=True,
+                                   restart_on_failure=True)
+            return result
+
+        drive(h, fixed, "register with the corrected credentials")
