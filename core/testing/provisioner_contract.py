@@ -292,6 +292,7 @@ class ProvisionerContract:
         assert powered(h) is False
         assert h.provisioner().has_capacity()
         assert not h.provisioner().has_power_failure()
+        assert h.provisioner().get_health() in ("OK", "Warning", "Critical", "")
 
     def test_no_capacity_while_every_slot_is_busy(self, harness: ProvisionerHarness) -> None:
         h = harness
@@ -316,6 +317,26 @@ class ProvisionerContract:
         assert all(o.details is None for o in outcomes[:-1]), "details before completion"
         # Whether the host is left on is not the port's business: with fast track (Metal3's
         # Ironic default) the agent keeps running for the next step; without it, off.
+
+    def test_fast_inspection_reads_the_hardware_and_boots_nothing(
+        self, harness: ProvisionerHarness
+    ) -> None:
+        """spec.inspectionMode fast: out-of-band inventory, the host is not booted."""
+        h = harness
+        register(h)
+        before = h.fingerprint()
+        outcomes: list[ports.InspectOutcome] = []
+        fast = dataclasses.replace(INSPECT, inspection_mode=bmh.InspectionMode.FAST)
+
+        def step(p: ports.Provisioner) -> ports.ProvisionResult:
+            got = p.inspect_hardware(fast, restart_on_failure=False, refresh=False,
+                                     force_reboot=False)
+            outcomes.append(got)
+            return got.result
+
+        drive(h, step, "fast inspection")
+        assert outcomes[-1].details is not None, "fast inspection completed without details"
+        assert h.fingerprint() == before, "fast inspection touched the hardware"
 
     def test_inspect_again_reports_the_same_hardware(self, harness: ProvisionerHarness) -> None:
         """Re-inspection (the inspect annotation) completes again with the same details."""
