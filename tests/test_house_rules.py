@@ -7,6 +7,7 @@ import simulators/). The import package
 see it through a tree of symlinks named the way the package is imported.
 """
 
+import ast
 import pathlib
 import re
 import shutil
@@ -137,3 +138,159 @@ def test_the_docs_check_sees_paths() -> None:
     assert all(_names_a_file(p) for p in ("core/queue.py", "simulators/hostmodel.HostModel",
                                            "benchmarks/results/*.json", "tests/kube/"))
     assert not _names_a_file("core/no_such_module.py")
+
+
+# --- no test sleeps then asserts, or asserts a wall-clock bound --------------------------------
+
+_CLOCK_CALLS = frozenset({"monotonic", "monotonic_ns", "perf_counter", "time"})
+
+KNOWN_TIMING_TESTS: dict[str, str] = {
+    # "path::function": who owns the fix. Tests that still break the rule, to be rewritten
+    # (manual clock, a barrier event, or a bounded poll for a positive condition). Delete an
+    # entry when its test is fixed (not enforced: owners fix them concurrently); never add one.
+    "tests/hardware/test_engine_faults.py::"
+    "test_bmc_gone_mid_provisioning_is_an_error_and_the_host_recovers": "H4 (engine)",
+    "tests/hardware/test_engine_faults.py::"
+    "test_unreachable_bmc_is_a_registration_error_in_bounded_time": "H4 (engine)",
+    "tests/hardware/test_ipmi_driver.py::"
+    "test_silent_bmc_is_unreachable_within_bounded_time": "H8 (deadlines)",
+    "tests/hardware/test_redfish_driver.py::"
+    "test_power_transition_is_observed_not_waited_for": "H8 (deadlines)",
+    "tests/hardware/test_redfish_driver.py::"
+    "test_session_cap_503_is_retried_within_budget": "H8 (deadlines)",
+    "tests/hardware/test_redfish_driver.py::"
+    "test_refused_connection_is_unreachable_fast": "H8 (deadlines)",
+    "tests/hardware/test_redfish_driver.py::"
+    "test_hanging_bmc_is_unreachable_within_bounded_time": "H8 (deadlines)",
+    "tests/kube/test_e2e_lifecycle.py::"
+    "test_bad_credentials_example_shows_a_registration_error_without_a_crash_loop": "H7",
+    "tests/kube/test_e2e_lifecycle.py::test_paused_host_is_not_touched_until_unpaused": "H7",
+    "tests/kube/test_e2e_restart.py::"
+    "test_two_managers_with_leader_election_only_one_reconciles": "H7",
+    "tests/kube/test_e2e_restart.py::test_sigterm_stops_gracefully_and_releases_the_lease": "H7",
+    "tests/kube/test_manager_events.py::test_an_object_in_a_loop_is_spam_filtered": "H3",
+    "tests/kube/test_manager_leader.py::"
+    "test_only_one_candidate_leads_and_release_hands_over_fast": "H3",
+    "tests/kube/test_manager_leader.py::"
+    "test_a_dead_holder_is_replaced_after_the_lease_expires": "H3",
+    "tests/kube/test_manager_leader.py::test_a_holder_that_cannot_renew_reports_the_loss": "H3",
+}
+
+
+def _is_clock_call(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "time"
+        and node.func.attr in _CLOCK_CALLS
+    )
+
+
+def _is_sleep(stmt: ast.stmt) -> bool:
+    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and (
+        (isinstance(stmt.value.func, ast.Attribute) and stmt.value.func.attr == "sleep")
+        or (isinstance(stmt.value.func, ast.Name) and stmt.value.func.id == "sleep")
+    )
+
+
+def _timing_problems(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
+    """Asserts that bound a wall-clock duration (`time.monotonic() - began < 3`, or a name
+    holding one), outside a polling loop; and asserts within two statements after a sleep."""
+    stamps: set[str] = set()  # names holding a clock reading, or a list of them
+    durations: set[str] = set()
+
+    def is_stamp(e: ast.expr) -> bool:
+        if _is_clock_call(e):
+            return True
+        if isinstance(e, ast.Name):
+            return e.id in stamps
+        if isinstance(e, ast.Subscript):
+            return is_stamp(e.value)
+        if isinstance(e, ast.Call) and isinstance(e.func, ast.Name) and e.func.id in ("min", "max"):
+            return any(is_stamp(arg) for arg in e.args)
+        return False
+
+    def is_duration(e: ast.expr) -> bool:
+        if isinstance(e, ast.Name):
+            return e.id in durations
+        if isinstance(e, ast.Call) and isinstance(e.func, ast.Name) and e.func.id == "round":
+            return any(is_duration(arg) for arg in e.args)
+        return isinstance(e, ast.BinOp) and isinstance(e.op, ast.Sub) and is_stamp(e.left)
+
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr == "append" and isinstance(node.func.value, ast.Name) \
+                and any(_is_clock_call(arg) for arg in node.args):
+            stamps.add(node.func.value.id)
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 \
+                and isinstance(node.targets[0], ast.Name):
+            if is_stamp(node.value):
+                stamps.add(node.targets[0].id)
+            elif is_duration(node.value):
+                durations.add(node.targets[0].id)
+
+    in_loop: set[int] = set()
+    for node in ast.walk(fn):
+        if isinstance(node, ast.While | ast.For):
+            in_loop.update(id(inner) for inner in ast.walk(node))
+    problems: list[str] = []
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Assert) and id(node) not in in_loop:
+            for cmp in ast.walk(node.test):
+                if isinstance(cmp, ast.Compare) and any(
+                    isinstance(op, ast.Lt | ast.LtE | ast.Gt | ast.GtE) for op in cmp.ops
+                ) and any(is_duration(x) for x in (cmp.left, *cmp.comparators)):
+                    problems.append(f"line {node.lineno}: asserts a wall-clock bound")
+                    break
+        for block in (getattr(node, name, None) for name in ("body", "orelse", "finalbody")):
+            if not isinstance(block, list):
+                continue
+            for index, stmt in enumerate(block):
+                if _is_sleep(stmt):
+                    for later in block[index + 1 : index + 3]:
+                        if isinstance(later, ast.Assert):
+                            problems.append(f"line {later.lineno}: asserts right after a sleep")
+                            break
+    return problems
+
+
+def _timing_offenders() -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) \
+                    and (problems := _timing_problems(node)):
+                found[f"{path.relative_to(ROOT)}::{node.name}"] = problems
+    return found
+
+
+def test_no_test_sleeps_then_asserts_or_bounds_wall_clock_time() -> None:
+    """Drive time with the manual clock, or poll for a positive condition with a deadline that
+    fails with a message (an assert inside the polling loop is fine)."""
+    offenders = _timing_offenders()
+    new = {name: why for name, why in offenders.items() if name not in KNOWN_TIMING_TESTS}
+    assert not new, f"tests that sleep then assert, or assert wall-clock bounds: {new}"
+
+
+def test_the_timing_check_catches_both_patterns() -> None:
+    source = """
+def test_sleepy():
+    began = time.monotonic()
+    time.sleep(0.5)
+    assert calls == []
+    took = time.monotonic() - began
+    assert took < 3
+
+def test_polls():
+    deadline = time.monotonic() + 5
+    while not done():
+        assert time.monotonic() - began < 5, "not done in time"
+        time.sleep(0.02)
+"""
+    sleepy, polls = (n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef))
+    assert [p.split(": ")[1] for p in _timing_problems(sleepy)] == [
+        "asserts right after a sleep", "asserts a wall-clock bound"]
+    assert _timing_problems(polls) == []

@@ -135,8 +135,10 @@ def test_watch_resumes_when_the_server_ends_the_stream(
         for n in range(4):
             names.append(short.create(_secret(kube_namespace, f"s{n}")).metadata.name)
             time.sleep(1.2)  # several reconnects happen between the writes
-        wait_until(lambda: len(events.seen()) >= 4, timeout_s=10)
-        time.sleep(0.5)
+        # A last write is the barrier: events arrive in resourceVersion order, so once it is
+        # seen, any loss or repeat of the earlier ones has shown.
+        names.append(short.create(_secret(kube_namespace, "zz-barrier")).metadata.name)
+        wait_until(lambda: (ADDED, "zz-barrier") in events.seen(), timeout_s=10)
         assert events.seen() == [(ADDED, name) for name in names]  # none lost, none repeated
     finally:
         watch.stop()
@@ -175,7 +177,7 @@ def test_stop_inside_handler_ends_delivery(
     ready.set()
     wait_until(lambda: len(events.seen()) >= 1)
     kube_store.create(_secret(kube_namespace, "later"))
-    time.sleep(0.5)
+    holder[0].stop()  # from this thread it returns once the reflector thread has ended
     assert len(events.seen()) == 1
 
 
@@ -272,9 +274,9 @@ def test_watch_relists_after_gone_mid_stream_and_keeps_delivering(
         _compact(etcd_cluster, last.metadata.resource_version)
         wait_until(lambda: "expired; relisted" in caplog.text, timeout_s=15)
         etcd_store.create(_secret(mine, "after"))
-        wait_until(lambda: len(events.seen()) >= 2, timeout_s=10)
-        time.sleep(0.5)
-        assert events.seen() == [(ADDED, "before"), (ADDED, "after")]
+        etcd_store.create(_secret(mine, "zz-barrier"))  # in order: once seen, all has shown
+        wait_until(lambda: (ADDED, "zz-barrier") in events.seen(), timeout_s=10)
+        assert events.seen() == [(ADDED, "before"), (ADDED, "after"), (ADDED, "zz-barrier")]
     finally:
         watch.stop()
 

