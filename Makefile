@@ -12,6 +12,7 @@ test: install-test-tools
 
 install-test-tools:
 	@command -v ipmitool >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq ipmitool >/dev/null; }
+	@command -v parted >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq parted >/dev/null; }
 
 # The main job: a fleet scenario on the embedded default.
 sim:

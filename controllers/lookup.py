@@ -4,7 +4,8 @@ IPA, once up on a host, finds the manager at its `ipa-api-url` and speaks Ironic
 format (docs/agent.md has the reference):
 
 - `GET /` and `GET /v1`: version documents; IPA reads `default_version.version` to pick
-  the microversion it sends (1.68 here: agent tokens and agent_verify_ca);
+  the microversion it sends (1.67 here: agent tokens; 1.68 would make IPA switch to
+  automatic TLS, which this API does not offer yet);
 - `GET /v1/lookup?addresses=<mac>,...[&node_uuid=<uuid>]`: the node of these MACs, with its
   `config`: `heartbeat_timeout` and `agent_token`, handed out once (the first lookup after
   the engine booted the ramdisk; "******" afterwards, or when the token was pre-generated
@@ -34,8 +35,9 @@ from metalcubed.core.provisioning import nodes
 
 log = logging.getLogger(__name__)
 
-API_VERSION = "1.68"
-"""The highest microversion served: IPA sends tokens from 1.62, agent_verify_ca from 1.68."""
+API_VERSION = "1.67"
+"""The highest microversion served: IPA sends agent tokens from 1.62; from 1.68 it would
+generate a TLS certificate and listen on HTTPS (automatic TLS, not offered yet)."""
 MIN_API_VERSION = "1.1"
 HIDDEN_TOKEN = "******"
 TOKEN_BYTES = 32

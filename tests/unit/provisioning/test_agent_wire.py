@@ -252,7 +252,7 @@ def test_version_documents_offer_agent_tokens(api: lookup.IronicApi) -> None:
     status, root = _get(api.url + "/")
     assert status == 200
     default = root["default_version"]
-    assert isinstance(default, dict) and default["version"] == "1.68"
+    assert isinstance(default, dict) and default["version"] == "1.67"
     status, v1 = _get(api.url + "/v1/")
     assert status == 200 and v1["id"] == "v1"
 
