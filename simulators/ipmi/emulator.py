@@ -142,13 +142,19 @@ class HostBmc(pyghmi_bmc.Bmc):  # type: ignore[misc]
 
     def handle_raw_request(self, request: dict[str, Any], session: Any) -> None:
         faults = self.host.faults
-        if faults.unreachable:
-            return
+        # The one BMC fault model (hostmodel.Faults.draw), as the Redfish emulator, the Sim
+        # BMCs and the fleet model use it; 409-style refusals are the per-command _busy().
+        reply = faults.draw(self.host.rng)
+        if reply is hostmodel.Reply.TIMEOUT:
+            return  # dropped: the client's retries time out
         self.commands += 1
         delay = faults.latency(self.host.rng)
         if delay > 0:
             time.sleep(delay)  # blocks this process's listen loop: keep emulated latency small
-        if faults.error_rate > 0 and self.host.rng.random() < faults.error_rate:
+        if reply is hostmodel.Reply.UNAVAILABLE:
+            session.send_ipmi_response(code=NODE_BUSY)
+            return
+        if reply is hostmodel.Reply.SERVER_ERROR:
             session.send_ipmi_response(code=UNSPECIFIED_ERROR)
             return
         netfn, command = request["netfn"], request["command"]
