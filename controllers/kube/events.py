@@ -14,7 +14,7 @@ Aggregation follows client-go's EventCorrelator:
 - the same (object, type, reason, message) seen again is not a new Event: the existing one is
   patched with `count + 1` and a new `lastTimestamp` (an LRU of 4096 recent Events; a patch that
   meets a 404, because the Event expired, creates a fresh one);
-- a spam filter per object (a token bucket of 25, refilled one every 5 minutes) drops the
+- a spam filter per object (core's token bucket: 25, refilled one every 5 minutes) drops the
   excess from an object that emits Events in a loop;
 - a send that fails because the API server is unreachable or overloaded is tried again a few
   times with a growing pause (MAX_TRIES), without holding up the Events queued behind it.
@@ -39,7 +39,7 @@ import urllib3
 from kubernetes import client as k8s
 
 from metalcubed.controllers.kube import metrics
-from metalcubed.core import ports
+from metalcubed.core import ports, ratelimit
 from metalcubed.core.api import meta
 
 log = logging.getLogger(__name__)
@@ -71,12 +71,6 @@ class _Seen:
     name: str
     count: int
     first: str
-
-
-@dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    last: float
 
 
 def _retryable(exc: Exception) -> bool:
@@ -203,7 +197,7 @@ class _Sender:
         self._count = count
         self._monotonic = monotonic
         self._seen: OrderedDict[tuple[str, ...], _Seen] = OrderedDict()
-        self._spam: dict[tuple[str, ...], _Bucket] = {}
+        self._spam: dict[tuple[str, ...], ratelimit.TokenBucket] = {}
         self._retries: list[tuple[float, int, _Pending]] = []
         self._tie = itertools.count()
 
@@ -261,18 +255,14 @@ class _Sender:
                         inv["namespace"], inv["name"], exc)
 
     def _allow(self, obj_key: tuple[str, ...]) -> bool:
-        now = self._monotonic()
         bucket = self._spam.get(obj_key)
         if bucket is None:
             if len(self._spam) > _LRU_SIZE:
                 self._spam.clear()
-            bucket = self._spam[obj_key] = _Bucket(tokens=float(_SPAM_BURST), last=now)
-        bucket.tokens = min(_SPAM_BURST, bucket.tokens + (now - bucket.last) / _SPAM_REFILL_S)
-        bucket.last = now
-        if bucket.tokens < 1:
-            return False
-        bucket.tokens -= 1
-        return True
+            bucket = self._spam[obj_key] = ratelimit.TokenBucket(
+                qps=1.0 / _SPAM_REFILL_S, burst=_SPAM_BURST
+            )
+        return bucket.allow(self._monotonic())
 
     def _create(self, p: _Pending, name: str) -> None:
         stamp = _timestamp(p.at)

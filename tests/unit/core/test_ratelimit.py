@@ -57,3 +57,20 @@ def test_zero_qps_means_no_limit() -> None:
 def test_a_limited_bucket_needs_a_burst_of_one_at_least() -> None:
     with pytest.raises(ValueError, match="burst must be at least 1"):
         ratelimit.TokenBucket(qps=5, burst=0)
+
+
+def test_allow_takes_a_token_only_when_one_is_there() -> None:
+    bucket = ratelimit.TokenBucket(qps=1 / 300, burst=2)  # the Event spam filter's shape
+    assert [bucket.allow(0.0) for _ in range(3)] == [True, True, False]
+    assert not bucket.allow(299.0)  # a refused call reserved nothing...
+    assert bucket.allow(300.0)  # ...so one token is back after 5 minutes
+    assert not bucket.allow(300.0)
+
+
+def test_allow_and_reserve_share_the_tokens() -> None:
+    bucket = ratelimit.TokenBucket(qps=1, burst=1)
+    assert bucket.reserve(0.0) == 0.0
+    assert not bucket.allow(0.0)
+    assert bucket.reserve(0.0) == pytest.approx(1.0)
+    assert not bucket.allow(1.5)  # the reservation holds the token refilled by then
+    assert bucket.allow(3.0)
