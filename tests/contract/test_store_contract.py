@@ -61,14 +61,16 @@ class TestLockedStoreContract(store_contract.StoreContract):
 
 class TestCachedStoreOverMemoryContract(store_contract.StoreContract):
     """Reads from informer caches, writes through to a LockedStore (as the manager's
-    embedded mode would)."""
+    embedded mode would); informers of the watched namespace, or of all namespaces (a manager
+    without a watch namespace)."""
 
-    @pytest.fixture
-    def harness(self) -> Iterator[store_contract.StoreHarness]:
+    @pytest.fixture(params=["namespace", "cluster"])
+    def harness(self, request: pytest.FixtureRequest) -> Iterator[store_contract.StoreHarness]:
         inner = memory_store.MemoryStore(
             clock=clock.ManualClock(), rng=Random(13), history_size=HISTORY
         )
-        with cached.cached_store(memory.LockedStore(inner), namespace="contract") as store:
+        scope = "contract" if request.param == "namespace" else None
+        with cached.cached_store(memory.LockedStore(inner), namespace=scope) as store:
             yield store_contract.StoreHarness(
                 store=store,
                 namespace="contract",

@@ -43,11 +43,15 @@ class TestK8sStoreContract(store_contract.StoreContract):
 
 
 class TestCachedStoreOverK8sContract(store_contract.StoreContract):
-    @pytest.fixture
+    """Informers of the test's namespace, or of all namespaces (a manager without a watch
+    namespace; other tests' objects are in its cache too)."""
+
+    @pytest.fixture(params=["namespace", "cluster"])
     def harness(
-        self, kube_store: store.K8sStore, kube_namespace: str
+        self, kube_store: store.K8sStore, kube_namespace: str, request: pytest.FixtureRequest
     ) -> Iterator[store_contract.StoreHarness]:
-        with cached.cached_store(kube_store, namespace=kube_namespace) as cached_store:
+        scope = kube_namespace if request.param == "namespace" else None
+        with cached.cached_store(kube_store, namespace=scope) as cached_store:
             yield store_contract.StoreHarness(
                 store=cached_store,
                 namespace=kube_namespace,
