@@ -310,13 +310,21 @@ class Lab:
         log.info("%d hosts on %d BMC shard(s)", len(self.hosts), len(specs))
 
     @property
+    def table(self) -> engine_services.lookup.LockedNodeTable:
+        """The in-process manager's node table."""
+        if self.services is None:
+            raise LabError("the manager runs in its own process: no in-process node table")
+        return self.services.table
+
+    @property
     def lookup(self) -> engine_services.lookup.IronicApi:
         """The in-process manager's agent API (its request counts)."""
         if self.services is None:
             raise LabError("the manager runs in its own process: no in-process agent API")
         return self.services.api
 
-    def _engine_config(self) -> context.EngineConfig:
+    def engine_config(self) -> context.EngineConfig:
+        """The engine's settings: the lab's hardware timings."""
         t = self.timing
         return context.EngineConfig(
             poll_s=t.poll_s, short_poll_s=t.short_poll_s, busy_retry_s=t.busy_retry_s,
@@ -339,7 +347,7 @@ class Lab:
             provisioning_limit=cfg.provisioning_limit, identity=f"devenv-{self.lab_id}",
             agent_api_bind_address="127.0.0.1:0", boot_server_bind_address="127.0.0.1:0",
             deploy_iso_url=self.deploy_iso_url, agent_timeout_s=self.timing.agent_timeout_s,
-            engine=self._engine_config(),
+            engine=self.engine_config(),
         )
         backend = memory.LockedStore(core_memory_store.MemoryStore(clock=self.clock))
         self.store = backend
@@ -370,7 +378,7 @@ class Lab:
         self.store = kube_store.K8sStore(self.api)
         self._ensure_namespace()
         agent, boot, metrics_port, health_port = (_free_port() for _ in range(4))
-        engine = self._engine_config()
+        engine = self.engine_config()
         argv = [
             sys.executable, "-m", "metalcubed.cli", "manager", "--provisioner", "engine",
             "--kubeconfig", cfg.kubeconfig, "--namespace", cfg.namespace,
