@@ -2,12 +2,14 @@
 
 The agent API (controllers/lookup.py) and the boot server (controllers/bootserver.py) answer
 through a `Handler`: `handle(request) -> Response`. Listens where it is told (loopback by
-default, port 0 picks a free one), one thread per connection (stdlib `ThreadingHTTPServer`),
-request bodies capped at `max_body` (413 beyond), a handler bug answered as 500 without
-killing the server. `stop()` closes the socket; both are idempotent.
+default; IPv6 addresses too; port 0 picks a free one), one thread per connection (stdlib
+`ThreadingHTTPServer`), request bodies capped at `max_body` (413 beyond), a handler bug
+answered as 500 without killing the server; request lines are never logged (they may carry
+agent tokens). `stop()` closes the socket; both are idempotent.
 """
 
 import logging
+import socket
 import threading
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -37,6 +39,10 @@ class Response:
 
 
 Handler = Callable[[Request], Response]
+
+
+class _ThreadingHTTPServer6(server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
 
 
 class HttpServer:
@@ -108,7 +114,8 @@ class HttpServer:
             do_PUT = _serve
             do_DELETE = _serve
 
-        self._httpd = server.ThreadingHTTPServer((self._host, self._port), _Handler)
+        cls = _ThreadingHTTPServer6 if ":" in self._host else server.ThreadingHTTPServer
+        self._httpd = cls((self._host, self._port), _Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever,
                                         kwargs={"poll_interval": 0.05}, name=name, daemon=True)
