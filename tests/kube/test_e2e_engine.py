@@ -5,7 +5,8 @@ subprocess, emulated Redfish and IPMI BMCs with deploy agents in processes of th
 provisioned -> deprovisioned -> deleted. Mid-provisioning the manager is killed with SIGKILL
 and a new one started on the same agent API and boot server ports; its node table (the
 engine's records and the agents' tokens) starts empty, and it must rebuild what it needs from
-the BareMetalHosts and the hardware.
+the BareMetalHosts and the hardware. Mid-deprovisioning (some hosts switched off beforehand)
+that one is killed too, and a third finishes.
 
 What is checked comes from the hardware's own record (each emulated disk counts the images
 written to it and the wipes; each server lists its boots), not only from the controller's
@@ -15,8 +16,9 @@ status:
 - no host is imaged twice after it reached `provisioned` (a restart adopts it, never redeploys
   it), and a host caught mid-deployment is deployed again at most once, not left waiting;
 - the image on every disk is the one asked for (URL and sha256);
-- deprovisioning wiped every disk; deletion left every server off with its virtual CD empty and
-  no agent running, and no BareMetalHost or HardwareData behind.
+- deprovisioning wiped every disk, also of the hosts that were off; deletion left every
+  server off with its virtual CD empty and no agent running, and no BareMetalHost or
+  HardwareData behind.
 """
 
 import collections
@@ -84,6 +86,7 @@ def test_engine_as_deployed_survives_kill_9_mid_provisioning(
     images = support.Images().start()
     first = _manager(kube_cluster, ns, tmp_path / "manager-1.log", images)
     second = _manager(kube_cluster, ns, tmp_path / "manager-2.log", images, ports_of=first)
+    third = _manager(kube_cluster, ns, tmp_path / "manager-3.log", images, ports_of=first)
     shard_log = (tmp_path / "bmcs.log").open("w")
     shards = support.BmcShards(hosts=HOSTS, lookup_url=first.agent_url,
                                deploy_iso_url=images.deploy_iso_url,
@@ -151,14 +154,38 @@ def test_engine_as_deployed_survives_kill_9_mid_provisioning(
                 assert 1 <= disk["writes"] <= 2, (name, disk)
         rewritten = sorted(n for n, d in provisioned.items() if d["writes"] > 1)
 
-        # --- deprovision -> available ------------------------------------------------------
+        # --- deprovision -> available, with a second kill -9 mid-way -------------------------
+        # Some hosts are switched off first (a provisioned pool kept off): their disks must be
+        # wiped too, also when the manager that deprovisions them never saw them deployed.
+        offline = [i.name for i in infos[::5]]
+        for name in offline:
+            e2e.patch_host(kube_api, ns, name, {"spec": {"online": False}})
+        support.wait(lambda: all(shards.disks()[n]["power"] == "Off" for n in offline)
+                     and all(not (e2e.get_host(kube_api, ns, n).get("status") or {})
+                             .get("poweredOn") for n in offline),
+                     timeout_s=PHASE_TIMEOUT_S, what="the offline hosts powered off")
         for info in infos:
             e2e.patch_host(kube_api, ns, info.name, {"spec": {"image": None}})
-        _wait_all(kube_api, ns, "available", "every host deprovisioned")
+
+        def mid_deprovisioning() -> bool:
+            found = support.states(kube_api, ns)
+            return (_counts(found)["deprovisioning"] >= 2
+                    and any(d["wipes"] >= 1 for d in shards.disks().values()))
+
+        support.wait(mid_deprovisioning, timeout_s=PHASE_TIMEOUT_S, interval_s=0.1,
+                     what="hosts mid-deprovisioning, one disk wiped")
+        second.kill()
+        killed_again_at = support.states(kube_api, ns)
+        assert _counts(killed_again_at)["deprovisioning"] >= 1, killed_again_at
+        third.start().wait_ready(timeout_s=60)
+        _wait_all(kube_api, ns, "available", "every host deprovisioned after the second restart "
+                  f"(killed at {_counts(killed_again_at)})")
         deprovisioned = shards.disks()
         for name, disk in sorted(deprovisioned.items()):
             assert disk["wipes"] >= 1 and disk["image_url"] == "", (name, disk)
             assert disk["writes"] == provisioned[name]["writes"], (name, disk)
+        for name in offline:
+            assert deprovisioned[name]["power"] == "Off", (name, deprovisioned[name])
 
         # --- delete: nothing left behind -------------------------------------------------
         for info in infos:
@@ -173,14 +200,16 @@ def test_engine_as_deployed_survives_kill_9_mid_provisioning(
         for name, disk in sorted(final.items()):
             assert disk["power"] == "Off" and not disk["media_inserted"], (name, disk)
             assert not disk["agent"], (name, disk)
-        assert second.alive(), second.log()
+        assert third.alive(), third.log()
         print(f"kill -9 at {dict(_counts(killed_at))}; re-imaged after the restart "
-              f"(caught mid-deployment): {rewritten}")
+              f"(caught mid-deployment): {rewritten}; second kill -9 at "
+              f"{dict(_counts(killed_again_at))}")
     except AssertionError as err:
-        running = second if second.proc is not None else first
+        running = next(m for m in (third, second, first) if m.proc is not None)
         raise AssertionError(f"{err}\n--- {running.log_path.name} (tail) ---\n{running.log()}"
                              ) from None
     finally:
-        support.stop_quietly(first.kill, second.kill, shards.stop, images.stop, shard_log.close)
-    assert not first.alive() and not second.alive()
+        support.stop_quietly(first.kill, second.kill, third.kill, shards.stop, images.stop,
+                             shard_log.close)
+    assert not first.alive() and not second.alive() and not third.alive()
     assert all(c._proc is not None and c._proc.poll() is not None for c in shards.children)
