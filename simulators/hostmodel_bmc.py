@@ -178,14 +178,21 @@ class SimInspect(_Sim):
 
 def out_of_band_details(host: hostmodel.HostModel) -> hwd.HardwareDetails:
     """What a Redfish BMC reports about `host` without booting it."""
-    inv = host.inventory
+    return inventory_details(host.inventory, bios_version=host.firmware().get("bios", ""))
+
+
+def inventory_details(
+    inv: hostmodel.Inventory, *, bios_version: str = "", hostname: str = ""
+) -> hwd.HardwareDetails:
+    """A server's `hostmodel.Inventory` as inspection reports it: the one rendering the Sim
+    BMCs, the emulators' hosts and the fleet model's machines share."""
     cpu = inv.processors[0] if inv.processors else None
     return hwd.HardwareDetails(
         system_vendor=hwd.HardwareSystemVendor(
             manufacturer=inv.manufacturer, product_name=inv.model, serial_number=inv.serial
         ),
         firmware=hwd.Firmware(bios=hwd.BIOS(
-            vendor=inv.bios_vendor, version=host.firmware().get("bios", ""), date=inv.bios_date
+            vendor=inv.bios_vendor, version=bios_version, date=inv.bios_date
         )),
         ram_mebibytes=inv.ram_mib,
         nics=tuple(
@@ -205,6 +212,7 @@ def out_of_band_details(host: hostmodel.HostModel) -> hwd.HardwareDetails:
             clock_megahertz=float(cpu.max_speed_mhz) if cpu else 0.0,
             count=sum(p.threads for p in inv.processors),
         ),
+        hostname=hostname,
     )
 
 

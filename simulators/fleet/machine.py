@@ -1,6 +1,10 @@
 """The physical life of one simulated server: power, POST, what it boots, the agent, its disk.
 
 This is hardware, not management software: it knows nothing of Ironic states or BareMetalHosts.
+Its inventory is a `hostmodel.Inventory`, rendered for inspection by the same function as the
+emulated servers' (hostmodel_bmc.inventory_details); its BMC's faults are `hostmodel.Faults`
+(fleet/bmc.py). What stays its own is the timing: simpy events drawn from the profile, where
+the emulators' `HostModel` runs on the wall clock.
 Whoever drives it (the provisioning engine, through the BMC) powers it on or off and sets the
 boot device;
 the machine then takes its time, drawn from its hardware profile: the chassis power transition,
@@ -22,6 +26,7 @@ import simpy
 
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import hardwaredata as hwd
+from metalcubed.simulators import hostmodel, hostmodel_bmc
 from metalcubed.simulators.fleet import scenario
 
 
@@ -262,31 +267,32 @@ class Machine:
     # --- inventory -------------------------------------------------------------------------------
 
     def hardware_details(self) -> hwd.HardwareDetails:
-        """What inspection reports for this machine (built once)."""
+        """What inspection reports for this machine (built once), rendered from its
+        `hostmodel.Inventory` as the Sim BMCs and the emulators render theirs."""
         if self._details is None:
-            profile = self.profile
-            self._details = hwd.HardwareDetails(
-                system_vendor=hwd.HardwareSystemVendor(
-                    manufacturer=profile.vendor,
-                    product_name=profile.model,
-                    serial_number=f"SN-{self.name}",
-                ),
-                ram_mebibytes=profile.ram_gib * 1024,
-                nics=(
-                    hwd.NIC(name="eno1", mac=self.boot_mac, pxe=True, speed_gbps=25),
-                ),
-                storage=(
-                    hwd.Storage(
-                        name="/dev/disk/by-path/pci-0000:00:17.0-ata-1",
-                        alternate_names=("/dev/sda",),
-                        type=hwd.DiskType.SSD,
-                        size_bytes=profile.disk_gib * 2**30,
-                        model=f"{profile.vendor} SSD",
-                        serial_number=f"DISK-{self.name}",
-                    ),
-                ),
-                cpu=hwd.CPU(arch="x86_64", model=f"{profile.vendor} CPU", count=profile.cpu_count,
-                            clock_megahertz=2400.0),
-                hostname=self.name,
+            self._details = hostmodel_bmc.inventory_details(
+                inventory(self.name, self.boot_mac, self.profile), hostname=self.name
             )
         return self._details
+
+
+def inventory(name: str, boot_mac: str, profile: scenario.HardwareProfile) -> hostmodel.Inventory:
+    """A machine of `profile` as a `hostmodel.Inventory`: the emulated server's hardware model,
+    sized by the profile (one socket of `cpu_count` threads, one DIMM, one PXE NIC, one SSD)."""
+    return hostmodel.Inventory(
+        manufacturer=profile.vendor,
+        model=profile.model,
+        serial=f"SN-{name}",
+        processors=(
+            hostmodel.Processor(socket="CPU1", model=f"{profile.vendor} CPU",
+                                cores=profile.cpu_count, threads=profile.cpu_count,
+                                max_speed_mhz=2400),
+        ),
+        memory=(hostmodel.MemoryModule(id="DIMM1", size_mib=profile.ram_gib * 1024),),
+        nics=(hostmodel.Nic(id="eno1", mac=boot_mac, pxe=True, speed_gbps=25),),
+        disks=(
+            hostmodel.Disk(id="Disk.0", name="/dev/sda", size_bytes=profile.disk_gib * 2**30,
+                           type=hostmodel.DiskType.SSD, vendor=profile.vendor,
+                           model=f"{profile.vendor} SSD", serial=f"DISK-{name}"),
+        ),
+    )
