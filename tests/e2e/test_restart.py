@@ -209,3 +209,23 @@ def test_restart_mid_cleaning_finishes_the_deprovisioning() -> None:
         disk = world.rig.emulator.disk(host.model)
         assert disk.wipes >= 1 and disk.image_url == "", (host.key.name, disk)
         assert disk.writes == 1
+
+
+def test_a_new_record_takes_the_deployed_image_from_the_hosts_status() -> None:
+    """What registration rebuilds after a restart: the image status.provisioning names."""
+    world, keys = _world()
+    key = keys[0]
+    world.edit(key, image=IMG)
+    _run_to(world, lambda: _state(world, key) == S.PROVISIONED)
+    restart(world)
+    assert world.rig.table.get(nodes.node_id_for(key)) is None
+    world.reconciler.reconcile(key)  # registration, then adopt: no BMC write, no agent
+    node = world.rig.table.get(nodes.node_id_for(key))
+    assert node is not None and node.deployed is not None
+    assert (node.deployed.image_url, node.deployed.checksum) == (IMG.url, IMG.checksum)
+    assert node.deployed.adopted and node.wait is None
+    # A host that never got an image has none recorded.
+    other = keys[1]
+    world.reconciler.reconcile(other)
+    found = world.rig.table.get(nodes.node_id_for(other))
+    assert found is not None and found.deployed is None
