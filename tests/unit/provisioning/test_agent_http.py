@@ -194,7 +194,7 @@ def test_agent_api_refusals(lab: Lab) -> None:
         client.start_clean(endpoint)
     request = urllib.request.Request(
         endpoint.url + "/v1/commands", method="POST",
-        data=json.dumps({"name": "standby.write_image", "params": {}}).encode(),
+        data=json.dumps({"name": "standby.prepare_image", "params": {}}).encode(),
     )
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=5)
