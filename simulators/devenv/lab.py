@@ -2,11 +2,13 @@
 
 `Lab(config).start()` composes, on 127.0.0.1 only:
 
-- an image server with the deploy ISO (virtual-media hosts boot it: the manager's
-  DEPLOY_ISO_URL) and a raw OS image with its sha256 checksum files (image.py);
+- an image server with the deploy kernel and ramdisk (stand-ins: the manager's
+  DEPLOY_KERNEL_URL and DEPLOY_RAMDISK_URL, from which its boot server builds each
+  virtual-media host its own deploy ISO) and a raw OS image with its sha256 checksum files
+  (image.py);
 - the manager, as production runs it: with an API server (`kubeconfig`), the real
   `metalcubed manager --provisioner engine` process (subprocess; its agent API, boot server,
-  metrics and probes on loopback ports, DEPLOY_ISO_URL and PROVISIONING_LIMIT in its
+  metrics and probes on loopback ports, DEPLOY_*_URL and PROVISIONING_LIMIT in its
   environment, the lab's hardware timings as its engine flags); with the memory store, the same
   composition in this process (controllers/manager.compose over controllers/memory.LockedStore:
   informers, workqueue, core/wiring's event mapping, the engine with its agent API over the
@@ -63,7 +65,8 @@ from metalcubed.simulators.devenv import control, image, shard, status
 
 log = logging.getLogger(__name__)
 
-DEPLOY_ISO = "ipa.iso"
+DEPLOY_KERNEL = "ipa.kernel"
+DEPLOY_RAMDISK = "ipa.initramfs"
 LABEL = "metalcubed.io/devenv"
 """Label on every object the lab creates (value: the lab's id)."""
 KUBE_QPS = 200.0
@@ -253,7 +256,10 @@ class Lab:
         self.api: kube_client.ThrottledApiClient | None = None
         self.image_url = ""
         self.image_checksum = ""
-        self.deploy_iso_url = ""
+        self.deploy_kernel_url = ""
+        self.deploy_ramdisk_url = ""
+        self.boot_url = ""
+        """The manager's boot server (per-host deploy ISOs under /boot/)."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._stack: list[Callable[[], None]] = []
@@ -277,8 +283,9 @@ class Lab:
     def _start_services(self) -> None:
         self.images.start()
         self._stack.append(self.images.stop)
-        self.deploy_iso_url = self.images.add(DEPLOY_ISO,
-                                              b"metalcubed deploy ramdisk ISO\n" * 2048)
+        self.deploy_kernel_url = self.images.add(DEPLOY_KERNEL, b"metalcubed deploy kernel\n")
+        self.deploy_ramdisk_url = self.images.add(DEPLOY_RAMDISK,
+                                                  b"metalcubed deploy ramdisk\n" * 2048)
         data = image.raw_disk(self.config.image_size_mib)
         self.image_url = self.images.add(image.NAME, data)
         self.image_checksum = image.sha256(data)
@@ -288,7 +295,8 @@ class Lab:
         specs = [
             shard.ShardSpec(hosts=tuple(plans), username=self.config.username,
                             password=self.config.password, lookup_url=self.lookup_url,
-                            deploy_iso_url=self.deploy_iso_url, timing=self.timing)
+                            deploy_iso_url="", deploy_iso_prefix=f"{self.boot_url}/boot/",
+                            timing=self.timing)
             for plans in shard.plan(self.config)
         ]
         if self.config.hosts_per_process:
@@ -346,7 +354,8 @@ class Lab:
             namespace=cfg.namespace, concurrency=cfg.concurrency, provisioner="engine",
             provisioning_limit=cfg.provisioning_limit, identity=f"devenv-{self.lab_id}",
             agent_api_bind_address="127.0.0.1:0", boot_server_bind_address="127.0.0.1:0",
-            deploy_iso_url=self.deploy_iso_url, agent_timeout_s=self.timing.agent_timeout_s,
+            deploy_kernel_url=self.deploy_kernel_url, deploy_ramdisk_url=self.deploy_ramdisk_url,
+            agent_timeout_s=self.timing.agent_timeout_s,
             engine=self.engine_config(),
         )
         backend = memory.LockedStore(core_memory_store.MemoryStore(clock=self.clock))
@@ -367,6 +376,7 @@ class Lab:
         assert composition.services is not None
         self.services = composition.services.services
         self.lookup_url = self.services.lookup_url
+        self.boot_url = self.services.boot_url
 
     def _start_manager_process(self) -> None:
         """An API server: the real `metalcubed manager --provisioner engine` process."""
@@ -397,7 +407,8 @@ class Lab:
             "--ramdisk-timeout-seconds", str(engine.ramdisk_timeout_s),
             "--soft-power-off-timeout-seconds", str(engine.soft_power_off_timeout_s),
         ]
-        env = {"DEPLOY_ISO_URL": self.deploy_iso_url,
+        env = {"DEPLOY_KERNEL_URL": self.deploy_kernel_url,
+               "DEPLOY_RAMDISK_URL": self.deploy_ramdisk_url,
                "PROVISIONING_LIMIT": str(cfg.provisioning_limit)}
         process = ManagerProcess(argv, env, health_port=health_port, metrics_port=metrics_port,
                                  log_file=self._log_file)
@@ -405,6 +416,7 @@ class Lab:
         self._stack.append(process.stop)
         process.start()
         self.lookup_url = f"http://127.0.0.1:{agent}"
+        self.boot_url = f"http://127.0.0.1:{boot}"
         log.info("manager process %s: agent API %s", process.pid, self.lookup_url)
 
     def _stop_manager(self) -> None:
@@ -548,7 +560,9 @@ class Lab:
             "imageServer": self.images.base_url,
             "image": {"url": self.image_url, "checksum": self.image_checksum,
                       "checksumType": "sha256", "format": image.FORMAT},
-            "deployIso": self.deploy_iso_url,
+            "deployKernel": self.deploy_kernel_url,
+            "deployRamdisk": self.deploy_ramdisk_url,
+            "bootServer": self.boot_url,
             "lookupService": self.lookup_url,
             "managerProcess": self.manager_process.pid if self.manager_process else None,
             "redfishEndpoints": [e for e in redfish if e],

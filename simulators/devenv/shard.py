@@ -59,7 +59,10 @@ class ShardSpec:
     password: str
     lookup_url: str
     deploy_iso_url: str
+    """A prebuilt deploy ISO (DEPLOY_ISO_URL); "" when the boot server builds one per host."""
     timing: lab_config.HardwareTiming
+    deploy_iso_prefix: str = ""
+    """URL prefix of the boot server's per-host deploy ISOs (`<boot-server-url>/boot/`)."""
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -74,6 +77,7 @@ class ShardSpec:
             lookup_url=raw["lookup_url"],
             deploy_iso_url=raw["deploy_iso_url"],
             timing=lab_config.HardwareTiming(**raw["timing"]),
+            deploy_iso_prefix=raw.get("deploy_iso_prefix", ""),
         )
 
 
@@ -139,7 +143,8 @@ class Shard:
                      if ipmi_hosts else None)
         self.agents = emulator.AgentEmulator(
             conductor=lookup.HttpConductor(spec.lookup_url),
-            deploy_iso_urls={spec.deploy_iso_url},
+            deploy_iso_urls={spec.deploy_iso_url} if spec.deploy_iso_url else (),
+            deploy_iso_prefix=spec.deploy_iso_prefix,
             timing=emulator.AgentTiming(boot_s=t.agent_boot_s, heartbeat_s=t.heartbeat_s,
                                         clean_s=t.clean_s),
         )
