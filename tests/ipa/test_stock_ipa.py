@@ -1,12 +1,14 @@
 """The stock Ironic Python Agent 13.0.0 (from PyPI) against the manager's engine services.
 
 What `metalcubed manager --provisioner engine` serves (EngineServices: the Ironic v1 agent API
-and the boot server) runs on 127.0.0.1; IPA runs as a process with the parameters of the
-per-host deploy ISO the boot server built for the host (`ipa-api-url`, the pre-generated
-`ipa-agent-token`, read from the ISO as the host's bootloader would pass them), and a hardware
-manager of the test's (tests/ipa/hwm: disks are files, NICs fixed). The engine's Agent port
-(controllers/agent_client.py) then drives it as the engine does: status, inventory, metadata
-cleaning, image write with checksum verification and the config drive.
+and the boot server, with the engine) runs on 127.0.0.1; IPA runs as a process with the
+parameters of the per-host deploy ISO the boot server built for the host (`ipa-api-url`, the
+pre-generated `ipa-agent-token`, read from the ISO as the host's bootloader would pass them),
+and a hardware manager of the test's (tests/ipa/hwm: disks are files, NICs fixed). The first
+test drives it through the engine's Agent port (controllers/agent_client.py) call by call:
+status, inventory, metadata cleaning, image write with checksum verification and the config
+drive; the last runs the engine's own steps (register, inspect, provision, deprovision) over a
+simulated BMC whose virtual-CD boots start the agent.
 
 IPA runs unmodified. Two things stand in for a real machine: the hardware manager plugin,
 and small stand-ins (tests/ipa/blockshim.py) for the block-device tools that need a kernel
@@ -34,9 +36,10 @@ import pytest
 
 from metalcubed.controllers import agent_client, bootiso, engine_services, memory
 from metalcubed.core import agent, ports
+from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import meta
-from metalcubed.core.provisioning import configdrive, nodes
-from metalcubed.simulators import imageserver
+from metalcubed.core.provisioning import configdrive, context, nodes
+from metalcubed.simulators import hostmodel, hostmodel_bmc, imageserver
 
 pytestmark = pytest.mark.ipa
 
@@ -45,6 +48,7 @@ KEY = meta.ObjectKey("metal3", "ipa-host-0")
 MAC = "52:54:00:12:34:56"
 MIB = 1024 * 1024
 DISK_SIZE = 96 * MIB
+CREDS = ports.Credentials(username="admin", password="password")
 
 
 def _free_port() -> int:
@@ -81,6 +85,7 @@ class World:
     tmp: pathlib.Path
     venv: pathlib.Path
     started: list[Ipa]
+    bmcs: hostmodel_bmc.SimBmcs
 
     def deploy_iso_params(self) -> dict[str, str]:
         """What the host boots: its deploy ISO from the boot server, and the kernel command line
@@ -89,14 +94,22 @@ class World:
         with urllib.request.urlopen(url, timeout=10) as rsp:
             return bootiso.read_agent_params(rsp.read())
 
-    def start_ipa(self, params: dict[str, str], *, name: str = "ipa") -> Ipa:
-        folder = self.tmp / name
-        disks = folder / "disks"
+    def new_disk(self, name: str) -> pathlib.Path:
+        disks = self.tmp / name / "disks"
         disks.mkdir(parents=True)
         disk = disks / "sda"
         with disk.open("wb") as f:  # an old partition table, for cleaning to wipe
             f.write(disk_image()[:512])
             f.truncate(DISK_SIZE)
+        return disk
+
+    def start_ipa(self, params: dict[str, str], *, name: str = "ipa",
+                  disk: pathlib.Path | None = None) -> Ipa:
+        folder = self.tmp / name
+        if disk is None:
+            disk = self.new_disk(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        disks = disk.parent
         host = {
             "nics": [{"name": "eth0", "mac": MAC, "ip": "192.0.2.10", "speed_mbps": 25000,
                       "product": "0x8086 0x158b"}],
@@ -167,21 +180,20 @@ def world(ipa_venv: pathlib.Path, tmp_path: pathlib.Path) -> Iterator[World]:
     kernel = images.add("ipa.kernel", b"deploy kernel")
     ramdisk = images.add("ipa.initramfs", b"deploy ramdisk")
 
-    def no_bmc(access: object) -> object:
-        raise AssertionError("the agent test drives no BMC")
-
+    bmcs = hostmodel_bmc.SimBmcs(credentials=CREDS)
     services = engine_services.EngineServices(
-        clock=memory.WallClock(), drivers=no_bmc,  # type: ignore[arg-type]
-        store_hosts=None,
+        clock=memory.WallClock(), drivers=hostmodel_bmc.driver_for(bmcs), store_hosts=None,
         config=engine_services.EngineServiceConfig(
-            deploy_kernel_url=kernel, deploy_ramdisk_url=ramdisk, agent_timeout_s=300.0),
+            deploy_kernel_url=kernel, deploy_ramdisk_url=ramdisk, agent_timeout_s=300.0,
+            engine=context.EngineConfig(poll_s=0.2, short_poll_s=0.1, busy_retry_s=0.2,
+                                        ramdisk_timeout_s=120.0)),
     )
     services.start()
     node_id = nodes.node_id_for(KEY)
     # What the engine's register records for the host.
     services.table.put(nodes.Node(node_id=node_id, name=nodes.node_name(KEY),
                                   bmc_address="192.0.2.1:623", macs=(MAC,)))
-    w = World(services, images, node_id, tmp_path, ipa_venv, [])
+    w = World(services, images, node_id, tmp_path, ipa_venv, [], bmcs)
     try:
         yield w
     finally:
@@ -297,3 +309,96 @@ def test_stock_ipa_with_a_wrong_token_is_refused_and_the_token_is_not_logged(
     assert wrong not in caplog.text and params["ipa-agent-token"] not in caplog.text
     world.until(ipa, "IPA's report of the refusal",
                 lambda: "Invalid or missing agent token received" in ipa.log_tail())
+
+
+def _stop(ipa: Ipa) -> None:
+    if ipa.process.poll() is None:
+        ipa.process.terminate()
+        ipa.process.wait(timeout=10)
+
+
+def test_the_engine_provisions_and_cleans_a_host_running_stock_ipa(world: World) -> None:
+    """The engine's own steps (register, inspect, provision, deprovision) over a host whose
+    ramdisk is the stock agent: a boot from the virtual CD starts IPA with the parameters of
+    the per-host ISO in the CD, any boot or power-off ends the running one."""
+    model = hostmodel.HostModel(name=KEY.name, inventory=hostmodel.make_inventory(0))
+    address = f"redfish-virtualmedia+http://127.0.0.1:8000/redfish/v1/Systems/{model.uuid}"
+    world.bmcs.add(address, model)
+    disk = world.new_disk("host")
+    running: list[Ipa] = []
+
+    def on_boot(event: hostmodel.BootEvent) -> None:
+        for ipa in running:
+            _stop(ipa)  # the host rebooted: its agent is gone
+        running.clear()
+        if event.device is hostmodel.BootDevice.CD:
+            with urllib.request.urlopen(event.media_url, timeout=10) as rsp:
+                params = bootiso.read_agent_params(rsp.read())
+            running.append(world.start_ipa(params, name=f"boot-{len(model.boots)}", disk=disk))
+
+    model.on_boot(on_boot)
+    host = ports.HostData(key=KEY, bmc_address=address, bmc_credentials=CREDS,
+                          disable_certificate_verification=False, boot_mac_address=MAC,
+                          provisioner_id="")
+    events: list[tuple[str, str]] = []
+    prov = world.services.engine.new_provisioner(host, lambda r, m: events.append((r, m)))
+
+    def until_done(step: Callable[[], ports.ProvisionResult], what: str
+                   ) -> ports.ProvisionResult:
+        deadline = time.monotonic() + 120
+        while True:
+            result = step()
+            if not result.dirty:
+                return result
+            if time.monotonic() > deadline:
+                logs = "\n".join(i.log_tail()[-1500:] for i in world.started)
+                pytest.fail(f"{what} did not finish: {result}; events {events}\n{logs}")
+            time.sleep(min(result.requeue_after_s, 0.1))
+
+    access = ports.ManagementAccessData(
+        boot_mode=bmh.BootMode.UEFI, automated_cleaning_mode=bmh.AutomatedCleaningMode.METADATA,
+        state=bmh.ProvisioningState.REGISTERING, operational_status=bmh.OperationalStatus.OK,
+        current_image=None, has_custom_deploy=False, disable_power_off=False,
+        cpu_architecture="", disable_inspection=False, inspection_mode=None)
+    result = until_done(lambda: prov.register(access, credentials_changed=True,
+                                              restart_on_failure=False)[0], "register")
+    assert result == ports.ProvisionResult.complete()
+
+    found: list[ports.InspectOutcome] = []
+
+    def inspect() -> ports.ProvisionResult:
+        got = prov.inspect_hardware(
+            ports.InspectData(boot_mode=bmh.BootMode.UEFI, cpu_architecture="",
+                              inspection_mode=None),
+            restart_on_failure=False, refresh=False, force_reboot=False)
+        found.append(got)
+        return got.result
+
+    assert until_done(inspect, "inspection") == ports.ProvisionResult.complete()
+    details = found[-1].details
+    assert details is not None and [n.mac for n in details.nics] == [MAC]
+    assert details.storage[0].name == str(disk)
+    assert [b.device for b in model.boots] == [hostmodel.BootDevice.CD]
+
+    image = disk_image()
+    url = world.images.add("os.raw", image)
+    data = ports.ProvisionData(
+        image=bmh.Image(url=url, checksum=hashlib.sha256(image).hexdigest(),
+                        checksum_type=bmh.ChecksumType.SHA256, format=bmh.ImageFormat.RAW),
+        host_config=ports.HostConfig(user_data="#cloud-config\nfqdn: ipa-host-0.example\n"),
+        boot_mode=bmh.BootMode.UEFI, hardware_profile="unknown", root_device_hints=None,
+        custom_deploy=None)
+    result = until_done(lambda: prov.provision(data, force_reboot=False), "provisioning")
+    assert result == ports.ProvisionResult.complete(), result
+    assert disk.read_bytes()[512:len(image)] == image[512:]
+    _, files = bootiso.read_files(pathlib.Path(f"{disk}2").read_bytes())
+    assert b"fqdn: ipa-host-0.example" in files["openstack/latest/user_data"]
+    assert model.boots[-1].device is hostmodel.BootDevice.HDD and not running
+
+    result = until_done(lambda: prov.deprovision(
+        restart_on_failure=False, automated_cleaning_mode=bmh.AutomatedCleaningMode.METADATA),
+        "deprovisioning")
+    assert result == ports.ProvisionResult.complete(), result
+    assert disk.read_bytes()[:MIB] == b"\0" * MIB  # the second agent wiped the metadata
+    assert model.power is hostmodel.Power.OFF
+    assert [b.device for b in model.boots].count(hostmodel.BootDevice.CD) == 2
