@@ -290,12 +290,13 @@ def missing_engine_mode() -> str | None:
     missing = [flag for flag in _ENGINE_FLAGS if flag not in text]
     if missing:
         return ("`metalcubed manager` has no flag " + ", ".join(missing)
-                + " (the agent API and boot server listen and external URLs)")
+                + " (the agent API and boot server listen and external URLs, engine timings)")
     return None
 
 
 _ENGINE_FLAGS = ("--agent-api-bind-address", "--agent-api-url", "--boot-server-bind-address",
-                 "--boot-server-url")
+                 "--boot-server-url", "--engine-poll-seconds", "--engine-short-poll-seconds",
+                 "--ramdisk-timeout-seconds")
 
 
 # --- hosts ---------------------------------------------------------------------------------------
