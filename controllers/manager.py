@@ -224,7 +224,9 @@ class EngineRunnable:
     gets; until the services run it raises ProvisionerNotReady (upstream's ErrNotReady).
 
     It needs leadership: only the leader answers agents (its node table is the one the engine
-    drives), and its readiness check keeps a standby out of the Services' endpoints.
+    drives). Its readiness check fails only while the leader's services are not up: a standby
+    stays ready, so a rolling update (which waits for the new Pod to be ready before it stops
+    the old leader) never deadlocks.
     """
 
     name = "engine-services"
@@ -234,8 +236,10 @@ class EngineRunnable:
         self.services = services
         self.started = threading.Event()
         self._ended = threading.Event()
+        self._leading = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
+        self._leading.set()
         try:
             self.services.start()
         except OSError as err:
@@ -267,7 +271,10 @@ class EngineRunnable:
         return True
 
     def ready(self) -> str | None:
-        return None if self.started.is_set() else "engine services not running"
+        """Readiness: a leader whose services are not (or no longer) up is not ready."""
+        if self._leading.is_set() and not self.started.is_set():
+            return "engine services not running"
+        return None
 
     def new_provisioner(
         self, host: ports.HostData, publish: Callable[[str, str], None]
