@@ -92,7 +92,7 @@ def test_engine_as_deployed_survives_kill_9_mid_provisioning(
     third = _manager(kube_cluster, ns, tmp_path / "manager-3.log", images, ports_of=first)
     shard_log = (tmp_path / "bmcs.log").open("w")
     shards = support.BmcShards(hosts=HOSTS, lookup_url=first.agent_url,
-                               deploy_iso_url=images.deploy_iso_url,
+                               deploy_iso_url="",  # the manager builds one per host
                                deploy_iso_prefix=f"{first.boot_url}/boot/", log=shard_log)
     try:
         shards.start()

@@ -70,16 +70,13 @@ def disk_report(one: shard.Shard) -> dict[str, dict[str, Any]]:
 
 
 def shard_main() -> int:
-    """The child: shard.main's protocol plus `disks` (one JSON line per request). A second
-    line after the spec carries `deploy_iso_prefix`: virtual-media hosts boot per-host deploy
-    ISOs from the manager's boot server (URLs under it), whose parameters their agents read."""
+    """The child: shard.main's protocol plus `disks` (one JSON line per request)."""
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    first, extra = sys.stdin.readline(), sys.stdin.readline()
-    if not first or not extra:
+    first = sys.stdin.readline()
+    if not first:
         return 1
     one = shard.Shard(shard.ShardSpec.from_json(first))
-    one.agents.deploy_iso_prefix = json.loads(extra)["deploy_iso_prefix"]
     try:
         info = one.start()
         sys.stdout.write(info.to_json() + "\n")
@@ -102,8 +99,6 @@ def shard_main() -> int:
 class ShardChild(shard.ShardProcess):
     """A `shard.ShardProcess` running `shard_main` (this module) instead of shard.main."""
 
-    deploy_iso_prefix = ""
-
     def launch(self) -> None:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "tests.kube.test_e2e_engine_support"],
@@ -112,7 +107,6 @@ class ShardChild(shard.ShardProcess):
         )
         assert self._proc.stdin is not None
         self._proc.stdin.write(self.spec.to_json() + "\n")
-        self._proc.stdin.write(json.dumps({"deploy_iso_prefix": self.deploy_iso_prefix}) + "\n")
         self._proc.stdin.flush()
 
     def request(self, what: str, timeout_s: float = 20.0) -> Any:
@@ -157,12 +151,10 @@ class BmcShards:
         specs = [
             shard.ShardSpec(hosts=tuple(plans), username=self.username, password=self.password,
                             lookup_url=self.lookup_url, deploy_iso_url=self.deploy_iso_url,
-                            timing=self.timing)
+                            deploy_iso_prefix=self.deploy_iso_prefix, timing=self.timing)
             for plans in shard.plan(config)
         ]
         self.children = [ShardChild(spec, log=self.log) for spec in specs]
-        for child in self.children:
-            child.deploy_iso_prefix = self.deploy_iso_prefix
         try:
             for child in self.children:
                 child.launch()
