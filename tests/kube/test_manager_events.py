@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client as k8s
 
-from metalcubed.controllers.kube import events
+from metalcubed.controllers.kube import events, metrics
 from metalcubed.core import ports
 from metalcubed.core.api import meta
 from tests.kube import test_e2e_support as e2e
@@ -67,18 +67,30 @@ def test_repeated_event_is_aggregated_into_a_count(
 
 
 def test_an_object_in_a_loop_is_spam_filtered(
-    recorder: events.K8sEventRecorder, kube_api: k8s.ApiClient, kube_namespace: str
+    kube_api: k8s.ApiClient, kube_namespace: str
 ) -> None:
-    obj = _subject(kube_api, kube_namespace)
-    for i in range(40):
-        recorder.record(obj, type=ports.EventType.NORMAL, reason="Loop", message=f"n{i}")
-    assert recorder.flush()
+    registry = metrics.new_registry()
+    counted = metrics.RuntimeMetrics(registry)
+    recorder = events.K8sEventRecorder(kube_api, reporting_instance="test-instance",
+                                       runtime_metrics=counted)
+    stop = threading.Event()
+    thread = threading.Thread(target=recorder.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        obj = _subject(kube_api, kube_namespace)
+        for i in range(40):
+            recorder.record(obj, type=ports.EventType.NORMAL, reason="Loop", message=f"n{i}")
 
-    def written() -> int:
-        return len(e2e.events_for(kube_api, kube_namespace, "subject"))
+        def outcomes() -> dict[str, float]:
+            return {s.labels["outcome"]: s.value
+                    for family in counted.events_sent.collect() for s in family.samples
+                    if s.name.endswith("_total")}
 
-    e2e.wait_until(lambda: written() >= 25, timeout_s=20, what="the burst written")
-    import time
-
-    time.sleep(0.5)
-    assert written() == 25
+        # Every Event recorded has been dealt with (written, or filtered as spam).
+        e2e.wait_until(lambda: sum(outcomes().values()) == 40, timeout_s=20,
+                       what="all 40 Events dealt with")
+        assert outcomes() == {"created": 25, "spam_filtered": 15}
+        assert len(e2e.events_for(kube_api, kube_namespace, "subject")) == 25
+    finally:
+        stop.set()
+        thread.join(timeout=10)
