@@ -6,8 +6,9 @@
 
 `up` starts a background lab: N emulated servers behind Redfish (sushy-tools) and IPMI (pyghmi)
 BMCs on 127.0.0.1, the deploy-agent emulator, an image server with a raw OS image and its
-sha256 checksum, and the BareMetalHost controller with the provisioning engine, over the lab's
-memory store or, with --kubeconfig, an API server. It writes each host's Secret and
+sha256 checksum, and the BareMetalHost controller with the provisioning engine: composed in the
+lab process over its memory store or, with --kubeconfig, the `metalcubed manager --provisioner
+engine` process against that API server. It writes each host's Secret and
 BareMetalHost into <dir>/manifests and returns once every host is registered; --provision then
 gives every host the image and waits until all are provisioned. `status` shows each host's
 state, power and BMC endpoint; `down` stops everything `up` started. docs/devenv.md has more.
@@ -159,7 +160,10 @@ def run_up(args: argparse.Namespace) -> int:
     print(f"  manifests:     {info['manifests']}")
     print(f"  image:         {info['image']['url']} (sha256 {info['image']['checksum'][:16]}...)")
     print(f"  redfish:       {', '.join(info['redfishEndpoints']) or '-'}")
-    print(f"  lookup:        {info['lookupService']}")
+    print(f"  agent API:     {info['lookupService']}")
+    print(f"  boot server:   {info['bootServer']}")
+    if info.get("managerProcess"):
+        print(f"  manager:       pid {info['managerProcess']} (metalcubed manager)")
     print(f"  log:           {directory / 'lab.log'}")
     try:
         snap = _wait(directory, what="registering", test=registered, total=config.hosts,
