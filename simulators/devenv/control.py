@@ -4,14 +4,15 @@ A lab lives in a directory (default `~/.cache/metalcubed/devenv`, or `$XDG_CACHE
 
 | file | written by | what |
 |---|---|---|
-| config.json | `up` | the LabConfig (mode 0600: it holds the BMC password) |
+| config.json | `up` | the LabConfig (mode 0600: it holds the BMC password; deleted by `down`) |
 | lab.pid | `up` | the lab process's pid, from the moment it is started |
 | lab.log | the lab process | its log (and its BMC processes') |
 | state.json | the lab process, once ready | pid, control endpoint, services, BMC processes |
 | failed.json | the lab process | why it could not start |
 | manifests/ | the lab process | `<host>.yaml`: the host's Secret and BareMetalHost (0600) |
 
-Files holding the BMC password are the owner's only; `down` deletes the manifests.
+Files holding the BMC password are the owner's only; `down` deletes them (the manifests and
+config.json).
 `up` refuses to start a second lab in the same directory. `down` sends SIGTERM to the lab
 process, which stops everything it started; after `timeout_s` it sends SIGKILL to it and to
 any BMC process still alive (they also exit on their own when the lab process dies, since their
@@ -334,7 +335,7 @@ def down(directory: Path, *, timeout_s: float = 120.0) -> Stopped:
     stopped = Stopped(None, ())
     if pid is not None:
         stopped = _stop(pid, bmc_pids, timeout_s=timeout_s)
-    for name in (STATE, PID):
+    for name in (STATE, PID, CONFIG):  # config.json holds the BMC password too
         (directory / name).unlink(missing_ok=True)
     remove_manifests(directory)
     return stopped

@@ -100,6 +100,8 @@ def test_up_provision_status_down_as_a_user(lab_dir: Path) -> None:
     assert f"pid {pids[0]}" in down.stdout and "1 BMC process" in down.stdout
     assert _wait_gone(pids, timeout_s=1) == []
     assert not (lab_dir / "state.json").exists()
+    assert not (lab_dir / "config.json").exists()  # the BMC password goes with the lab
+    assert not (lab_dir / "manifests").exists()
 
     repeat = devenv("down", "--dir", str(lab_dir))
     assert repeat.returncode == 0 and "no lab is running" in repeat.stdout
