@@ -12,7 +12,7 @@ import pytest
 
 from metalcubed.controllers import manager, memory
 from metalcubed.controllers.kube import metrics
-from metalcubed.core import memory_store, outcome
+from metalcubed.core import memory_store, outcome, wiring
 from metalcubed.core.testing import fakes
 
 
@@ -43,6 +43,11 @@ def _compose() -> manager.Composition:
 @pytest.fixture
 def composed() -> manager.Composition:
     return _compose()  # builds only: nothing listens until a test runs the manager
+
+
+def test_the_composition_watches_what_core_wiring_names(composed: manager.Composition) -> None:
+    assert [i.kind for i in composed.informers] == list(wiring.BAREMETALHOST.kinds)
+    assert composed.controller.name == wiring.BAREMETALHOST.name
 
 
 def test_the_engine_is_not_ready_before_its_services_run(composed: manager.Composition) -> None:
