@@ -12,8 +12,10 @@
   no path outside it.
 
 The kernel and ramdisk are fetched once and kept in memory. Failures answer with a JSON
-`{"error": ...}` naming what failed: 404 for an unknown node or file, 502 when the kernel or
-ramdisk cannot be fetched, 500 when the ISO cannot be built. Token values are never logged.
+`{"error": ...}` naming what failed: 404 for an unknown node or file, 424 when the kernel or
+ramdisk cannot be fetched, 422 when the ISO cannot be built. Client errors on purpose: a BMC
+reports them as a failed insert (the host shows an error), where a 5xx would be retried as a
+passing fault for ever. Token values are never logged.
 """
 
 import json
@@ -152,7 +154,7 @@ class BootServer:
         except FetchError as err:
             log.warning("deploy ISO for node %s: cannot fetch the deploy ramdisk: %s",
                         node_id, err)
-            return self._error(502, f"cannot build the deploy ISO: {err}")
+            return self._error(424, f"cannot build the deploy ISO: {err}")
         token = self._token(node_id)
         if token is None:
             return self._error(404, f"node {node_id} is not registered")
@@ -161,7 +163,7 @@ class BootServer:
                                      params=self.agent_params(token))
         except bootiso.IsoError as err:
             log.warning("deploy ISO for node %s: %s", node_id, err)
-            return self._error(500, f"cannot build the deploy ISO: {err}")
+            return self._error(422, f"cannot build the deploy ISO: {err}")
         self.isos_built += 1
         return httpserve.Response(200, iso, content_type="application/octet-stream")
 
@@ -172,7 +174,7 @@ class BootServer:
         try:
             image = bootiso.parameters_image(self.agent_params(token))
         except bootiso.IsoError as err:
-            return self._error(500, f"cannot build the parameters image: {err}")
+            return self._error(422, f"cannot build the parameters image: {err}")
         return httpserve.Response(200, image, content_type="application/octet-stream")
 
     def _cached(self, url: str) -> bytes:

@@ -41,7 +41,13 @@ class Response:
 Handler = Callable[[Request], Response]
 
 
-class _ThreadingHTTPServer6(server.ThreadingHTTPServer):
+class _Server(server.ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hung up (reset, broken pipe) is no error worth a traceback."""
+        log.debug("connection from %s ended abruptly", client_address, exc_info=True)
+
+
+class _Server6(_Server):
     address_family = socket.AF_INET6
 
 
@@ -114,7 +120,7 @@ class HttpServer:
             do_PUT = _serve
             do_DELETE = _serve
 
-        cls = _ThreadingHTTPServer6 if ":" in self._host else server.ThreadingHTTPServer
+        cls = _Server6 if ":" in self._host else _Server
         self._httpd = cls((self._host, self._port), _Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever,

@@ -6,6 +6,7 @@ to it with the HTTP client, and it downloads the image from the image server.
 """
 
 import json
+import logging
 import time
 import urllib.error
 import urllib.request
@@ -14,15 +15,17 @@ from dataclasses import dataclass
 
 import pytest
 
-from metalcubed.controllers import agent_client, memory
+from metalcubed.controllers import agent_client, httpserve, memory
 from metalcubed.core import agent, ports
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import meta
 from metalcubed.core.provisioning import context, engine, nodes
 from metalcubed.simulators import hostmodel, hostmodel_bmc, imageserver
 from metalcubed.simulators.agent import emulator, lookup, server
+from tests.unit.provisioning import world
 
 CREDS = ports.Credentials(username="admin", password="password")
+_ADDRESSES: dict[str, hostmodel.HostModel] = {}
 IMAGE = imageserver.random_image(3 * 1024 * 1024)
 
 
@@ -79,15 +82,20 @@ def add_host(lab: Lab, index: int, *, scheme: str = "redfish-virtualmedia+http"
     address = (f"ipmi://127.0.0.1:{6300 + index}" if scheme == "ipmi"
                else f"{scheme}://127.0.0.1:8000/redfish/v1/Systems/{model.uuid}")
     lab.bmcs.add(address, model)
+    _ADDRESSES[address] = model
     lab.agents.attach(model, bmc_address=address)
-    data = ports.HostData(
-        key=meta.ObjectKey("metal3", model.name), bmc_address=address, bmc_credentials=CREDS,
-        disable_certificate_verification=False, boot_mac_address="", provisioner_id="",
-    )
-    prov = lab.engine.new_provisioner(data, lambda reason, message: None)
+    prov = lab.engine.new_provisioner(prov_host(model), lambda reason, message: None)
     result, _ = prov.register(_access(), credentials_changed=True, restart_on_failure=False)
     assert result == ports.ProvisionResult.complete()
     return model, prov
+
+
+def prov_host(model: hostmodel.HostModel) -> ports.HostData:
+    address = next(a for a, m in _ADDRESSES.items() if m is model)
+    return ports.HostData(
+        key=meta.ObjectKey("metal3", model.name), bmc_address=address, bmc_credentials=CREDS,
+        disable_certificate_verification=False, boot_mac_address="", provisioner_id="",
+    )
 
 
 def _access() -> ports.ManagementAccessData:
@@ -232,3 +240,81 @@ def test_lookup_service_answers(lab: Lab) -> None:
     with pytest.raises(urllib.error.HTTPError) as not_json:
         urllib.request.urlopen(junk, timeout=5)
     assert not_json.value.code == 400
+
+
+# --- bad input: what reaches the BareMetalHost --------------------------------------------------
+
+
+def test_an_agent_that_sends_garbage_fails_the_step_naming_it(lab: Lab) -> None:
+    """A process that looked its node up and heartbeats (with the token it got) but answers
+    garbage: the engine's step fails naming the agent's URL and what it was doing."""
+    model, prov = add_host(lab, 3)
+    garbage = httpserve.HttpServer(
+        lambda request: httpserve.Response(200, b"<html>not an agent</html>", "text/html"),
+        name="garbage-agent")
+    callback = garbage.start()
+    try:
+        mac = model.inventory.nics[0].mac
+        with urllib.request.urlopen(f"{lab.service.url}/v1/lookup?addresses={mac}",
+                                    timeout=5) as rsp:
+            found = json.loads(rsp.read())
+        beat = urllib.request.Request(
+            f"{lab.service.url}/v1/heartbeat/{found['node']['uuid']}", method="POST",
+            data=json.dumps({"callback_url": callback,
+                             "agent_token": found["config"]["agent_token"]}).encode())
+        with urllib.request.urlopen(beat, timeout=5) as rsp:
+            assert rsp.status == 202
+        data = provision_data(lab, lab.images.checksum("os.raw", "sha256"))
+        result = prov.provision(data, force_reboot=False)
+        assert not result.dirty
+        assert result.error_message == (f"deploy agent at {callback} failed during get status: "
+                                        "response is not JSON")
+        assert model.power is hostmodel.Power.OFF  # nothing was booted on its word
+    finally:
+        garbage.stop()
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_agents_that_cannot_reach_the_lookup_url_time_the_step_out(lab: Lab) -> None:
+    lab.agents.conductor = lookup.HttpConductor(f"http://127.0.0.1:{_closed_port()}")
+    model, prov = add_host(lab, 4)
+    slow = engine.Engine(
+        drivers=hostmodel_bmc.driver_for(lab.bmcs), agents=agent_client.HttpAgent(timeout_s=5),
+        nodes_port=lab.table, clock=memory.WallClock(),
+        config=context.EngineConfig(deploy_iso_url=lab.iso_url, poll_s=0.05, short_poll_s=0.05,
+                                    ramdisk_timeout_s=1.0),
+    )
+    prov = slow.new_provisioner(prov_host(model), lambda reason, message: None)
+    data = provision_data(lab, lab.images.checksum("os.raw", "sha256"))
+    result = until_done(lambda: prov.provision(data, force_reboot=False))
+    # Ironic's words (the engine's wording of the ramdisk timeout is H4's to choose).
+    assert "timeout reached while waiting for" in result.error_message.lower()
+    running = lab.agents.current(model)
+    assert running is not None and running.node_id == ""  # it booted, but never found its node
+
+
+def test_a_deploy_iso_that_cannot_be_built_is_a_host_error(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The boot server cannot fetch the deploy ramdisk: the BMC's fetch of the host's ISO fails
+    (424), the host shows the virtual-media error, and the boot server's log names the URL."""
+    caplog.set_level(logging.WARNING, logger="metalcubed.controllers.bootserver")
+    hosts = hostmodel.make_hosts(1, prefix="noiso")
+    with world.HardwareWorld(redfish_hosts=hosts, ipmi_hosts=[]) as w:
+        assert w.lab.services is not None
+        missing = f"http://127.0.0.1:{_closed_port()}/ipa.initramfs"
+        w.lab.services.boot.deploy_ramdisk_url = missing
+        key = w.enroll(hosts[0], "redfish-virtualmedia")
+        w.loop.run_until(lambda: w.loop.host(key).status.error_message != "", timeout_s=60)
+        status = w.loop.host(key).status
+        assert status.error_type == bmh.ErrorType.INSPECTION
+        assert "during insert cd media" in status.error_message
+        assert "Cannot download virtual media: got error 424" in status.error_message
+        assert hosts[0].boots == []
+        assert f"cannot fetch the deploy ramdisk: GET {missing}" in caplog.text

@@ -354,7 +354,7 @@ def test_a_deploy_iso_whose_ramdisk_cannot_be_fetched_names_it(
     boot.start()
     try:
         status, doc = _get(boot.url + "/boot/n1/deploy.iso")
-        assert status == 502 and "http://files/k: HTTP 404" in str(doc["error"])
+        assert status == 424 and "http://files/k: HTTP 404" in str(doc["error"])
         found = table.lookup_with_token([MAC])
         assert found is not None and found[1] != lookup.HIDDEN_TOKEN  # none pre-generated
     finally:
