@@ -24,6 +24,7 @@ import os
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from metalcubed.controllers import manager
 from metalcubed.controllers.kube import health, runtime
@@ -188,7 +189,7 @@ def options_from(args: argparse.Namespace) -> manager.ManagerOptions:
     delays = fixture.FixtureDelays(**{
         f.name: getattr(base, f.name) * args.fixture_delay_scale for f in dataclasses.fields(base)
     })
-    timings: dict[str, float] = {}
+    timings: dict[str, Any] = {}
     for flag, name, _ in _ENGINE_TIMINGS:
         value = getattr(args, name_of(flag))
         _positive(flag, value)
