@@ -168,12 +168,6 @@ KNOWN_TIMING_TESTS: dict[str, str] = {
     "tests/kube/test_e2e_restart.py::"
     "test_two_managers_with_leader_election_only_one_reconciles": "H7",
     "tests/kube/test_e2e_restart.py::test_sigterm_stops_gracefully_and_releases_the_lease": "H7",
-    "tests/kube/test_manager_events.py::test_an_object_in_a_loop_is_spam_filtered": "H3",
-    "tests/kube/test_manager_leader.py::"
-    "test_only_one_candidate_leads_and_release_hands_over_fast": "H3",
-    "tests/kube/test_manager_leader.py::"
-    "test_a_dead_holder_is_replaced_after_the_lease_expires": "H3",
-    "tests/kube/test_manager_leader.py::test_a_holder_that_cannot_renew_reports_the_loss": "H3",
 }
 
 
