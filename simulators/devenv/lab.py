@@ -57,7 +57,7 @@ from metalcubed.controllers.kube import store as kube_store
 from metalcubed.core import bmc, outcome, ports
 from metalcubed.core import memory_store as core_memory_store
 from metalcubed.core.api import baremetalhost as bmh
-from metalcubed.core.api import meta
+from metalcubed.core.api import change, meta
 from metalcubed.core.provisioning import context
 from metalcubed.simulators import imageserver
 from metalcubed.simulators.devenv import config as lab_config
@@ -506,16 +506,17 @@ class Lab:
                          checksum_type=bmh.ChecksumType.SHA256,
                          format=bmh.ImageFormat(image.FORMAT))
 
-    def edit_spec(self, key: meta.ObjectKey, **changes: Any) -> bool:
-        """Apply `changes` to one host's spec (re-read and retried on conflicts); False when
-        the host is gone."""
+    def set_image(self, key: meta.ObjectKey, image: bmh.Image | None) -> bool:
+        """Set (or, with None, remove) one host's `spec.image`, re-read and retried on
+        conflicts; False when the host is gone."""
         assert self.store is not None
         for _ in range(20):
             try:
                 current = self.store.get(bmh.BareMetalHost, key)
             except outcome.NotFound:
                 return False
-            updated = current.model_copy(update={"spec": current.spec.model_copy(update=changes)})
+            spec = change.replace(current.spec, {"image": image})  # typed by the signature
+            updated = change.replace(current, {"spec": spec})
             try:
                 self.store.update(updated)
                 return True
@@ -531,7 +532,7 @@ class Lab:
         wanted = self.image_spec()
         changed = 0
         for host in self.store.list(bmh.BareMetalHost, namespace=self.config.namespace):
-            if host.spec.image is None and self.edit_spec(host.key, image=wanted):
+            if host.spec.image is None and self.set_image(host.key, wanted):
                 changed += 1
         return changed
 

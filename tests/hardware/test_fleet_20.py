@@ -125,7 +125,7 @@ def test_twenty_mixed_hosts_enroll_inspect_provision_deprovision_delete(fleet: l
 
     # Deprovision: automated cleaning wipes the disks' metadata, the host ends powered off.
     for key in fleet.keys:
-        assert fleet.edit_spec(key, image=None)
+        assert fleet.set_image(key, None)
     figures["deprovision -> available"] = _wait(fleet, _all_in(fleet, S.AVAILABLE),
                                                 what="deprovisioned")
     for model in models.values():
