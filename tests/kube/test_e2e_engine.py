@@ -23,7 +23,6 @@ status:
 
 import collections
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client as k8s
@@ -47,15 +46,13 @@ def _stuck(found: dict[str, str], wanted: str) -> dict[str, str]:
     return {name: state for name, state in sorted(found.items()) if state != wanted}
 
 
-def _wait_all(api: k8s.ApiClient, ns: str, wanted: str, what: str,
-              watch: Any = None) -> None:
+def _wait_all(api: k8s.ApiClient, ns: str, wanted: str, what: str) -> None:
+    """Until every host shows `wanted` with no error (states() appends any errorType)."""
     last: dict[str, str] = {}
 
     def done() -> bool:
         nonlocal last
         last = support.states(api, ns)
-        if watch is not None:
-            watch(last)
         return len(last) == HOSTS and all(state == wanted for state in last.values())
 
     try:
