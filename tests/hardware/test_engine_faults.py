@@ -16,6 +16,7 @@ import time
 import pytest
 
 from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core.provisioning import context
 from metalcubed.simulators import hostmodel
 from metalcubed.simulators.agent import emulator
 
@@ -55,9 +56,12 @@ def test_conflict_after_power_off_slows_hosts_but_does_not_fail_them() -> None:
         keys = [w.enroll(hosts[0], "redfish-virtualmedia"), w.enroll(hosts[1], "redfish"),
                 w.enroll(hosts[2], "ipmi"), w.enroll(hosts[3], "ipmi")]
         w.loop.run_until(lambda: w.all_in(keys, S.AVAILABLE))
-        for key in keys:  # inspection ended with a power off: the next boot meets the window
+        for key in keys:  # fast track: inspection's agent writes the image, no power cycle
             w.edit(key, image=w.image_spec())
         w.loop.run_until(lambda: w.all_in(keys, S.PROVISIONED))
+        for key in keys:  # deprovisioning powers the OS off, then boots the ramdisk: 409s
+            w.edit(key, image=None)
+        w.loop.run_until(lambda: w.all_in(keys, S.AVAILABLE))
         assert w.redfish.injected["409"] > 0
         assert w.events.warnings() == []
 
@@ -101,7 +105,10 @@ def test_bad_checksum_is_a_provisioning_error() -> None:
 
 def test_bmc_gone_mid_provisioning_is_an_error_and_the_host_recovers() -> None:
     hosts = hostmodel.make_hosts(1, prefix="vanishing")
-    with HardwareWorld(redfish_hosts=hosts, ipmi_hosts=[]) as w:
+    # Without fast track, provisioning boots the ramdisk again: the BMC is needed mid-way.
+    config = context.EngineConfig(poll_s=0.2, short_poll_s=0.1, busy_retry_s=0.2,
+                                  ramdisk_timeout_s=30.0, fast_track=False)
+    with HardwareWorld(redfish_hosts=hosts, ipmi_hosts=[], config=config) as w:
         key = w.enroll(hosts[0], "redfish-virtualmedia")
         w.loop.run_until(lambda: w.all_in([key], S.AVAILABLE))
         assert w.lab.agents is not None
