@@ -7,11 +7,14 @@ file D appears as the file D<N> (created by `partprobe D`), `lsblk -Po name,labe
 them (with no labels; the real lsblk answers for anything else, it only reads),
 `blockdev --getsize64` is the file size, `mount`/`umount` of a
 partition file accept an ISO 9660 image (the config drive) and nothing else, `udevadm settle`
-and `sgdisk -v` succeed. For anything else each tool fails (exit 1): nothing real is touched.
+and `sgdisk -v` succeed; `poweroff` and `reboot` are written to power.log beside the disks
+and end the agent that ran them (its parent). For anything else each tool fails (exit 1):
+nothing real is touched.
 Installed by the test as symlinks named after the tools, first on the agent's PATH.
 """
 
 import os
+import signal
 import struct
 import sys
 
@@ -73,6 +76,15 @@ def _lsblk(disk: str, args: list[str]) -> int:
 def main() -> int:
     tool, args = os.path.basename(sys.argv[0]), sys.argv[1:]
     disk = next((a for a in args if ours(a)), "")
+    if tool in ("poweroff", "reboot"):
+        # IPA's standby.power_off / run_image: the host goes down. Record it beside the disks
+        # and end this agent; nothing real is powered off or rebooted.
+        if not os.path.isdir(ROOT):
+            return 1
+        with open(os.path.join(ROOT, "power.log"), "a") as f:
+            f.write(tool + "\n")
+        os.kill(os.getppid(), signal.SIGTERM)
+        return 0
     if tool == "udevadm":
         return 0 if args[:1] == ["settle"] else 1
     if tool == "mount":  # mount -o ro -t auto <partition file> <directory>

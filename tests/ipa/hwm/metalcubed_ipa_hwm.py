@@ -85,6 +85,9 @@ class FileHardwareManager(hardware.HardwareManager):
                  "reboot_requested": False, "abortable": True}]
 
     def erase_devices_metadata(self, node, ports):
+        wipes = os.path.join(os.path.dirname(_host()["disks"][0]["path"]), "wipes")
+        with open(wipes, "a") as f:  # what the test counts
+            f.write("wipe\n")
         for disk in _host()["disks"]:
             size = os.path.getsize(disk["path"])
             with open(disk["path"], "r+b") as f:
