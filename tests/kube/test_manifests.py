@@ -17,6 +17,7 @@ from kubernetes import client as k8s
 from kubernetes import config as kconfig
 
 from metalcubed.cli import main as cli_main
+from metalcubed.cli import manager as manager_cli
 from metalcubed.controllers.kube import crdgen, localcluster, store
 from metalcubed.core import outcome
 from metalcubed.core.api import baremetalhost as bmh
@@ -98,6 +99,12 @@ def test_deployment_runs_the_manager_with_flags_it_accepts(
     assert container["command"] == ["metalcubed", "manager"]
     args = cli_main.build_parser().parse_args(["manager", *container["args"]])
     assert args.leader_elect
+    # The values pass the manager's own checks too, once Kubernetes expands $(POD_IP).
+    expanded = [a.replace("$(POD_IP)", "10.0.0.7") for a in container["args"]]
+    options = manager_cli.options_from(cli_main.build_parser().parse_args(["manager", *expanded]))
+    assert options.agent_api_url == "http://10.0.0.7:6385"
+    assert {e["name"] for e in container["env"]} >= {"POD_IP", "DEPLOY_KERNEL_URL",
+                                                      "DEPLOY_RAMDISK_URL", "PROVISIONING_LIMIT"}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert args.health_probe_bind_address == f":{ports['health']}"
     assert args.metrics_bind_address == f":{ports['metrics']}"
