@@ -23,6 +23,7 @@ import os
 import random
 import socket
 import threading
+import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -174,8 +175,10 @@ def _listen(flag: str, address: str) -> tuple[str, int]:
 
 
 def _url(flag: str, url: str) -> str:
-    if url and not url.startswith(("http://", "https://")):
-        raise ValueError(f"{flag}: {url!r} is not an http(s) URL")
+    if url:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{flag}: {url!r} is not an http(s) URL")
     return url.rstrip("/")
 
 

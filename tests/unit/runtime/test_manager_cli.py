@@ -100,6 +100,8 @@ def test_the_fixture_needs_no_engine_flags() -> None:
                      "--agent-api-bind-address", id="bind-port-out-of-range"),
         pytest.param([*LOOPBACK, "--boot-server-url", "boot.example"], {}, "--boot-server-url",
                      id="boot-url-not-a-url"),
+        pytest.param([*LOOPBACK, "--agent-api-url", "http://"], {}, "--agent-api-url",
+                     id="agent-url-without-host"),
         pytest.param([*LOOPBACK, "--engine-poll-seconds", "0"], {}, "--engine-poll-seconds",
                      id="poll-zero"),
         pytest.param([*LOOPBACK, "--engine-poll-seconds", "abc"], {}, "--engine-poll-seconds",
