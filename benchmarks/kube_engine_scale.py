@@ -39,6 +39,7 @@ import concurrent.futures
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -242,6 +243,61 @@ def _where_the_time_goes(fleet: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def start_profiler(pid: int, out: Path, log: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling the manager's thread that holds the GIL (Python CPU time: a thread
+    waiting on a socket has released it), without pausing the process; stopped with SIGINT,
+    it writes collapsed stacks to `out`."""
+    exe = shutil.which("py-spy")
+    if exe is None:
+        raise SystemExit("--profile-manager needs py-spy (pip install py-spy)")
+    with log.open("wb") as err:
+        return subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", "50",
+                                 "--nonblocking", "--gil", "--full-filenames", "--format", "raw",
+                                 "--output", str(out)],
+                                stdout=subprocess.DEVNULL, stderr=err)
+
+
+def _component(frame: str) -> str:
+    """What a stack frame belongs to: a package, a metalcubed module, or a stdlib module."""
+    path = frame[frame.rfind("(") + 1:].split(":")[0]
+    if "site-packages/" in path:
+        return path.split("site-packages/", 1)[1].split("/")[0].removesuffix(".py")
+    if path.startswith(str(REPO) + "/"):
+        rel = Path(path).relative_to(REPO).with_suffix("")
+        return "metalcubed." + ".".join(rel.parts[:2])
+    if "/lib/python3" in path:
+        rest = path.split("/lib/python3", 1)[1].split("/", 1)[-1]
+        return "python:" + rest.split("/")[0].removesuffix(".py")
+    return "other:" + Path(path).stem
+
+
+def profile_summary(path: Path, top: int = 15) -> dict[str, Any]:
+    """Where the manager's CPU went: self time by component (the innermost frame's package or
+    module) and inclusive time of the components a stack passes through, as % of samples."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [f for f in stack.split(";") if "(" in f]
+        if not frames:
+            continue
+        total += count
+        leaf = _component(frames[-1])
+        own[leaf] = own.get(leaf, 0) + count
+        for name in {_component(f) for f in frames}:
+            inclusive[name] = inclusive.get(name, 0) + count
+
+    def pct(table: dict[str, int]) -> dict[str, float]:
+        ranked = sorted(table.items(), key=lambda kv: -kv[1])[:top]
+        return {name: round(100.0 * n / total, 1) for name, n in ranked}
+
+    return {"samples": total, "self_pct": pct(own), "inclusive_pct": pct(inclusive)}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -260,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="extra argument for `metalcubed manager` (repeatable)")
     p.add_argument("--username", default="admin")
     p.add_argument("--password", default="password")
+    p.add_argument("--profile-manager", action="store_true",
+                   help="sample the manager with py-spy and summarise where its CPU went")
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
 
@@ -315,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
                                          for k in TIMING.__dataclass_fields__}},
     }
     mgr: subprocess.Popen[bytes] | None = None
+    profiler: subprocess.Popen[bytes] | None = None
     sampler: ks.Sampler | None = None
     shard_log = (workdir / "bmcs.log").open("w")
     manager_log = workdir / "manager.log"
@@ -361,6 +420,9 @@ def main(argv: list[str] | None = None) -> int:
                                    + manager_log.read_text()[-5000:])
             time.sleep(0.2)
         pids["benchmark-client"] = os.getpid()
+        if args.profile_manager:
+            profiler = start_profiler(mgr.pid, workdir / "manager.pyspy",
+                                      workdir / "py-spy.log")
         sampler = ks.Sampler(pids)
         sampler.start()
         offset = 0
@@ -372,9 +434,17 @@ def main(argv: list[str] | None = None) -> int:
             offset += count
         sampler.sample()
         results["peak_rss_mb"] = {k: round(v, 1) for k, v in sampler.peak_rss_mb.items()}
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(timeout=60)
+            profiler = None
+            results["manager_profile"] = profile_summary(workdir / "manager.pyspy")
         mgr.send_signal(signal.SIGTERM)
         results["manager_exit_code"] = mgr.wait(timeout=60)
     finally:
+        if profiler is not None and profiler.poll() is None:
+            profiler.kill()
+            profiler.wait(timeout=10)
         if sampler is not None:
             sampler.stop()
         if mgr is not None and mgr.poll() is None:
