@@ -418,7 +418,7 @@ class MemoryStore:
             update["status"] = bucket.default_status
         if isinstance(obj, meta.Secret) and obj.string_data:
             update.update(_merged_secret_data(obj))
-        new = obj.model_copy(update=update)
+        new = change.replace(obj, update)
         self._admit(bucket, Operation.CREATE, "", None, new)
         self._rv = rv
         self._store(bucket, new)
@@ -467,7 +467,7 @@ class MemoryStore:
         secret_update: dict[str, object] = {}
         if isinstance(obj, meta.Secret) and obj.string_data:
             secret_update = _merged_secret_data(obj)
-            obj = obj.model_copy(update=secret_update)
+            obj = change.replace(obj, secret_update)
         content_changed = any(
             (a := getattr(obj, f)) is not (b := getattr(old, f)) and a != b
             for f in bucket.content_fields

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from metalcubed.core import annotations, backoff, fsm, outcome, ports
 from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core.api import change, meta
 from metalcubed.core.api import hardwaredata as hwd
-from metalcubed.core.api import meta
 from metalcubed.core.reconcilers import host_power
 from metalcubed.core.reconcilers.hostwork import (
     ET,
@@ -162,7 +162,7 @@ def _save_hardware_data(w: HostWork, deps: Deps, details: hwd.HardwareDetails) -
         return
     if current.spec.hardware != details:
         deps.store.update(
-            current.model_copy(update={"spec": hwd.HardwareDataSpec(hardware=details)})
+            change.replace(current, {"spec": hwd.HardwareDataSpec(hardware=details)})
         )
 
 
