@@ -154,6 +154,10 @@ def test_engine_as_deployed_survives_kill_9_mid_provisioning(
                     f"was imaged again after the restart: {disk}"
             else:
                 assert 1 <= disk["writes"] <= 2, (name, disk)
+                # Its agent's token died with the old manager: booted into the ramdisk again.
+                ramdisk = ("Pxe", "Cd")
+                assert (sum(b in ramdisk for b in disk["boots"])
+                        > sum(b in ramdisk for b in disks_at_kill[name]["boots"])), (name, disk)
         rewritten = sorted(n for n, d in provisioned.items() if d["writes"] > 1)
 
         # --- deprovision -> available, with a second kill -9 mid-way -------------------------
