@@ -25,8 +25,10 @@ import contextlib
 import gzip
 import io
 import json
+import pathlib
 import shlex
 from collections.abc import Mapping
+from typing import IO
 
 import pycdlib
 import pycdlib.pycdlibexception
@@ -60,10 +62,15 @@ def _iso_name(name: str, index: int) -> str:
     return f"{clean}{index}.{ext[:3] or 'BIN'};1"
 
 
-def _build(label: str, files: Mapping[str, bytes]) -> bytes:
-    """An ISO with `files` (paths like "openstack/latest/meta_data.json")."""
+def _build(label: str, files: Mapping[str, bytes | pathlib.Path],
+           out: IO[bytes] | None = None) -> bytes:
+    """An ISO with `files` (paths like "openstack/latest/meta_data.json"; contents as bytes, or
+    files on disk, read while the ISO is written). Written to `out` when given (then b"" is
+    returned: a deploy ISO holds the whole ramdisk and is never kept in memory)."""
     iso = _new(label)
     dirs: dict[str, str] = {"": ""}
+    opened: list[IO[bytes]] = []
+    target: IO[bytes] = out if out is not None else io.BytesIO()
     try:
         for index, (path, data) in enumerate(sorted(files.items())):
             parts = path.strip("/").split("/")
@@ -75,15 +82,22 @@ def _build(label: str, files: Mapping[str, bytes]) -> bytes:
                     iso.add_directory(iso_dir, rr_name=name, joliet_path=f"/{key}")
                     dirs[key] = iso_dir
                 parent = key
-            iso.add_fp(io.BytesIO(data), len(data), f"{dirs[parent]}/{_iso_name(parts[-1], index)}",
+            if isinstance(data, pathlib.Path):
+                source: IO[bytes] = data.open("rb")
+                opened.append(source)
+                size = data.stat().st_size
+            else:
+                source, size = io.BytesIO(data), len(data)
+            iso.add_fp(source, size, f"{dirs[parent]}/{_iso_name(parts[-1], index)}",
                        rr_name=parts[-1], joliet_path=f"/{path.strip('/')}")
-        out = io.BytesIO()
-        iso.write_fp(out)
-    except pycdlib.pycdlibexception.PyCdlibException as err:
+        iso.write_fp(target)
+    except (pycdlib.pycdlibexception.PyCdlibException, OSError) as err:
         raise IsoError(f"cannot build the {label} image: {err}") from err
     finally:
         iso.close()
-    return out.getvalue()
+        for source in opened:
+            source.close()
+    return target.getvalue() if isinstance(target, io.BytesIO) and out is None else b""
 
 
 # --- config drive ---------------------------------------------------------------------------------
@@ -163,9 +177,11 @@ def kernel_params(params: Mapping[str, str]) -> str:
     return " ".join(f"{k}={v}" if v else k for k, v in params.items())
 
 
-def deploy_iso(*, kernel: bytes, ramdisk: bytes, params: Mapping[str, str],
-               label: str = "VMEDIA_BOOT_ISO") -> bytes:
-    """A deploy ISO with the kernel, ramdisk and boot configs carrying `params`."""
+def deploy_iso(*, kernel: bytes | pathlib.Path, ramdisk: bytes | pathlib.Path,
+               params: Mapping[str, str], label: str = "VMEDIA_BOOT_ISO",
+               out: IO[bytes] | None = None) -> bytes:
+    """A deploy ISO with the kernel, ramdisk and boot configs carrying `params` (written to
+    `out` when given, see `_build`)."""
     line = kernel_params(params)
     grub = (f"set default=0\nset timeout=5\nmenuentry \"boot_partition\" {{\n"
             f"  linux /{KERNEL} {line}\n  initrd /{RAMDISK}\n}}\n")
@@ -174,7 +190,7 @@ def deploy_iso(*, kernel: bytes, ramdisk: bytes, params: Mapping[str, str],
     return _build(label, {
         KERNEL: kernel, RAMDISK: ramdisk,
         GRUB_CFG.lstrip("/"): grub.encode(), ISOLINUX_CFG.lstrip("/"): isolinux.encode(),
-    })
+    }, out)
 
 
 def parameters_image(params: Mapping[str, str]) -> bytes:

@@ -11,20 +11,23 @@
 - `GET /files/<name>`: static files from a directory (e.g. OS images), no directory listing,
   no path outside it.
 
-The kernel and ramdisk are fetched once and kept in memory. Failures answer with a JSON
-`{"error": ...}` naming what failed: 404 for an unknown node or file, 424 when the kernel or
-ramdisk cannot be fetched, 422 when the ISO cannot be built. Client errors on purpose: a BMC
-reports them as a failed insert (the host shows an error), where a 5xx would be retried as a
-passing fault for ever. Token values are never logged.
+The kernel and ramdisk are fetched once into a temporary directory; ISOs are built into
+temporary files and streamed: a large ramdisk is never held in memory, per host or at all.
+Failures answer with a JSON `{"error": ...}` naming what failed: 404 for an unknown node or
+file, 424 when the kernel or ramdisk cannot be fetched, 422 when the ISO cannot be built.
+Client errors on purpose: a BMC reports them as a failed insert (the host shows an error),
+where a 5xx would be retried as a passing fault for ever. Token values are never logged.
 """
 
 import json
 import logging
 import mimetypes
+import pathlib
+import tempfile
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from metalcubed.controllers import bootiso, httpserve, lookup
@@ -32,25 +35,24 @@ from metalcubed.controllers import bootiso, httpserve, lookup
 log = logging.getLogger(__name__)
 
 MAX_DEPLOY_FILE = 2 * 1024 * 1024 * 1024
-Fetch = Callable[[str], bytes]
+Fetch = Callable[[str], Iterable[bytes]]
+"""The chunks of a URL's content; FetchError when it cannot be had."""
 
 
 class FetchError(Exception):
     pass
 
 
-def http_fetch(url: str) -> bytes:
-    """GET `url` whole (kernel, ramdisk); FetchError names the URL and what went wrong."""
+def http_fetch(url: str) -> Iterator[bytes]:
+    """GET `url` in chunks (kernel, ramdisk); FetchError names the URL and what went wrong."""
     try:
         with urllib.request.urlopen(url, timeout=60) as rsp:
-            data: bytes = rsp.read(MAX_DEPLOY_FILE + 1)
+            while chunk := rsp.read(1024 * 1024):
+                yield chunk
     except urllib.error.HTTPError as err:
         raise FetchError(f"GET {url}: HTTP {err.code}") from err
     except (urllib.error.URLError, OSError, ValueError) as err:
         raise FetchError(f"GET {url}: {getattr(err, 'reason', err)}") from err
-    if len(data) > MAX_DEPLOY_FILE:
-        raise FetchError(f"GET {url}: larger than 2 GiB")
-    return data
 
 
 def deploy_iso_path(node_id: str) -> str:
@@ -83,8 +85,9 @@ class BootServer:
         """The URL BMCs use ("" means the listen URL)."""
         self.extra_params = dict(extra_params or {})
         self._fetch = fetch
-        self._cache: dict[str, bytes] = {}
+        self._cache: dict[str, pathlib.Path] = {}
         self._cache_lock = threading.Lock()
+        self._cache_dir: tempfile.TemporaryDirectory[str] | None = None
         self.isos_built = 0
         self._server = httpserve.HttpServer(self._handle, name="boot-server", host=host,
                                             port=port)
@@ -94,10 +97,17 @@ class BootServer:
         return self._server.url
 
     def start(self) -> str:
+        if self._cache_dir is None:
+            self._cache_dir = tempfile.TemporaryDirectory(prefix="metalcubed-boot-")
         return self._server.start()
 
     def stop(self) -> None:
         self._server.stop()
+        if self._cache_dir is not None:
+            self._cache_dir.cleanup()
+            self._cache_dir = None
+        with self._cache_lock:
+            self._cache.clear()
 
     def deploy_iso_url_template(self) -> str:
         """The engine's deploy ISO URL: per host (`{node_id}`) when the server builds ISOs,
@@ -158,14 +168,21 @@ class BootServer:
         token = self._token(node_id)
         if token is None:
             return self._error(404, f"node {node_id} is not registered")
+        # On disk (pycdlib seeks ahead: in memory that gap would be allocated whole); closed
+        # by the HTTP server once sent.
+        out = tempfile.TemporaryFile(prefix="metalcubed-iso-")  # noqa: SIM115
         try:
-            iso = bootiso.deploy_iso(kernel=kernel, ramdisk=ramdisk,
-                                     params=self.agent_params(token))
+            bootiso.deploy_iso(kernel=kernel, ramdisk=ramdisk, params=self.agent_params(token),
+                               out=out)
         except bootiso.IsoError as err:
+            out.close()
             log.warning("deploy ISO for node %s: %s", node_id, err)
             return self._error(422, f"cannot build the deploy ISO: {err}")
         self.isos_built += 1
-        return httpserve.Response(200, iso, content_type="application/octet-stream")
+        length = out.tell()
+        out.seek(0)
+        return httpserve.Response(200, content_type="application/octet-stream",
+                                  stream=out, length=length)
 
     def _parameters(self, node_id: str) -> httpserve.Response:
         token = self._token(node_id)
@@ -177,14 +194,29 @@ class BootServer:
             return self._error(422, f"cannot build the parameters image: {err}")
         return httpserve.Response(200, image, content_type="application/octet-stream")
 
-    def _cached(self, url: str) -> bytes:
+    def _cached(self, url: str) -> pathlib.Path:
+        """The content of `url` in the cache directory, fetched once (the ramdisk is large:
+        it stays on disk and each ISO build reads it from there)."""
         with self._cache_lock:
-            data = self._cache.get(url)
-        if data is None:
-            data = self._fetch(url)
-            with self._cache_lock:
-                self._cache[url] = data
-        return data
+            path = self._cache.get(url)
+            if path is not None:
+                return path
+            if self._cache_dir is None:
+                raise FetchError(f"GET {url}: the boot server is not running")
+            path = pathlib.Path(self._cache_dir.name) / f"{len(self._cache)}.bin"
+            size = 0
+            try:
+                with path.open("wb") as f:
+                    for chunk in self._fetch(url):
+                        size += len(chunk)
+                        if size > MAX_DEPLOY_FILE:
+                            raise FetchError(f"GET {url}: larger than 2 GiB")
+                        f.write(chunk)
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
+            self._cache[url] = path
+            return path
 
     def _file(self, name: str) -> httpserve.Response:
         if self.static_dir is None or name.startswith("."):
@@ -193,4 +225,5 @@ class BootServer:
         if path.parent != self.static_dir or not path.is_file():
             return self._error(404, f"no file {name}")
         kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        return httpserve.Response(200, path.read_bytes(), content_type=kind)
+        return httpserve.Response(200, content_type=kind, stream=path.open("rb"),
+                                  length=path.stat().st_size)

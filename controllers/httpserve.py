@@ -15,9 +15,11 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import server
-from typing import Any
+from typing import IO, Any
 
 log = logging.getLogger(__name__)
+
+CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,10 @@ class Response:
     body: bytes = b""
     content_type: str = "application/json"
     headers: Mapping[str, str] = field(default_factory=dict)
+    stream: IO[bytes] | None = None
+    """A file to send instead of `body` (from its current position, `length` bytes), in
+    chunks; closed afterwards."""
+    length: int = 0
 
 
 Handler = Callable[[Request], Response]
@@ -105,14 +111,29 @@ class HttpServer:
                 self._reply(response)
 
             def _reply(self, response: Response) -> None:
-                self.send_response(response.status)
-                self.send_header("Content-Type", response.content_type)
-                self.send_header("Content-Length", str(len(response.body)))
-                for key, value in response.headers.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(response.body)
+                stream = response.stream
+                try:
+                    length = response.length if stream is not None else len(response.body)
+                    self.send_response(response.status)
+                    self.send_header("Content-Type", response.content_type)
+                    self.send_header("Content-Length", str(length))
+                    for key, value in response.headers.items():
+                        self.send_header(key, value)
+                    self.end_headers()
+                    if self.command == "HEAD":
+                        return
+                    if stream is None:
+                        self.wfile.write(response.body)
+                        return
+                    while length > 0:
+                        chunk = stream.read(min(CHUNK, length))
+                        if not chunk:
+                            break
+                        self.wfile.write(chunk)
+                        length -= len(chunk)
+                finally:
+                    if stream is not None:
+                        stream.close()
 
             do_GET = _serve
             do_HEAD = _serve

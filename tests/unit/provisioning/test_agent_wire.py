@@ -320,7 +320,7 @@ def test_deploy_iso_carries_the_api_url_and_a_fresh_token(table: lookup.LockedNo
     files = {"http://files/k": b"kernel", "http://files/r": b"ramdisk"}
     boot = bootserver.BootServer(table=table, deploy_kernel_url="http://files/k",
                                  deploy_ramdisk_url="http://files/r",
-                                 api_url="http://192.0.2.1:6385", fetch=lambda u: files[u])
+                                 api_url="http://192.0.2.1:6385", fetch=lambda u: [files[u]])
     boot.start()
     try:
         template = boot.deploy_iso_url_template()
