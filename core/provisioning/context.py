@@ -187,15 +187,15 @@ class Ctx:
         return known if known is not None else self.power()
 
     def power_on(self) -> None:
-        self.power_sync.forget(self.node_id)
+        self.power_sync.expect(self.node_id, bmc.PowerState.ON, self.now())
         self.driver.power.start_power_on(self.access)
 
     def power_off(self, mode: ports.RebootMode) -> None:
-        self.power_sync.forget(self.node_id)
+        self.power_sync.expect(self.node_id, bmc.PowerState.OFF, self.now())
         self.driver.power.start_power_off(self.access, mode=mode)
 
     def reboot(self, mode: ports.RebootMode) -> None:
-        self.power_sync.forget(self.node_id)
+        self.power_sync.expect(self.node_id, bmc.PowerState.ON, self.now())
         self.driver.power.start_reboot(self.access, mode=mode)
 
     def power_cycle_or_on(self) -> None:

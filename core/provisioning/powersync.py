@@ -29,13 +29,21 @@ class Synced:
 
 
 class PowerSync:
-    """Last settled power state per node id; not thread-safe (one pass per host at a time)."""
+    """Last settled power state per node id; not thread-safe (one pass per host at a time).
 
-    __slots__ = ("_interval_s", "_last")
+    After the engine asks for a power change (`expect`), a read that still shows the old state
+    is not kept (some BMCs report a host on for a moment after a force off), so the host is
+    read again until it shows the state asked for, as Ironic polls a power action until it is
+    done; after `interval_s` whatever the BMC says is kept.
+    """
+
+    __slots__ = ("_expected", "_interval_s", "_last")
 
     def __init__(self, *, interval_s: float) -> None:
         self._interval_s = interval_s
         self._last: dict[str, Synced] = {}
+        self._expected: dict[str, Synced] = {}
+        """Node id -> the power state the engine asked for, and when."""
 
     def fresh(self, node_id: str, now: datetime) -> bmc.PowerState | None:
         """The recorded state when read less than the interval ago, else None."""
@@ -50,10 +58,23 @@ class PowerSync:
         return None if synced is None else synced.state
 
     def record(self, node_id: str, state: bmc.PowerState, now: datetime) -> None:
+        expected = self._expected.get(node_id)
+        if expected is not None:
+            if state != expected.state and \
+                    (now - expected.at).total_seconds() < self._interval_s:
+                self._last.pop(node_id, None)  # not there yet: read again next time
+                return
+            del self._expected[node_id]
         if state in _SETTLED:
             self._last[node_id] = Synced(state, now)
         else:
             self._last.pop(node_id, None)
 
+    def expect(self, node_id: str, state: bmc.PowerState, now: datetime) -> None:
+        """The engine asked for `state`: forget the last read until the BMC shows it."""
+        self._last.pop(node_id, None)
+        self._expected[node_id] = Synced(state, now)
+
     def forget(self, node_id: str) -> None:
         self._last.pop(node_id, None)
+        self._expected.pop(node_id, None)

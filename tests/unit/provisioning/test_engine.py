@@ -1,13 +1,14 @@
 """The provisioning engine, call by call, over in-process emulated hosts, BMCs and agents."""
 
 import dataclasses
+import datetime
 
 import pytest
 
 from metalcubed.core import agent, bmc, outcome, ports
 from metalcubed.core import clock as clock_module
 from metalcubed.core.api import baremetalhost as bmh
-from metalcubed.core.provisioning import context, engine, nodes
+from metalcubed.core.provisioning import context, engine, nodes, powersync
 from metalcubed.simulators import hostmodel
 
 from .rig import CREDS, DEPLOY_ISO, IMAGE, IMAGE_URL, Host, Rig, sha256
@@ -723,3 +724,20 @@ def test_node_table_lookup_by_mac_follows_puts_and_deletes() -> None:
     table.delete("b")
     assert table.lookup(["52:54:00:00:00:0b"]) is None
     assert table.lookup([], "10.0.0.1:443") == "a"  # by BMC address when it is unique
+
+
+def test_a_read_still_showing_the_old_power_state_is_not_kept_after_a_power_change() -> None:
+    sync = powersync.PowerSync(interval_s=60.0)
+    t0 = clock_module.EPOCH
+    sync.record("n", bmc.PowerState.ON, t0)
+    sync.expect("n", bmc.PowerState.OFF, t0)  # the engine asked for a power off
+    # Some BMCs still say "on" for a moment after a force off: read again, do not keep it.
+    sync.record("n", bmc.PowerState.ON, t0 + datetime.timedelta(seconds=2))
+    assert sync.last("n") is None
+    sync.record("n", bmc.PowerState.OFF, t0 + datetime.timedelta(seconds=5))
+    assert sync.last("n") == bmc.PowerState.OFF
+    assert sync.fresh("n", t0 + datetime.timedelta(seconds=66)) is None  # interval passed
+    # A host that never gets there is believed after the interval.
+    sync.expect("n", bmc.PowerState.ON, t0)
+    sync.record("n", bmc.PowerState.OFF, t0 + datetime.timedelta(seconds=61))
+    assert sync.last("n") == bmc.PowerState.OFF
