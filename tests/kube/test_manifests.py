@@ -111,6 +111,11 @@ def test_deployment_runs_the_manager_with_flags_it_accepts(
     assert args.provisioner == "engine"
     assert args.agent_api_bind_address == f":{ports['agent-api']}"
     assert args.boot_server_bind_address == f":{ports['boot-server']}"
+    # A read-only root filesystem, and a writable /tmp for the boot server's temporary files.
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
     (service,) = _find(rendered, "Service")
     assert {p["targetPort"] for p in service["spec"]["ports"]} == {"agent-api", "boot-server"}
     assert service["spec"]["selector"].items() <= pod_labels(deployment).items()
