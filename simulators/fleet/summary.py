@@ -113,8 +113,10 @@ def _traffic(report: dict[str, Any]) -> Table:
     replies = ", ".join(f"{k} {v}" for k, v in bmc["replies"].items())
     table.add_row(
         "BMC requests",
-        f"{bmc['requests']:,} ({replies}); peak {bmc['peak_per_minute']}/min, "
-        f"at most {bmc['peak_sessions']} concurrent on one BMC",
+        f"{bmc['requests']:,} ({replies}); {bmc['per_host']:.1f} per host, "
+        f"{bmc['operation_requests_per_host']:.1f} without the periodic power sync; "
+        f"peak {bmc['peak_per_minute']}/min, at most {bmc['peak_sessions']} concurrent on one "
+        "BMC",
     )
     writes = sum(api["writes"].values())
     table.add_row(
