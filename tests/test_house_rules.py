@@ -148,10 +148,6 @@ KNOWN_TIMING_TESTS: dict[str, str] = {
     # "path::function": who owns the fix. Tests that still break the rule, to be rewritten
     # (manual clock, a barrier event, or a bounded poll for a positive condition). Delete an
     # entry when its test is fixed (not enforced: owners fix them concurrently); never add one.
-    "tests/hardware/test_engine_faults.py::"
-    "test_bmc_gone_mid_provisioning_is_an_error_and_the_host_recovers": "H4 (engine)",
-    "tests/hardware/test_engine_faults.py::"
-    "test_unreachable_bmc_is_a_registration_error_in_bounded_time": "H4 (engine)",
     "tests/hardware/test_ipmi_driver.py::"
     "test_silent_bmc_is_unreachable_within_bounded_time": "H8 (deadlines)",
     "tests/hardware/test_redfish_driver.py::"

@@ -117,13 +117,11 @@ def test_bmc_gone_mid_provisioning_is_an_error_and_the_host_recovers() -> None:
         w.loop.run_until(lambda: w.state(key) == S.PROVISIONING and hosts[0].boots[-1].media_url
                          != "" and len(hosts[0].boots) == 2)
         w.redfish.faults.unreachable = True  # requests hang; the driver times out
-        gone_at = time.monotonic()
+        # Bounded: the poll fails with a message if the error takes longer than this.
         w.loop.run_until(lambda: w.loop.host(key).status.error_type == ET.PROVISIONING,
-                         timeout_s=30)
-        took = time.monotonic() - gone_at
+                         timeout_s=15)
         message = w.loop.host(key).status.error_message
         assert f"BMC unreachable at {w.addresses[key]} during " in message
-        assert took < 15, f"the failure took {took:.1f}s"
         w.redfish.faults.unreachable = False
         w.lab.agents.timing = emulator.AgentTiming(heartbeat_s=0.2)
         w.loop.run_until(lambda: w.state(key) == S.PROVISIONED, timeout_s=60)
@@ -152,10 +150,10 @@ def test_unreachable_bmc_is_a_registration_error_in_bounded_time(scheme: str) ->
         key = w.store.create(host).key
         w.loop.add([key])
         started = time.monotonic()
+        # Bounded: the poll fails with a message if the error takes longer than this.
         w.loop.run_until(lambda: w.loop.host(key).status.error_type == ET.REGISTRATION,
-                         timeout_s=60)
-        took = time.monotonic() - started
+                         timeout_s=20)
+        took = time.monotonic() - started  # reported, not asserted
         message = w.loop.host(key).status.error_message
         assert message.startswith(f"BMC unreachable at {address} during ")
-        assert took < 20, f"registration failure took {took:.1f}s"
         print(f"\n{scheme}: unreachable BMC -> registration error in {took:.1f}s")
