@@ -741,3 +741,15 @@ def test_a_read_still_showing_the_old_power_state_is_not_kept_after_a_power_chan
     sync.expect("n", bmc.PowerState.ON, t0)
     sync.record("n", bmc.PowerState.OFF, t0 + datetime.timedelta(seconds=61))
     assert sync.last("n") == bmc.PowerState.OFF
+
+
+def test_deployment_times_out_with_ironics_callback_message(rig: Rig) -> None:
+    rig.emulator.deploy_iso_urls.clear()  # the ISO boots, but no agent ever starts
+    host = rig.add_host()
+    register(rig, host)
+    assert rig.prov(host).provision(provision_data(), force_reboot=False).dirty
+    rig.clock.advance(context.EngineConfig().ramdisk_timeout_s + 1)
+    failed = rig.prov(host).provision(provision_data(), force_reboot=False)
+    assert failed.error_message == (
+        f"Timeout reached while waiting for callback for node {nodes.node_id_for(host.key)}"
+    )
