@@ -148,16 +148,6 @@ KNOWN_TIMING_TESTS: dict[str, str] = {
     # "path::function": who owns the fix. Tests that still break the rule, to be rewritten
     # (manual clock, a barrier event, or a bounded poll for a positive condition). Delete an
     # entry when its test is fixed (not enforced: owners fix them concurrently); never add one.
-    "tests/hardware/test_ipmi_driver.py::"
-    "test_silent_bmc_is_unreachable_within_bounded_time": "H8 (deadlines)",
-    "tests/hardware/test_redfish_driver.py::"
-    "test_power_transition_is_observed_not_waited_for": "H8 (deadlines)",
-    "tests/hardware/test_redfish_driver.py::"
-    "test_session_cap_503_is_retried_within_budget": "H8 (deadlines)",
-    "tests/hardware/test_redfish_driver.py::"
-    "test_refused_connection_is_unreachable_fast": "H8 (deadlines)",
-    "tests/hardware/test_redfish_driver.py::"
-    "test_hanging_bmc_is_unreachable_within_bounded_time": "H8 (deadlines)",
     "tests/kube/test_e2e_lifecycle.py::"
     "test_bad_credentials_example_shows_a_registration_error_without_a_crash_loop": "H7",
     "tests/kube/test_e2e_lifecycle.py::test_paused_host_is_not_touched_until_unpaused": "H7",
