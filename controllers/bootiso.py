@@ -8,9 +8,8 @@
 - the per-host virtual-media deploy ISO (`deploy_iso`): from the deploy kernel and ramdisk,
   with the agent's parameters (`ipa-api-url`, `ipa-agent-token`, `boot_method=vmedia`, ...)
   on the kernel command line of its boot configuration (GRUB and ISOLINUX files, as Ironic
-  writes them). Bootloader binaries are not added: a BMC boots it only with an El Torito
-  image, which Ironic takes from the ESP/ISOLINUX images of its configuration (not built
-  here, see docs/agent.md);
+  writes them); given an EFI system partition image (Ironic's bootloader image) it is the
+  UEFI El Torito boot image, without one the ISO is not bootable (no legacy BIOS boot);
 - the parameters image (`parameters_image`): labelled `ir-vfd-dev` with `parameters.txt`
   (`key=value` separated by white space), what IPA reads when its kernel command line says
   `boot_method=vmedia` and the ISO is a prebuilt one (DEPLOY_ISO_URL) whose command line
@@ -28,7 +27,7 @@ import json
 import pathlib
 import shlex
 from collections.abc import Mapping
-from typing import IO
+from typing import IO, BinaryIO, cast
 
 import pycdlib
 import pycdlib.pycdlibexception
@@ -42,6 +41,7 @@ KERNEL = "vmlinuz"
 RAMDISK = "initrd"
 GRUB_CFG = "/EFI/BOOT/grub.cfg"
 ISOLINUX_CFG = "/isolinux/isolinux.cfg"
+ESP_IMAGE = "boot/efiboot.img"
 
 
 class IsoError(outcome.MetalcubedError):
@@ -63,14 +63,16 @@ def _iso_name(name: str, index: int) -> str:
 
 
 def _build(label: str, files: Mapping[str, bytes | pathlib.Path],
-           out: IO[bytes] | None = None) -> bytes:
+           out: IO[bytes] | None = None, *, efi_boot: str = "") -> bytes:
     """An ISO with `files` (paths like "openstack/latest/meta_data.json"; contents as bytes, or
     files on disk, read while the ISO is written). Written to `out` when given (then b"" is
-    returned: a deploy ISO holds the whole ramdisk and is never kept in memory)."""
+    returned: a deploy ISO holds the whole ramdisk and is never kept in memory). `efi_boot`
+    names the file that is the UEFI El Torito boot image (an EFI system partition image)."""
     iso = _new(label)
+    iso_paths: dict[str, str] = {}
     dirs: dict[str, str] = {"": ""}
-    opened: list[IO[bytes]] = []
-    target: IO[bytes] = out if out is not None else io.BytesIO()
+    opened: list[BinaryIO] = []
+    target = cast(BinaryIO, out) if out is not None else io.BytesIO()
     try:
         for index, (path, data) in enumerate(sorted(files.items())):
             parts = path.strip("/").split("/")
@@ -83,13 +85,18 @@ def _build(label: str, files: Mapping[str, bytes | pathlib.Path],
                     dirs[key] = iso_dir
                 parent = key
             if isinstance(data, pathlib.Path):
-                source: IO[bytes] = data.open("rb")
+                source: BinaryIO = data.open("rb")
                 opened.append(source)
                 size = data.stat().st_size
             else:
                 source, size = io.BytesIO(data), len(data)
-            iso.add_fp(source, size, f"{dirs[parent]}/{_iso_name(parts[-1], index)}",
-                       rr_name=parts[-1], joliet_path=f"/{path.strip('/')}")
+            iso_path = f"{dirs[parent]}/{_iso_name(parts[-1], index)}"
+            iso_paths[path] = iso_path
+            iso.add_fp(source, size, iso_path, rr_name=parts[-1],
+                       joliet_path=f"/{path.strip('/')}")
+        if efi_boot:
+            iso.add_eltorito(iso_paths[efi_boot], bootcatfile="/BOOT.CAT;1",
+                             platform_id=0xEF, efi=True, media_name="noemul")
         iso.write_fp(target)
     except (pycdlib.pycdlibexception.PyCdlibException, OSError) as err:
         raise IsoError(f"cannot build the {label} image: {err}") from err
@@ -179,18 +186,23 @@ def kernel_params(params: Mapping[str, str]) -> str:
 
 def deploy_iso(*, kernel: bytes | pathlib.Path, ramdisk: bytes | pathlib.Path,
                params: Mapping[str, str], label: str = "VMEDIA_BOOT_ISO",
-               out: IO[bytes] | None = None) -> bytes:
+               esp: bytes | pathlib.Path | None = None, out: IO[bytes] | None = None) -> bytes:
     """A deploy ISO with the kernel, ramdisk and boot configs carrying `params` (written to
-    `out` when given, see `_build`)."""
+    `out` when given, see `_build`). With `esp` (an EFI system partition image holding a
+    GRUB that reads /EFI/BOOT/grub.cfg from the CD, as Ironic's bootloader image does) the
+    ISO boots on UEFI: the ESP is its El Torito boot image."""
     line = kernel_params(params)
     grub = (f"set default=0\nset timeout=5\nmenuentry \"boot_partition\" {{\n"
             f"  linux /{KERNEL} {line}\n  initrd /{RAMDISK}\n}}\n")
     isolinux = (f"default boot\nlabel boot\nkernel /{KERNEL}\n"
                 f"append initrd=/{RAMDISK} text {line} --\n")
-    return _build(label, {
+    files: dict[str, bytes | pathlib.Path] = {
         KERNEL: kernel, RAMDISK: ramdisk,
         GRUB_CFG.lstrip("/"): grub.encode(), ISOLINUX_CFG.lstrip("/"): isolinux.encode(),
-    }, out)
+    }
+    if esp is not None:
+        files[ESP_IMAGE] = esp
+    return _build(label, files, out, efi_boot=ESP_IMAGE if esp is not None else "")
 
 
 def parameters_image(params: Mapping[str, str]) -> bytes:

@@ -70,6 +70,7 @@ class BootServer:
         deploy_iso_url: str = "",
         deploy_kernel_url: str = "",
         deploy_ramdisk_url: str = "",
+        deploy_bootloader_url: str = "",
         api_url: str = "",
         extra_params: dict[str, str] | None = None,
         fetch: Fetch = http_fetch,
@@ -79,6 +80,8 @@ class BootServer:
         self.deploy_iso_url = deploy_iso_url
         self.deploy_kernel_url = deploy_kernel_url
         self.deploy_ramdisk_url = deploy_ramdisk_url
+        self.deploy_bootloader_url = deploy_bootloader_url
+        """An EFI system partition image: the per-host ISOs' UEFI boot image ("" for none)."""
         self.api_url = api_url
         """ipa-api-url written into ISOs (set by EngineServices once the API listens)."""
         self.external_url = ""
@@ -161,9 +164,11 @@ class BootServer:
         try:
             kernel = self._cached(self.deploy_kernel_url)
             ramdisk = self._cached(self.deploy_ramdisk_url)
+            esp = (self._cached(self.deploy_bootloader_url) if self.deploy_bootloader_url
+                   else None)
         except FetchError as err:
-            log.warning("deploy ISO for node %s: cannot fetch the deploy ramdisk: %s",
-                        node_id, err)
+            log.warning("deploy ISO for node %s: cannot fetch the deploy kernel, ramdisk or "
+                        "bootloader: %s", node_id, err)
             return self._error(424, f"cannot build the deploy ISO: {err}")
         token = self._token(node_id)
         if token is None:
@@ -172,8 +177,8 @@ class BootServer:
         # by the HTTP server once sent.
         out = tempfile.TemporaryFile(prefix="metalcubed-iso-")  # noqa: SIM115
         try:
-            bootiso.deploy_iso(kernel=kernel, ramdisk=ramdisk, params=self.agent_params(token),
-                               out=out)
+            bootiso.deploy_iso(kernel=kernel, ramdisk=ramdisk, esp=esp,
+                               params=self.agent_params(token), out=out)
         except bootiso.IsoError as err:
             out.close()
             log.warning("deploy ISO for node %s: %s", node_id, err)

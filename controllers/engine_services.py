@@ -54,6 +54,9 @@ class EngineServiceConfig:
     """DEPLOY_KERNEL_URL / DEPLOY_RAMDISK_URL: the boot server builds each host's ISO from
     these with the agent's parameters on its kernel command line."""
     deploy_ramdisk_url: str = ""
+    deploy_bootloader_url: str = ""
+    """An EFI system partition image (Ironic's [conductor]bootloader, e.g. ironic-image's
+    esp.img): the per-host ISOs boot on UEFI from it. "" builds ISOs with no boot image."""
     provisioning_limit: int = 20
     """PROVISIONING_LIMIT."""
     agent_timeout_s: float = 300.0
@@ -93,6 +96,7 @@ class EngineServices:
             deploy_iso_url=self.config.deploy_iso_url,
             deploy_kernel_url=self.config.deploy_kernel_url,
             deploy_ramdisk_url=self.config.deploy_ramdisk_url,
+            deploy_bootloader_url=self.config.deploy_bootloader_url,
         )
         self._engine: engine.Engine | None = None
 

@@ -317,4 +317,5 @@ def test_a_deploy_iso_that_cannot_be_built_is_a_host_error(
         assert "during insert cd media" in status.error_message
         assert "Cannot download virtual media: got error 424" in status.error_message
         assert hosts[0].boots == []
-        assert f"cannot fetch the deploy ramdisk: GET {missing}" in caplog.text
+        assert f"cannot fetch the deploy kernel, ramdisk or bootloader: GET {missing}" \
+            in caplog.text

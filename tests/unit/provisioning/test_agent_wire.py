@@ -3,12 +3,14 @@ agent API's lookup, heartbeat and tokens, and the ISO images (config drive, depl
 
 import base64
 import gzip
+import io
 import json
 import logging
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
+import pycdlib
 import pytest
 
 from metalcubed.controllers import agent_client, bootiso, bootserver, lookup, memory
@@ -366,3 +368,23 @@ def test_agent_parameters_with_white_space_cannot_be_built() -> None:
         bootiso.parameters_image({"ipa-api-url": "http://a b"})
     with pytest.raises(bootiso.IsoError, match="not a readable ISO"):
         bootiso.read_agent_params(b"\0" * 4096)
+
+
+def test_a_deploy_iso_with_an_esp_boots_on_uefi() -> None:
+    """Given an EFI system partition image, the ISO's El Torito catalog boots it (platform
+    0xEF, no emulation), as Ironic's per-node ISOs do."""
+    esp = b"\xeb\x3c\x90mkfs.fat" + b"\0" * (2048 * 8 - 11)
+    iso = bootiso.deploy_iso(kernel=b"k", ramdisk=b"r", params={"ipa-api-url": "http://a:1"},
+                             esp=esp)
+    reader = pycdlib.PyCdlib()
+    reader.open_fp(io.BytesIO(iso))
+    try:
+        catalog = reader.eltorito_boot_catalog
+        assert catalog is not None
+        assert catalog.validation_entry.platform_id == 0xEF
+        out = io.BytesIO()
+        reader.get_file_from_iso_fp(out, rr_path="/boot/efiboot.img")
+        assert out.getvalue() == esp
+    finally:
+        reader.close()
+    assert bootiso.read_agent_params(iso)["ipa-api-url"] == "http://a:1"
