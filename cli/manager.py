@@ -13,14 +13,23 @@ ironic provisioner it reads $DEPLOY_ISO_URL, $DEPLOY_KERNEL_URL, $DEPLOY_RAMDISK
 $PROVISIONING_LIMIT (hosts busy at once on PXE boot interfaces, default 20).
 `--provisioner fixture` is upstream's test provisioner (no hardware).
 
-A bad flag or variable exits with status 2 and names it. SIGTERM or SIGINT stops the manager
+/metrics listens on loopback by default (127.0.0.1:8080): to scrape it from elsewhere, serve it
+with `--metrics-secure` (HTTPS, callers authenticated and authorized by the API server through
+TokenReview and SubjectAccessReview, as controller-runtime's secure metrics) on a wider address.
+The health probes (:9440) stay plain HTTP on every interface: the kubelet calls them.
+
+A bad flag or variable exits with status 2 and names it: numbers must be finite, durations
+positive and at most a year, `--concurrency` at most 256 (each worker is a thread),
+namespaces DNS-1123 labels. SIGTERM or SIGINT stops the manager
 gracefully (a second one exits at once); a lost Lease exits with status 1 so the Pod restarts.
 """
 
 import argparse
 import dataclasses
 import logging
+import math
 import os
+import re
 import sys
 import threading
 from pathlib import Path
@@ -97,10 +106,25 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
                    help="client requests per second to the API server (default 20)")
     p.add_argument("--kube-api-burst", type=int, default=30, metavar="B",
                    help="client request burst (default 30)")
-    p.add_argument("--metrics-bind-address", default=":8080", metavar="ADDR",
-                   help="Prometheus /metrics address, host:port; 0 disables (default :8080)")
-    p.add_argument("--health-probe-bind-address", default=":9440", metavar="ADDR",
-                   help="/healthz and /readyz address; 0 disables (default :9440)")
+    p.add_argument("--metrics-bind-address", default=manager.DEFAULT_METRICS_BIND,
+                   metavar="ADDR",
+                   help="Prometheus /metrics address, host:port; 0 disables (default "
+                        f"{manager.DEFAULT_METRICS_BIND}: loopback; use --metrics-secure "
+                        "before binding a wider address)")
+    p.add_argument("--metrics-secure", action="store_true",
+                   help="serve /metrics over HTTPS to callers the API server authenticates "
+                        "(TokenReview) and authorizes to get /metrics (SubjectAccessReview)")
+    p.add_argument("--metrics-cert-path", default="", metavar="DIR",
+                   help="folder holding the metrics serving certificate and key (default: a "
+                        "self-signed certificate made at start)")
+    p.add_argument("--metrics-cert-name", default="tls.crt", metavar="FILE",
+                   help="certificate file in --metrics-cert-path (default tls.crt)")
+    p.add_argument("--metrics-cert-key", default="tls.key", metavar="FILE",
+                   help="key file in --metrics-cert-path (default tls.key)")
+    p.add_argument("--health-probe-bind-address", default=manager.DEFAULT_HEALTH_BIND,
+                   metavar="ADDR",
+                   help="/healthz and /readyz address (plain HTTP, for the kubelet); 0 "
+                        f"disables (default {manager.DEFAULT_HEALTH_BIND})")
     p.add_argument("--leader-elect", "--enable-leader-election", action="store_true",
                    dest="leader_elect",
                    help="hold a coordination.k8s.io Lease; only the holder reconciles")
@@ -160,9 +184,36 @@ def name_of(flag: str) -> str:
     return flag.lstrip("-").replace("-", "_")
 
 
+MAX_SECONDS = 365 * 86400.0
+"""The longest duration any flag or variable may name: longer ones overflow date arithmetic
+and mean nothing for a controller."""
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
 def _positive(flag: str, value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{flag}: {value} must be > 0")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{flag}: {value} must be a finite number > 0")
+
+
+def _seconds(flag: str, value: float) -> float:
+    _positive(flag, value)
+    if value > MAX_SECONDS:
+        raise ValueError(f"{flag}: {value:g} seconds is more than a year ({MAX_SECONDS:g})")
+    return value
+
+
+def _namespace(flag: str, value: str) -> str | None:
+    """None for "" (all namespaces); ValueError unless a DNS-1123 label (a namespace name)."""
+    if not value:
+        return None
+    if len(value) > 63 or not _DNS1123_LABEL.match(value):
+        raise ValueError(f"{flag}: {value!r} is not a namespace name (a DNS-1123 label: at "
+                         "most 63 lower-case letters, digits and '-', starting and ending "
+                         "with a letter or digit)")
+    return value
 
 
 def options_from(args: argparse.Namespace) -> manager.ManagerOptions:
@@ -171,17 +222,43 @@ def options_from(args: argparse.Namespace) -> manager.ManagerOptions:
         raise ValueError(f"--concurrency: controller concurrency value {args.concurrency} is "
                          "invalid")
     concurrency = args.concurrency or manager.default_concurrency()
+    if concurrency > manager.MAX_CONCURRENCY:
+        source = "--concurrency" if args.concurrency else "BMO_CONCURRENCY"
+        raise ValueError(f"{source}: {concurrency} workers is more than the limit of "
+                         f"{manager.MAX_CONCURRENCY} (each worker is a thread)")
+    namespace = _namespace("--namespace (or WATCH_NAMESPACE)", args.namespace)
+    lease_namespace = _namespace("--leader-election-namespace (or POD_NAMESPACE)",
+                                 args.leader_election_namespace)
+    if len(args.leader_election_id) > 253 or not _DNS1123_SUBDOMAIN.match(
+            args.leader_election_id):
+        raise ValueError(f"--leader-election-id: {args.leader_election_id!r} is not a Lease "
+                         "name (a DNS-1123 subdomain)")
     limit = _env_int("PROVISIONING_LIMIT", 20, minimum=1)
-    lease_s = (args.lease_duration_seconds if args.lease_duration_seconds is not None
-               else _env_float("LEASE_DURATION_SECONDS", 15.0))
-    renew_s = (args.renew_deadline_seconds if args.renew_deadline_seconds is not None
-               else _env_float("RENEW_DEADLINE_SECONDS", 10.0))
-    retry_s = (args.retry_period_seconds if args.retry_period_seconds is not None
-               else _env_float("RETRY_PERIOD_SECONDS", 2.0))
+    lease_s, renew_s, retry_s = (
+        _seconds(f"--{flag}" if given is not None else variable,
+                 given if given is not None else _env_float(variable, default))
+        for flag, given, variable, default in (
+            ("lease-duration-seconds", args.lease_duration_seconds, "LEASE_DURATION_SECONDS",
+             15.0),
+            ("renew-deadline-seconds", args.renew_deadline_seconds, "RENEW_DEADLINE_SECONDS",
+             10.0),
+            ("retry-period-seconds", args.retry_period_seconds, "RETRY_PERIOD_SECONDS", 2.0),
+        )
+    )
+    # client-go's leaderelection.NewLeaderElector checks.
+    if not lease_s > renew_s:
+        raise ValueError(f"--lease-duration-seconds ({lease_s:g}) must be greater than "
+                         f"--renew-deadline-seconds ({renew_s:g})")
+    if not renew_s > 1.2 * retry_s:
+        raise ValueError(f"--renew-deadline-seconds ({renew_s:g}) must be greater than 1.2 x "
+                         f"--retry-period-seconds ({retry_s:g})")
     _positive("--fixture-delay-scale", args.fixture_delay_scale)
+    if args.fixture_delay_scale > 1000:
+        raise ValueError(f"--fixture-delay-scale: {args.fixture_delay_scale:g} is more than "
+                         "1000")
     _positive("--kube-api-qps", args.kube_api_qps)
     _positive("--kube-api-burst", args.kube_api_burst)
-    _positive("--agent-timeout-seconds", args.agent_timeout_seconds)
+    _seconds("--agent-timeout-seconds", args.agent_timeout_seconds)
     if args.max_provisioning_retries < 0:
         raise ValueError(f"--max-provisioning-retries: {args.max_provisioning_retries} must be "
                          ">= 0")
@@ -192,22 +269,27 @@ def options_from(args: argparse.Namespace) -> manager.ManagerOptions:
     timings: dict[str, Any] = {}
     for flag, name, _ in _ENGINE_TIMINGS:
         value = getattr(args, name_of(flag))
-        _positive(flag, value)
-        timings[name] = value
+        timings[name] = _seconds(flag, value)
     files = Path(args.boot_files_dir) if args.boot_files_dir else None
     if files is not None and not files.is_dir():
         raise ValueError(f"--boot-files-dir: {args.boot_files_dir} is not a directory")
+    cert_dir = Path(args.metrics_cert_path) if args.metrics_cert_path else None
+    if cert_dir is not None and not cert_dir.is_dir():
+        raise ValueError(f"--metrics-cert-path: {args.metrics_cert_path} is not a directory")
     options = manager.ManagerOptions(
         kubeconfig=args.kubeconfig or None,
-        namespace=args.namespace or None,
+        namespace=namespace,
         provisioner=args.provisioner,
         concurrency=concurrency,
         kube_api_qps=args.kube_api_qps,
         kube_api_burst=args.kube_api_burst,
         metrics_bind_address=args.metrics_bind_address,
         health_probe_bind_address=args.health_probe_bind_address,
+        metrics_secure=args.metrics_secure,
+        metrics_cert_file=cert_dir / args.metrics_cert_name if cert_dir else None,
+        metrics_key_file=cert_dir / args.metrics_cert_key if cert_dir else None,
         leader_elect=args.leader_elect,
-        leader_election_namespace=args.leader_election_namespace or None,
+        leader_election_namespace=lease_namespace,
         leader_election_id=args.leader_election_id,
         lease_duration_s=lease_s,
         renew_deadline_s=renew_s,
@@ -231,7 +313,7 @@ def options_from(args: argparse.Namespace) -> manager.ManagerOptions:
         try:
             health.parse_address(address)
         except ValueError:
-            raise ValueError(f"{flag}: {address!r} is not host:port") from None
+            raise ValueError(f"{flag}: {address!r} is not host:port (port 0-65535)") from None
     if options.provisioner == "engine":
         manager.engine_service_config(options)  # checks the engine's flags and variables
     return options

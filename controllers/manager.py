@@ -18,6 +18,7 @@ Provisioners (`--provisioner`):
 `build` wires `compose` to a real API server; tests and the lab wire it to the memory store.
 """
 
+import ipaddress
 import logging
 import os
 import random
@@ -38,6 +39,7 @@ from metalcubed.controllers.kube import (
     informer,
     leader,
     metrics,
+    metricsauth,
     runtime,
     store,
     worker,
@@ -57,6 +59,14 @@ DEFAULT_AGENT_API_BIND = f":{engine_services.DEFAULT_API_PORT}"
 """Ironic's API port: where deploy agents look their node up and heartbeat."""
 DEFAULT_BOOT_SERVER_BIND = f":{engine_services.DEFAULT_BOOT_PORT}"
 """Metal3's ironic-image httpd port (boot ISOs, images)."""
+DEFAULT_METRICS_BIND = "127.0.0.1:8080"
+"""Loopback, as upstream's kube-rbac-proxy-era default: plain /metrics is for the Pod itself;
+`--metrics-secure` serves it to authorized callers elsewhere."""
+DEFAULT_HEALTH_BIND = ":9440"
+"""Every interface: the kubelet calls the probes on the Pod's IP (plain HTTP, no data)."""
+MAX_CONCURRENCY = 256
+"""The most reconcile workers `--concurrency` / $BMO_CONCURRENCY may ask for: each is a thread
+with an API connection; past this a manager spends its time switching threads."""
 
 
 def default_concurrency(env: Mapping[str, str] | None = None) -> int:
@@ -90,8 +100,14 @@ class ManagerOptions:
     concurrency: int = 2
     kube_api_qps: float = 20.0
     kube_api_burst: int = 30
-    metrics_bind_address: str = ":8080"
-    health_probe_bind_address: str = ":9440"
+    metrics_bind_address: str = DEFAULT_METRICS_BIND
+    health_probe_bind_address: str = DEFAULT_HEALTH_BIND
+    metrics_secure: bool = False
+    """HTTPS and TokenReview/SubjectAccessReview in front of /metrics (controllers/kube/
+    metricsauth.py)."""
+    metrics_cert_file: Path | None = None
+    """The metrics serving certificate; None (with metrics_secure): a self-signed one."""
+    metrics_key_file: Path | None = None
     leader_elect: bool = False
     leader_election_namespace: str | None = None
     """Where the Lease lives: $POD_NAMESPACE, else the watch namespace, else "default"."""
@@ -402,6 +418,13 @@ def compose(
     )
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def build(options: ManagerOptions) -> Composition:
     """The production manager against the API server named by `options.kubeconfig`."""
     registry = metrics.new_registry()
@@ -448,8 +471,20 @@ def build(options: ManagerOptions) -> Composition:
     servers = []
     metrics_at = health.parse_address(options.metrics_bind_address)
     if metrics_at is not None:
-        servers.append(health.HttpServer(metrics_at, health.metrics_route(registry),
-                                         name="metrics"))
+        if options.metrics_secure:
+            servers.append(health.HttpServer(
+                metrics_at, health.metrics_route(registry), name="metrics",
+                tls=metricsauth.server_context(options.metrics_cert_file,
+                                               options.metrics_key_file),
+                guard=metricsauth.KubeAuthorizer(api),
+            ))
+        else:
+            if not _loopback(metrics_at[0]):
+                log.warning("/metrics is plain HTTP without authentication on %s: anyone who "
+                            "reaches it can read it; use --metrics-secure",
+                            options.metrics_bind_address)
+            servers.append(health.HttpServer(metrics_at, health.metrics_route(registry),
+                                             name="metrics"))
     probes_at = health.parse_address(options.health_probe_bind_address)
     if probes_at is not None:
         servers.append(health.HttpServer(probes_at, probes.routes(), name="health"))

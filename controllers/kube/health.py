@@ -8,11 +8,18 @@ or a short reason when not; the answer is 200 `ok` or 500 listing the failed che
 
 Addresses use Go's `host:port` form: `:8080` binds every interface, `127.0.0.1:0` an ephemeral
 port (the bound address is reported back), `0` disables the endpoint.
+
+A server may also speak TLS (`tls`, an `ssl.SSLContext`) and put a `guard` in front of its
+routes: the guard sees the request's headers and path and answers None (serve it) or a refusal
+(status, reason). The metrics endpoint uses both for `--metrics-secure`
+(controllers/kube/metricsauth.py); the probes stay plain HTTP for the kubelet.
 """
 
 import logging
+import ssl
 import threading
 from collections.abc import Callable, Mapping
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -26,26 +33,50 @@ Check = Callable[[], str | None]
 Route = Callable[[str], tuple[int, str, bytes]]
 """A handler for one path prefix: query string in, (status, content type, body) out."""
 
+Guard = Callable[[Message, str], tuple[int, str] | None]
+"""(request headers, path) -> None to serve the request, or (status, reason) to refuse it."""
+
 
 def parse_address(address: str) -> tuple[str, int] | None:
-    """Go-style `host:port` to a bind tuple; None for "0" or "" (disabled)."""
+    """Go-style `host:port` to a bind tuple; None for "0" or "" (disabled). ValueError when
+    it is not host:port or the port is not 0-65535."""
     if address in ("", "0"):
         return None
     host, sep, port = address.rpartition(":")
-    if not sep:
-        raise ValueError(f"bind address {address!r} is not host:port")
+    if not sep or not port.isdecimal() or len(port) > 5 or not 0 <= int(port) <= 65535:
+        raise ValueError(f"bind address {address!r} is not host:port (port 0-65535)")
     host = host.strip("[]")
     return host or "0.0.0.0", int(port)
 
 
 class HttpServer:
-    """A small threaded HTTP server dispatching on path prefixes; stop() closes it."""
+    """A small threaded HTTP(S) server dispatching on path prefixes; stop() closes it."""
 
-    def __init__(self, address: tuple[str, int], routes: Mapping[str, Route], *, name: str):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        routes: Mapping[str, Route],
+        *,
+        name: str,
+        tls: ssl.SSLContext | None = None,
+        guard: Guard | None = None,
+    ):
         self.name = name
         self._routes = dict(routes)
-        handler = _handler_class(self._routes)
-        self._server = ThreadingHTTPServer(address, handler)
+        handler = _handler_class(self._routes, guard)
+        self._server = _QuietServer(address, handler, bind_and_activate=tls is None)
+        if tls is not None:
+            # Handshake in the request's thread (not in accept), so a slow client holds only
+            # its own thread.
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True,
+                                                  do_handshake_on_connect=False)
+            try:
+                self._server.server_bind()
+                self._server.server_activate()
+            except BaseException:
+                self._server.server_close()
+                raise
+        self.tls = tls is not None
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name=f"http-{name}", daemon=True
@@ -58,7 +89,8 @@ class HttpServer:
 
     def start(self) -> None:
         self._thread.start()
-        log.info("%s endpoint serving on %s:%d", self.name, *self.address)
+        log.info("%s endpoint serving %s on %s:%d", self.name,
+                 "HTTPS" if self.tls else "HTTP", *self.address)
 
     def stop(self) -> None:
         if self._thread.is_alive():
@@ -66,16 +98,38 @@ class HttpServer:
         self._server.server_close()
 
 
-def _handler_class(routes: Mapping[str, Route]) -> type[BaseHTTPRequestHandler]:
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up or fails its TLS handshake is logged at debug, not printed as a
+    traceback on stderr (socketserver's default)."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        log.debug("HTTP request from %s failed", client_address, exc_info=True)
+
+
+def _handler_class(
+    routes: Mapping[str, Route], guard: Guard | None
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        timeout = 30  # a client that stalls (or never finishes a TLS handshake) is dropped
+
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
+            refused = guard(self.headers, parts.path) if guard is not None else None
+            if refused is not None:
+                code, reason = refused
+                self._answer(code, "text/plain; charset=utf-8", f"{reason}\n".encode())
+                return
             for prefix, route in routes.items():
                 if parts.path == prefix or parts.path.startswith(prefix + "/"):
                     status, ctype, body = route(parts.path[len(prefix):] + "?" + parts.query)
                     break
             else:
                 status, ctype, body = 404, "text/plain; charset=utf-8", b"not found\n"
+            self._answer(status, ctype, body)
+
+        def _answer(self, status: int, ctype: str, body: bytes) -> None:
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))

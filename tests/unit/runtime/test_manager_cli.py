@@ -15,6 +15,7 @@ ENGINE_FLAGS = ("--agent-api-bind-address", "--agent-api-url", "--boot-server-bi
                 "--boot-server-url")
 LOOPBACK = ("--agent-api-bind-address", "127.0.0.1:6385",
             "--boot-server-bind-address", "127.0.0.1:6180")
+FIXTURE = ("--provisioner", "fixture")
 UPSTREAM_ENV = ("DEPLOY_ISO_URL", "DEPLOY_KERNEL_URL", "DEPLOY_RAMDISK_URL", "PROVISIONING_LIMIT",
                 "LEASE_DURATION_SECONDS", "RENEW_DEADLINE_SECONDS", "RETRY_PERIOD_SECONDS",
                 "BMO_CONCURRENCY", "WATCH_NAMESPACE", "POD_NAMESPACE")
@@ -113,6 +114,58 @@ def test_the_fixture_needs_no_engine_flags() -> None:
                      id="negative-concurrency"),
         pytest.param(["--provisioner", "fixture", "--metrics-bind-address", "x"], {},
                      "--metrics-bind-address", id="metrics-address"),
+        # Issue 14, bad input, class by class.
+        pytest.param([*FIXTURE, "--metrics-bind-address", "127.0.0.1:99999"], {},
+                     "--metrics-bind-address", id="metrics-port-out-of-range"),
+        pytest.param([*FIXTURE, "--health-probe-bind-address", ":-1"], {},
+                     "--health-probe-bind-address", id="health-port-negative"),
+        pytest.param([*FIXTURE, "--metrics-bind-address", "127.0.0.1:" + "9" * 5000], {},
+                     "--metrics-bind-address", id="metrics-port-5000-digits"),
+        pytest.param([*FIXTURE, "--concurrency", "100000"], {}, "--concurrency",
+                     id="concurrency-past-limit"),
+        pytest.param([*FIXTURE], {"BMO_CONCURRENCY": "100000"}, "BMO_CONCURRENCY",
+                     id="env-concurrency-past-limit"),
+        pytest.param([*FIXTURE, "--kube-api-qps", "-5"], {}, "--kube-api-qps", id="qps-negative"),
+        pytest.param([*FIXTURE, "--kube-api-qps", "nan"], {}, "--kube-api-qps", id="qps-nan"),
+        pytest.param([*FIXTURE, "--kube-api-qps", "inf"], {}, "--kube-api-qps", id="qps-inf"),
+        pytest.param([*FIXTURE, "--kube-api-burst", "0"], {}, "--kube-api-burst",
+                     id="burst-zero"),
+        pytest.param([*FIXTURE, "--max-provisioning-retries", "-1"], {},
+                     "--max-provisioning-retries", id="retries-negative"),
+        pytest.param([*FIXTURE, "--namespace", "Bad_NS!"], {}, "--namespace",
+                     id="namespace-not-dns-label"),
+        pytest.param([*FIXTURE, "--namespace", "a" * 64], {}, "--namespace",
+                     id="namespace-too-long"),
+        pytest.param([*FIXTURE], {"WATCH_NAMESPACE": "Bad_NS!"}, "WATCH_NAMESPACE",
+                     id="env-namespace-not-dns-label"),
+        pytest.param([*FIXTURE, "--leader-election-namespace", "x y"], {},
+                     "--leader-election-namespace", id="lease-namespace"),
+        pytest.param([*FIXTURE], {"POD_NAMESPACE": "UPPER"}, "POD_NAMESPACE",
+                     id="env-pod-namespace"),
+        pytest.param([*FIXTURE, "--leader-election-id", "Lease!"], {}, "--leader-election-id",
+                     id="lease-name"),
+        pytest.param([*FIXTURE, "--lease-duration-seconds", "nan"], {},
+                     "--lease-duration-seconds", id="lease-nan"),
+        pytest.param([*FIXTURE, "--renew-deadline-seconds", "-1"], {},
+                     "--renew-deadline-seconds", id="renew-negative"),
+        pytest.param([*FIXTURE], {"RETRY_PERIOD_SECONDS": "nan"}, "RETRY_PERIOD_SECONDS",
+                     id="env-retry-nan"),
+        pytest.param([*FIXTURE, "--lease-duration-seconds", "5"], {},
+                     "--lease-duration-seconds", id="lease-shorter-than-renew"),
+        pytest.param([*FIXTURE, "--retry-period-seconds", "9"], {}, "--retry-period-seconds",
+                     id="retry-too-close-to-renew"),
+        pytest.param([*FIXTURE, "--fixture-delay-scale", "nan"], {}, "--fixture-delay-scale",
+                     id="delay-scale-nan"),
+        pytest.param([*FIXTURE, "--fixture-delay-scale", "1e300"], {},
+                     "--fixture-delay-scale", id="delay-scale-huge"),
+        pytest.param([*LOOPBACK, "--agent-timeout-seconds", "nan"], {},
+                     "--agent-timeout-seconds", id="agent-timeout-nan"),
+        pytest.param([*LOOPBACK, "--ramdisk-timeout-seconds", "inf"], {},
+                     "--ramdisk-timeout-seconds", id="ramdisk-timeout-inf"),
+        pytest.param([*LOOPBACK, "--engine-poll-seconds", "1e300"], {},
+                     "--engine-poll-seconds", id="poll-past-a-year"),
+        pytest.param([*FIXTURE, "--metrics-secure", "--metrics-cert-path", "/nonexistent"],
+                     {}, "--metrics-cert-path", id="metrics-cert-dir-missing"),
     ],
 )
 def test_bad_values_exit_2_naming_the_flag_or_variable(
@@ -139,3 +192,19 @@ def test_a_bad_variable_is_named_by_the_real_command_too(tmp_path: Path) -> None
     assert done.returncode == 2
     assert "PROVISIONING_LIMIT='abc' is not an integer" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_metrics_listen_on_loopback_and_probes_on_every_interface_by_default() -> None:
+    options = _options(*FIXTURE)
+    assert options.metrics_bind_address == "127.0.0.1:8080"
+    assert options.health_probe_bind_address == ":9440"
+    assert not options.metrics_secure
+    assert manager.ManagerOptions().metrics_bind_address == "127.0.0.1:8080"
+
+
+def test_the_limits_themselves_are_accepted() -> None:
+    options = _options(*FIXTURE, "--concurrency", str(manager.MAX_CONCURRENCY),
+                       "--namespace", "team-a", "--lease-duration-seconds", "20",
+                       "--engine-poll-seconds", str(manager_cli.MAX_SECONDS))
+    assert options.concurrency == manager.MAX_CONCURRENCY
+    assert options.namespace == "team-a"
