@@ -9,11 +9,12 @@ format (docs/agent.md has the reference):
 - `GET /v1/lookup?addresses=<mac>,...[&node_uuid=<uuid>]`: the node of these MACs, with its
   `config`: `heartbeat_timeout` and `agent_token`, handed out once (the first lookup after
   the engine booted the ramdisk; "******" afterwards, or when the token was pre-generated
-  into the host's ISO);
+  into the host's ISO); a node the engine booted no ramdisk for, and that has no token, is
+  not found (Ironic's lookup-allowed states);
 - `POST /v1/heartbeat/<uuid>` `{callback_url, agent_token, agent_version, ...}`: 202, or
   401 when the token is missing or wrong;
 - `POST /v1/continue_inspection`: IPA's inspection data at start-up (kept for the engine,
-  answered with the node's uuid).
+  answered with the node's uuid), for a node the engine booted the ramdisk on.
 
 Errors have Ironic's body, `{"error_message": {"faultstring", "faultcode", "debuginfo"}}`.
 Tokens are generated here (`secrets`), compared in constant time and never logged.
@@ -99,17 +100,37 @@ class LockedNodeTable:
             return self._table.lookup(macs, bmc_address)
 
     def lookup_with_token(self, macs: list[str], node_uuid: str = "", *,
-                          bmc_address: str = "") -> tuple[str, str] | None:
-        """(node id, token or "******") for an agent with these MACs, or None. (IPA sends no
-        BMC address; in-process agents may match by it.)"""
+                          bmc_address: str = "", any_state: bool = False
+                          ) -> tuple[str, str] | None:
+        """(node id, token or "******") for an agent with these MACs, or None.
+
+        A token is handed out only while the engine waits for an agent it booted (the node's
+        record has a ramdisk wait: Ironic's lookup-allowed wait states), so that a process
+        knowing a MAC cannot take the token of a host that boots no ramdisk; otherwise a node
+        without a token is not found. `any_state` lifts that for in-process agents. (IPA sends
+        no BMC address; in-process agents may match by it.)"""
         with self._lock:
             node_id = self._table.lookup(macs, bmc_address)
             if node_id is None and node_uuid and self._table.get(node_uuid) is not None:
                 node_id = node_uuid
             if node_id is None:
                 return None
+            if self._table.token(node_id) is not None:
+                return node_id, HIDDEN_TOKEN
+            node = self._table.get(node_id)
+            waiting = (node is not None and node.wait is not None
+                       and node.wait.purpose in nodes.RAMDISK_PURPOSES)
+            if not (waiting or any_state):
+                return None
             given = self._table.take_token(node_id, new_token())
             return node_id, HIDDEN_TOKEN if given is None else given
+
+    def expects_agent(self, node_id: str) -> bool:
+        """Whether the engine waits for an agent it booted on this node."""
+        with self._lock:
+            node = self._table.get(node_id)
+        return (node is not None and node.wait is not None
+                and node.wait.purpose in nodes.RAMDISK_PURPOSES)
 
     def pregenerate_token(self, node_id: str) -> str | None:
         """A new token for `node_id`, to go into its boot ISO; None for an unknown node."""
@@ -278,8 +299,9 @@ class IronicApi:
         macs = [str(i.get("mac_address") or "") for i in inventory.get("interfaces") or []
                 if isinstance(i, dict)]
         node_id = self.table.lookup(macs)
-        if node_id is None:
-            return self._error(404, "No node matches the inspection data's MAC addresses.")
+        if node_id is None or not self.table.expects_agent(node_id):
+            return self._error(404, "No node waiting for inspection matches the inspection "
+                                    "data's MAC addresses.")
         self.table.put_inspection(node_id, body)
         return self._json(202, {"uuid": node_id})
 

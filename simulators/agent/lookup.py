@@ -7,7 +7,8 @@ for the labs). Here are the agents' clients of it, as IPA 13 calls it:
 - `HttpConductor`: over HTTP, `GET /` (API version), `GET /v1/lookup?addresses=<macs>`,
   `POST /v1/heartbeat/<uuid>` with the callback URL, the agent token and the agent version;
 - `DirectConductor`: the same two calls straight into a `LockedNodeTable`, for in-process
-  agents (tokens are still handed out and checked).
+  agents (tokens are still handed out and checked; a lookup finds its node in any state,
+  since an inline agent looks up within the boot, before the engine records its wait).
 """
 
 import json
@@ -32,7 +33,7 @@ class DirectConductor:
         self._table = table
 
     def lookup(self, macs: list[str], bmc_address: str) -> emulator.Lookup | None:
-        found = self._table.lookup_with_token(macs, bmc_address=bmc_address)
+        found = self._table.lookup_with_token(macs, bmc_address=bmc_address, any_state=True)
         return None if found is None else emulator.Lookup(*found)
 
     def heartbeat(self, node_id: str, *, url: str, boot_id: str, token: str) -> bool:

@@ -39,8 +39,12 @@ IMAGE = imageserver.random_image(256 * 1024, seed=7)
 
 
 def _register(table: lookup.LockedNodeTable, host: hostmodel.HostModel) -> None:
+    # With the wait the engine records once it booted the ramdisk: the agent API hands a
+    # token out only then (Ironic's lookup-allowed states).
     table.put(nodes.Node(node_id=NODE, name="contract~node-0", bmc_address="127.0.0.1:623",
-                         macs=(host.inventory.nics[0].mac,)))
+                         macs=(host.inventory.nics[0].mac,),
+                         wait=nodes.Wait(purpose=nodes.Purpose.DEPLOY,
+                                         since=datetime.datetime.now(datetime.UTC))))
 
 
 def _booter(host: hostmodel.HostModel, table: lookup.LockedNodeTable

@@ -88,9 +88,11 @@ def world(ipa_venv: pathlib.Path, tmp_path: pathlib.Path) -> Iterator[World]:
     )
     services.start()
     node_id = nodes.node_id_for(KEY)
-    # What the engine's register records for the host.
+    # What the engine records for the host once it booted the ramdisk to deploy.
     services.table.put(nodes.Node(node_id=node_id, name=nodes.node_name(KEY),
-                                  bmc_address="192.0.2.1:623", macs=(MAC,)))
+                                  bmc_address="192.0.2.1:623", macs=(MAC,),
+                                  wait=nodes.Wait(purpose=nodes.Purpose.DEPLOY,
+                                                  since=services.clock.now())))
     w = World(services, images, node_id, tmp_path, ipa_venv, [], bmcs)
     try:
         yield w

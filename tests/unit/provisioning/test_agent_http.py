@@ -5,6 +5,7 @@ goes over sockets: it looks its node up and heartbeats to the lookup service, th
 to it with the HTTP client, and it downloads the image from the image server.
 """
 
+import dataclasses
 import json
 import logging
 import time
@@ -227,7 +228,9 @@ def test_lookup_service_answers(lab: Lab) -> None:
         urllib.request.urlopen(f"{base}/v1/lookup?addresses=00:00:00:00:00:01", timeout=5)
     assert missing.value.code == 404
     lab.table.put(nodes.Node(node_id="n1", name="ns~n1", bmc_address="127.0.0.1:623",
-                             macs=("00:00:00:00:00:01",)))
+                             macs=("00:00:00:00:00:01",),
+                             wait=nodes.Wait(purpose=nodes.Purpose.INSPECT,
+                                             since=memory.WallClock().now())))
     with urllib.request.urlopen(f"{base}/v1/lookup?addresses=00:00:00:00:00:01",
                                 timeout=5) as rsp:
         assert json.loads(rsp.read())["node"]["uuid"] == "n1"
@@ -255,8 +258,16 @@ def test_an_agent_that_sends_garbage_fails_the_step_naming_it(lab: Lab) -> None:
     callback = garbage.start()
     try:
         mac = model.inventory.nics[0].mac
-        with urllib.request.urlopen(f"{lab.service.url}/v1/lookup?addresses={mac}",
-                                    timeout=5) as rsp:
+        lookup_url = f"{lab.service.url}/v1/lookup?addresses={mac}"
+        with pytest.raises(urllib.error.HTTPError) as not_yet:
+            urllib.request.urlopen(lookup_url, timeout=5)
+        assert not_yet.value.code == 404  # no token while the engine expects no agent
+        node_id = nodes.node_id_for(meta.ObjectKey("metal3", model.name))
+        node = lab.table.get(node_id)
+        assert node is not None  # the engine booted the ramdisk to deploy (say)
+        lab.table.put(dataclasses.replace(node, wait=nodes.Wait(
+            purpose=nodes.Purpose.DEPLOY, since=memory.WallClock().now())))
+        with urllib.request.urlopen(lookup_url, timeout=5) as rsp:
             found = json.loads(rsp.read())
         beat = urllib.request.Request(
             f"{lab.service.url}/v1/heartbeat/{found['node']['uuid']}", method="POST",

@@ -2,6 +2,7 @@
 agent API's lookup, heartbeat and tokens, and the ISO images (config drive, deploy ISO)."""
 
 import base64
+import dataclasses
 import gzip
 import io
 import json
@@ -187,9 +188,26 @@ def test_inventory_maps_to_hardware_details() -> None:
 
 @pytest.fixture
 def table() -> lookup.LockedNodeTable:
-    table = lookup.LockedNodeTable(clock=memory.WallClock(), agent_timeout_s=60)
-    table.put(nodes.Node(node_id="n1", name="ns~n1", bmc_address="127.0.0.1:623", macs=(MAC,)))
+    clock = memory.WallClock()
+    table = lookup.LockedNodeTable(clock=clock, agent_timeout_s=60)
+    # As the engine leaves it once it booted the ramdisk to deploy.
+    table.put(nodes.Node(node_id="n1", name="ns~n1", bmc_address="127.0.0.1:623", macs=(MAC,),
+                         wait=nodes.Wait(purpose=nodes.Purpose.DEPLOY, since=clock.now())))
     return table
+
+
+def test_no_token_for_a_node_that_boots_no_ramdisk(table: lookup.LockedNodeTable) -> None:
+    """A process that knows a MAC gets nothing while the engine expects no agent there."""
+    node = table.get("n1")
+    assert node is not None
+    table.put(dataclasses.replace(node, wait=None))
+    assert table.lookup_with_token([MAC]) is None
+    table.put(dataclasses.replace(node, wait=nodes.Wait(purpose=nodes.Purpose.SOFT_POWER_OFF,
+                                                        since=node.wait.since if node.wait
+                                                        else memory.WallClock().now())))
+    assert table.lookup_with_token([MAC]) is None
+    table.put(node)
+    assert table.lookup_with_token([MAC]) is not None
 
 
 def test_a_token_is_handed_out_once_until_the_engine_boots_the_ramdisk_again(
