@@ -1,11 +1,14 @@
 """The boot server: what BMCs fetch for virtual-media hosts, over HTTP.
 
-- `GET /boot/<node id>/deploy.iso`: the host's own deploy ISO, built on request from the
+Per-host paths start with a random key made at start-up (`/boot/<key>/...`): the engine hands
+the URL to the BMC, and nothing on the hosts' network can guess it to take a host's token.
+
+- `GET /boot/<key>/<node id>/deploy.iso`: the host's own deploy ISO, built on request from the
   deploy kernel and ramdisk (DEPLOY_KERNEL_URL, DEPLOY_RAMDISK_URL) with the agent's
   parameters on its kernel command line: `ipa-api-url`, a freshly pre-generated
   `ipa-agent-token` (recorded in the node table; the agent of an older ISO is refused from
   then on), `boot_method=vmedia`, as Ironic builds it for redfish-virtual-media;
-- `GET /boot/<node id>/parameters.img`: the same parameters on an `ir-vfd-dev` image, for a
+- `GET /boot/<key>/<node id>/parameters.img`: the same parameters on an `ir-vfd-dev` image, for a
   prebuilt deploy ISO (DEPLOY_ISO_URL) whose command line cannot carry them; IPA reads it
   when booted with `boot_method=vmedia`;
 - `GET /files/<name>`: static files from a directory (e.g. OS images), no directory listing,
@@ -19,10 +22,12 @@ Client errors on purpose: a BMC reports them as a failed insert (the host shows 
 where a 5xx would be retried as a passing fault for ever. Token values are never logged.
 """
 
+import hmac
 import json
 import logging
 import mimetypes
 import pathlib
+import secrets
 import tempfile
 import threading
 import urllib.error
@@ -55,8 +60,8 @@ def http_fetch(url: str) -> Iterator[bytes]:
         raise FetchError(f"GET {url}: {getattr(err, 'reason', err)}") from err
 
 
-def deploy_iso_path(node_id: str) -> str:
-    return f"/boot/{node_id}/deploy.iso"
+def deploy_iso_path(key: str, node_id: str) -> str:
+    return f"/boot/{key}/{node_id}/deploy.iso"
 
 
 class BootServer:
@@ -92,6 +97,8 @@ class BootServer:
         self._cache_lock = threading.Lock()
         self._cache_dir: tempfile.TemporaryDirectory[str] | None = None
         self.isos_built = 0
+        self.key = secrets.token_urlsafe(16)
+        """The per-host paths' prefix (see the module docstring)."""
         self._server = httpserve.HttpServer(self._handle, name="boot-server", host=host,
                                             port=port)
 
@@ -117,7 +124,7 @@ class BootServer:
         else the prebuilt DEPLOY_ISO_URL."""
         if self.deploy_kernel_url and self.deploy_ramdisk_url:
             base = (self.external_url or self.url).rstrip("/")
-            return base + deploy_iso_path("{node_id}")
+            return base + deploy_iso_path(self.key, "{node_id}")
         return self.deploy_iso_url
 
     def agent_params(self, token: str) -> dict[str, str]:
@@ -139,15 +146,15 @@ class BootServer:
         if request.method not in ("GET", "HEAD"):
             return self._error(405, f"{request.method} is not allowed")
         parts = [p for p in request.path.split("/") if p]
-        if len(parts) == 3 and parts[0] == "boot":
-            node_id, name = parts[1], parts[2]
+        if len(parts) == 4 and parts[0] == "boot" and hmac.compare_digest(parts[1], self.key):
+            node_id, name = parts[2], parts[3]
             if name == "deploy.iso":
                 return self._deploy_iso(node_id)
             if name == "parameters.img":
                 return self._parameters(node_id)
         if len(parts) == 2 and parts[0] == "files":
             return self._file(parts[1])
-        return self._error(404, f"nothing at {request.path}")
+        return self._error(404, "nothing at this path")  # the path may hold the key
 
     def _token(self, node_id: str) -> str | None:
         token = self.table.pregenerate_token(node_id)

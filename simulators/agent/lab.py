@@ -91,7 +91,7 @@ class EngineLab:
             self.agents = emulator.AgentEmulator(
                 conductor=agent_lookup.HttpConductor(self.services.lookup_url),
                 deploy_iso_urls={prebuilt} if prebuilt else (),
-                deploy_iso_prefix=f"{self.services.boot_url}/boot/",
+                deploy_iso_prefix=f"{self.services.boot_url}/boot/{self.services.boot.key}/",
                 timing=self._timing,
             )
             self.api = server.AgentServer(self.agents)

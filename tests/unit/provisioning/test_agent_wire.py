@@ -344,7 +344,10 @@ def test_deploy_iso_carries_the_api_url_and_a_fresh_token(table: lookup.LockedNo
     boot.start()
     try:
         template = boot.deploy_iso_url_template()
-        assert template == boot.url + "/boot/{node_id}/deploy.iso"
+        assert template == f"{boot.url}/boot/{boot.key}/{{node_id}}/deploy.iso"
+        assert len(boot.key) >= 16
+        status, _ = _get(f"{boot.url}/boot/n1/deploy.iso")  # without the key: nothing
+        assert status == 404 and table.agent_token("n1") is None
         with urllib.request.urlopen(template.replace("{node_id}", "n1"), timeout=5) as rsp:
             iso = rsp.read()
         params = bootiso.read_agent_params(iso)
@@ -355,7 +358,8 @@ def test_deploy_iso_carries_the_api_url_and_a_fresh_token(table: lookup.LockedNo
         assert contents["vmlinuz"] == b"kernel" and contents["initrd"] == b"ramdisk"
         status, doc = _get(template.replace("{node_id}", "unknown"))
         assert status == 404 and "not registered" in str(doc["error"])
-        with urllib.request.urlopen(f"{boot.url}/boot/n1/parameters.img", timeout=5) as rsp:
+        with urllib.request.urlopen(f"{boot.url}/boot/{boot.key}/n1/parameters.img",
+                                    timeout=5) as rsp:
             floppy = rsp.read()
         assert bootiso.read_files(floppy)[0] == "ir-vfd-dev"
         assert table.token_valid("n1", bootiso.read_agent_params(floppy)["ipa-agent-token"])
@@ -373,7 +377,7 @@ def test_a_deploy_iso_whose_ramdisk_cannot_be_fetched_names_it(
                                  deploy_ramdisk_url="http://files/r", fetch=fetch)
     boot.start()
     try:
-        status, doc = _get(boot.url + "/boot/n1/deploy.iso")
+        status, doc = _get(f"{boot.url}/boot/{boot.key}/n1/deploy.iso")
         assert status == 424 and "http://files/k: HTTP 404" in str(doc["error"])
         found = table.lookup_with_token([MAC])
         assert found is not None and found[1] != lookup.HIDDEN_TOKEN  # none pre-generated
