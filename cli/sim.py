@@ -59,7 +59,7 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
     parser.set_defaults(run=run)
 
 
-def _load(name: str | None) -> scenario.Scenario:
+def load_scenario(name: str | None) -> scenario.Scenario:
     """The scenario, read within yamlinput's limits and checked for NaN and infinities.
 
     Raises:
@@ -111,7 +111,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         _check_outputs(args)
-        spec = _load(args.scenario)
+        spec = load_scenario(args.scenario)
         if args.hosts is not None:
             spec = spec.with_hosts(args.hosts)
         if spec.host_count > MAX_HOSTS:

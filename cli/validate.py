@@ -51,7 +51,14 @@ class Line:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.doc}" if self.doc else self.file
-        return f"{where}: {self.field}: {self.message}"
+        return _one_line(f"{where}: {self.field}: {self.message}")
+
+
+def _one_line(text: str) -> str:
+    """One output line per problem, whatever keys or messages hold (a key may hold a newline)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 @dataclass(slots=True)
@@ -130,7 +137,7 @@ def check_file(path: str, *, strict: bool, tally: Tally) -> Iterator[Line]:
             tally.unreadable += 1  # bad input (exit 2), not a verdict on the manifest
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = str(getattr(err, "problem", None) or err)
+        problem = " ".join(str(getattr(err, "problem", None) or err).split())
         context, context_mark = getattr(err, "context", None), getattr(err, "context_mark", None)
         if context and context_mark is not None:
             problem += (
