@@ -86,6 +86,16 @@ def test_bad_scenario_values_exit_2_naming_the_field(tmp_path: Path, old: str, n
     assert not out.exists()  # refused before the run
 
 
+def test_a_nan_percentage_exits_2_naming_the_field(tmp_path: Path) -> None:
+    text = (QUICKSTART.parent / "faults-1000.yaml").read_text()
+    assert "error_rate: 1%" in text
+    path = _scenario_file(str(tmp_path), text.replace("error_rate: 1%", "error_rate: nan%")
+                          .encode())
+    code, err = _run("sim", path, "--quiet")
+    assert code == 2
+    assert "faults.bmc.error_rate: must be a finite number, got nan" in err
+
+
 def _run(*argv: str) -> tuple[int, str]:
     err = io.StringIO()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
