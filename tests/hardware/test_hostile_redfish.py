@@ -332,6 +332,14 @@ def test_same_origin_redirect_is_followed(two_origins: tuple[Origin, Origin]) ->
     assert elsewhere.seen == []
 
 
+def test_redirect_loop_is_a_bad_response() -> None:
+    with Origin() as home:
+        home.handler = bmc_handler(system=lambda request: Response(
+            "", status=302, headers={"Location": request.path}))
+        with pytest.raises(bmc.BmcBadResponse, match="redirect loop"):
+            _power().power_state(_home_access(home))
+
+
 # --- A BMC that answers slowly, never, or with a body nested beyond the parser ------------------
 
 

@@ -402,6 +402,8 @@ class Clients:
             cause = _root_cause(err)
             if isinstance(cause, (ResponseTooLarge, OriginRefused)):
                 raise bmc.BmcBadResponse(address, operation, str(cause)) from err
+            if isinstance(cause, requests.exceptions.TooManyRedirects):
+                raise bmc.BmcBadResponse(address, operation, "a redirect loop") from err
             if isinstance(cause, DeadlineExceeded):
                 raise bmc.BmcUnreachable(
                     address, operation,
