@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from metalcubed.controllers import engine_services, memory
 from metalcubed.controllers.bmc import hardware
@@ -41,6 +42,7 @@ from metalcubed.controllers.kube import (
     metrics,
     metricsauth,
     runtime,
+    secrets,
     store,
     worker,
 )
@@ -336,12 +338,18 @@ def compose(
     clock = clock or memory.WallClock()
     ns = options.namespace or None
     controller_wiring = wiring.BAREMETALHOST
+    selectors = {w.kind: w.label_selector for w in controller_wiring.watches}
     caches: list[informer.Informer[meta.Resource]] = [
-        informer.Informer(backend, kind, namespace=ns, runtime_metrics=runtime_metrics)
+        informer.Informer(backend, kind, namespace=ns, runtime_metrics=runtime_metrics,
+                          label_selector=selectors.get(kind))
         for kind in controller_wiring.kinds
     ]
     by_kind = {cache.kind: cache for cache in caches}
-    cached = informer.CachedStore(backend, caches)
+    # Only labelled Secrets are cached; a referenced one is read by name and labelled the
+    # first time a host needs it (controllers/kube/secrets.py).
+    secret_cache = cast("informer.Informer[meta.Secret]", by_kind[meta.Secret])
+    cached = informer.CachedStore(
+        backend, caches, on_miss={meta.Secret: secrets.claimer(backend, secret_cache)})
     services: EngineRunnable | None = None
     factory: ports.ProvisionerFactory
     if provisioner_factory is not None:

@@ -128,6 +128,7 @@ class LockedStore:
         *,
         namespace: str | None = None,
         resource_version: str | None = None,
+        label_selector: str | None = None,
     ) -> ports.Watch:
         forward = _Forward(handler)
         pending = self._pending
@@ -138,7 +139,8 @@ class LockedStore:
         try:
             with self._lock:
                 inner = self.inner.watch(
-                    kind, enqueue, namespace=namespace, resource_version=resource_version
+                    kind, enqueue, namespace=namespace, resource_version=resource_version,
+                    label_selector=label_selector,
                 )
         finally:
             self._deliver()

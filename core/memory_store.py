@@ -201,6 +201,37 @@ class _Watcher:
     """Broadcast events at or below this version are not for this watch (it got them as its
     initial state or replay)."""
     active: bool = True
+    selector: labels.Selector | None = None
+    """A label-selected watch: only matching objects, as the API server does."""
+    matched: set[meta.ObjectKey] = field(default_factory=set)
+    """Keys this selected watch has told its handler about (and not deleted since)."""
+
+    def selected(
+        self, event: ports.WatchEvent[meta.Resource]
+    ) -> ports.WatchEvent[meta.Resource] | None:
+        """The event as this watch sees it: an object that comes to match arrives as ADDED,
+        one that stops matching leaves as DELETED, others are not seen (the API server's
+        semantics for a watch with a labelSelector)."""
+        selector = self.selector
+        if selector is None:
+            return event
+        obj = event.object
+        key = obj.key
+        seen = self.matched
+        if event.type is _DELETED:
+            if key in seen:
+                seen.discard(key)
+                return event
+            return None
+        if selector.matches(obj.metadata.labels):
+            if key in seen:
+                return event
+            seen.add(key)
+            return event if event.type is _ADDED else ports.WatchEvent(_ADDED, obj)
+        if key in seen:
+            seen.discard(key)
+            return ports.WatchEvent(_DELETED, obj)
+        return None
 
 
 class _MemoryWatch:
@@ -561,13 +592,16 @@ class MemoryStore:
         *,
         namespace: str | None = None,
         resource_version: str | None = None,
+        label_selector: str | None = None,
     ) -> ports.Watch:
         bucket = self._bucket(kind)
         if not kind.NAMESPACED:
             namespace = None
         watcher = _Watcher(bucket, cast(Handler, handler), namespace, self._rv)
+        if label_selector:
+            watcher.selector = self._selector(kind, label_selector)
         if resource_version is None or resource_version in ("", "0"):
-            for obj in self.list(kind, namespace=namespace):
+            for obj in self.list(kind, namespace=namespace, label_selector=label_selector):
                 self._pending.append((watcher, bucket, 0, ports.WatchEvent(_ADDED, obj)))
         else:
             try:
@@ -750,7 +784,9 @@ class MemoryStore:
                 target, bucket, rv, event = pending.popleft()
                 if target is not None:
                     if target.active:
-                        target.handler(event)
+                        seen = target.selected(event)
+                        if seen is not None:
+                            target.handler(seen)
                     continue
                 namespace = event.object.metadata.namespace
                 targets = [
@@ -762,7 +798,9 @@ class MemoryStore:
                     if not watcher.active:
                         continue
                     try:
-                        watcher.handler(event)
+                        seen = watcher.selected(event)
+                        if seen is not None:
+                            watcher.handler(seen)
                     except BaseException:
                         # The other watches get this event before the error propagates.
                         for rest in reversed(targets[index + 1 :]):

@@ -70,6 +70,8 @@ class Store(Protocol):
       as ADDED when it is None); `Gone` when that version is too old. Handlers run on the
       store's delivery thread (real stores) or synchronously (memory store); they must not
       block.
+      With `label_selector` it sees only matching objects, as the API server's watch does: an
+      object that comes to match arrives as ADDED, one that stops matching leaves as DELETED.
     Errors: `NotFound`, `Conflict`, `Invalid` (schema/admission), `Gone`, `TransientError`.
     """
 
@@ -94,6 +96,7 @@ class Store(Protocol):
         *,
         namespace: str | None = None,
         resource_version: str | None = None,
+        label_selector: str | None = None,
     ) -> Watch: ...
 
 

@@ -11,8 +11,11 @@ The BareMetalHost controller, as upstream BMO's `SetupWithManager` wires it:
   reconciles only when the generation (spec), annotations, finalizers or deletion timestamp
   changed; status-only updates, most of them written by the controller itself, do not;
 - Secret: a changed Secret reconciles the hosts that read it (BMC credentials and config-drive
-  references), found through the host index `SECRETS_INDEX` (`secrets_of`); no owner
-  references or labels are put on users' Secrets;
+  references), found through the host index `SECRETS_INDEX` (`secrets_of`). Only Secrets
+  labelled `SECRET_LABEL` are watched (upstream's `environment.metal3.io: baremetal`): the
+  production runtime labels a referenced Secret the first time a host reads it
+  (controllers/kube/secrets.py), so unrelated Secrets are never cached; no owner references
+  are put on users' Secrets. The fleet model, whose Secrets are all hosts', watches them all;
 - HardwareData: a change reconciles its owner host (`owner_host`).
 
 A pass ends in one of five queue actions (`action_for`), controller-runtime's reconcileHandler:
@@ -44,6 +47,9 @@ K_contra = TypeVar("K_contra", bound=Hashable, contravariant=True)
 CONTROLLER_NAME = "baremetalhost"
 SECRETS_INDEX = "secrets"
 """Host index: "namespace/name" of every Secret a host reads."""
+SECRET_LABEL = ("environment.metal3.io", "baremetal")
+"""Upstream BMO's label on the Secrets it uses (secretutils.LabelEnvironmentName/Value)."""
+SECRET_SELECTOR = f"{SECRET_LABEL[0]}={SECRET_LABEL[1]}"
 
 IndexLookup = Callable[[str, str], Iterable[meta.ObjectKey]]
 """(index name, value) -> keys of the reconciled kind's objects with that index value."""
@@ -118,6 +124,8 @@ class Watch(Generic[R]):
     keys: Callable[[R, IndexLookup], Iterable[meta.ObjectKey]]
     update_filter: Callable[[R, R], bool] | None = None
     """(old, new) -> whether an update is worth a pass (adds and deletes always are)."""
+    label_selector: str | None = None
+    """Watch (and cache) only the objects of `kind` with these labels."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +153,7 @@ BAREMETALHOST = Wiring(
     kind=bmh.BareMetalHost,
     watches=(
         Watch(bmh.BareMetalHost, own_key, update_filter=host_update_matters),
-        Watch(meta.Secret, hosts_using_secret),
+        Watch(meta.Secret, hosts_using_secret, label_selector=SECRET_SELECTOR),
         Watch(hwd.HardwareData, hardware_data_owner),
     ),
     indexes=(Index(SECRETS_INDEX, bmh.BareMetalHost, secrets_of),),

@@ -23,12 +23,18 @@ resourceVersions are compared as integers (what etcd-backed servers hand out); a
 write-through older than the cached copy is ignored, and a write-through never resurrects an
 object the cache has already seen deleted (deleted keys keep a bounded tombstone). When a version is
 not an integer the comparison is skipped and the latest arrival wins.
+
+Label-selected caches: an informer given a `label_selector` watches only matching objects
+(the API server filters), so nothing else is ever sent to the manager (the Secret cache: only
+Secrets labelled `wiring.SECRET_LABEL`). For such a kind a cache miss is not proof of absence:
+`CachedStore` then asks the kind's `on_miss` hook (controllers/kube/secrets.py reads the one
+Secret by name and labels it).
 """
 
 import builtins
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from metalcubed.controllers.kube import metrics
@@ -43,6 +49,9 @@ Handler = Callable[[R | None, R | None], None]
 """(None, new) add · (old, new) update · (old, None) delete."""
 
 _TOMBSTONES = 16384
+
+MissHandler = Callable[[meta.ObjectKey], meta.Resource]
+"""A label-selected cache's answer for a key it does not hold (CachedStore `on_miss`)."""
 
 IndexFunc = Callable[[R], Iterable[str]]
 """The index values of an object (e.g. "namespace/secret-name" for every Secret it uses)."""
@@ -84,9 +93,12 @@ class Informer(Generic[R]):
         namespace: str | None = None,
         runtime_metrics: metrics.RuntimeMetrics | None = None,
         retry_max_s: float = 30.0,
+        label_selector: str | None = None,
     ) -> None:
         self.kind = kind
         self.namespace = namespace if kind.NAMESPACED else None
+        self.label_selector = label_selector or None
+        self._selector = labels.parse(label_selector) if label_selector else None
         self.name = f"informer-{kind.KIND}"
         self._store = store
         self._metrics = runtime_metrics
@@ -122,7 +134,8 @@ class Informer(Generic[R]):
         watch: ports.Watch | None = None
         while not stop.is_set():
             try:
-                watch = self._store.watch(self.kind, self._on_event, namespace=self.namespace)
+                watch = self._store.watch(self.kind, self._on_event, namespace=self.namespace,
+                                          label_selector=self.label_selector)
                 break
             except outcome.MetalcubedError as exc:
                 log.warning("informer %s: cannot start watch: %s; retrying in %.1fs",
@@ -186,6 +199,8 @@ class Informer(Generic[R]):
         version = _version(obj)
         if version is None or (self.namespace is not None and key.namespace != self.namespace):
             return
+        if self._selector is not None and not self._selector.matches(obj.metadata.labels):
+            return  # not for this cache (the watch says when it stops matching)
         with self._lock:
             cached = self._items.get(key)
             if cached is None:
@@ -259,11 +274,20 @@ class Informer(Generic[R]):
 class CachedStore:
     """`ports.Store` reading cached kinds from informers and writing through `backend`."""
 
-    def __init__(self, backend: ports.Store, informers: Iterable[Informer[meta.Resource]]):
+    def __init__(
+        self,
+        backend: ports.Store,
+        informers: Iterable[Informer[meta.Resource]],
+        *,
+        on_miss: Mapping[type[meta.Resource], MissHandler] | None = None,
+    ):
+        """`on_miss[kind](key)`: what a `get` of a label-selected kind answers when the cache
+        does not hold the key (the object, or NotFound)."""
         self._backend = backend
         self._informers: dict[type[meta.Resource], Informer[meta.Resource]] = {
             informer.kind: informer for informer in informers
         }
+        self._on_miss = dict(on_miss or {})
 
     def informer(self, kind: type[R]) -> "Informer[R] | None":
         found = self._informers.get(kind)
@@ -275,6 +299,9 @@ class CachedStore:
             return self._backend.get(kind, key)
         obj = informer.get(key)
         if obj is None:
+            miss = self._on_miss.get(kind)
+            if miss is not None:
+                return miss(key)  # type: ignore[return-value]
             raise outcome.NotFound(kind.KIND, str(key))
         return obj
 
@@ -325,7 +352,9 @@ class CachedStore:
         *,
         namespace: str | None = None,
         resource_version: str | None = None,
+        label_selector: str | None = None,
     ) -> ports.Watch:
         return self._backend.watch(
-            kind, handler, namespace=namespace, resource_version=resource_version
+            kind, handler, namespace=namespace, resource_version=resource_version,
+            label_selector=label_selector,
         )

@@ -259,17 +259,19 @@ class K8sStore:
         *,
         namespace: str | None = None,
         resource_version: str | None = None,
+        label_selector: str | None = None,
     ) -> ports.Watch:
         if not kind.NAMESPACED:
             namespace = None
-        watch = K8sWatch(self, kind, handler, namespace=namespace)
+        watch = K8sWatch(self, kind, handler, namespace=namespace, label_selector=label_selector)
         watch.begin(resource_version)
         return watch
 
     # --- used by K8sWatch -------------------------------------------------------------------
 
     def _open_stream(
-        self, kind: type[meta.Resource], namespace: str | None, resource_version: str
+        self, kind: type[meta.Resource], namespace: str | None, resource_version: str,
+        label_selector: str | None = None,
     ) -> urllib3.BaseHTTPResponse:
         timeout_s = int(self._watch_timeout_s * (1 + random.random()))
         query = [
@@ -278,6 +280,8 @@ class K8sStore:
             ("allowWatchBookmarks", "true"),
             ("timeoutSeconds", str(timeout_s)),
         ]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
         where = namespace or "*"
         try:
             resp = self._api.call_api(
@@ -327,11 +331,13 @@ class K8sWatch(Generic[R]):
         handler: Callable[[ports.WatchEvent[R]], None],
         *,
         namespace: str | None,
+        label_selector: str | None = None,
     ) -> None:
         self._store = store
         self._kind = kind
         self._handler = handler
         self._namespace = namespace
+        self._selector = label_selector or None
         self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._stream: urllib3.BaseHTTPResponse | None = None
@@ -359,7 +365,8 @@ class K8sWatch(Generic[R]):
         as Gone. A later 410 is handled by relisting (see the module docstring).
         """
         if resource_version in (None, "", "0"):
-            items, self._rv = self._store._list(self._kind, namespace=self._namespace)
+            items, self._rv = self._store._list(self._kind, namespace=self._namespace,
+                                                label_selector=self._selector)
             self._pending = [ports.WatchEvent(ports.WatchEventType.ADDED, o) for o in items]
             for obj in items:
                 self._known[obj.key] = obj
@@ -446,7 +453,8 @@ class K8sWatch(Generic[R]):
         log.debug("watch %s %s: (re)connecting from %s", self._kind.KIND,
                   self._namespace or "*", self._rv)
         try:
-            resp = self._store._open_stream(self._kind, self._namespace, self._rv)
+            resp = self._store._open_stream(self._kind, self._namespace, self._rv,
+                                            self._selector)
         except outcome.Gone:
             raise _Expired() from None
         with self._lock:
@@ -483,7 +491,8 @@ class K8sWatch(Generic[R]):
         self._deliver(ports.WatchEvent(kind, obj))
 
     def _relist(self) -> None:
-        items, rv = self._store._list(self._kind, namespace=self._namespace)
+        items, rv = self._store._list(self._kind, namespace=self._namespace,
+                                      label_selector=self._selector)
         log.info("watch %s %s: resourceVersion %s expired; relisted at %s",
                  self._kind.KIND, self._namespace or "*", self._rv, rv)
         events = relist_events(self._known, items)

@@ -107,9 +107,11 @@ class MeteredStore:
         *,
         namespace: str | None = None,
         resource_version: str | None = None,
+        label_selector: str | None = None,
     ) -> ports.Watch:
         return self._store.watch(
-            kind, handler, namespace=namespace, resource_version=resource_version
+            kind, handler, namespace=namespace, resource_version=resource_version,
+            label_selector=label_selector,
         )
 
     # --- writes: API calls ------------------------------------------------------------------------

@@ -58,6 +58,8 @@ def test_kustomization_renders_every_manifest_in_the_system_namespace(
     assert kinds == sorted([
         "Namespace", "CustomResourceDefinition", "CustomResourceDefinition", "ServiceAccount",
         "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service",
+        "ClusterRole", "ClusterRoleBinding",  # metrics auth (TokenReview, SubjectAccessReview)
+        "ClusterRole",  # metrics reader, bound by the user to their Prometheus
     ])
     for doc in rendered:
         if doc["kind"] in ("ServiceAccount", "Role", "RoleBinding", "Deployment", "Service"):
@@ -108,6 +110,7 @@ def test_deployment_runs_the_manager_with_flags_it_accepts(
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert args.health_probe_bind_address == f":{ports['health']}"
     assert args.metrics_bind_address == f":{ports['metrics']}"
+    assert args.metrics_secure  # a wider bind than loopback only behind TLS and authn/authz
     assert args.provisioner == "engine"
     assert args.agent_api_bind_address == f":{ports['agent-api']}"
     assert args.boot_server_bind_address == f":{ports['boot-server']}"
@@ -137,7 +140,11 @@ ALLOWED = [
     ("update", "hardwaredata.metal3.io", "", "team-a"),
     ("watch", "hardwaredata.metal3.io", "", ""),
     ("get", "secrets", "", "team-a"),
+    ("list", "secrets", "", ""),  # with the label selector only (RBAC cannot say so)
     ("watch", "secrets", "", ""),
+    ("update", "secrets", "", "team-a"),  # to add the label, as upstream BMO does
+    ("create", "tokenreviews.authentication.k8s.io", "", ""),
+    ("create", "subjectaccessreviews.authorization.k8s.io", "", ""),
     ("create", "events", "", "team-a"),
     ("patch", "events", "", "team-a"),
     ("get", "leases.coordination.k8s.io", "", SYSTEM),
@@ -150,7 +157,7 @@ DENIED = [
     ("patch", "baremetalhosts.metal3.io", "", "team-a"),
     ("delete", "hardwaredata.metal3.io", "", "team-a"),
     ("create", "secrets", "", "team-a"),
-    ("update", "secrets", "", "team-a"),
+    ("patch", "secrets", "", "team-a"),
     ("delete", "secrets", "", "team-a"),
     ("update", "leases.coordination.k8s.io", "", "team-a"),
     ("get", "pods", "", "team-a"),
@@ -218,10 +225,16 @@ def test_manager_identity_does_a_host_lifecycle(
         update={"operational_status": bmh.OperationalStatus.DISCOVERED})}))
     owner = meta.OwnerReference(api_version=host.api_version, kind=host.kind, name="h0",
                                 uid=host.metadata.uid or "", block_owner_deletion=True)
-    with pytest.raises(outcome.TransientError) as secret_write:
-        as_manager.update(as_manager.get(meta.Secret, secret.key).with_meta(
-            owner_references=(owner,)))
-    assert "403" in str(secret_write.value)  # the manager only reads Secrets
+    # The Secret cache's calls: a labelled list and watch, a GET by name and the label write.
+    as_manager.list(meta.Secret, namespace=ns, label_selector="environment.metal3.io=baremetal")
+    as_manager.watch(meta.Secret, lambda _e: None, namespace=ns,
+                     label_selector="environment.metal3.io=baremetal").stop()
+    labelled = as_manager.update(as_manager.get(meta.Secret, secret.key).with_meta(
+        labels={"environment.metal3.io": "baremetal"}))
+    assert labelled.value("password") == "p"
+    with pytest.raises(outcome.TransientError) as secret_delete:
+        as_manager.delete(meta.Secret, secret.key)
+    assert "403" in str(secret_delete.value)
     data = as_manager.create(hwd.HardwareData(
         metadata=meta.ObjectMeta(name="h0", namespace=ns, owner_references=(owner,),
                                  finalizers=(hwd.HARDWARE_DATA_FINALIZER,)),

@@ -121,12 +121,33 @@ def test_host_goes_through_its_whole_lifecycle(lab: Lab) -> None:
     assert "Registered" in lab.events.reasons(host.key)
 
 
-def test_a_secret_created_late_reconciles_the_host_at_once(lab: Lab) -> None:
+def test_a_labelled_secret_created_late_reconciles_the_host_at_once(lab: Lab) -> None:
     lab.store.create(_host("h1"))
     _wait(lambda: lab.host("h1").status.error_type == bmh.ErrorType.REGISTRATION)
-    # The missing-Secret retry is 10 s away: only the Secret watch can make this quick.
-    lab.store.create(_secret())
+    # The missing-Secret retry is 10 s away: only the Secret watch can make this quick, and it
+    # sees only Secrets labelled as upstream's (an unlabelled one waits for the retry).
+    secret = _secret()
+    lab.store.create(secret.with_meta(labels={wiring.SECRET_LABEL[0]: wiring.SECRET_LABEL[1]}))
     _wait(lambda: lab.state("h1") == S.AVAILABLE, timeout_s=5)
+
+
+def test_an_unlabelled_secret_is_labelled_when_a_host_first_reads_it(lab: Lab) -> None:
+    lab.store.create(_secret())
+    lab.store.create(_secret("unrelated"))
+    lab.store.create(_host("h1"))
+    _wait(lambda: lab.state("h1") == S.AVAILABLE)
+    creds = lab.store.get(meta.Secret, meta.ObjectKey(NS, "creds"))
+    assert creds.metadata.labels == {wiring.SECRET_LABEL[0]: wiring.SECRET_LABEL[1]}
+    assert creds.value("password") == "secret"  # only the label was written
+    cache = lab.composition.store.informer(meta.Secret)  # type: ignore[attr-defined]
+    _wait(lambda: cache.get(creds.key) is not None)
+    assert [s.metadata.name for s in cache.list()] == ["creds"]
+    unrelated = lab.store.get(meta.Secret, meta.ObjectKey(NS, "unrelated"))
+    assert unrelated.metadata.labels == {}
+    # The Secret's changes reconcile the host through the (label-selected) watch.
+    lab.store.update(creds.model_copy(update={"string_data": {"username": "a",
+                                                              "password": ""}}))
+    _wait(lambda: lab.host("h1").status.error_type == bmh.ErrorType.REGISTRATION)
 
 
 def test_bad_credentials_are_recorded_once_without_a_retry_loop(lab: Lab) -> None:
