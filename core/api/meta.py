@@ -206,6 +206,17 @@ class Secret(Resource):
     string_data: dict[str, str] | None = None
     immutable: bool | None = None
 
+    def __repr_args__(self) -> Any:
+        """What repr/str show: the keys, never the values or the annotations (kubectl's
+        last-applied-configuration holds the values again), so a logged Secret leaks nothing."""
+        for name, value in super().__repr_args__():
+            if name == "metadata":
+                yield name, f"{self.metadata.namespace}/{self.metadata.name}"
+            elif name in ("data", "string_data") and value is not None:
+                yield name, f"<{len(value)} keys: {', '.join(sorted(value))}>"
+            else:
+                yield name, value
+
     def value(self, key: str) -> str | None:
         """The decoded value of `key` (stringData wins, as the API server merges it), or None."""
         if self.string_data and key in self.string_data:
