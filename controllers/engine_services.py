@@ -65,6 +65,23 @@ class EngineServiceConfig:
     """Engine timings; its deploy_iso_url and provisioning_limit are set from the above."""
 
 
+def check(config: EngineServiceConfig) -> None:
+    """ValueError naming the setting when the deploy image settings do not fit together."""
+    if bool(config.deploy_kernel_url) != bool(config.deploy_ramdisk_url):
+        given, missing = (("DEPLOY_KERNEL_URL", "DEPLOY_RAMDISK_URL") if config.deploy_kernel_url
+                          else ("DEPLOY_RAMDISK_URL", "DEPLOY_KERNEL_URL"))
+        raise ValueError(f"{given} is set but {missing} is not: per-host deploy ISOs need both")
+    if config.deploy_bootloader_url and not config.deploy_kernel_url:
+        raise ValueError("the deploy bootloader (EFI system partition image) is used only with "
+                         "DEPLOY_KERNEL_URL and DEPLOY_RAMDISK_URL")
+    for name, url in (("DEPLOY_ISO_URL", config.deploy_iso_url),
+                      ("DEPLOY_KERNEL_URL", config.deploy_kernel_url),
+                      ("DEPLOY_RAMDISK_URL", config.deploy_ramdisk_url),
+                      ("the deploy bootloader URL", config.deploy_bootloader_url)):
+        if url and not url.startswith(("http://", "https://")):
+            raise ValueError(f"{name} must be an http(s) URL, not {url!r}")
+
+
 class EngineServices:
     """Node table + agent API + boot server + engine. Not restartable after `stop()`."""
 
@@ -80,6 +97,7 @@ class EngineServices:
         """`store_hosts` lists the BareMetalHosts (for PROVISIONING_LIMIT's count of hosts busy
         on network boot); `busy_hosts` gives that count's hosts directly instead."""
         self.config = config or EngineServiceConfig()
+        check(self.config)
         self.clock = clock
         self._drivers = drivers
         self._store_hosts = store_hosts

@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import logging
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -14,7 +15,14 @@ from collections.abc import Iterator
 import pycdlib
 import pytest
 
-from metalcubed.controllers import agent_client, bootiso, bootserver, lookup, memory
+from metalcubed.controllers import (
+    agent_client,
+    bootiso,
+    bootserver,
+    engine_services,
+    lookup,
+    memory,
+)
 from metalcubed.core import agent
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.provisioning import nodes
@@ -410,3 +418,26 @@ def test_a_deploy_iso_with_an_esp_boots_on_uefi() -> None:
     finally:
         reader.close()
     assert bootiso.read_agent_params(iso)["ipa-api-url"] == "http://a:1"
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"deploy_kernel_url": "http://i/k"},
+         "DEPLOY_KERNEL_URL is set but DEPLOY_RAMDISK_URL is not"),
+        ({"deploy_ramdisk_url": "http://i/r"},
+         "DEPLOY_RAMDISK_URL is set but DEPLOY_KERNEL_URL is not"),
+        ({"deploy_iso_url": "ftp://i/ipa.iso"}, "DEPLOY_ISO_URL must be an http(s) URL"),
+        ({"deploy_bootloader_url": "http://i/esp.img"}, "used only with DEPLOY_KERNEL_URL"),
+    ],
+    ids=["kernel-only", "ramdisk-only", "iso-not-http", "bootloader-alone"],
+)
+def test_deploy_image_settings_that_do_not_fit_name_the_variable(
+        settings: dict[str, str], message: str) -> None:
+    def no_bmc(access: object) -> None:
+        raise AssertionError("no BMC is driven")
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        engine_services.EngineServices(
+            clock=memory.WallClock(), drivers=no_bmc,  # type: ignore[arg-type]
+            store_hosts=None, config=engine_services.EngineServiceConfig(**settings))
