@@ -4,6 +4,7 @@ Every case must surface as a DriverError naming the BMC address and the operatio
 credential may reach another origin."""
 
 import json
+import logging
 import socket
 import threading
 import time
@@ -413,6 +414,29 @@ def test_silent_bmc_is_asked_once_within_the_read_timeout(
     # sushy's default resends a timed-out request three times (three read timeouts in all).
     assert len(accepted) == 1
     assert "0.3 s" in str(info.value)
+
+
+def test_bmc_that_never_accepts_is_tried_once_within_the_connect_timeout(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # A listener with a full backlog drops new SYNs: the connect times out, as with a BMC
+    # behind a black hole.
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    port = listener.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port), timeout=1)
+    power = rf.RedfishPower(client.Clients(client.ClientConfig(
+        connect_timeout_s=0.3, read_timeout_s=0.3, connect_retry_delay_s=0.01)))
+    access = bmc.BmcAccess.of(f"redfish+http://127.0.0.1:{port}/redfish/v1/Systems/1",
+                              ports.Credentials(username="admin", password=PASSWORD))
+    try:
+        with caplog.at_level(logging.WARNING, logger="sushy.connector"), \
+                pytest.raises(bmc.BmcUnreachable) as info:
+            power.power_state(access)
+    finally:
+        filler.close()
+        listener.close()
+    # sushy's default tries the connect three times, warning before each new attempt.
+    assert [r for r in caplog.records if "Transient error" in r.getMessage()] == []
+    assert "no connection within the connect timeout of 0.3 s" in str(info.value)
 
 
 def test_silent_bmc_is_bounded_by_the_call_deadline(

@@ -12,7 +12,8 @@
 - One deadline per call (`RetryPolicy.call_timeout_s`): login, every request, every body byte
   and every retry of one `Clients.call` fit in it, so a BMC that drips its answer a byte at a
   time cannot hold a worker. A read timeout is not retried (sushy would resend the request three
-  times, tripling the wait and repeating a POST the BMC may have executed).
+  times, tripling the wait and repeating a POST the BMC may have executed), nor is a connect
+  timeout; a refused connection is (sushy's own retry, within the deadline).
 - Timeouts on connect and read; TLS verification on unless the host disables it.
 - Same origin only: every request goes to the BMC's own scheme, host and port. A redirect to
   another origin (another host or port, https to http) or a link to one is refused before
@@ -104,7 +105,8 @@ class DeadlineExceeded(requests.RequestException):
 
 
 class NoAnswer(requests.RequestException):
-    """The read timeout passed without an answer; not retried (the request may have acted)."""
+    """The connect or read timeout passed without an answer; not retried by sushy (a timed-out
+    request may have acted, and each retry would add a whole timeout)."""
 
 
 def origin_of(url: str) -> str:
@@ -168,9 +170,11 @@ class _GuardedAdapter(adapters.HTTPAdapter):
         try:
             response = super().send(request, stream=True, timeout=(connect_s, read_s),
                                     verify=verify, cert=cert, proxies=proxies)
-        except requests.exceptions.ConnectTimeout:
+        except requests.exceptions.ConnectTimeout as err:
+            # Not resent either: three connect timeouts would triple the configured one.
             self._remaining(deadline)
-            raise  # nothing was sent: sushy may try the connect again
+            raise NoAnswer(f"no connection within the connect timeout of {connect_s:g} s"
+                           ) from err
         except requests.exceptions.ReadTimeout as err:
             self._remaining(deadline)
             raise NoAnswer(f"no answer within the read timeout of {read_s:g} s") from err
