@@ -3,9 +3,11 @@ engine's node-record port:
 
 - memory: `NodeTable` (the fleet model and in-process rigs), with and without an agent timeout;
 - locked: `controllers/lookup.py` `LockedNodeTable` (what the manager's agent API serves), its
-  agents heartbeating the way the Ironic agent API has them: lookup by MAC for a token, then a
-  heartbeat with it.
+  agents heartbeating the way the Ironic agent API has them: lookup by MAC for a token (handed
+  out only while the record shows a ramdisk wait), then a heartbeat with it.
 """
+
+from dataclasses import replace
 
 import pytest
 
@@ -39,7 +41,16 @@ def _locked() -> nodes_contract.NodesHarness:
     table = lookup.LockedNodeTable(clock=tick, agent_timeout_s=TIMEOUT_S)
 
     def heartbeat(node_id: str, url: str) -> None:
+        # The agent API hands a token out only while the engine waits for an agent it booted
+        # (a ramdisk wait on the record, Ironic's lookup-allowed states): record that wait for
+        # the lookup, as the engine does when it boots the ramdisk, then put the record back.
+        record = table.get(node_id)
+        assert record is not None, "heartbeat of an unknown node"
+        if table.agent_token(node_id) is None:
+            table.put(replace(record, wait=nodes.Wait(purpose=nodes.Purpose.DEPLOY,
+                                                      since=tick.now())))
         found = table.lookup_with_token([MAC])
+        table.put(record)
         assert found is not None and found[0] == node_id, "the agent's lookup found no node"
         token = table.agent_token(node_id)
         assert token is not None
