@@ -274,8 +274,15 @@ def options_from(args: argparse.Namespace) -> manager.ManagerOptions:
     if files is not None and not files.is_dir():
         raise ValueError(f"--boot-files-dir: {args.boot_files_dir} is not a directory")
     cert_dir = Path(args.metrics_cert_path) if args.metrics_cert_path else None
-    if cert_dir is not None and not cert_dir.is_dir():
-        raise ValueError(f"--metrics-cert-path: {args.metrics_cert_path} is not a directory")
+    if cert_dir is not None:
+        if not args.metrics_secure:
+            raise ValueError("--metrics-cert-path: only used with --metrics-secure")
+        if not cert_dir.is_dir():
+            raise ValueError(f"--metrics-cert-path: {args.metrics_cert_path} is not a directory")
+        for flag, name in (("--metrics-cert-name", args.metrics_cert_name),
+                           ("--metrics-cert-key", args.metrics_cert_key)):
+            if not (cert_dir / name).is_file():
+                raise ValueError(f"{flag}: {cert_dir / name} is not a file")
     options = manager.ManagerOptions(
         kubeconfig=args.kubeconfig or None,
         namespace=namespace,

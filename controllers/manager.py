@@ -7,6 +7,9 @@ pass's result becomes a queue action are core/wiring.py's (`wiring.BAREMETALHOST
 data the fleet model runs): here they are only bound to informers and a threaded workqueue.
 Reads come from informer caches (`CachedStore`), writes go to the backing store (`K8sStore` or
 the memory store), through one client whose QPS/burst limit covers every request.
+The Secret cache holds only Secrets labelled `environment.metal3.io=baremetal` (its watch uses
+the label selector); a host's first read of an unlabelled Secret reads it by name and labels it
+(controllers/kube/secrets.py), so no unrelated Secret is ever listed or read.
 
 Provisioners (`--provisioner`):
 - `engine` (default): core/provisioning's engine over the production BMC drivers

@@ -10,6 +10,7 @@ import pytest
 from metalcubed.cli import main as cli
 from metalcubed.cli import manager as manager_cli
 from metalcubed.controllers import manager
+from metalcubed.controllers.kube import metricsauth
 
 ENGINE_FLAGS = ("--agent-api-bind-address", "--agent-api-url", "--boot-server-bind-address",
                 "--boot-server-url")
@@ -166,6 +167,10 @@ def test_the_fixture_needs_no_engine_flags() -> None:
                      "--engine-poll-seconds", id="poll-past-a-year"),
         pytest.param([*FIXTURE, "--metrics-secure", "--metrics-cert-path", "/nonexistent"],
                      {}, "--metrics-cert-path", id="metrics-cert-dir-missing"),
+        pytest.param([*FIXTURE, "--metrics-secure", "--metrics-cert-path", "/"], {},
+                     "--metrics-cert-name", id="metrics-cert-file-missing"),
+        pytest.param([*FIXTURE, "--metrics-cert-path", "/"], {}, "--metrics-secure",
+                     id="metrics-cert-without-secure"),
     ],
 )
 def test_bad_values_exit_2_naming_the_flag_or_variable(
@@ -208,3 +213,15 @@ def test_the_limits_themselves_are_accepted() -> None:
                        "--engine-poll-seconds", str(manager_cli.MAX_SECONDS))
     assert options.concurrency == manager.MAX_CONCURRENCY
     assert options.namespace == "team-a"
+
+
+def test_secure_metrics_load_the_given_certificate_or_make_one(tmp_path: Path) -> None:
+    """The self-signed pair loads; a given pair that is not a certificate is refused by name."""
+    cert, key = metricsauth.self_signed()
+    (tmp_path / "tls.crt").write_bytes(cert)
+    (tmp_path / "tls.key").write_bytes(key)
+    assert metricsauth.server_context(tmp_path / "tls.crt", tmp_path / "tls.key")
+    assert metricsauth.server_context()
+    (tmp_path / "tls.crt").write_text("not a certificate")
+    with pytest.raises(ValueError, match="--metrics-cert-path"):
+        metricsauth.server_context(tmp_path / "tls.crt", tmp_path / "tls.key")
