@@ -471,6 +471,47 @@ class StoreContract:
             h.store.watch(h.kind.kind, Events(), namespace=h.namespace,
                           resource_version=created.metadata.resource_version)
 
+    def test_label_selected_watch_starts_with_matching_objects_only(
+        self, harness: StoreHarness
+    ) -> None:
+        h = harness
+        run = h.name("sel-watch")
+        matching = h.create("matching", labels={"run": run}).metadata.name
+        other = h.create("other", labels={"run": run + "-not"}).metadata.name
+        events = Events()
+        watch = h.store.watch(h.kind.kind, events, namespace=h.namespace,
+                              label_selector=f"run={run}")
+        try:
+            marker = h.create("marker", labels={"run": run}).metadata.name
+            h.wait_until(lambda: len(events.about(marker)) >= 1, TIMEOUT_S)
+            assert events.about(matching, other) == [(ports.WatchEventType.ADDED, matching)]
+        finally:
+            watch.stop()
+
+    def test_label_selected_watch_follows_objects_in_and_out_of_the_selection(
+        self, harness: StoreHarness
+    ) -> None:
+        """An object that comes to match arrives as ADDED, one that stops matching leaves as
+        DELETED (the API server's watch with a label selector)."""
+        h = harness
+        run = h.name("sel-transition")
+        events = Events()
+        watch = h.store.watch(h.kind.kind, events, namespace=h.namespace,
+                              label_selector=f"run={run}")
+        try:
+            first = h.create("first", labels={"run": run})
+            second = h.create("second")
+            a, b = first.metadata.name, second.metadata.name
+            h.store.update(second.with_meta(labels={"run": run}))  # comes to match
+            h.store.update(first.with_meta(labels={}))  # stops matching
+            h.store.delete(h.kind.kind, second.key)
+            h.wait_until(lambda: len(events.about(a, b)) >= 4, TIMEOUT_S)
+            types = ports.WatchEventType
+            assert events.about(a, b) == [(types.ADDED, a), (types.ADDED, b),
+                                          (types.DELETED, a), (types.DELETED, b)]
+        finally:
+            watch.stop()
+
     def test_stopped_watch_receives_nothing_more(self, harness: StoreHarness) -> None:
         h = harness
         stopped, running = Events(), Events()
