@@ -25,6 +25,8 @@ kind: Secret
 metadata:
   name: bmc-creds
   namespace: {namespace}
+  labels:
+    environment.metal3.io: baremetal  # what the manager's Secret cache lists (as upstream)
 type: Opaque
 stringData:
   username: admin
