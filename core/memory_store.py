@@ -798,7 +798,8 @@ class MemoryStore:
                     if not watcher.active:
                         continue
                     try:
-                        seen = watcher.selected(event)
+                        # The selector check only for selected watches (the fleet's hot path).
+                        seen = event if watcher.selector is None else watcher.selected(event)
                         if seen is not None:
                             watcher.handler(seen)
                     except BaseException:
