@@ -3,11 +3,13 @@
 Per-host paths start with a random key made at start-up (`/boot/<key>/...`): the engine hands
 the URL to the BMC, and nothing on the hosts' network can guess it to take a host's token.
 
-- `GET /boot/<key>/<node id>/deploy.iso`: the host's own deploy ISO, built on request from the
-  deploy kernel and ramdisk (DEPLOY_KERNEL_URL, DEPLOY_RAMDISK_URL) with the agent's
-  parameters on its kernel command line: `ipa-api-url`, a freshly pre-generated
-  `ipa-agent-token` (recorded in the node table; the agent of an older ISO is refused from
-  then on), `boot_method=vmedia`, as Ironic builds it for redfish-virtual-media;
+- `GET /boot/<key>/<node id>/deploy.iso`: the host's own deploy ISO, built on the first
+  request of a boot from the deploy kernel and ramdisk (DEPLOY_KERNEL_URL, DEPLOY_RAMDISK_URL)
+  with the agent's parameters on its kernel command line: `ipa-api-url`, a pre-generated
+  `ipa-agent-token` (recorded in the node table; a new one after the engine forgot the old
+  one as it booted the ramdisk), `boot_method=vmedia`, as Ironic builds it for
+  redfish-virtual-media. The same file answers every request of that boot, byte ranges
+  included (BMCs read virtual media piecewise);
 - `GET /boot/<key>/<node id>/parameters.img`: the same parameters on an `ir-vfd-dev` image, for a
   prebuilt deploy ISO (DEPLOY_ISO_URL) whose command line cannot carry them; IPA reads it
   when booted with `boot_method=vmedia`;
@@ -32,6 +34,7 @@ import tempfile
 import threading
 import urllib.error
 import urllib.request
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -79,6 +82,7 @@ class BootServer:
         api_url: str = "",
         extra_params: dict[str, str] | None = None,
         fetch: Fetch = http_fetch,
+        max_isos: int = 32,
     ) -> None:
         self.table = table
         self.static_dir = static_dir.resolve() if static_dir is not None else None
@@ -96,6 +100,11 @@ class BootServer:
         self._cache: dict[str, pathlib.Path] = {}
         self._cache_lock = threading.Lock()
         self._cache_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._isos: OrderedDict[str, tuple[str, pathlib.Path]] = OrderedDict()
+        self._iso_lock = threading.Lock()
+        self.max_isos = max_isos
+        """Per-host ISOs kept on disk (the most recently fetched); an older one is rebuilt,
+        with the same token, when asked for again."""
         self.isos_built = 0
         self.key = secrets.token_urlsafe(16)
         """The per-host paths' prefix (see the module docstring)."""
@@ -149,20 +158,14 @@ class BootServer:
         if len(parts) == 4 and parts[0] == "boot" and hmac.compare_digest(parts[1], self.key):
             node_id, name = parts[2], parts[3]
             if name == "deploy.iso":
-                return self._deploy_iso(node_id)
+                return self._deploy_iso(node_id, request)
             if name == "parameters.img":
                 return self._parameters(node_id)
         if len(parts) == 2 and parts[0] == "files":
-            return self._file(parts[1])
+            return self._file(parts[1], request)
         return self._error(404, "nothing at this path")  # the path may hold the key
 
-    def _token(self, node_id: str) -> str | None:
-        token = self.table.pregenerate_token(node_id)
-        if token is None:
-            return None
-        return token
-
-    def _deploy_iso(self, node_id: str) -> httpserve.Response:
+    def _deploy_iso(self, node_id: str, request: httpserve.Request) -> httpserve.Response:
         if not (self.deploy_kernel_url and self.deploy_ramdisk_url):
             return self._error(404, "no per-host deploy ISOs: DEPLOY_KERNEL_URL and "
                                     "DEPLOY_RAMDISK_URL are not set")
@@ -177,27 +180,47 @@ class BootServer:
             log.warning("deploy ISO for node %s: cannot fetch the deploy kernel, ramdisk or "
                         "bootloader: %s", node_id, err)
             return self._error(424, f"cannot build the deploy ISO: {err}")
-        token = self._token(node_id)
+        token = self.table.token_for_boot(node_id)
         if token is None:
             return self._error(404, f"node {node_id} is not registered")
-        # On disk (pycdlib seeks ahead: in memory that gap would be allocated whole); closed
-        # by the HTTP server once sent.
-        out = tempfile.TemporaryFile(prefix="metalcubed-iso-")  # noqa: SIM115
-        try:
-            bootiso.deploy_iso(kernel=kernel, ramdisk=ramdisk, esp=esp,
-                               params=self.agent_params(token), out=out)
-        except bootiso.IsoError as err:
-            out.close()
-            log.warning("deploy ISO for node %s: %s", node_id, err)
-            return self._error(422, f"cannot build the deploy ISO: {err}")
+        with self._iso_lock:
+            cached = self._isos.get(node_id)
+            if cached is not None and hmac.compare_digest(cached[0], token):
+                self._isos.move_to_end(node_id)
+                path = cached[1]
+            else:
+                try:
+                    path = self._build_iso(token, kernel, ramdisk, esp)
+                except bootiso.IsoError as err:
+                    log.warning("deploy ISO for node %s: %s", node_id, err)
+                    return self._error(422, f"cannot build the deploy ISO: {err}")
+                if cached is not None:
+                    cached[1].unlink(missing_ok=True)  # readers keep their open file
+                self._isos[node_id] = (token, path)
+                while len(self._isos) > self.max_isos:
+                    _, (_, old) = self._isos.popitem(last=False)
+                    old.unlink(missing_ok=True)
+        return _send_file(path, request, "application/octet-stream")
+
+    def _build_iso(self, token: str, kernel: pathlib.Path, ramdisk: pathlib.Path,
+                   esp: pathlib.Path | None) -> pathlib.Path:
+        """Write an ISO into the cache directory (on disk: pycdlib seeks ahead, and in memory
+        that gap would be allocated whole)."""
+        if self._cache_dir is None:
+            raise bootiso.IsoError("the boot server is not running")
         self.isos_built += 1
-        length = out.tell()
-        out.seek(0)
-        return httpserve.Response(200, content_type="application/octet-stream",
-                                  stream=out, length=length)
+        path = pathlib.Path(self._cache_dir.name) / f"iso-{self.isos_built}.iso"
+        try:
+            with path.open("wb") as out:
+                bootiso.deploy_iso(kernel=kernel, ramdisk=ramdisk, esp=esp,
+                                   params=self.agent_params(token), out=out)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return path
 
     def _parameters(self, node_id: str) -> httpserve.Response:
-        token = self._token(node_id)
+        token = self.table.token_for_boot(node_id)
         if token is None:
             return self._error(404, f"node {node_id} is not registered")
         try:
@@ -230,12 +253,41 @@ class BootServer:
             self._cache[url] = path
             return path
 
-    def _file(self, name: str) -> httpserve.Response:
+    def _file(self, name: str, request: httpserve.Request) -> httpserve.Response:
         if self.static_dir is None or name.startswith("."):
             return self._error(404, f"no file {name}")
         path = (self.static_dir / name).resolve()
         if path.parent != self.static_dir or not path.is_file():
             return self._error(404, f"no file {name}")
-        kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        return httpserve.Response(200, content_type=kind, stream=path.open("rb"),
-                                  length=path.stat().st_size)
+        return _send_file(path, request, mimetypes.guess_type(name)[0]
+                          or "application/octet-stream")
+
+
+def _send_file(path: pathlib.Path, request: httpserve.Request, kind: str
+               ) -> httpserve.Response:
+    """The file, or the byte range asked for (`Range: bytes=a-b`): BMCs read virtual media
+    piecewise while the host boots from it."""
+    size = path.stat().st_size
+    start, end = 0, size - 1
+    status = 200
+    headers = {"Accept-Ranges": "bytes"}
+    wanted = request.headers.get("range", "")
+    if wanted:
+        first, _, last = wanted.removeprefix("bytes=").partition("-")
+        try:
+            if first:
+                start, end = int(first), int(last) if last else size - 1
+            else:
+                start, end = max(0, size - int(last)), size - 1
+        except ValueError:
+            start, end = size, size - 1
+        end = min(end, size - 1)
+        if not wanted.startswith("bytes=") or "," in wanted or start > end:
+            return httpserve.Response(416, json.dumps({"error": "range not satisfiable"})
+                                      .encode(), headers={"Content-Range": f"bytes */{size}"})
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    stream = path.open("rb")
+    stream.seek(start)
+    return httpserve.Response(status, content_type=kind, headers=headers, stream=stream,
+                              length=end - start + 1)

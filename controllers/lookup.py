@@ -138,6 +138,17 @@ class LockedNodeTable:
         with self._lock:
             return token if self._table.pregenerate_token(node_id, token) else None
 
+    def token_for_boot(self, node_id: str) -> str | None:
+        """The token for the node's boot ISO: the one it has, else a new pre-generated one
+        (the engine forgot the old token when it booted the ramdisk). None for an unknown
+        node. Stable until the next boot, so every read of the ISO carries the same token."""
+        fresh = new_token()
+        with self._lock:
+            held = self._table.token(node_id)
+            if held is not None:
+                return held.value
+            return fresh if self._table.pregenerate_token(node_id, fresh) else None
+
     def token_valid(self, node_id: str, presented: object) -> bool:
         with self._lock:
             token = self._table.token(node_id)

@@ -344,7 +344,8 @@ def test_continue_inspection_stores_the_inventory(api: lookup.IronicApi,
 # --- boot server and ISOs ------------------------------------------------------------------------
 
 
-def test_deploy_iso_carries_the_api_url_and_a_fresh_token(table: lookup.LockedNodeTable) -> None:
+def test_deploy_iso_carries_the_api_url_and_a_token_for_the_boot(
+        table: lookup.LockedNodeTable) -> None:
     files = {"http://files/k": b"kernel", "http://files/r": b"ramdisk"}
     boot = bootserver.BootServer(table=table, deploy_kernel_url="http://files/k",
                                  deploy_ramdisk_url="http://files/r",
@@ -370,8 +371,32 @@ def test_deploy_iso_carries_the_api_url_and_a_fresh_token(table: lookup.LockedNo
                                     timeout=5) as rsp:
             floppy = rsp.read()
         assert bootiso.read_files(floppy)[0] == "ir-vfd-dev"
-        assert table.token_valid("n1", bootiso.read_agent_params(floppy)["ipa-agent-token"])
-        assert not table.token_valid("n1", params["ipa-agent-token"])  # replaced
+        # One boot, one token: every image of this boot carries the same one.
+        assert bootiso.read_agent_params(floppy)["ipa-agent-token"] == params["ipa-agent-token"]
+
+        # The BMC reads the ISO piecewise while the host boots: the same bytes every time.
+        url = template.replace("{node_id}", "n1")
+        with urllib.request.urlopen(url, timeout=5) as rsp:
+            assert rsp.read() == iso and rsp.headers["Accept-Ranges"] == "bytes"
+        ranged = urllib.request.Request(url, headers={"Range": "bytes=32768-34815"})
+        with urllib.request.urlopen(ranged, timeout=5) as rsp:
+            assert rsp.status == 206 and rsp.read() == iso[32768:34816]
+            assert rsp.headers["Content-Range"] == f"bytes 32768-34815/{len(iso)}"
+        tail = urllib.request.Request(url, headers={"Range": "bytes=-100"})
+        with urllib.request.urlopen(tail, timeout=5) as rsp:
+            assert rsp.read() == iso[-100:]
+        beyond = urllib.request.Request(url, headers={"Range": f"bytes={len(iso)}-"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(beyond, timeout=5)
+        assert refused.value.code == 416
+        assert boot.isos_built == 1
+
+        # The engine boots the ramdisk again: a new token, a new ISO.
+        table.forget_agent("n1")
+        with urllib.request.urlopen(url, timeout=5) as rsp:
+            again = bootiso.read_agent_params(rsp.read())["ipa-agent-token"]
+        assert again != params["ipa-agent-token"] and table.token_valid("n1", again)
+        assert boot.isos_built == 2
     finally:
         boot.stop()
 
