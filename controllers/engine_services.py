@@ -59,6 +59,10 @@ class EngineServiceConfig:
     esp.img): the per-host ISOs boot on UEFI from it. "" builds ISOs with no boot image."""
     provisioning_limit: int = 20
     """PROVISIONING_LIMIT."""
+    boot_iso_cache: int = 32
+    """Per-host deploy ISOs the boot server keeps on disk (each about the ramdisk's size): at
+    least the virtual-media hosts booting the ramdisk at once (an ISO evicted while a BMC still
+    reads it piecewise is rebuilt with other timestamps)."""
     agent_timeout_s: float = 300.0
     """A heartbeat older than this means the agent is gone (Ironic's heartbeat_timeout)."""
     engine: context.EngineConfig = field(default_factory=context.EngineConfig)
@@ -71,6 +75,9 @@ def check(config: EngineServiceConfig) -> None:
         given, missing = (("DEPLOY_KERNEL_URL", "DEPLOY_RAMDISK_URL") if config.deploy_kernel_url
                           else ("DEPLOY_RAMDISK_URL", "DEPLOY_KERNEL_URL"))
         raise ValueError(f"{given} is set but {missing} is not: per-host deploy ISOs need both")
+    if config.boot_iso_cache < 1:
+        raise ValueError(f"the boot ISO cache must hold at least 1 ISO, not "
+                         f"{config.boot_iso_cache}")
     if config.deploy_bootloader_url and not config.deploy_kernel_url:
         raise ValueError("the deploy bootloader (EFI system partition image) is used only with "
                          "DEPLOY_KERNEL_URL and DEPLOY_RAMDISK_URL")
@@ -115,6 +122,7 @@ class EngineServices:
             deploy_kernel_url=self.config.deploy_kernel_url,
             deploy_ramdisk_url=self.config.deploy_ramdisk_url,
             deploy_bootloader_url=self.config.deploy_bootloader_url,
+            max_isos=self.config.boot_iso_cache,
         )
         self._engine: engine.Engine | None = None
 
