@@ -257,3 +257,29 @@ def test_the_manager_works_with_the_namespaced_role_as_its_own_identity(
     assert kube_store.get(meta.Secret, meta.ObjectKey(ns, "creds")).metadata.labels == LABEL
     assert kube_store.get(meta.Secret, meta.ObjectKey(ns, "unrelated")).metadata.labels == {}
     assert "forbidden" not in log.lower(), log
+
+
+def test_the_manager_works_with_the_cluster_role_as_its_own_identity(
+    kubectl: Kubectl, kube_cluster: localcluster.Cluster, kube_store: store.K8sStore,
+    kube_namespace: str, tmp_path: Path,
+) -> None:
+    """The default manifests (ClusterRole), applied as shipped: the manager's own token
+    registers a host whose Secret was not labelled, with leader election in its namespace."""
+    ns, system = kube_namespace, "metalcubed-system"
+    kubectl("apply", "-k", str(NAMESPACED.parent))
+    token = kubectl("create", "token", "metalcubed-manager", f"--namespace={system}",
+                    "--duration=1h").stdout.strip()
+    kubeconfig = _token_kubeconfig(kube_cluster, token, tmp_path / "sa.kubeconfig")
+    kube_store.create(_secret(ns, "creds"))
+    kube_store.create(_host(ns, "h0", "creds"))
+    with e2e.running_manager(kubeconfig, ns, tmp_path / "manager.log", "--leader-elect",
+                             f"--leader-election-namespace={system}",
+                             f"--leader-election-id=lease-{ns}",
+                             "--fixture-delay-scale=0.01") as mgr:
+        host = meta.ObjectKey(ns, "h0")
+        e2e.wait_until(lambda: kube_store.get(bmh.BareMetalHost, host).status.provisioning
+                       .state == bmh.ProvisioningState.AVAILABLE, timeout_s=60,
+                       what="h0 available")
+        log = mgr.log()
+    assert kube_store.get(meta.Secret, meta.ObjectKey(ns, "creds")).metadata.labels == LABEL
+    assert "forbidden" not in log.lower(), log
