@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from metalcubed.core import bmcaddress, outcome
+from metalcubed.core import bmcaddress, outcome, yamlinput
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.simulators.fleet import distribution as dist
 from metalcubed.simulators.fleet import quantity
@@ -399,6 +399,12 @@ def _int(value: Any, path: str, *, minimum: int = 0) -> int:
 def _number(value: Any, path: str, *, minimum: float = 0.0, maximum: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Invalid(path, f"expected a number, got {_type_name(value)}")
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an integer beyond a float's range
+        finite = False
+    if not finite:  # NaN passes every < and > check below
+        raise _Invalid(path, f"must be a finite number, got {_short(value)}")
     if value < minimum:
         raise _Invalid(path, f"must be at least {minimum:g}, got {value}")
     if maximum is not None and value > maximum:
@@ -417,11 +423,36 @@ def _rate(value: Any, path: str) -> float:
     return _number(value, path, maximum=1.0)
 
 
+def _short(value: Any) -> str:
+    """`value` for an error message, cut short (a 400-digit number is not worth repeating)."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
 def _duration(value: Any, path: str) -> float:
     try:
-        return quantity.parse_duration_s(value)
-    except (TypeError, ValueError) as err:
+        seconds = quantity.parse_duration_s(value)
+    except (TypeError, ValueError, OverflowError) as err:
         raise _Invalid(path, str(err)) from None
+    if not math.isfinite(seconds):  # `.nan`, `.inf`, `1e400s`: would never fire or compare
+        raise _Invalid(path, f"must be a finite duration, got {_short(value)}")
+    return seconds
+
+
+MIN_POLL_S = 0.1
+"""Shortest requeue delay a scenario may give the engine (provisioner.poll, quick_poll,
+bmc_retry_interval): at 0 a host requeues at the same simulated instant forever, so simulated
+time stops and the time limit never fires."""
+
+
+def _poll(value: Any, path: str) -> float:
+    seconds = _duration(value, path)
+    if seconds < MIN_POLL_S:
+        raise _Invalid(
+            path, f"must be at least {MIN_POLL_S * 1000:.0f}ms (a requeue delay of "
+            f"{seconds:g}s stops simulated time), got {_short(value)}"
+        )
+    return seconds
 
 
 def _bool(value: Any, path: str) -> bool:
@@ -571,15 +602,15 @@ _CONDUCTOR_LIMIT = (
 )
 _PROVISIONER_FIELDS: dict[str, _Converter] = {
     "api_latency": _duration_dist,
-    "poll": _duration,
-    "quick_poll": _duration,
+    "poll": _poll,
+    "quick_poll": _poll,
     "ramdisk_timeout": _duration,
     "power_sync_interval": _duration,
     "fast_track": _bool,
     "fast_track_timeout": _duration,
     "bmc_timeout": _duration,
     "bmc_retries": _int_at_least(1),
-    "bmc_retry_interval": _duration,
+    "bmc_retry_interval": _poll,
     # Keys of the removed Ironic-like conductor: refused with the reason, never ignored.
     "list_cost_per_node": _removed(
         "the engine lists no nodes (HasCapacity counts busy hosts from the watch cache)"
@@ -753,7 +784,11 @@ def _image(name: str, data: Any, path: str) -> Image:
 def _size(value: Any, path: str) -> int:
     try:
         return quantity.parse_size_bytes(value)
+    except OverflowError:  # `.inf` or `1e400B`: int() of an infinite float
+        raise _Invalid(path, f"must be a finite size, got {_short(value)}") from None
     except (TypeError, ValueError) as err:
+        if isinstance(value, float) and math.isnan(value):
+            raise _Invalid(path, f"must be a finite size, got {value!r}") from None
         raise _Invalid(path, str(err)) from None
 
 
@@ -1090,16 +1125,25 @@ def load(path: str | Path) -> Scenario:
     """Read and validate a scenario file; raises ScenarioError (also for unreadable YAML)."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as stream:
+            # One byte past the limit tells "too large" apart without reading /dev/zero whole.
+            raw = stream.read(yamlinput.MAX_BYTES + 1)
     except OSError as err:
         problem = outcome.SpecError("(file)", err.strerror or str(err))
         raise ScenarioError(source, [problem]) from err
+    try:
+        text = yamlinput.decode(raw, source)
+    except ValueError as err:  # too large, or not UTF-8 (a Latin-1 file)
+        message = str(err).removeprefix(f"{source}: ")
+        raise ScenarioError(source, [outcome.SpecError("(file)", message)]) from None
     return loads(text, source=source)
 
 
 def loads(text: str, *, source: str = "<scenario>") -> Scenario:
+    """Parse and validate scenario text, read within core/yamlinput.py's limits (depth,
+    nodes with aliases expanded, integer digits)."""
     try:
-        data = yaml.safe_load(text)
+        data = yamlinput.load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "(yaml)"
