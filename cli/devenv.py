@@ -30,6 +30,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from metalcubed.cli import checks
 from metalcubed.simulators.devenv import config as lab_config
 from metalcubed.simulators.devenv import control
 
@@ -53,8 +54,9 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         return parser
 
     up = with_dir(actions.add_parser("up", help="start a lab and enroll its hosts"))
-    up.add_argument("--hosts", type=int, required=True, metavar="N",
-                    help="how many emulated hosts")
+    up.add_argument("--hosts", type=checks.whole(minimum=1, maximum=lab_config.MAX_HOSTS),
+                    required=True, metavar="N",
+                    help=f"how many emulated hosts (1 to {lab_config.MAX_HOSTS})")
     up.add_argument("--bmc", choices=[m.value for m in lab_config.BmcMix], default="redfish",
                     help="BMC protocol: redfish (virtual media), ipmi, or mixed (Redfish and "
                          "IPMI alternate) (default redfish)")
@@ -68,16 +70,20 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     up.add_argument("--timing", choices=list(lab_config.TIMINGS), default="fast",
                     help="emulated hardware speed: fast (sub-second steps) or slow (seconds, "
                          "to watch) (default fast)")
-    up.add_argument("--concurrency", type=int, default=16, metavar="N",
-                    help="reconcile workers (default 16)")
-    up.add_argument("--provisioning-limit", type=int, default=20, metavar="N",
+    up.add_argument("--concurrency", default=16, metavar="N",
+                    type=checks.whole(minimum=1, maximum=lab_config.MAX_CONCURRENCY),
+                    help=f"reconcile workers (default 16, at most {lab_config.MAX_CONCURRENCY})")
+    up.add_argument("--provisioning-limit", default=20, metavar="N",
+                    type=checks.whole(minimum=1, maximum=lab_config.MAX_HOSTS),
                     help="PROVISIONING_LIMIT: hosts inspecting, provisioning or cleaning at once "
                          "on network-booted BMCs (ipmi, redfish); the others wait as 'delayed' "
                          "(default 20, as upstream)")
-    up.add_argument("--hosts-per-process", type=int, default=250, metavar="N",
+    up.add_argument("--hosts-per-process", default=250, metavar="N",
+                    type=checks.whole(minimum=0, maximum=lab_config.MAX_HOSTS),
                     help="hosts per BMC emulator process; 0 runs the emulators inside the lab "
                          "process (default 250)")
-    up.add_argument("--timeout", type=float, default=600.0, metavar="S",
+    up.add_argument("--timeout", default=600.0, metavar="S",
+                    type=checks.number(above=0, maximum=lab_config.MAX_TIMEOUT_S),
                     help="seconds to wait for registration, and again for --provision "
                          "(default 600)")
     up.set_defaults(run=run_up)
@@ -87,13 +93,35 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     st.set_defaults(run=run_status)
 
     down = with_dir(actions.add_parser("down", help="stop everything `up` started"))
-    down.add_argument("--timeout", type=float, default=120.0, metavar="S",
+    down.add_argument("--timeout", default=120.0, metavar="S",
+                      type=checks.number(minimum=0, maximum=lab_config.MAX_TIMEOUT_S),
                       help="seconds to wait after SIGTERM before SIGKILL (default 120)")
     down.set_defaults(run=run_down)
 
 
 def _dir(args: argparse.Namespace) -> Path:
     return Path(args.dir) if args.dir else control.default_dir()
+
+
+def _check_dir(directory: Path, *, create: bool) -> None:
+    """--dir up front: a file, or (for `up`) a folder that cannot be created or written, is
+    bad input naming the flag, not a traceback after the lab's checks."""
+    if directory.exists() and not directory.is_dir():
+        raise checks.BadInput(f"--dir: {directory} is not a folder")
+    if create:
+        checks.output_dir("--dir", directory)
+
+
+def _check_kubeconfig(path: str | None) -> None:
+    """--kubeconfig up front: a readable file (control.up then asks its API server)."""
+    if path is None:
+        return
+    target = Path(path)
+    if not target.is_file():
+        problem = "is a folder, not a file" if target.is_dir() else "no such file"
+        raise lab_config.ConfigError("--kubeconfig", f"{path}: {problem}")
+    if not os.access(target, os.R_OK):
+        raise lab_config.ConfigError("--kubeconfig", f"{path}: not readable")
 
 
 def _fail(action: str, message: str, code: int) -> int:
@@ -138,17 +166,17 @@ def run_up(args: argparse.Namespace) -> int:
     directory = _dir(args)
     err = Console(stderr=True)
     try:
+        _check_dir(directory, create=True)
+        _check_kubeconfig(args.kubeconfig)
         config = lab_config.check(lab_config.LabConfig(
             hosts=args.hosts, bmc=lab_config.BmcMix(args.bmc), namespace=args.namespace,
             kubeconfig=args.kubeconfig, timing=args.timing, concurrency=args.concurrency,
             hosts_per_process=args.hosts_per_process, password=secrets.token_urlsafe(12),
             provisioning_limit=args.provisioning_limit,
         ))
-        if args.timeout <= 0:
-            raise lab_config.ConfigError("--timeout", f"must be > 0 (got {args.timeout:g})")
         started = time.monotonic()
         lab = control.up(config, directory)
-    except lab_config.ConfigError as exc:
+    except (lab_config.ConfigError, checks.BadInput) as exc:
         return _fail("up", str(exc), 2)
     except control.DevenvError as exc:
         return _fail("up", str(exc), 1)
@@ -217,6 +245,10 @@ def _table(snap: Snapshot) -> str:
 def run_status(args: argparse.Namespace) -> int:
     directory = _dir(args)
     try:
+        _check_dir(directory, create=False)
+    except checks.BadInput as exc:
+        return _fail("status", str(exc), 2)
+    try:
         snap = control.snapshot(directory)
     except control.DevenvError as exc:
         return _fail("status", str(exc), 1)
@@ -242,6 +274,10 @@ def run_status(args: argparse.Namespace) -> int:
 
 def run_down(args: argparse.Namespace) -> int:
     directory = _dir(args)
+    try:
+        _check_dir(directory, create=False)
+    except checks.BadInput as exc:
+        return _fail("down", str(exc), 2)
     stopped = control.down(directory, timeout_s=args.timeout)
     if not stopped:
         print(f"no lab is running in {directory}")

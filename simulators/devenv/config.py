@@ -74,6 +74,12 @@ SLOW = HardwareTiming(
 TIMINGS = {"fast": FAST, "slow": SLOW}
 
 DEFAULT_NAMESPACE = "metal3"
+MAX_HOSTS = 5000
+"""Most hosts in one lab (`--hosts`, `--hosts-per-process`): a lab is one machine's emulators."""
+MAX_CONCURRENCY = 256
+"""Most reconcile workers (`--concurrency`): each is a thread (the manager's limit too)."""
+MAX_TIMEOUT_S = 7 * 86400.0
+"""Longest `--timeout` (a week): a longer wait is a mistake, not a plan."""
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -131,16 +137,17 @@ def check(config: LabConfig) -> LabConfig:
     """Raise ConfigError (naming the flag) for a setting the lab cannot run with."""
     if config.hosts < 1:
         raise ConfigError("--hosts", f"must be at least 1 (got {config.hosts})")
-    if config.hosts > 5000:
-        raise ConfigError("--hosts", f"at most 5000 hosts per lab (got {config.hosts})")
+    if config.hosts > MAX_HOSTS:
+        raise ConfigError("--hosts", f"at most {MAX_HOSTS} hosts per lab (got {config.hosts})")
     if config.timing not in TIMINGS:
         raise ConfigError("--timing", f"must be one of {', '.join(TIMINGS)}")
     if not _DNS_LABEL.match(config.namespace) or len(config.namespace) > 63:
         raise ConfigError("--namespace", f"{config.namespace!r} is not a valid namespace name")
-    if config.concurrency < 1:
-        raise ConfigError("--concurrency", f"must be at least 1 (got {config.concurrency})")
-    if config.hosts_per_process < 0:
-        raise ConfigError("--hosts-per-process", "must be 0 (in the lab process) or more "
+    if not 1 <= config.concurrency <= MAX_CONCURRENCY:
+        raise ConfigError("--concurrency", f"must be 1 to {MAX_CONCURRENCY} (got "
+                          f"{config.concurrency}): each worker is a thread")
+    if not 0 <= config.hosts_per_process <= MAX_HOSTS:
+        raise ConfigError("--hosts-per-process", f"must be 0 (in the lab process) to {MAX_HOSTS} "
                           f"(got {config.hosts_per_process})")
     if config.provisioning_limit < 1:
         raise ConfigError("--provisioning-limit",
