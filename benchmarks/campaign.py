@@ -2,7 +2,11 @@
 
     python benchmarks/campaign.py                              # 100 seeds x 1,000 hosts
     python benchmarks/campaign.py --seeds 3 --hosts 200        # a quick proof that it works
-    python benchmarks/campaign.py --seeds 20 --first-seed 500 --repeat-every 5
+    python benchmarks/campaign.py --seeds 20 --first-seed 500 --repeat-every 5 --jobs 2
+
+Cost: about 19 s of CPU per seed at 1,000 hosts (benchmarks/results/fleet.json, faults-1000),
+so the default campaign (100 seeds and 10 reruns) is about 35 CPU-minutes; `--jobs` runs seeds
+in parallel processes (each seed's report does not depend on it).
 
 Why: one seed of a fault scenario exercises one interleaving of BMC errors, agent crashes and
 dead hosts; bugs of the "host lost" or "consumed twice" kind hide in rare interleavings, so a
@@ -21,6 +25,7 @@ tests/scenarios/test_campaign.py runs a small campaign (`run_seed`) in the norma
 """
 
 import argparse
+import concurrent.futures
 import json
 import os
 import platform
@@ -65,6 +70,37 @@ def verdict(data: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _one(seed: int, hosts: int, rerun: bool) -> tuple[dict[str, Any], bool | None]:
+    data = run_seed(seed, hosts)
+    reproduced = comparable(run_seed(seed, hosts)) == comparable(data) if rerun else None
+    return data, reproduced
+
+
+def _record(seed: int, data: dict[str, Any], reproduced: bool | None) -> dict[str, Any]:
+    problems = verdict(data)
+    if reproduced is False:
+        problems.append("a rerun of the same seed gave another report")
+    entry = {
+        "seed": seed,
+        "problems": problems,
+        "reproduced": reproduced,
+        "invariant_violations": data["invariants"]["count"],
+        "slo_ok": all(s["ok"] for s in data["slo"].values()),
+        "slo_missed": sorted(n for n, s in data["slo"].items() if not s["ok"]),
+        "makespan_s": data["makespan_s"],
+        "time_limit_hit": data["time_limit_hit"],
+        "final_states": data["final_states"],
+        "final_errors": data["final_errors"],
+        "reconciles": data["controller"]["reconciles"],
+        "wall_s": data["wall_s"],
+        "cpu_s": data["campaign"]["cpu_s"],
+    }
+    print(f"seed {seed}: {'OK' if not problems else '; '.join(problems)} "
+          f"(makespan {data['makespan_s']:.0f} s, cpu {data['campaign']['cpu_s']:.1f} s"
+          f"{', reproduced' if reproduced else ''})", flush=True)
+    return entry
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=100, help="how many seeds (default 100)")
@@ -72,45 +108,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hosts", type=int, default=1000, help="hosts per run (default 1000)")
     parser.add_argument("--repeat-every", type=int, default=10, metavar="K",
                         help="rerun every K-th seed and compare the reports (default 10)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="seeds run in parallel processes (default 1)")
     parser.add_argument("--out", type=Path, default=None,
                         help="results JSON (default benchmarks/results/campaign-SxH.json)")
     args = parser.parse_args(argv)
-    if args.seeds < 1 or args.hosts < 1 or args.repeat_every < 1:
-        parser.error("--seeds, --hosts and --repeat-every must be >= 1")
+    if min(args.seeds, args.hosts, args.repeat_every, args.jobs) < 1:
+        parser.error("--seeds, --hosts, --repeat-every and --jobs must be >= 1")
     out = args.out or RESULTS / f"campaign-{args.seeds}x{args.hosts}.json"
     if not out.parent.is_dir():
         parser.error(f"--out: folder {out.parent} does not exist")
     started = time.time()
-    seeds: list[dict[str, Any]] = []
-    failed = 0
-    for index in range(args.seeds):
-        seed = args.first_seed + index
-        data = run_seed(seed, args.hosts)
-        problems = verdict(data)
-        reproduced: bool | None = None
-        if index % args.repeat_every == 0:
-            reproduced = comparable(run_seed(seed, args.hosts)) == comparable(data)
-            if not reproduced:
-                problems.append("a rerun of the same seed gave another report")
-        failed += bool(problems)
-        seeds.append({
-            "seed": seed,
-            "problems": problems,
-            "reproduced": reproduced,
-            "invariant_violations": data["invariants"]["count"],
-            "slo_ok": all(s["ok"] for s in data["slo"].values()),
-            "slo_missed": sorted(n for n, s in data["slo"].items() if not s["ok"]),
-            "makespan_s": data["makespan_s"],
-            "time_limit_hit": data["time_limit_hit"],
-            "final_states": data["final_states"],
-            "final_errors": data["final_errors"],
-            "reconciles": data["controller"]["reconciles"],
-            "wall_s": data["wall_s"],
-            "cpu_s": data["campaign"]["cpu_s"],
-        })
-        print(f"seed {seed}: {'OK' if not problems else '; '.join(problems)} "
-              f"(makespan {data['makespan_s']:.0f} s, cpu {data['campaign']['cpu_s']:.1f} s"
-              f"{', reproduced' if reproduced else ''})", flush=True)
+    numbers = [args.first_seed + i for i in range(args.seeds)]
+    reruns = [i % args.repeat_every == 0 for i in range(args.seeds)]
+    if args.jobs == 1:
+        seeds = [_record(n, *_one(n, args.hosts, r)) for n, r in zip(numbers, reruns, strict=True)]
+    else:
+        with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
+            done = pool.map(_one, numbers, [args.hosts] * args.seeds, reruns)
+            seeds = [_record(n, *result) for n, result in zip(numbers, done, strict=True)]
+    failed = sum(bool(s["problems"]) for s in seeds)
     makespans = sorted(s["makespan_s"] for s in seeds)
     result = {
         "scenario": str(SCENARIO.relative_to(ROOT)),
