@@ -47,6 +47,15 @@ _DELETE_ROUTE: dict[S, fsm.Event | None] = {
 }
 
 
+_SteadyConditions = tuple[
+    tuple[meta.Condition, ...],
+    tuple[bmh.ProvisioningState, bmh.OperationalStatus, bmh.ErrorType, bool, str, int | None],
+]
+"""A conditions tuple and the inputs it was computed from (a fixed point of
+`conditions.apply(tuple, conditions.desired(inputs))`)."""
+_STEADY_MAX = 1 << 20
+"""Bound on the per-host caches (deleted hosts are dropped when seen gone; this is a backstop)."""
+
 _parse_address = functools.lru_cache(maxsize=65536)(bmcaddress.parse)
 """Parsing is pure and hosts keep their address: parse each once (failures are not cached)."""
 
@@ -102,11 +111,18 @@ class BareMetalHostReconciler:
         self._rng = rng
         self._metrics = metrics or ports.NullMetrics()
         self._deps = host_states.Deps(store=store, config=config or HostReconcilerConfig())
+        self._steady_conditions: dict[meta.ObjectKey, _SteadyConditions] = {}
+        """Per host, a conditions tuple known to be what its inputs call for (see
+        `_update_conditions`); dropped when the host is gone."""
+        self._secret_credentials: dict[meta.ObjectKey, tuple[meta.Secret, ports.Credentials]] = {}
+        """Per Secret, the credentials last read from it: the same Secret object (an unchanged
+        Secret, as the cache hands it out) is not decoded and checked again."""
 
     def reconcile(self, key: meta.ObjectKey) -> outcome.Outcome:
         try:
             host = self._store.get(bmh.BareMetalHost, key)
         except outcome.NotFound:
+            self._steady_conditions.pop(key, None)
             return outcome.Outcome.done()
         if bmh.PAUSED_ANNOTATION in host.metadata.annotations:
             return outcome.Outcome.done()
@@ -240,16 +256,18 @@ class BareMetalHostReconciler:
             raise CredentialsProblem(
                 exc.message, retry_after_s=None, metric="metal3_credentials_invalid_total"
             ) from exc
+        secret_key = meta.ObjectKey(host.metadata.namespace, bmc.credentials_name)
         try:
-            secret = self._store.get(
-                meta.Secret, meta.ObjectKey(host.metadata.namespace, bmc.credentials_name)
-            )
+            secret = self._store.get(meta.Secret, secret_key)
         except outcome.NotFound:
             raise CredentialsProblem(
                 f"BMC credentials secret {bmc.credentials_name!r} not found",
                 retry_after_s=HOST_ERROR_RETRY_DELAY_S,
                 metric="metal3_credentials_missing_total",
             ) from None
+        known = self._secret_credentials.get(secret_key)
+        if known is not None and known[0] is secret:
+            return known[1], secret
         username = (secret.value("username") or "").strip()
         password = (secret.value("password") or "").strip()
         for name, value in (("username", username), ("password", password)):
@@ -259,7 +277,11 @@ class BareMetalHostReconciler:
                     retry_after_s=None,
                     metric="metal3_credentials_invalid_total",
                 )
-        return ports.Credentials(username=username, password=password), secret
+        credentials = ports.Credentials(username=username, password=password)
+        if len(self._secret_credentials) >= _STEADY_MAX:
+            self._secret_credentials.clear()
+        self._secret_credentials[secret_key] = (secret, credentials)
+        return credentials, secret
 
     def _credentials_failure(self, w: HostWork, problem: CredentialsProblem) -> outcome.Outcome:
         """A registration error that upstream retries in 10 s (missing Secret) or on change."""
@@ -404,19 +426,37 @@ class BareMetalHostReconciler:
         return None
 
     def _update_conditions(self, w: HostWork) -> None:
+        """Conditions are a pure function of a few inputs and the current tuple: when both
+        are what the last pass over this host left (the same tuple object, equal inputs), the
+        tuple is already right and is neither recomputed nor compared field by field."""
         prov = w.prov
+        status = w.status
+        inputs = (
+            status.provisioning.state,
+            status.operational_status,
+            status.error_type,
+            prov.has_power_failure() if prov is not None else False,
+            prov.get_health() if prov is not None else "",
+            w.host.metadata.generation,
+        )
+        existing = status.conditions
+        key = w.host.key
+        steady = self._steady_conditions.get(key)
+        if steady is not None and steady[0] is existing and steady[1] == inputs:
+            return
         want = conditions.desired(
-            state=w.state,
-            operational_status=w.status.operational_status,
-            error_type=w.status.error_type,
-            power_failure=prov.has_power_failure() if prov is not None else False,
-            health=prov.get_health() if prov is not None else "",
+            state=inputs[0],
+            operational_status=inputs[1],
+            error_type=inputs[2],
+            power_failure=inputs[3],
+            health=inputs[4],
         )
-        updated = conditions.apply(
-            w.status.conditions, want, generation=w.host.metadata.generation, now=w.now
-        )
-        if updated is not w.status.conditions:
+        updated = conditions.apply(existing, want, generation=inputs[5], now=w.now)
+        if updated is not existing:
             w.set(conditions=updated)
+        if len(self._steady_conditions) >= _STEADY_MAX:
+            self._steady_conditions.clear()
+        self._steady_conditions[key] = (updated, inputs)
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -433,7 +473,7 @@ class BareMetalHostReconciler:
             )
             if bmh.FINALIZER not in host.metadata.finalizers and w.deleting:
                 return  # the object is gone: no status to write
-        if w.status != w.host.status:
+        if w.status is not w.host.status and w.status != w.host.status:
             w.set(last_updated=w.now)
             self._store.update_status(change.replace(host, {"status": w.status}))
 
