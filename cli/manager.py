@@ -234,24 +234,23 @@ def options_from(args: argparse.Namespace) -> manager.ManagerOptions:
         raise ValueError(f"--leader-election-id: {args.leader_election_id!r} is not a Lease "
                          "name (a DNS-1123 subdomain)")
     limit = _env_int("PROVISIONING_LIMIT", 20, minimum=1)
-    lease_s, renew_s, retry_s = (
-        _seconds(f"--{flag}" if given is not None else variable,
-                 given if given is not None else _env_float(variable, default))
-        for flag, given, variable, default in (
-            ("lease-duration-seconds", args.lease_duration_seconds, "LEASE_DURATION_SECONDS",
-             15.0),
-            ("renew-deadline-seconds", args.renew_deadline_seconds, "RENEW_DEADLINE_SECONDS",
-             10.0),
-            ("retry-period-seconds", args.retry_period_seconds, "RETRY_PERIOD_SECONDS", 2.0),
-        )
-    )
+    timing: list[tuple[str, float]] = []
+    for flag, given, variable, default in (
+        ("--lease-duration-seconds", args.lease_duration_seconds, "LEASE_DURATION_SECONDS", 15.0),
+        ("--renew-deadline-seconds", args.renew_deadline_seconds, "RENEW_DEADLINE_SECONDS", 10.0),
+        ("--retry-period-seconds", args.retry_period_seconds, "RETRY_PERIOD_SECONDS", 2.0),
+    ):
+        source = flag if given is not None else variable
+        value = given if given is not None else _env_float(variable, default)
+        timing.append((source, _seconds(source, value)))
+    (lease_name, lease_s), (renew_name, renew_s), (retry_name, retry_s) = timing
     # client-go's leaderelection.NewLeaderElector checks.
     if not lease_s > renew_s:
-        raise ValueError(f"--lease-duration-seconds ({lease_s:g}) must be greater than "
-                         f"--renew-deadline-seconds ({renew_s:g})")
+        raise ValueError(f"{lease_name} ({lease_s:g}) must be greater than {renew_name} "
+                         f"({renew_s:g})")
     if not renew_s > 1.2 * retry_s:
-        raise ValueError(f"--renew-deadline-seconds ({renew_s:g}) must be greater than 1.2 x "
-                         f"--retry-period-seconds ({retry_s:g})")
+        raise ValueError(f"{renew_name} ({renew_s:g}) must be greater than 1.2 x {retry_name} "
+                         f"({retry_s:g})")
     _positive("--fixture-delay-scale", args.fixture_delay_scale)
     if args.fixture_delay_scale > 1000:
         raise ValueError(f"--fixture-delay-scale: {args.fixture_delay_scale:g} is more than "
