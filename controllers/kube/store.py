@@ -79,6 +79,21 @@ def item_path(kind: type[meta.Resource], key: meta.ObjectKey) -> str:
     return f"{collection_path(kind, key.namespace)}/{urllib.parse.quote(key.name)}"
 
 
+def _object_name(raw: Any) -> str:
+    """`namespace/name` of a wire object that may not parse (either part may be missing)."""
+    metadata = raw.get("metadata") if isinstance(raw, Mapping) else None
+    metadata = metadata if isinstance(metadata, Mapping) else {}
+    parts = [str(metadata.get(part) or "")[:253] for part in ("namespace", "name")]
+    return "/".join(part for part in parts if part) or "(unnamed)"
+
+
+def _problems(exc: pydantic.ValidationError) -> str:
+    """Field paths and messages of a parse failure, without the input values: pydantic's own
+    text quotes them (`input_value=...`), which for a Secret is its data."""
+    errors = exc.errors(include_input=False, include_url=False, include_context=False)
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '(object)'}: {e['msg']}" for e in errors)
+
+
 def _status_body(exc: k8s.ApiException) -> dict[str, Any]:
     try:
         body = json.loads(exc.body) if exc.body else {}
@@ -213,9 +228,8 @@ class K8sStore:
             try:
                 items.append(kind.from_wire(raw))
             except pydantic.ValidationError as exc:
-                name = (raw.get("metadata") or {}).get("name")
-                log.error("skipping %s %s/%s that does not parse: %s", kind.KIND,
-                          (raw.get("metadata") or {}).get("namespace"), name, exc)
+                log.error("skipping %s %s that does not parse: %s", kind.KIND,
+                          _object_name(raw), _problems(exc))
         return items, str((data.get("metadata") or {}).get("resourceVersion") or "")
 
     def create(self, obj: R) -> R:
@@ -479,7 +493,8 @@ class K8sWatch(Generic[R]):
         try:
             obj = self._kind.from_wire(raw)
         except pydantic.ValidationError as exc:
-            log.error("watch %s: skipping an object that does not parse: %s", self._kind.KIND, exc)
+            log.error("watch %s: skipping %s that does not parse: %s", self._kind.KIND,
+                      _object_name(raw), _problems(exc))
             self._rv = rv or self._rv
             return
         kind = ports.WatchEventType(etype)
