@@ -12,6 +12,7 @@ import functools
 import json
 import random
 from collections.abc import Callable
+from typing import NamedTuple
 
 import pydantic
 
@@ -55,6 +56,18 @@ _SteadyConditions = tuple[
 `conditions.apply(tuple, conditions.desired(inputs))`)."""
 _STEADY_MAX = 1 << 20
 """Bound on the per-host caches (deleted hosts are dropped when seen gone; this is a backstop)."""
+
+class _Creds(NamedTuple):
+    """A host's usable BMC credentials: the values, the Secret they came from, and the
+    CredentialsStatus naming that Secret (one object per Secret version, so a status that
+    holds it is recognised by identity)."""
+
+    credentials: ports.Credentials
+    secret: meta.Secret
+    status: bmh.CredentialsStatus
+
+
+_NO_CREDENTIALS = ports.Credentials(username="", password="")
 
 _parse_address = functools.lru_cache(maxsize=65536)(bmcaddress.parse)
 """Parsing is pure and hosts keep their address: parse each once (failures are not cached)."""
@@ -114,15 +127,21 @@ class BareMetalHostReconciler:
         self._steady_conditions: dict[meta.ObjectKey, _SteadyConditions] = {}
         """Per host, a conditions tuple known to be what its inputs call for (see
         `_update_conditions`); dropped when the host is gone."""
-        self._secret_credentials: dict[meta.ObjectKey, tuple[meta.Secret, ports.Credentials]] = {}
+        self._secret_credentials: dict[meta.ObjectKey, tuple[meta.Secret, _Creds]] = {}
         """Per Secret, the credentials last read from it: the same Secret object (an unchanged
         Secret, as the cache hands it out) is not decoded and checked again."""
+        self._host_data: dict[
+            meta.ObjectKey, tuple[bmh.BareMetalHostSpec, ports.Credentials, str, ports.HostData]
+        ] = {}
+        """Per host, the provisioner's HostData and what it was built from (the same spec and
+        credentials objects, the same provisioner id): rebuilt only when one of them changes."""
 
     def reconcile(self, key: meta.ObjectKey) -> outcome.Outcome:
         try:
             host = self._store.get(bmh.BareMetalHost, key)
         except outcome.NotFound:
             self._steady_conditions.pop(key, None)
+            self._host_data.pop(key, None)
             return outcome.Outcome.done()
         if bmh.PAUSED_ANNOTATION in host.metadata.annotations:
             return outcome.Outcome.done()
@@ -154,7 +173,7 @@ class BareMetalHostReconciler:
             return early
         if w.deleting and bmh.FINALIZER not in w.finalizers:
             return outcome.Outcome.done()
-        creds: tuple[ports.Credentials, meta.Secret] | None = None
+        creds: _Creds | None = None
         if w.state not in (S.NONE, S.UNMANAGED):
             try:
                 creds = self._credentials(w.host)
@@ -236,7 +255,7 @@ class BareMetalHostReconciler:
         w.finalizers.append(bmh.FINALIZER)
         return outcome.Outcome.after(0)
 
-    def _credentials(self, host: bmh.BareMetalHost) -> tuple[ports.Credentials, meta.Secret]:
+    def _credentials(self, host: bmh.BareMetalHost) -> _Creds:
         bmc = host.spec.bmc
         if not bmc.address:
             raise CredentialsProblem(
@@ -267,7 +286,7 @@ class BareMetalHostReconciler:
             ) from None
         known = self._secret_credentials.get(secret_key)
         if known is not None and known[0] is secret:
-            return known[1], secret
+            return known[1]
         username = (secret.value("username") or "").strip()
         password = (secret.value("password") or "").strip()
         for name, value in (("username", username), ("password", password)):
@@ -277,11 +296,15 @@ class BareMetalHostReconciler:
                     retry_after_s=None,
                     metric="metal3_credentials_invalid_total",
                 )
-        credentials = ports.Credentials(username=username, password=password)
+        creds = _Creds(
+            ports.Credentials(username=username, password=password),
+            secret,
+            _credentials_status(secret),
+        )
         if len(self._secret_credentials) >= _STEADY_MAX:
             self._secret_credentials.clear()
-        self._secret_credentials[secret_key] = (secret, credentials)
-        return credentials, secret
+        self._secret_credentials[secret_key] = (secret, creds)
+        return creds
 
     def _credentials_failure(self, w: HostWork, problem: CredentialsProblem) -> outcome.Outcome:
         """A registration error that upstream retries in 10 s (missing Secret) or on change."""
@@ -297,17 +320,32 @@ class BareMetalHostReconciler:
         return outcome.Outcome.done() if next_pass is None else outcome.Outcome.after(next_pass)
 
     def _provisioner(
-        self, w: HostWork, creds: tuple[ports.Credentials, meta.Secret] | None
+        self, w: HostWork, creds: _Creds | None
     ) -> outcome.Outcome | None:
         spec = w.spec
-        data = ports.HostData(
-            key=w.host.key,
-            bmc_address=spec.bmc.address,
-            bmc_credentials=creds[0] if creds else ports.Credentials(username="", password=""),
-            disable_certificate_verification=spec.bmc.disable_certificate_verification,
-            boot_mac_address=spec.boot_mac_address,
-            provisioner_id=w.status.provisioning.id,
-        )
+        credentials = creds.credentials if creds else _NO_CREDENTIALS
+        provisioner_id = w.status.provisioning.id
+        key = w.host.key
+        known = self._host_data.get(key)
+        if (
+            known is not None
+            and known[0] is spec
+            and known[1] is credentials
+            and known[2] == provisioner_id
+        ):
+            data = known[3]
+        else:
+            data = ports.HostData(
+                key=key,
+                bmc_address=spec.bmc.address,
+                bmc_credentials=credentials,
+                disable_certificate_verification=spec.bmc.disable_certificate_verification,
+                boot_mac_address=spec.boot_mac_address,
+                provisioner_id=provisioner_id,
+            )
+            if len(self._host_data) >= _STEADY_MAX:
+                self._host_data.clear()
+            self._host_data[key] = (spec, credentials, provisioner_id, data)
         try:
             w.prov = self._factory.new_provisioner(data, self._publisher(w))
         except outcome.ProvisionerNotReady:
@@ -383,14 +421,15 @@ class BareMetalHostReconciler:
         return outcome.Outcome.after(UNMANAGED_RETRY_DELAY_S)
 
     def _ensure_registered(
-        self, w: HostWork, creds: tuple[ports.Credentials, meta.Secret] | None
+        self, w: HostWork, creds: _Creds | None
     ) -> outcome.Outcome | None:
         if w.state in _NO_REGISTRATION or creds is None:
             return None
-        secret = creds[1]
-        changed = not _same_credentials(w.status.tried_credentials, secret)
+        secret, named = creds.secret, creds.status
+        tried = w.status.tried_credentials
+        changed = tried is not named and not _same_credentials(tried, secret)
         if changed:
-            w.set(tried_credentials=_credentials_status(secret))
+            w.set(tried_credentials=named)
         spec = w.spec
         result, provisioner_id = w.provisioner().register(
             ports.ManagementAccessData(
@@ -417,8 +456,9 @@ class BareMetalHostReconciler:
             return w.record_failure(ET.REGISTRATION, result.error_message)
         if result.dirty:
             return outcome.Outcome.after(result.requeue_after_s)
-        if not _same_credentials(w.status.good_credentials, secret):
-            w.set(good_credentials=_credentials_status(secret))
+        good = w.status.good_credentials
+        if good is not named and not _same_credentials(good, secret):
+            w.set(good_credentials=named)
             w.event("BMCAccessValidated", "Verified access to BMC")
             self._metrics.inc("metal3_credentials_updated_total")
         if w.status.error_type == ET.REGISTRATION:
