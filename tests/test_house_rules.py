@@ -147,13 +147,7 @@ _CLOCK_CALLS = frozenset({"monotonic", "monotonic_ns", "perf_counter", "time"})
 KNOWN_TIMING_TESTS: dict[str, str] = {
     # "path::function": who owns the fix. Tests that still break the rule, to be rewritten
     # (manual clock, a barrier event, or a bounded poll for a positive condition). Delete an
-    # entry when its test is fixed (not enforced: owners fix them concurrently); never add one.
-    "tests/kube/test_e2e_lifecycle.py::"
-    "test_bad_credentials_example_shows_a_registration_error_without_a_crash_loop": "H7",
-    "tests/kube/test_e2e_lifecycle.py::test_paused_host_is_not_touched_until_unpaused": "H7",
-    "tests/kube/test_e2e_restart.py::"
-    "test_two_managers_with_leader_election_only_one_reconciles": "H7",
-    "tests/kube/test_e2e_restart.py::test_sigterm_stops_gracefully_and_releases_the_lease": "H7",
+    # entry when its test is fixed; never add one. (Empty: all fixed.)
 }
 
 

@@ -8,10 +8,12 @@ reconcilers, DESIGN rule 5).
 """
 
 import collections
-import time
+import datetime
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kubernetes import client as k8s
 
 from metalcubed.controllers.kube import localcluster
@@ -104,18 +106,21 @@ def test_two_managers_with_leader_election_only_one_reconciles(
                        what="fleet available")
         assert _reconciles(a) > 0
         assert _reconciles(b) == 0 and not _leading(b)
-        lease = k8s.CoordinationV1Api(kube_api).read_namespaced_lease("baremetal-operator", ns)
-        holder = lease.spec.holder_identity
+        leases = k8s.CoordinationV1Api(kube_api)
 
-        # The leader dies without releasing the Lease: the standby waits it out, then leads.
+        # The leader dies without releasing the Lease: the standby waits it out, then leads
+        # (the wait is bounded: lease 15 s + retry period 2 s, with room to spare).
         a.kill()
-        killed = time.monotonic()
+        old = leases.read_namespaced_lease("baremetal-operator", ns).spec  # a's last renewal
         e2e.wait_until(lambda: _leading(b), timeout_s=30, what="standby takes over")
-        takeover_s = time.monotonic() - killed
-        assert takeover_s <= 15 + 2 * 2 + 2, f"takeover took {takeover_s:.1f} s"
-        lease = k8s.CoordinationV1Api(kube_api).read_namespaced_lease("baremetal-operator", ns)
-        assert lease.spec.holder_identity != holder
-        assert lease.spec.lease_transitions >= 1
+        new = leases.read_namespaced_lease("baremetal-operator", ns).spec
+        assert new.holder_identity and new.holder_identity != old.holder_identity
+        assert new.lease_transitions == (old.lease_transitions or 0) + 1
+        # Never early (two leaders): the standby acquired only once the dead holder's last
+        # renewal was a whole lease duration old, by the times the two managers wrote.
+        waited = new.acquire_time - old.renew_time
+        assert waited >= datetime.timedelta(seconds=old.lease_duration_seconds), (
+            f"acquired {waited} after the last renewal, lease {old.lease_duration_seconds} s")
 
         # The new leader carries on: a new host goes all the way.
         e2e.create_host(kube_api, ns, "late", secret="fleet-bmc")
@@ -138,9 +143,11 @@ def test_sigterm_stops_gracefully_and_releases_the_lease(
     try:
         mgr.start().wait_ready()
         e2e.wait_until(lambda: _leading(mgr), timeout_s=20, what="manager leads")
-        began = time.monotonic()
-        assert mgr.terminate() == 0, mgr.log()
-        assert time.monotonic() - began < 10
+        try:  # a hang guard: the manager must exit promptly (it waits for no backoff)
+            code = mgr.terminate(timeout_s=10)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the manager was still running 10 s after SIGTERM:\n{mgr.log()}")
+        assert code == 0, mgr.log()
         lease = k8s.CoordinationV1Api(kube_api).read_namespaced_lease("baremetal-operator", ns)
         assert not lease.spec.holder_identity, "lease not released on SIGTERM"
         assert "manager stopped (exit code 0)" in mgr.log()
