@@ -132,7 +132,7 @@ class ProvisionResult:
 
     @staticmethod
     def complete() -> "ProvisionResult":
-        return ProvisionResult()
+        return _COMPLETE
 
     @staticmethod
     def continuing(delay_s: float) -> "ProvisionResult":
@@ -141,6 +141,10 @@ class ProvisionResult:
     @staticmethod
     def failed(message: str) -> "ProvisionResult":
         return ProvisionResult(error_message=message)
+
+
+_COMPLETE = ProvisionResult()
+"""The one `complete` result (frozen, so shared: steady hosts report it on every pass)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -61,6 +61,10 @@ class _Resolved:
     """`nodes.bmc_identity` of the address."""
 
 
+_POWERED_ON = {bmc.PowerState.ON: True, bmc.PowerState.OFF: False}
+"""status.poweredOn for a settled power state (None: changing or unknown)."""
+
+
 class Engine:
     """The engine's ProvisionerFactory: shared ports and settings, one provisioner per pass."""
 
@@ -188,7 +192,7 @@ class EngineProvisioner:
             if (
                 known is not None
                 and known.bmc_address == identity
-                and all(m in known.macs for m in macs)
+                and (not macs or macs[0] in known.macs)  # macs holds at most one
                 and not credentials_changed
                 and not restart_on_failure
             ):
@@ -351,7 +355,7 @@ class EngineProvisioner:
         except (bmc.DriverError, StepFailed):
             self._power_failure = True
             return None
-        return {bmc.PowerState.ON: True, bmc.PowerState.OFF: False}.get(state)
+        return _POWERED_ON.get(state)
 
     def power_on(self, *, force: bool) -> ports.ProvisionResult:
         def step() -> ports.ProvisionResult:
