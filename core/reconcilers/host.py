@@ -130,6 +130,17 @@ class BareMetalHostReconciler:
         self._secret_credentials: dict[meta.ObjectKey, tuple[meta.Secret, _Creds]] = {}
         """Per Secret, the credentials last read from it: the same Secret object (an unchanged
         Secret, as the cache hands it out) is not decoded and checked again."""
+        self._management: dict[
+            meta.ObjectKey,
+            tuple[
+                bmh.BareMetalHostSpec,
+                bmh.ProvisionStatus,
+                bmh.OperationalStatus,
+                bool,
+                ports.ManagementAccessData,
+            ],
+        ] = {}
+        """Per host, the registration data of the last pass and its inputs (`_access_data`)."""
         self._host_data: dict[
             meta.ObjectKey, tuple[bmh.BareMetalHostSpec, ports.Credentials, str, ports.HostData]
         ] = {}
@@ -142,6 +153,7 @@ class BareMetalHostReconciler:
         except outcome.NotFound:
             self._steady_conditions.pop(key, None)
             self._host_data.pop(key, None)
+            self._management.pop(key, None)
             return outcome.Outcome.done()
         if bmh.PAUSED_ANNOTATION in host.metadata.annotations:
             return outcome.Outcome.done()
@@ -156,7 +168,7 @@ class BareMetalHostReconciler:
             metrics=self._metrics,
         )
         try:
-            result = self._run(work)
+            result = self._run(work, key)
             self._persist(work)
         except outcome.MetalcubedError:
             self._metrics.inc("metal3_reconcile_error_total")
@@ -167,7 +179,7 @@ class BareMetalHostReconciler:
 
     # --- the pipeline -----------------------------------------------------------------------
 
-    def _run(self, w: HostWork) -> outcome.Outcome | None:
+    def _run(self, w: HostWork, key: meta.ObjectKey) -> outcome.Outcome | None:
         early = self._restore_status(w) or self._hardware_details(w) or self._finalizer(w)
         if early is not None:
             return early
@@ -179,19 +191,19 @@ class BareMetalHostReconciler:
                 creds = self._credentials(w.host)
             except CredentialsProblem as problem:
                 if not w.deleting:
-                    return self._credentials_failure(w, problem)
+                    return self._credentials_failure(w, key, problem)
                 creds = None
         if creds is not None or w.deleting:
-            built = self._provisioner(w, creds)
+            built = self._provisioner(w, key, creds)
             if built is not None:
                 return built
         result = (
             self._initiate_delete(w, registered=creds is not None)
             or self._detached(w)
-            or self._ensure_registered(w, creds)
+            or self._ensure_registered(w, key, creds)
             or host_states.HANDLERS[w.state](w, self._deps)
         )
-        self._update_conditions(w)
+        self._update_conditions(w, key)
         return result
 
     def _restore_status(self, w: HostWork) -> outcome.Outcome | None:
@@ -306,7 +318,9 @@ class BareMetalHostReconciler:
         self._secret_credentials[secret_key] = (secret, creds)
         return creds
 
-    def _credentials_failure(self, w: HostWork, problem: CredentialsProblem) -> outcome.Outcome:
+    def _credentials_failure(
+        self, w: HostWork, key: meta.ObjectKey, problem: CredentialsProblem
+    ) -> outcome.Outcome:
         """A registration error that upstream retries in 10 s (missing Secret) or on change."""
         if w.status.error_type == ET.REGISTRATION and w.status.error_message == problem.message:
             # Already recorded: no new write and no event spam while nothing changes.
@@ -316,16 +330,15 @@ class BareMetalHostReconciler:
             w.record_failure(ET.REGISTRATION, problem.message)
             w.event("BMCCredentialError", problem.message, warning=True)
             next_pass = problem.retry_after_s
-        self._update_conditions(w)
+        self._update_conditions(w, key)
         return outcome.Outcome.done() if next_pass is None else outcome.Outcome.after(next_pass)
 
     def _provisioner(
-        self, w: HostWork, creds: _Creds | None
+        self, w: HostWork, key: meta.ObjectKey, creds: _Creds | None
     ) -> outcome.Outcome | None:
         spec = w.spec
         credentials = creds.credentials if creds else _NO_CREDENTIALS
         provisioner_id = w.status.provisioning.id
-        key = w.host.key
         known = self._host_data.get(key)
         if (
             known is not None
@@ -421,7 +434,7 @@ class BareMetalHostReconciler:
         return outcome.Outcome.after(UNMANAGED_RETRY_DELAY_S)
 
     def _ensure_registered(
-        self, w: HostWork, creds: _Creds | None
+        self, w: HostWork, key: meta.ObjectKey, creds: _Creds | None
     ) -> outcome.Outcome | None:
         if w.state in _NO_REGISTRATION or creds is None:
             return None
@@ -430,22 +443,8 @@ class BareMetalHostReconciler:
         changed = tried is not named and not _same_credentials(tried, secret)
         if changed:
             w.set(tried_credentials=named)
-        spec = w.spec
         result, provisioner_id = w.provisioner().register(
-            ports.ManagementAccessData(
-                boot_mode=spec.boot_mode or bmh.DEFAULT_BOOT_MODE,
-                automated_cleaning_mode=spec.automated_cleaning_mode,
-                state=w.state,
-                operational_status=w.status.operational_status,
-                current_image=w.status.provisioning.image
-                if w.status.provisioning.image.url
-                else None,
-                has_custom_deploy=spec.custom_deploy is not None,
-                disable_power_off=spec.disable_power_off,
-                cpu_architecture=spec.architecture,
-                disable_inspection=w.host.inspection_disabled(),
-                inspection_mode=spec.inspection_mode,
-            ),
+            self._access_data(w, key),
             credentials_changed=changed,
             restart_on_failure=w.restart_on_failure(ET.REGISTRATION),
         )
@@ -465,7 +464,41 @@ class BareMetalHostReconciler:
             w.clear_error_and_count()
         return None
 
-    def _update_conditions(self, w: HostWork) -> None:
+    def _access_data(self, w: HostWork, key: meta.ObjectKey) -> ports.ManagementAccessData:
+        """What registration is told: built from the spec, status.provisioning (state and
+        image), the operational status and whether inspection is disabled, so rebuilt only
+        when one of those is a different object or value than on the last pass."""
+        spec = w.spec
+        provisioning = w.status.provisioning
+        operational_status = w.status.operational_status
+        disable_inspection = w.host.inspection_disabled()
+        known = self._management.get(key)
+        if (
+            known is not None
+            and known[0] is spec
+            and known[1] is provisioning
+            and known[2] is operational_status
+            and known[3] is disable_inspection
+        ):
+            return known[4]
+        data = ports.ManagementAccessData(
+            boot_mode=spec.boot_mode or bmh.DEFAULT_BOOT_MODE,
+            automated_cleaning_mode=spec.automated_cleaning_mode,
+            state=provisioning.state,
+            operational_status=operational_status,
+            current_image=provisioning.image if provisioning.image.url else None,
+            has_custom_deploy=spec.custom_deploy is not None,
+            disable_power_off=spec.disable_power_off,
+            cpu_architecture=spec.architecture,
+            disable_inspection=disable_inspection,
+            inspection_mode=spec.inspection_mode,
+        )
+        if len(self._management) >= _STEADY_MAX:
+            self._management.clear()
+        self._management[key] = (spec, provisioning, operational_status, disable_inspection, data)
+        return data
+
+    def _update_conditions(self, w: HostWork, key: meta.ObjectKey) -> None:
         """Conditions are a pure function of a few inputs and the current tuple: when both
         are what the last pass over this host left (the same tuple object, equal inputs), the
         tuple is already right and is neither recomputed nor compared field by field."""
@@ -480,7 +513,6 @@ class BareMetalHostReconciler:
             w.host.metadata.generation,
         )
         existing = status.conditions
-        key = w.host.key
         steady = self._steady_conditions.get(key)
         if steady is not None and steady[0] is existing and steady[1] == inputs:
             return
