@@ -4,17 +4,15 @@ Serves files held in memory (`add(name, data)`) or read from disk (`add_file`), 
 `http://127.0.0.1:<port>/<name>`, each with checksum files beside it as `sha256sum`-style text
 (`<hex>  <name>`): `<name>.md5sum`, `<name>.sha256sum`, `<name>.sha512sum`. GET and HEAD; 404
 for anything else. Counts requests per path (tests check what the BMC and the agents fetched).
-Threaded stdlib server in a daemon thread; `stop()` closes the socket.
+Served by the manager's own HTTP server (controllers/httpserve.py); `stop()` closes the socket.
 """
 
 import hashlib
 import pathlib
 import threading
 from collections import Counter
-from http import server
-from typing import Any
 
-from metalcubed.simulators.loopback import LoopbackServer
+from metalcubed.controllers import httpserve
 
 ALGORITHMS = ("md5", "sha256", "sha512")
 
@@ -30,7 +28,7 @@ class ImageServer:
         self._files: dict[str, bytes] = {}
         self._lock = threading.Lock()
         self.hits: Counter[str] = Counter()
-        self._server: LoopbackServer | None = None
+        self._server: httpserve.HttpServer | None = None
 
     # --- content ---------------------------------------------------------------------------------
 
@@ -64,37 +62,20 @@ class ImageServer:
     # --- serving ---------------------------------------------------------------------------------
 
     def start(self) -> str:
-        if self._server is not None:
-            return self._server.url
-        images = self
-
-        class Handler(server.BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-            def _serve(self, *, body: bool) -> None:
-                name = self.path.split("?", 1)[0].lstrip("/")
-                with images._lock:
-                    images.hits[name] += 1
-                    data = images._files.get(name)
-                if data is None:
-                    self.send_error(404, "no such image")
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if body:
-                    self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                self._serve(body=True)
-
-            def do_HEAD(self) -> None:
-                self._serve(body=False)
-
-        self._server = LoopbackServer(Handler, name="image-server")
+        if self._server is None:
+            self._server = httpserve.HttpServer(self._serve, name="image-server")
         return self._server.start()
+
+    def _serve(self, request: httpserve.Request) -> httpserve.Response:
+        if request.method not in ("GET", "HEAD"):
+            return httpserve.Response(405, b"", content_type="text/plain")
+        name = request.path.lstrip("/")
+        with self._lock:
+            self.hits[name] += 1
+            data = self._files.get(name)
+        if data is None:
+            return httpserve.Response(404, b"no such image\n", content_type="text/plain")
+        return httpserve.Response(200, data, content_type="application/octet-stream")
 
     def stop(self) -> None:
         if self._server is not None:
