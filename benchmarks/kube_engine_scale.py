@@ -50,10 +50,9 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client as k8s
-from kubernetes import config as kconfig
 
 from benchmarks import kube_scale as ks
-from metalcubed.controllers.kube import crdgen, localcluster
+from metalcubed.controllers.kube import localcluster
 from metalcubed.simulators.devenv import config as lab_config
 from metalcubed.simulators.devenv import shard
 from tests.kube import test_e2e_engine_support as support
@@ -325,28 +324,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
     workdir = Path(tempfile.mkdtemp(prefix="kube-engine-scale-"))
-    cluster_dir: Path | None = None
-    pids: dict[str, int] = {}
-    if args.kubeconfig:
-        kubeconfig = Path(args.kubeconfig)
-    else:
-        binaries = localcluster.find_binaries()
-        if binaries is None:
-            say("kube binaries not built: " + localcluster.build_command())
-            return 3
-        cluster_dir = workdir / "cluster"
-        cluster = localcluster.start(cluster_dir, binaries=binaries,
-                                     lifetime=localcluster.Lifetime.TIED,
-                                     crds=crdgen.generate_all())
-        kubeconfig = cluster.kubeconfig
-        for name in ("kube-apiserver", "etcd"):
-            proc = cluster.process(name)
-            if proc is not None:
-                pids[name] = proc.pid
-        say(f"control plane up at {cluster.server}")
-    api = kconfig.new_client_from_config(config_file=str(kubeconfig))
-    api.configuration.connection_pool_maxsize = args.client_threads + 4
-    api.rest_client = k8s.rest.RESTClientObject(api.configuration)
+    plane = ks.control_plane(args, workdir, say)
+    if plane is None:
+        return 3
+    kubeconfig, cluster_dir, pids, api = plane
     ns_base = f"engine-scale-{int(time.time())}"
     metrics_port, health_port = ks._free_port(), ks._free_port()
     agent_port, boot_port = ks._free_port(), ks._free_port()

@@ -380,6 +380,38 @@ def _analysis(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def control_plane(
+    args: argparse.Namespace, workdir: Path, say: Callable[[str], None]
+) -> tuple[Path, Path | None, dict[str, int], k8s.ApiClient] | None:
+    """The cluster a benchmark runs on: `--kubeconfig`'s, else a local kube-apiserver + etcd
+    started under `workdir` (tied to this process). Returns (kubeconfig, cluster dir or None,
+    pids of the control plane, an API client with `--client-threads` connections), or None
+    when the binaries are not built (the build command is said)."""
+    cluster_dir: Path | None = None
+    pids: dict[str, int] = {}
+    if args.kubeconfig:
+        kubeconfig = Path(args.kubeconfig)
+    else:
+        binaries = localcluster.find_binaries()
+        if binaries is None:
+            say("kube binaries not built: " + localcluster.build_command())
+            return None
+        cluster_dir = workdir / "cluster"
+        cluster = localcluster.start(cluster_dir, binaries=binaries,
+                                     lifetime=localcluster.Lifetime.TIED,
+                                     crds=crdgen.generate_all())
+        kubeconfig = cluster.kubeconfig
+        for name in ("kube-apiserver", "etcd"):
+            proc = cluster.process(name)
+            if proc is not None:
+                pids[name] = proc.pid
+        say(f"control plane up at {cluster.server}")
+    api = kconfig.new_client_from_config(config_file=str(kubeconfig))
+    api.configuration.connection_pool_maxsize = args.client_threads + 4
+    api.rest_client = k8s.rest.RESTClientObject(api.configuration)
+    return kubeconfig, cluster_dir, pids, api
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -399,28 +431,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
     workdir = Path(tempfile.mkdtemp(prefix="kube-scale-"))
-    cluster_dir: Path | None = None
-    pids: dict[str, int] = {}
-    if args.kubeconfig:
-        kubeconfig = Path(args.kubeconfig)
-    else:
-        binaries = localcluster.find_binaries()
-        if binaries is None:
-            say("kube binaries not built: " + localcluster.build_command())
-            return 3
-        cluster_dir = workdir / "cluster"
-        cluster = localcluster.start(cluster_dir, binaries=binaries,
-                                     lifetime=localcluster.Lifetime.TIED,
-                                     crds=crdgen.generate_all())
-        kubeconfig = cluster.kubeconfig
-        for name in ("kube-apiserver", "etcd"):
-            proc = cluster.process(name)
-            if proc is not None:
-                pids[name] = proc.pid
-        say(f"control plane up at {cluster.server}")
-    api = kconfig.new_client_from_config(config_file=str(kubeconfig))
-    api.configuration.connection_pool_maxsize = args.client_threads + 4
-    api.rest_client = k8s.rest.RESTClientObject(api.configuration)
+    plane = control_plane(args, workdir, say)
+    if plane is None:
+        return 3
+    kubeconfig, cluster_dir, pids, api = plane
     ns_base = f"scale-{int(time.time())}"
     metrics_port, health_port = _free_port(), _free_port()
     manager_log = workdir / "manager.log"
