@@ -1,9 +1,10 @@
 """Our generated CRDs against upstream's, on a real API server.
 
-The oracle is upstream itself: its CRDs (the copy in tests/unit/api/upstream/crds) are installed beside
-ours under the group `upstream.metal3.io`, and every object is sent to both with a server-side
-dry run. Whatever upstream's schema accepts ours must accept with the same stored result
-(defaults, pruning), and whatever it rejects ours must reject, naming the same field.
+The oracle is upstream itself: its CRDs (the copy in tests/unit/api/upstream/crds) are
+installed beside ours under the group `upstream.metal3.io`, and every object is sent to both
+with a server-side dry run. Whatever upstream's schema accepts ours must accept with the same
+stored result (defaults, pruning), and whatever it rejects ours must reject, naming the same
+field.
 """
 
 import copy
