@@ -178,14 +178,17 @@ def test_checksum_file_url_over_http(lab: Lab) -> None:
 
 
 def _agent_endpoint(lab: Lab, model: hostmodel.HostModel) -> agent.AgentEndpoint:
+    """The agent's endpoint once its first heartbeat landed (the lookup alone, which sets
+    `node_id`, comes before it)."""
     running = lab.agents.current(model)
     assert running is not None
     deadline = time.monotonic() + 5
-    while not running.node_id and time.monotonic() < deadline:
+    while True:
+        endpoint = lab.table.agent(running.node_id) if running.node_id else None
+        if endpoint is not None:
+            return endpoint
+        assert time.monotonic() < deadline, "the agent did not heartbeat within 5 s"
         time.sleep(0.02)
-    endpoint = lab.table.agent(running.node_id)
-    assert endpoint is not None
-    return endpoint
 
 
 def test_agent_api_refusals(lab: Lab) -> None:
