@@ -25,6 +25,8 @@ from metalcubed.simulators import hostmodel, hostmodel_bmc, imageserver
 from metalcubed.simulators.agent import emulator, lookup, server
 from tests.unit.provisioning import world
 
+pytestmark = [pytest.mark.hardware]
+
 CREDS = ports.Credentials(username="admin", password="password")
 _ADDRESSES: dict[str, hostmodel.HostModel] = {}
 IMAGE = imageserver.random_image(3 * 1024 * 1024)
