@@ -2,11 +2,11 @@
 
 Ironic's composition model (STYLE 6): a driver is not one class that does everything. Each
 capability (power, boot device and mode, virtual media, out-of-band inspection, BIOS, firmware
-inventory, event subscriptions) is its own small Protocol; a `HardwareType` lists, per
-capability, an ordered tuple of implementations (the first is the default, a host may pick
-another by name) and `HardwareType.compose` turns that table into a `Driver`, the one
-implementation per capability a host uses. The Redfish (sushy) and IPMI (pyghmi) implementations
-live in controllers/bmc; the fleet model brings simulated ones.
+inventory and updates, hardware RAID, event subscriptions) is its own small Protocol; a
+`HardwareType` lists, per capability, an ordered tuple of implementations (the first is the
+default, a host may pick another by name) and `HardwareType.compose` turns that table into a
+`Driver`, the one implementation per capability a host uses. The Redfish (sushy) and IPMI
+(pyghmi) implementations live in controllers/bmc; the fleet model brings simulated ones.
 
 Every capability method takes a `BmcAccess` (where the BMC is, how to log in, whether to verify
 TLS) plus its own narrow parameters, and returns one of the value types below: no library type
@@ -15,7 +15,9 @@ that is cheap, makes no network call and changes nothing, so a bad spec is rejec
 BMC is touched.
 
 Long hardware operations are started, never waited on (DESIGN rule 5): `start_power_on`
-returns as soon as the BMC accepted the request, and the engine observes `power_state` later.
+returns as soon as the BMC accepted the request, and the engine observes `power_state` later;
+`Firmware.start_update` returns the BMC's task, and the engine observes `update_tasks` later
+(the BMC keeps the tasks, so the engine needs no memory of its own to find one again).
 
 Errors all belong to the `DriverError` family; each carries the BMC address (any password
 redacted) and the operation, and builds its message from them. Drivers translate library
@@ -25,7 +27,7 @@ exceptions into it at the boundary, chained with `raise ... from`.
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, NoReturn, Protocol, TypeVar
 
 from metalcubed.core import bmcaddress, outcome, ports
 
@@ -152,6 +154,8 @@ class BiosAttributeSchema:
     max_length: int | None = None
     read_only: bool = False
     reset_required: bool = False
+    unique: bool = False
+    """The value must be unique across systems (FirmwareSchema's `unique`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -171,6 +175,97 @@ class FirmwareComponent:
     """"bios", "bmc" or a vendor-specific name such as "nic:NIC.Slot.1"."""
     version: str
     updateable: bool = False
+
+
+class TaskState(StrEnum):
+    """Where a BMC task (a firmware update) stands; values are ours, drivers map the BMC's."""
+
+    RUNNING = "running"
+    """Accepted, downloading or flashing (Redfish New, Starting, Running, Pending...)."""
+    COMPLETED = "completed"
+    """Done: the component runs the new version (the BMC did any reboot the update needs)."""
+    FAILED = "failed"
+    """Ended without applying: `message` says why (image not found, bad image, flash error)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateTask:
+    """One firmware update the BMC runs (Redfish UpdateService.SimpleUpdate and its Task)."""
+
+    id: str
+    """The BMC's task id: opaque, stable while the BMC keeps the task."""
+    component: str
+    """The component being updated, as `FirmwareComponent.component` names it ("bios", "bmc")."""
+    image_url: str
+    state: TaskState
+    percent: int | None = None
+    """0-100 when the BMC reports progress."""
+    message: str = ""
+    """The BMC's own words on failure (and progress notes while running); "" when silent."""
+
+
+class RaidLevel(StrEnum):
+    """Hardware RAID levels; values are BareMetalHost spec.raid's `level` strings."""
+
+    RAID0 = "0"
+    RAID1 = "1"
+    RAID2 = "2"
+    RAID5 = "5"
+    RAID6 = "6"
+    RAID10 = "1+0"
+    RAID50 = "5+0"
+    RAID60 = "6+0"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PhysicalDrive:
+    """A drive a storage controller can put into volumes."""
+
+    id: str
+    """The BMC's drive id (what `VolumeRequest.drives` lists)."""
+    name: str
+    size_bytes: int
+    rotational: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StorageController:
+    """A RAID-capable storage controller and the drives behind it."""
+
+    id: str
+    """The BMC's id for it (what spec.raid's `controller` names)."""
+    name: str
+    raid_levels: frozenset[RaidLevel]
+    """The levels it can build; a request for another is refused before any BMC call."""
+    drives: tuple[PhysicalDrive, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Volume:
+    """A logical volume (virtual disk) that exists on a controller."""
+
+    id: str
+    controller: str
+    name: str
+    level: RaidLevel | None
+    """None for a volume the BMC reports without a RAID type (e.g. a pass-through disk)."""
+    size_bytes: int
+    drives: tuple[str, ...] = ()
+    """The ids of the physical drives it spans."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VolumeRequest:
+    """One volume to create: already resolved to a controller and drives by the caller
+    (core/provisioning picks them from `controllers()`, as Ironic's RAID logic does)."""
+
+    name: str
+    level: RaidLevel
+    controller: str
+    drives: tuple[str, ...]
+    """Physical drive ids on `controller`; at least the level's minimum."""
+    size_bytes: int | None = None
+    """None: the largest the drives allow (spec.raid sizeGibibytes 0 or absent)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -259,7 +354,8 @@ class BmcBadResponse(DriverError):
 class UnsupportedCapability(DriverError):
     """The host's driver does not implement this capability (e.g. BIOS settings over IPMI).
 
-    Permanent: retrying cannot help until the host's spec picks another driver.
+    Permanent: retrying cannot help until the host's spec picks another driver. The message
+    follows upstream's wording ("BMC driver ipmi does not support configuring RAID").
     """
 
     kind = "BMC capability not supported"
@@ -268,9 +364,20 @@ class UnsupportedCapability(DriverError):
     def __init__(self, address: str, operation: str, *, capability: str, implementation: str):
         self.capability = capability
         self.implementation = implementation
-        super().__init__(
-            address, operation, f"{capability} is not supported by the {implementation} driver"
-        )
+        what = UNSUPPORTED_WORDING.get(capability, capability)
+        super().__init__(address, operation, f"BMC driver {implementation} does not support {what}")
+
+
+UNSUPPORTED_WORDING: Mapping[str, str] = {
+    "raid": "configuring RAID",
+    "inspect": "fast (out-of-band) inspection",
+    "bios": "firmware settings",
+    "firmware": "firmware updates",
+    "events": "BMC event subscriptions",
+    "virtual-media": "virtual media",
+}
+"""What an `UnsupportedCapability` message says the driver cannot do, by capability name
+(upstream BMO's phrases where it has one: RAID, inspection)."""
 
 
 # --- Capabilities -------------------------------------------------------------------------------
@@ -391,7 +498,7 @@ class Bios(Protocol):
 
 
 class Firmware(Protocol):
-    """Firmware inventory (HostFirmwareComponents)."""
+    """Firmware inventory and updates (HostFirmwareComponents)."""
 
     @property
     def name(self) -> str: ...
@@ -399,6 +506,22 @@ class Firmware(Protocol):
     def validate(self, access: BmcAccess) -> None: ...
 
     def components(self, access: BmcAccess) -> tuple[FirmwareComponent, ...]: ...
+
+    def start_update(self, access: BmcAccess, component: str, image_url: str) -> UpdateTask:
+        """Ask the BMC to fetch `image_url` and flash `component` with it; return its task.
+
+        Returns at once (the BMC downloads and flashes in the background, then does whatever
+        reboot applies it). While a task for the same component and URL is still RUNNING, that
+        task is returned instead of starting another. An image the BMC cannot fetch or use is
+        reported by the task ending FAILED with the BMC's message, not raised here (the BMC
+        only finds out later). Raises `BmcRejected` for a component the BMC does not have.
+        """
+        ...
+
+    def update_tasks(self, access: BmcAccess) -> tuple[UpdateTask, ...]:
+        """The firmware update tasks the BMC still knows, oldest first (finished ones too, as
+        long as the BMC keeps them). Side-effect free."""
+        ...
 
 
 class Events(Protocol):
@@ -427,6 +550,78 @@ class Events(Protocol):
         ...
 
 
+class Raid(Protocol):
+    """Hardware RAID: storage controllers and their volumes (spec.raid hardwareRAIDVolumes)."""
+
+    @property
+    def name(self) -> str:
+        """"redfish", or "no-raid" for hardware without it (upstream's RAID interface names)."""
+        ...
+
+    def validate(self, access: BmcAccess) -> None: ...
+
+    def controllers(self, access: BmcAccess) -> tuple[StorageController, ...]:
+        """The RAID-capable controllers and their drives; () when the system has none."""
+        ...
+
+    def volumes(self, access: BmcAccess) -> tuple[Volume, ...]:
+        """Every volume on every controller."""
+        ...
+
+    def create_volume(self, access: BmcAccess, request: VolumeRequest) -> None:
+        """Create the volume; a no-op when a volume of that name exists on the controller.
+
+        Raises `BmcRejected` naming what the BMC refused (level, size, drives in use).
+        """
+        ...
+
+    def delete_volume(self, access: BmcAccess, controller: str, volume_id: str) -> None:
+        """Delete the volume; a no-op when it is already gone."""
+        ...
+
+
+RAID_MIN_DRIVES: Mapping[RaidLevel, int] = {
+    RaidLevel.RAID0: 1, RaidLevel.RAID1: 2, RaidLevel.RAID2: 3, RaidLevel.RAID5: 3,
+    RaidLevel.RAID6: 4, RaidLevel.RAID10: 4, RaidLevel.RAID50: 6, RaidLevel.RAID60: 8,
+}
+"""The fewest physical drives each level needs (Ironic's RAID_LEVEL_MIN_DISKS)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NoRaid:
+    """The RAID implementation of hardware without hardware RAID (upstream's "no-raid").
+
+    Every call raises `UnsupportedCapability` ("BMC driver ipmi does not support configuring
+    RAID"). It lives in core, not controllers/bmc/unsupported.py, because it is the default of
+    every `HardwareType` and `Driver` that lists no RAID implementation.
+    """
+
+    hardware_type: str = ""
+
+    @property
+    def name(self) -> str:
+        return "no-raid"
+
+    def validate(self, access: BmcAccess) -> None:
+        return None
+
+    def _fail(self, access: BmcAccess, operation: str) -> NoReturn:
+        raise UnsupportedCapability(access.address.address, operation, capability="raid",
+                                    implementation=self.hardware_type or "unknown")
+
+    def controllers(self, access: BmcAccess) -> tuple[StorageController, ...]:
+        self._fail(access, "list storage controllers")
+
+    def volumes(self, access: BmcAccess) -> tuple[Volume, ...]:
+        self._fail(access, "list volumes")
+
+    def create_volume(self, access: BmcAccess, request: VolumeRequest) -> None:
+        self._fail(access, "create volume")
+
+    def delete_volume(self, access: BmcAccess, controller: str, volume_id: str) -> None:
+        self._fail(access, "delete volume")
+
+
 # --- Hardware types -----------------------------------------------------------------------------
 
 
@@ -438,6 +633,7 @@ class Capability(StrEnum):
     BIOS = "bios"
     FIRMWARE = "firmware"
     EVENTS = "events"
+    RAID = "raid"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -452,6 +648,12 @@ class Driver:
     bios: Bios
     firmware: Firmware
     events: Events
+    raid: Raid = NoRaid()
+    """Default: no hardware RAID (`NoRaid` naming this driver's hardware type)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.raid, NoRaid) and not self.raid.hardware_type:
+            object.__setattr__(self, "raid", NoRaid(self.hardware_type))
 
     def validate(self, access: BmcAccess) -> None:
         """Run every capability's `validate`. No I/O. Raises `SpecError`."""
@@ -464,7 +666,8 @@ class HardwareType:
     """Per capability, the implementations a host of this type may use; the first is the default.
 
     A capability the hardware type cannot do lists only its `Unsupported<X>` implementation,
-    which raises `UnsupportedCapability` when used (never a silent success).
+    which raises `UnsupportedCapability` when used (never a silent success). RAID may be left
+    out: `()` means `NoRaid` only, as upstream's drivers without a RAID interface.
     """
 
     name: str
@@ -475,8 +678,11 @@ class HardwareType:
     bios: tuple[Bios, ...]
     firmware: tuple[Firmware, ...]
     events: tuple[Events, ...]
+    raid: tuple[Raid, ...] = ()
 
     def __post_init__(self) -> None:
+        if not self.raid:
+            object.__setattr__(self, "raid", (NoRaid(self.name),))
         for cap in Capability:
             if not getattr(self, cap.value):
                 raise ValueError(f"hardware type {self.name}: no {cap.value} implementation")
@@ -501,6 +707,7 @@ class HardwareType:
             bios=pick(Capability.BIOS, self.bios),
             firmware=pick(Capability.FIRMWARE, self.firmware),
             events=pick(Capability.EVENTS, self.events),
+            raid=pick(Capability.RAID, self.raid),
         )
 
 

@@ -2,7 +2,8 @@
 
 Every operation raises `UnsupportedCapability` naming the capability and the hardware type, so
 the engine records a clear error instead of pretending (STYLE 6: unsupported is not simulated).
-`validate` passes: a host without BIOS management is a valid host.
+`validate` passes: a host without BIOS management is a valid host. RAID has its unsupported
+implementation in core (`bmc.NoRaid`), the default of every hardware type.
 """
 
 from collections.abc import Mapping
@@ -71,6 +72,13 @@ class UnsupportedFirmware(_Unsupported):
 
     def components(self, access: bmc.BmcAccess) -> tuple[bmc.FirmwareComponent, ...]:
         self._fail(access, "get firmware components")
+
+    def start_update(self, access: bmc.BmcAccess, component: str, image_url: str
+                     ) -> bmc.UpdateTask:
+        self._fail(access, f"update {component} firmware")
+
+    def update_tasks(self, access: bmc.BmcAccess) -> tuple[bmc.UpdateTask, ...]:
+        self._fail(access, "list firmware update tasks")
 
 
 class UnsupportedEvents(_Unsupported):
