@@ -2,9 +2,11 @@
 its adapters (store, clock, provisioner, BMC drivers, the engine's agent API and boot server),
 and `metalcubed manager`, the devenv lab and the tests all call it; nothing else wires watches.
 
-What the BareMetalHost controller watches, how each change becomes workqueue keys and how a
-pass's result becomes a queue action are core/wiring.py's (`wiring.BAREMETALHOST`, the same
-data the fleet model runs): here they are only bound to informers and a threaded workqueue.
+Which controllers run is core/controllerset.py's `CONTROLLERS` (BareMetalHost and the others
+upstream's manager runs); what each watches, how each change becomes workqueue keys and how a
+pass's result becomes a queue action are core/wiring.py's (the same data the fleet model runs):
+here they are only bound to informers and threaded workqueues. One informer per kind serves
+every controller that needs the kind; each controller has its own workqueue and workers.
 Reads come from informer caches (`CachedStore`), writes go to the backing store (`K8sStore` or
 the memory store), through one client whose QPS/burst limit covers every request.
 The Secret cache holds only Secrets labelled `environment.metal3.io=baremetal` (its watch uses
@@ -21,6 +23,7 @@ Provisioners (`--provisioner`):
 `build` wires `compose` to a real API server; tests and the lab wire it to the memory store.
 """
 
+import dataclasses
 import ipaddress
 import logging
 import os
@@ -49,12 +52,10 @@ from metalcubed.controllers.kube import (
     store,
     worker,
 )
-from metalcubed.core import bmc, outcome, ports, wiring
+from metalcubed.core import bmc, controllerset, outcome, ports, wiring
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import meta
 from metalcubed.core.provisioning import context, engine, fixture
-from metalcubed.core.reconcilers import host as host_reconciler
-from metalcubed.core.reconcilers import hostwork
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,9 @@ class Composition:
 
     manager: runtime.Manager
     controller: worker.Controller
+    """The BareMetalHost controller (the first one when it is not composed)."""
+    controllers: Mapping[str, worker.Controller]
+    """Every composed controller by name (core/controllerset), in order."""
     store: ports.Store
     informers: Sequence[informer.Informer[meta.Resource]]
     provisioner_factory: ports.ProvisionerFactory
@@ -325,34 +329,41 @@ def compose(
     clock: ports.Clock | None = None,
     provisioner_factory: ports.ProvisionerFactory | None = None,
     drivers: engine.DriverFor | None = None,
+    controllers: Sequence[controllerset.ControllerDef] = controllerset.CONTROLLERS,
 ) -> Composition:
-    """Wire the BareMetalHost controller over `backend` (any Store) into a Manager.
+    """Wire `controllers` (core/controllerset: BareMetalHost and the others upstream's manager
+    runs) over `backend` (any Store) into one Manager.
 
-    The adapters: `backend` and `recorder`, the `clock` (wall clock by default), and the
-    provisioner `options.provisioner` names, the engine over `drivers` (the production BMC
-    drivers by default) or the fixture. `provisioner_factory`, when given, replaces it (tests
-    of one reconciler path). Raises ValueError naming the flag or variable of a bad option.
+    One informer per kind, shared by every controller that watches or indexes it, and one
+    CachedStore over them all; per controller a workqueue with `options.concurrency` workers
+    (upstream's maxConcurrency for each controller). The adapters: `backend` and `recorder`,
+    the `clock` (wall clock by default), and the provisioner `options.provisioner` names, the
+    engine over `drivers` (the production BMC drivers by default) or the fixture, shared by
+    every controller. `provisioner_factory`, when given, replaces it (tests of one reconciler
+    path). Raises ValueError naming the flag or variable of a bad option.
     """
     if options.provisioner not in PROVISIONERS:
         raise ValueError(
             f"--provisioner: unknown provisioner {options.provisioner!r} "
             f"(available: {', '.join(PROVISIONERS)})"
         )
+    if not controllers:
+        raise ValueError("compose: no controllers to run")
     clock = clock or memory.WallClock()
     ns = options.namespace or None
-    controller_wiring = wiring.BAREMETALHOST
-    selectors = {w.kind: w.label_selector for w in controller_wiring.watches}
     caches: list[informer.Informer[meta.Resource]] = [
         informer.Informer(backend, kind, namespace=ns, runtime_metrics=runtime_metrics,
-                          label_selector=selectors.get(kind))
-        for kind in controller_wiring.kinds
+                          label_selector=selector)
+        for kind, selector in controllerset.shared_caches(controllers).items()
     ]
     by_kind = {cache.kind: cache for cache in caches}
-    # Only labelled Secrets are cached; a referenced one is read by name and labelled the
-    # first time a host needs it (controllers/kube/secrets.py).
-    secret_cache = cast("informer.Informer[meta.Secret]", by_kind[meta.Secret])
-    cached = informer.CachedStore(
-        backend, caches, on_miss={meta.Secret: secrets.claimer(backend, secret_cache)})
+    on_miss: dict[type[meta.Resource], informer.MissHandler] = {}
+    if by_kind.get(meta.Secret) is not None and by_kind[meta.Secret].label_selector:
+        # Only labelled Secrets are cached; a referenced one is read by name and labelled the
+        # first time a host needs it (controllers/kube/secrets.py).
+        secret_cache = cast("informer.Informer[meta.Secret]", by_kind[meta.Secret])
+        on_miss[meta.Secret] = secrets.claimer(backend, secret_cache)
+    cached = informer.CachedStore(backend, caches, on_miss=on_miss)
     services: EngineRunnable | None = None
     factory: ports.ProvisionerFactory
     if provisioner_factory is not None:
@@ -370,37 +381,36 @@ def compose(
         factory = services
     else:
         factory = fixture.FixtureBackend(delays=options.fixture_delays)
-    reconciler = host_reconciler.BareMetalHostReconciler(
+    deps = controllerset.Deps(
         store=cached,
         provisioner_factory=factory,
         clock=clock,
         events=recorder,
         rng=random.Random(),
-        config=hostwork.HostReconcilerConfig(
-            max_provisioning_retries=options.max_provisioning_retries
-        ),
         metrics=bmo_metrics,
+        max_provisioning_retries=options.max_provisioning_retries,
     )
-    waits: list[worker.Syncable] = list(caches)
-    if services is not None:
-        waits.append(services)
-    controller = worker.Controller(
-        controller_wiring.name,
-        reconciler,
-        clock=clock,
-        workers=options.concurrency,
-        caches=waits,
-        runtime_metrics=runtime_metrics,
-    )
-    for index in controller_wiring.indexes:
+    for index in controllerset.shared_indexes(controllers):
         by_kind[index.kind].add_index(index.name, index.values)
-    owners = by_kind[controller_wiring.kind]
-
-    def lookup(index: str, value: str) -> list[meta.ObjectKey]:
-        return [obj.key for obj in owners.by_index(index, value)]
-
-    for watch in controller_wiring.watches:
-        by_kind[watch.kind].add_handler(worker.enqueue_changes(controller.enqueue, watch, lookup))
+    running: dict[str, worker.Controller] = {}
+    for definition in controllers:
+        controller_wiring = definition.wiring
+        waits: list[worker.Syncable] = [by_kind[kind] for kind in controller_wiring.kinds]
+        if services is not None:
+            waits.append(services)
+        controller = worker.Controller(
+            controller_wiring.name,
+            definition.new_reconciler(dataclasses.replace(deps, rng=random.Random())),
+            clock=clock,
+            workers=options.concurrency,
+            caches=waits,
+            runtime_metrics=runtime_metrics,
+        )
+        lookup = _index_lookup(controller_wiring, by_kind)
+        for watch in controller_wiring.watches:
+            by_kind[watch.kind].add_handler(
+                worker.enqueue_changes(controller.enqueue, watch, lookup))
+        running[controller_wiring.name] = controller
 
     probes = probes or health.Probes()
 
@@ -417,16 +427,32 @@ def compose(
     if services is not None:
         probes.add_ready_check("engine-services", services.ready)
         manager.add(services)
-    manager.add(controller)
+    for controller in running.values():
+        manager.add(controller)
     return Composition(
         manager=manager,
-        controller=controller,
+        controller=running.get(wiring.CONTROLLER_NAME) or next(iter(running.values())),
+        controllers=running,
         store=cached,
         informers=caches,
         provisioner_factory=factory,
         registry=registry,
         services=services,
     )
+
+
+def _index_lookup(
+    controller_wiring: wiring.Wiring,
+    by_kind: Mapping[type[meta.Resource], informer.Informer[meta.Resource]],
+) -> wiring.IndexLookup:
+    """A controller's mappers' (index, value) -> keys, over the shared cache of the index's
+    kind."""
+    kinds = {index.name: by_kind[index.kind] for index in controller_wiring.indexes}
+
+    def lookup(index: str, value: str) -> list[meta.ObjectKey]:
+        return [obj.key for obj in kinds[index].by_index(index, value)]
+
+    return lookup
 
 
 def _loopback(host: str) -> bool:

@@ -189,6 +189,7 @@ class RuntimeMetrics:
 
     def __init__(self, registry: prom.CollectorRegistry) -> None:
         self.registry = registry
+        self._queues: _QueueCollector | None = None
         self.reconcile_total = prom.Counter(
             "controller_runtime_reconcile", "Total number of reconciliations per controller",
             ("controller", "result"), registry=registry,
@@ -266,42 +267,50 @@ class RuntimeMetrics:
     def watch_queue(
         self, name: str, stats: Callable[[], tuple[int, core_queue.QueueMetrics]]
     ) -> None:
-        """Export a workqueue's depth and counters (read at scrape time, no per-add cost)."""
-        self.registry.register(_QueueCollector(name, stats))
+        """Export a workqueue's depth and counters (read at scrape time, no per-add cost).
+        Every controller's queue is one labelled series of the same families (one collector:
+        a registry refuses a family registered twice)."""
+        if self._queues is None:
+            self._queues = _QueueCollector()
+            self.registry.register(self._queues)
+        self._queues.add(name, stats)
 
 
 class _QueueCollector(prom_registry.Collector):
-    """client-go's workqueue series, read from the core queue's own counters on scrape."""
+    """client-go's workqueue series, read from the core queues' own counters on scrape."""
 
-    def __init__(self, name: str, stats: Callable[[], tuple[int, core_queue.QueueMetrics]]):
-        self._name = name
-        self._stats = stats
+    def __init__(self) -> None:
+        self._queues: dict[str, Callable[[], tuple[int, core_queue.QueueMetrics]]] = {}
+
+    def add(self, name: str, stats: Callable[[], tuple[int, core_queue.QueueMetrics]]) -> None:
+        self._queues[name] = stats
 
     def collect(self) -> Iterator[prom_core.Metric]:
-        depth, m = self._stats()
         labels = ["name", "controller"]
-        values = [self._name, self._name]
         gauge = prom_core.GaugeMetricFamily(
             "workqueue_depth", "Current depth of workqueue", labels=labels
         )
-        gauge.add_metric(values, depth)
-        yield gauge
         adds = prom_core.CounterMetricFamily(
             "workqueue_adds", "Total number of adds handled by workqueue", labels=labels
         )
-        adds.add_metric(values, m.adds)
-        yield adds
         retries = prom_core.CounterMetricFamily(
             "workqueue_retries", "Total number of retries handled by workqueue", labels=labels
         )
-        retries.add_metric(values, m.retries)
-        yield retries
         waited = prom_core.SummaryMetricFamily(
             "workqueue_queue_duration_seconds",
             "How long in seconds an item stays in workqueue before being requested",
             labels=labels,
         )
-        waited.add_metric(values, count_value=m.gets, sum_value=m.wait_s_total)
+        for name, stats in list(self._queues.items()):
+            depth, m = stats()
+            values = [name, name]
+            gauge.add_metric(values, depth)
+            adds.add_metric(values, m.adds)
+            retries.add_metric(values, m.retries)
+            waited.add_metric(values, count_value=m.gets, sum_value=m.wait_s_total)
+        yield gauge
+        yield adds
+        yield retries
         yield waited
 
 
