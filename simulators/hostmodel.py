@@ -2,7 +2,9 @@
 
 A `HostModel` is what a BMC manages: power (with transition timing), the boot override and boot
 mode, virtual media slots, BIOS attributes with their registry (changes staged until the next
-boot, as on real firmware), the hardware inventory and firmware versions. The emulators only
+boot, as on real firmware), the hardware inventory and firmware versions, and firmware updates
+(a task that flashes for `PowerTiming.firmware_update_s`, then reboots the host, or the BMC
+for a BMC update). The emulators only
 translate protocol requests into calls on it, so a Redfish client and an IPMI client looking at
 the same host see the same machine.
 
@@ -15,13 +17,15 @@ Faults (`Faults`) are the one BMC fault model of the project: the Redfish and IP
 the in-process Sim BMCs (hostmodel_bmc.py) and the fleet model's BMCs (fleet/bmc.py) all ask
 `Faults.draw` what to answer: latency, a concurrent-session cap (503 with Retry-After), 409
 on power and boot writes for a window after a power off, a 5xx rate, a rate of requests that
-hang until the client gives up, and an unreachable switch (the BMC stops answering). Tests
-flip them at run time.
+hang until the client gives up, an unreachable switch (the BMC stops answering), and what
+happens to firmware updates (`draw_update`: a rate of failed flashes, a rate of BMCs that
+reboot during the update). Tests flip them at run time.
 
 Thread-safe: emulators serve requests from many threads; every method takes the host's lock.
 """
 
 import collections
+import dataclasses
 import enum
 import math
 import random
@@ -101,6 +105,22 @@ class Faults:
     are dropped."""
     ignore_soft_power_off: bool = False
     """The OS ignores a graceful shutdown (the caller must escalate to a hard power off)."""
+    update_failure_rate: float = 0.0
+    """Fraction of firmware updates whose task ends in Exception (a bad flash: the component
+    keeps its old version)."""
+    bmc_reboot_rate: float = 0.0
+    """Fraction of firmware updates during which the BMC itself reboots: it does not answer
+    for `bmc_reboot_s`, starting partway through the update (the update goes on)."""
+    bmc_reboot_s: float = 90.0
+    """How long a rebooting BMC does not answer."""
+
+    def draw_update(self, rng: random.Random) -> "UpdateFate":
+        """The fate of one firmware update. Draws from `rng` only for the rates that are set,
+        so a fault-free BMC consumes no randomness."""
+        fails = self.update_failure_rate > 0.0 and rng.random() < self.update_failure_rate
+        if self.bmc_reboot_rate > 0.0 and rng.random() < self.bmc_reboot_rate:
+            return UpdateFate(fails=fails, bmc_reboots=True, reboot_at=rng.uniform(0.1, 0.9))
+        return UpdateFate(fails=fails) if fails else _UPDATE_OK
 
     def draw(
         self,
@@ -135,6 +155,22 @@ class Faults:
         ):
             return Reply.CONFLICT
         return Reply.OK
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateFate:
+    """What `Faults.draw_update` decided for one firmware update."""
+
+    fails: bool = False
+    bmc_reboots: bool = False
+    reboot_at: float = 0.0
+    """When the BMC reboot starts, as a fraction of the update's duration."""
+
+
+_UPDATE_OK = UpdateFate()
+
+UPDATE_FAILED_MESSAGE = "firmware update failed: image verification failed on the device"
+"""The task message of an update `Faults.update_failure_rate` made fail (every model uses it)."""
 
 
 # --- Inventory ----------------------------------------------------------------------------------
@@ -275,6 +311,34 @@ DEFAULT_BIOS_REGISTRY: tuple[BiosAttribute, ...] = (
 )
 
 
+class TaskState(StrEnum):
+    """A firmware update task's state (Redfish TaskState values)."""
+
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    EXCEPTION = "Exception"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FirmwareTask:
+    """One firmware update (Redfish UpdateService.SimpleUpdate and its task)."""
+
+    id: str
+    component: str
+    image_url: str
+    version: str
+    """The version `image_url` holds (what the component reports once it is applied)."""
+    state: TaskState = TaskState.RUNNING
+    message: str = ""
+    """Why it failed (Exception), else ""."""
+    started_at: float
+    completes_at: float
+
+
+DEFAULT_FIRMWARE: Mapping[str, str] = {"bios": "2.1.7", "bmc": "5.10.00"}
+"""The firmware versions a host starts with (component -> version)."""
+
+
 class HostModelError(ValueError):
     """A request the emulated server refuses (unknown BIOS attribute, bad value, bad device)."""
 
@@ -318,6 +382,8 @@ class PowerTiming:
     power_on_s: float = 0.0
     soft_off_s: float = 0.0
     hard_off_s: float = 0.0
+    firmware_update_s: float = 0.0
+    """A firmware update's flash, from the accepted request to the reboot that applies it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -387,7 +453,13 @@ class HostModel:
         self._media: dict[MediaSlot, Media] = {slot: Media() for slot in MediaSlot}
         self._bios: dict[str, BiosValue] = {a.name: a.default for a in bios_registry}
         self._bios_pending: dict[str, BiosValue] = {}
-        self._firmware = dict(firmware or {"bios": "2.1.7", "bmc": "5.10.00"})
+        self._firmware = dict(firmware or DEFAULT_FIRMWARE)
+        self._tasks: dict[str, FirmwareTask] = {}
+        self._running: dict[str, UpdateFate] = {}
+        """Task id -> its fate, for the updates not finished yet."""
+        self._bmc_down: list[tuple[float, float]] = []
+        self._task_timers: list[threading.Timer] = []
+        """(from, until) clock times when the BMC reboots and does not answer."""
         self._hooks: list[BootHook] = []
         self.boots: list[BootEvent] = []
         """Every boot so far, oldest first (for tests and the agent emulator)."""
@@ -480,11 +552,12 @@ class HostModel:
         self._pending = None
 
     def _resolve(self, *, force: bool = False) -> list[BootEvent]:
+        events = self._resolve_tasks() if self._running else []
         pending = self._pending
         if pending is None or (not force and self._clock() < pending.completes_at):
-            return []
+            return events
         self._pending = None
-        return self._complete(pending.target)
+        return events + self._complete(pending.target)
 
     def _note(self, what: str) -> None:
         self.history.append((self._clock(), what))
@@ -594,17 +667,125 @@ class HostModel:
 
     def firmware(self) -> dict[str, str]:
         with self._lock:
-            return dict(self._firmware)
+            events = self._resolve()
+            versions = dict(self._firmware)
+        self._fire(events)
+        return versions
+
+    def start_firmware_update(self, component: str, image_url: str, *,
+                              version: str) -> FirmwareTask:
+        """Start flashing `component` from `image_url` (which holds `version`); returns the task.
+
+        The flash takes `timing.firmware_update_s`. Then the component reports `version` (or the
+        task ends in Exception when `faults.update_failure_rate` drew a failure, and the old
+        version stays), and the update is applied as real firmware does: a BMC update reboots
+        the BMC (it does not answer for `faults.bmc_reboot_s`), any other component's update
+        power-cycles a host that is on (staged BIOS settings apply at that boot too).
+        `faults.bmc_reboot_rate` makes the BMC reboot partway through the flash as well.
+        Raises HostModelError for an unknown component or one already being flashed.
+        """
+        with self._lock:
+            events = self._resolve()
+            if component not in self._firmware:
+                raise HostModelError(
+                    f"unknown firmware component {component}; known: "
+                    f"{', '.join(sorted(self._firmware))}"
+                )
+            for task_id in self._running:
+                if self._tasks[task_id].component == component:
+                    raise HostModelError(f"an update of {component} is already running")
+            fate = self.faults.draw_update(self.rng)
+            now = self._clock()
+            duration = self.timing.firmware_update_s
+            task = FirmwareTask(
+                id=f"task-{len(self._tasks) + 1}", component=component, image_url=image_url,
+                version=version, started_at=now, completes_at=now + duration,
+            )
+            self._tasks[task.id] = task
+            self._running[task.id] = fate
+            self._note(f"firmware update of {component} to {version} started")
+            if fate.bmc_reboots:
+                down = now + duration * fate.reboot_at
+                self._bmc_down.append((down, down + self.faults.bmc_reboot_s))
+            if duration > 0:
+                timer = threading.Timer(duration, self._on_task_timer)
+                timer.daemon = True
+                self._task_timers = [t for t in self._task_timers if t.is_alive()] + [timer]
+                timer.start()
+            else:
+                events += self._resolve_tasks()
+        self._fire(events)
+        return self.firmware_task(task.id)
+
+    def firmware_task(self, task_id: str) -> FirmwareTask:
+        """The task as it stands now; KeyError when there is no such task."""
+        with self._lock:
+            events = self._resolve()
+            task = self._tasks[task_id]
+        self._fire(events)
+        return task
+
+    def firmware_tasks(self) -> tuple[FirmwareTask, ...]:
+        """Every update task so far, oldest first."""
+        with self._lock:
+            events = self._resolve()
+            tasks = tuple(self._tasks.values())
+        self._fire(events)
+        return tasks
+
+    def bmc_rebooting(self) -> bool:
+        """True while the BMC reboots (after a BMC update, or a fault): it does not answer."""
+        with self._lock:
+            events = self._resolve()
+            now = self._clock()
+            self._bmc_down = [w for w in self._bmc_down if w[1] > now]
+            down = any(start <= now for start, _ in self._bmc_down)
+        self._fire(events)
+        return down
+
+    def _on_task_timer(self) -> None:
+        with self._lock:
+            events = self._resolve()
+        self._fire(events)
+
+    def _resolve_tasks(self) -> list[BootEvent]:
+        """Finish the updates that are due (under the lock)."""
+        now = self._clock()
+        events: list[BootEvent] = []
+        for task_id, fate in list(self._running.items()):
+            task = self._tasks[task_id]
+            if task.completes_at > now:
+                continue
+            del self._running[task_id]
+            if fate.fails:
+                self._tasks[task_id] = dataclasses.replace(
+                    task, state=TaskState.EXCEPTION, message=UPDATE_FAILED_MESSAGE
+                )
+                self._note(f"firmware update of {task.component} failed")
+                continue
+            self._firmware[task.component] = task.version
+            self._tasks[task_id] = dataclasses.replace(task, state=TaskState.COMPLETED)
+            self._note(f"firmware update of {task.component} to {task.version} applied")
+            if task.component == "bmc":
+                self._bmc_down.append((task.completes_at,
+                                       task.completes_at + self.faults.bmc_reboot_s))
+            elif self._power is Power.ON and self._pending is None:
+                self._power = Power.OFF
+                self._last_power_off_at = now
+                events += self._start(Power.ON, self.timing.power_on_s)
+        return events
 
     def set_firmware(self, component: str, version: str) -> None:
         with self._lock:
             self._firmware[component] = version
 
     def close(self) -> None:
-        """Cancel a pending transition timer (the state stays as it is)."""
+        """Cancel pending transition and update timers (the state stays as it is)."""
         with self._lock:
             if self._pending is not None and self._pending.timer is not None:
                 self._pending.timer.cancel()
+            for timer in self._task_timers:
+                timer.cancel()
 
 
 # --- Generating hosts ---------------------------------------------------------------------------
