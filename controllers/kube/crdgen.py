@@ -36,7 +36,14 @@ import yaml
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
-from metalcubed.core.api import baremetalhost, hardwaredata, meta
+from metalcubed.core.api import (
+    baremetalhost,
+    bmceventsubscription,
+    dataimage,
+    hardwaredata,
+    meta,
+    preprovisioningimage,
+)
 
 _OMIT_EMPTY_MARK = "x-metalcubed-omit-empty"
 """Internal marker for a field serialised Go-`omitempty`; never reaches the output."""
@@ -146,6 +153,29 @@ KINDS: tuple[KindFacts, ...] = (
         short_names=("hd",),
         printer_columns=(_age("HardwareData"),),
     ),
+    # H6's kinds (PreprovisioningImage, BMCEventSubscription, DataImage): upstream's names and
+    # columns (baremetal-operator 02aa5059e config/base/crds/bases).
+    KindFacts(
+        model=preprovisioningimage.PreprovisioningImage,
+        short_names=("ppimg",),
+        printer_columns=(
+            PrinterColumn(name="Ready", json_path=".status.conditions[?(@.type=='Ready')].status",
+                          description="Whether the image is ready"),
+            PrinterColumn(name="Reason",
+                          json_path=".status.conditions[?(@.type=='Ready')].reason",
+                          description="The reason for the image readiness status"),
+        ),
+    ),
+    KindFacts(
+        model=bmceventsubscription.BMCEventSubscription,
+        short_names=("bes", "bmcevent"),
+        printer_columns=(
+            PrinterColumn(name="Error", json_path=".status.error",
+                          description="The most recent error message"),
+            _age("BMCEventSubscription"),
+        ),
+    ),
+    KindFacts(model=dataimage.DataImage),
 )
 """Every kind we serve, in manifest order. A new kind in core/api gets one entry here."""
 
