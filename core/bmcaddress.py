@@ -77,8 +77,6 @@ class BMCType:
     """Port when the address has none (the https/http default for the Redfish family)."""
     http_transports: bool
     """Redfish family: talks HTTP(S), accepts the +http/+https suffixes (default https)."""
-    system_id_always_path: bool = False
-    """The Redfish system id is the URL path even when it is empty or `/redfish/v1`."""
     hardware_profile: str = ""
     """Hardware profile picked automatically for this scheme ("" for none)."""
 
@@ -147,7 +145,6 @@ REDFISH_UEFIHTTP = replace(
     REDFISH_VIRTUALMEDIA,
     name="redfish-uefihttp",
     boot_interface="redfish-https",
-    system_id_always_path=True,
 )
 """UEFI HTTP boot (Ironic boot interface `redfish-https`; there is no `redfish-https` scheme)."""
 
@@ -197,7 +194,8 @@ class BMCAccess:
     path: str
     """The URL path ("" when none), e.g. `/redfish/v1/Systems/1`."""
     system_id: str
-    """Upstream redfish_system_id: the path, unless it is "" or `/redfish/v1` (then "")."""
+    """Upstream redfish_system_id: the path, unless it is only slashes or `/redfish/v1` with
+    slashes around it (then "": the driver discovers the one system)."""
     privilege_level: str
     """IPMI `?privilegelevel=` (default ADMINISTRATOR); "" for the Redfish family."""
 
@@ -215,6 +213,10 @@ class BMCAccess:
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 _DNS_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _TRANSPORT_SUFFIXES = ("+http", "+https")
+_NO_SYSTEM_ID = ("", "redfish/v1")
+"""Paths (slashes trimmed) that name no system: upstream leaves redfish_system_id unset."""
+_USERINFO = re.compile(r"^[A-Za-z0-9\-._:~!$&'()*+,;=%@]*$")
+"""Go's validUserinfo: the characters net/url accepts before the `@`."""
 
 
 _REDACT_PREFIX = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.\-]*:)?(?://)?")
@@ -243,29 +245,27 @@ def redact(address: str) -> str:
 
 
 def is_valid_hostname(host: str) -> bool:
-    """An IP address, or an RFC 1123 DNS name (labels of letters, digits and inner hyphens)."""
+    """An IP address, or a DNS name as upstream's checkDNSValid reads one: dot-separated labels
+    of 1-63 letters, digits and inner hyphens, no trailing dot. Empty is refused (upstream lets
+    it through; a BMC without a host cannot be reached)."""
     try:
         ipaddress.ip_address(host)
         return True
     except ValueError:
         pass
-    if not host or len(host) > 253:
-        return False
-    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
-    return all(_DNS_LABEL.match(label) for label in labels)
+    return bool(host) and all(_DNS_LABEL.match(label) for label in host.split("."))
 
 
-def _split(address: str) -> urllib.parse.SplitResult:
-    """The URL of `address` as upstream's GetParsedURL reads it (scheme `ipmi` if none)."""
+def _normalise(address: str) -> str:
+    """`address` as the URL upstream's GetParsedURL reads (scheme `ipmi` if none)."""
     match = _SCHEME.match(address)
     if match is not None:
         rest = address[match.end() :]
         if rest and not rest.startswith("/"):
-            # scheme:opaque -> scheme://opaque
-            address = f"{match.group(1)}://{rest}"
-        return urllib.parse.urlsplit(address)
+            return f"{match.group(1)}://{rest}"  # scheme:opaque -> scheme://opaque
+        return address
     if address.startswith("//"):
-        return urllib.parse.urlsplit(address)  # authority without a scheme: scheme ""
+        return address  # authority without a scheme: scheme ""
     first_segment = address.split("/", 1)[0]
     if ":" in first_segment:
         # host:port (Go's url.Parse rejects a colon in the first path segment)
@@ -275,8 +275,20 @@ def _split(address: str) -> urllib.parse.SplitResult:
                 address, f"cannot split {redact(first_segment)!r} into host and port")
         if "/" in address:
             raise BMCAddressError(address, "a host:port address cannot have a path")
-        return urllib.parse.urlsplit(f"ipmi://{host}:{port}")
-    return urllib.parse.urlsplit(f"ipmi://{address}")
+        return f"ipmi://{host}:{port}"
+    return f"ipmi://{address}"
+
+
+def _split(address: str) -> urllib.parse.SplitResult:
+    """The URL of `address`; userinfo is checked first, as Go's parser does."""
+    url = _normalise(address)
+    _scheme, slashes, rest = url.partition("//")
+    if slashes:
+        authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+        userinfo, at, _host = authority.rpartition("@")
+        if at and not _USERINFO.match(userinfo):
+            raise BMCAddressError(address, f'parse "{redact(url)}": net/url: invalid userinfo')
+    return urllib.parse.urlsplit(url)
 
 
 def _url_error_reason(err: ValueError) -> str:
@@ -335,10 +347,10 @@ def parse(address: str) -> BMCAccess:
     bmc_type, transport = lookup(url.scheme, address)
     if not is_valid_hostname(host):
         secret = redact(address) != address
-        shown = "(not shown: the address holds a password)" if secret else repr(host)
-        raise BMCAddressError(address, f"invalid hostname {shown}: not an IP or DNS name")
+        shown = "(not shown: the address holds a password)" if secret else host
+        raise BMCAddressError(address, f"BMC address hostname/IP : [{shown}] is invalid")
     path = url.path
-    system_id = path if bmc_type.system_id_always_path or path not in ("", "/redfish/v1") else ""
+    system_id = "" if path.strip("/") in _NO_SYSTEM_ID else path
     privilege = ""
     if not bmc_type.http_transports:
         query = urllib.parse.parse_qs(url.query)

@@ -386,6 +386,12 @@ class BareMetalHostStatus(meta.ApiModel):
     conditions: Annotated[tuple[meta.Condition, ...], OMIT_EMPTY, Field(max_length=32)] = ()
 
 
+NO_SPEC = BareMetalHostSpec(online=False)
+"""The spec of a host stored without one (upstream's CRD does not require `spec`; its demo
+"discovered" host has none): no BMC, offline, so the host stays unmanaged until BMC details
+arrive. Written back as `spec: {online: false, ...}`, as Go writes an empty struct."""
+
+
 class BareMetalHost(meta.Resource):
     """metal3.io/v1alpha1 BareMetalHost."""
 
@@ -393,7 +399,7 @@ class BareMetalHost(meta.Resource):
     KIND: ClassVar[str] = "BareMetalHost"
     PLURAL: ClassVar[str] = "baremetalhosts"
 
-    spec: BareMetalHostSpec
+    spec: BareMetalHostSpec = NO_SPEC
     status: BareMetalHostStatus = BareMetalHostStatus()
 
     def inspection_disabled(self) -> bool:

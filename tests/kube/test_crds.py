@@ -178,7 +178,6 @@ def _schemas(facts: crdgen.KindFacts) -> tuple[dict[str, Any], dict[str, Any]]:
 
 KNOWN_DIFFERENCES = {
     # (path, keyword): why; docs/local-apiserver.md lists the same.
-    ("", "required"): "spec is required: our model cannot read a host without one",
     (".status", "required"): "defaults instead (our writer always sends them)",
     (".status.provisioning", "required"): "defaults instead",
     (".status.errorMessage", "default"): "zero value as default",

@@ -80,11 +80,11 @@ spec:
 
 NOT_CHECKED = """\
 apiVersion: metal3.io/v1alpha1
-kind: DataImage
+kind: HostClaim
 metadata:
   name: worker-0
 spec:
-  url: http://images/data.iso
+  online: true
 """
 
 
@@ -162,9 +162,9 @@ def test_missing_file_is_a_clear_error_with_exit_2(
 def test_kinds_not_modelled_yet_are_a_notice_unless_strict(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = write(tmp_path, "dataimage.yaml", NOT_CHECKED)
+    path = write(tmp_path, "hostclaim.yaml", NOT_CHECKED)
     notice = (
-        f"{path}:1: kind: not checked: metalcubed has no model for DataImage "
+        f"{path}:1: kind: not checked: metalcubed has no model for HostClaim "
         "(metal3.io/v1alpha1) yet"
     )
     assert run(capsys, path)[:2] == (0, [notice])

@@ -56,15 +56,15 @@ def test_the_kubebuilder_sample_host_is_rejected_as_the_api_server_would() -> No
 
 
 def test_kinds_of_other_metal3_projects_are_known_but_not_checked() -> None:
-    for api_version, kind in [
-        ("metal3.io/v1alpha1", "HostFirmwareSettings"),
-        ("metal3.io/v1alpha1", "PreprovisioningImage"),
-        ("infrastructure.cluster.x-k8s.io/v1beta1", "Metal3Machine"),
-        ("infrastructure.cluster.x-k8s.io/v1beta2", "Metal3DataTemplate"),
-        ("ipam.metal3.io/v1alpha1", "IPPool"),
-    ]:
-        entry = validation.lookup(api_version, kind)
-        assert entry is not None and entry.check is validation.Check.NOT_CHECKED
+    # Kinds get models over time (registered by their own modules): each listed kind is known,
+    # and those still without a model are reported as not checked.
+    for api_version, kinds in validation._UNMODELLED.items():
+        for kind in kinds:
+            entry = validation.lookup(api_version, kind)
+            assert entry is not None
+            assert entry.model is not None or entry.check is validation.Check.NOT_CHECKED
+    entry = validation.lookup("metal3.io/v1alpha1", "HostClaim")
+    assert entry is not None and entry.check is validation.Check.NOT_CHECKED
 
 
 def test_secrets_are_recognised_and_skipped() -> None:
