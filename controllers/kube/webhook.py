@@ -1,0 +1,624 @@
+"""The manager's webhook server: AdmissionReview v1 (validating, defaulting) over HTTPS.
+
+Why: a BareMetalHost the schema accepts can still break upstream's rules (a BMC address no
+driver reads, an image URL with a forbidden scheme, a boot MAC changed after provisioning);
+upstream BMO refuses those at the API server with a validating webhook, so `kubectl apply`
+fails at once naming the problem instead of the host failing later. metalcubed serves the
+same webhooks, at the same paths, from the manager (every replica: admission needs no Lease).
+
+- One HTTPS server (TLS 1.2+; there is no plain-HTTP mode) dispatching on exact paths to
+  handlers: `handler(body: dict) -> dict`, the decoded request body in, the response body out.
+  The registry is open: `admission_handlers()` fills it from `core.api.validation.KINDS` (every
+  kind whose entry has a `webhook`, at controller-runtime's path
+  `/validate-<group with dots as dashes>-<version>-<kind lower case>`), and a ConversionReview
+  handler (`conversion_handler`) can be registered at `/convert` for CRD conversion.
+- Defaulting: upstream registers a defaulter for BareMetalHost that changes nothing, served at
+  `/mutate-...` but not registered in its manifests; the same here (`mutating_handler`), with
+  JSON patches computed when a kind brings a real defaulter.
+- Bad requests never crash the server: a body that is not JSON, not an AdmissionReview v1, too
+  large, of the wrong content type, or sent to an unknown path gets 400 (413, 404) with a
+  message. A handler bug is answered as a denial (fail closed), logged with a traceback.
+- The TLS context is swapped at run time (`set_tls`) when certificates rotate: each new
+  connection takes the current one (controllers/kube/certs.py provides them).
+
+Denials carry upstream's messages, each prefixed by its field path, aggregated as Go's
+`kerrors.NewAggregate` prints them ("msg" for one, "[a, b]" for several); the API server
+shows them as `admission webhook "baremetalhost.metal3.io" denied the request: ...`.
+"""
+
+import base64
+import json
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pydantic
+
+from metalcubed.controllers.kube import certs
+from metalcubed.core import outcome
+from metalcubed.core.api import validation
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
+"""A decoded JSON request body in, the JSON response body out; BadRequest for a 400."""
+
+ADMISSION_VERSION = "admission.k8s.io/v1"
+CONVERSION_VERSION = "apiextensions.k8s.io/v1"
+MAX_BODY_BYTES = 8 * 1024 * 1024
+"""An AdmissionReview holds the object and the old object, each at most the API server's 3 MiB
+request limit; anything larger is not from the API server (413)."""
+DEFAULT_PORT = 9443
+"""Upstream's --webhook-port default (controller-runtime's webhook server)."""
+OPERATIONS = ("CREATE", "UPDATE", "DELETE", "CONNECT")
+
+
+class BadRequest(ValueError):
+    """A request body the handler cannot read: answered 400 with this message."""
+
+
+# --- paths and upstream's registration facts ---------------------------------------------------
+
+
+def _group_version(api_version: str) -> tuple[str, str]:
+    group, _, version = api_version.rpartition("/")
+    return group, version
+
+
+def path_for(api_version: str, kind: str, *, mutating: bool = False) -> str:
+    """controller-runtime's generated path: /validate-metal3-io-v1alpha1-baremetalhost."""
+    group, version = _group_version(api_version)
+    verb = "mutate" if mutating else "validate"
+    return f"/{verb}-{group.replace('.', '-')}-{version}-{kind.lower()}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Registration:
+    """One webhook of a ValidatingWebhookConfiguration: upstream's facts for a kind."""
+
+    api_version: str
+    kind: str
+    plural: str
+    operations: tuple[str, ...] = ("CREATE", "UPDATE")
+    failure_policy: str = "Fail"
+    side_effects: str = "None"
+
+    @property
+    def group(self) -> str:
+        return _group_version(self.api_version)[0]
+
+    @property
+    def version(self) -> str:
+        return _group_version(self.api_version)[1]
+
+    @property
+    def name(self) -> str:
+        """Upstream's webhook name: <kind lower>.<group> (baremetalhost.metal3.io)."""
+        return f"{self.kind.lower()}.{self.group}"
+
+    @property
+    def path(self) -> str:
+        return path_for(self.api_version, self.kind)
+
+
+UPSTREAM_OPERATIONS: Mapping[str, tuple[str, ...]] = {
+    "HostNetworkAttachment": ("CREATE", "UPDATE", "DELETE"),
+}
+"""Kinds whose upstream webhook also sees DELETE (baremetal-operator 02aa5059e,
+config/base/webhook/manifests.yaml); every other one is CREATE and UPDATE."""
+
+UPSTREAM_DEFAULTERS = frozenset(
+    {"BareMetalHost", "BMCEventSubscription", "DataImage", "HostFirmwareComponents"})
+"""Kinds whose upstream webhook also registers a (no-op) defaulter, served at /mutate-..."""
+
+
+def registrations(entries: Iterable[validation.KindEntry] | None = None) -> list[Registration]:
+    """The validating webhooks to serve and register: every kind with a `webhook` and a model,
+    in the order of `validation.KINDS`."""
+    found = []
+    for entry in entries if entries is not None else validation.KINDS.values():
+        if entry.webhook is None or entry.model is None:
+            continue
+        found.append(Registration(
+            api_version=entry.api_version, kind=entry.kind, plural=entry.model.PLURAL,
+            operations=UPSTREAM_OPERATIONS.get(entry.kind, ("CREATE", "UPDATE")),
+        ))
+    return found
+
+
+# --- AdmissionReview ---------------------------------------------------------------------------
+
+
+def _admission_request(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The `request` of an AdmissionReview v1 body; BadRequest naming what is wrong."""
+    if body.get("apiVersion") != ADMISSION_VERSION or body.get("kind") != "AdmissionReview":
+        raise BadRequest(f"expected an AdmissionReview of apiVersion {ADMISSION_VERSION}, got "
+                         f"kind {body.get('kind')!r} apiVersion {body.get('apiVersion')!r}")
+    request = body.get("request")
+    if not isinstance(request, dict):
+        raise BadRequest("request: Required value (an object)")
+    uid = request.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise BadRequest("request.uid: Required value (a string)")
+    operation = request.get("operation")
+    if operation not in OPERATIONS:
+        raise BadRequest(f"request.operation: Unsupported value: {operation!r}: supported "
+                         f"values: {', '.join(OPERATIONS)}")
+    for field in ("object", "oldObject"):
+        value = request.get(field)
+        if value is not None and not isinstance(value, dict):
+            raise BadRequest(f"request.{field}: must be an object")
+    if operation in ("CREATE", "UPDATE") and request.get("object") is None:
+        raise BadRequest(f"request.object: Required value for {operation}")
+    return request
+
+
+def review(uid: str, *, allowed: bool, code: int = 200, message: str = "",
+           warnings: Sequence[str] = (), patch: Sequence[Mapping[str, Any]] | None = None,
+           ) -> dict[str, Any]:
+    """An AdmissionReview v1 response body (controller-runtime's Allowed/Denied shapes)."""
+    response: dict[str, Any] = {"uid": uid, "allowed": allowed}
+    if not allowed or message:
+        reason = "Forbidden" if code == 403 else "BadRequest" if code == 400 else ""
+        status: dict[str, Any] = {"code": code, "message": message}
+        if reason:
+            status["reason"] = reason
+        if not allowed:
+            status["status"] = "Failure"
+        response["status"] = status
+    if warnings:
+        response["warnings"] = list(warnings)
+    if patch:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(json.dumps(list(patch)).encode()).decode()
+    return {"apiVersion": ADMISSION_VERSION, "kind": "AdmissionReview", "response": response}
+
+
+def aggregate(errors: Sequence[outcome.SpecError]) -> str:
+    """Go's kerrors.NewAggregate(...).Error(): one message as is, several as "[a, b]",
+    duplicates dropped; each message prefixed by its field path."""
+    seen: list[str] = []
+    for error in errors:
+        text = str(error)
+        if text not in seen:
+            seen.append(text)
+    return seen[0] if len(seen) == 1 else "[" + ", ".join(seen) + "]"
+
+
+def _kind_matches(request: Mapping[str, Any], entry: validation.KindEntry) -> str:
+    kind = request.get("kind")
+    if not isinstance(kind, dict):
+        return ""  # optional for us: the object's own apiVersion/kind are checked below
+    group, version = _group_version(entry.api_version)
+    got = (kind.get("group", ""), kind.get("version", ""), kind.get("kind", ""))
+    if got != (group, version, entry.kind):
+        return (f"this webhook serves {entry.kind} ({entry.api_version}), not "
+                f"{got[2]} ({'/'.join(p for p in got[:2] if p)})")
+    return ""
+
+
+def _old_or_none(entry: validation.KindEntry, old: Mapping[str, Any] | None) -> Any:
+    """The stored object when it parses; None (create rules only) when it does not, so an
+    object stored before a rule existed can still be fixed."""
+    if old is None or entry.model is None:
+        return None
+    try:
+        entry.model.from_wire(old)
+    except pydantic.ValidationError:
+        log.info("webhook: the stored %s does not parse; applying create rules only",
+                 entry.kind)
+        return None
+    return old
+
+
+def validating_handler(entry: validation.KindEntry) -> Handler:
+    """Upstream's validating webhook for one kind: CREATE and UPDATE run the kind's admission
+    rules (schema, then `entry.webhook`, update rules with the old object); DELETE and CONNECT
+    are allowed (upstream's ValidateDelete returns nothing)."""
+
+    def handle(body: dict[str, Any]) -> dict[str, Any]:
+        request = _admission_request(body)
+        uid = request["uid"]
+        mismatch = _kind_matches(request, entry)
+        if mismatch:
+            return review(uid, allowed=False, code=400, message=mismatch)
+        operation = request["operation"]
+        if operation not in ("CREATE", "UPDATE"):
+            return review(uid, allowed=True)
+        obj = request["object"]
+        if obj.get("apiVersion") != entry.api_version or obj.get("kind") != entry.kind:
+            return review(uid, allowed=False, code=400,
+                          message=f"object: expected {entry.kind} ({entry.api_version}), got "
+                                  f"{obj.get('kind')!r} ({obj.get('apiVersion')!r})")
+        old = _old_or_none(entry, request.get("oldObject")) if operation == "UPDATE" else None
+        errors = validation.validate_object(obj, old=old)
+        if errors:
+            return review(uid, allowed=False, code=403, message=aggregate(errors))
+        return review(uid, allowed=True)
+
+    return handle
+
+
+Defaulter = Callable[[dict[str, Any]], dict[str, Any]]
+"""A wire object in, the defaulted wire object out (a copy)."""
+
+
+def json_patch(before: Any, after: Any, path: str = "") -> list[dict[str, Any]]:
+    """RFC 6902 operations turning `before` into `after` (objects recursed into, other values
+    replaced whole), as controller-runtime's defaulting response carries."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        ops: list[dict[str, Any]] = []
+        for key in before.keys() - after.keys():
+            ops.append({"op": "remove", "path": f"{path}/{_pointer(key)}"})
+        for key, value in after.items():
+            here = f"{path}/{_pointer(key)}"
+            if key not in before:
+                ops.append({"op": "add", "path": here, "value": value})
+            else:
+                ops += json_patch(before[key], value, here)
+        return ops
+    if before == after and type(before) is type(after):
+        return []
+    return [{"op": "replace", "path": path, "value": after}]
+
+
+def _pointer(key: str) -> str:
+    return str(key).replace("~", "~0").replace("/", "~1")
+
+
+def mutating_handler(entry: validation.KindEntry, default: Defaulter | None = None) -> Handler:
+    """Upstream's defaulting webhook for one kind: the patch from `default` (none: upstream's
+    BareMetalHost defaulter changes nothing, so the answer is "allowed, no patch")."""
+
+    def handle(body: dict[str, Any]) -> dict[str, Any]:
+        request = _admission_request(body)
+        uid = request["uid"]
+        mismatch = _kind_matches(request, entry)
+        if mismatch:
+            return review(uid, allowed=False, code=400, message=mismatch)
+        if request["operation"] not in ("CREATE", "UPDATE") or default is None:
+            return review(uid, allowed=True)
+        obj = request["object"]
+        return review(uid, allowed=True, patch=json_patch(obj, default(json.loads(
+            json.dumps(obj)))))
+
+    return handle
+
+
+def admission_handlers(
+    entries: Iterable[validation.KindEntry] | None = None,
+) -> dict[str, Handler]:
+    """Path -> handler for every kind with admission rules in `validation.KINDS` (or
+    `entries`): its validating path, and its mutating path where upstream has a defaulter."""
+    routes: dict[str, Handler] = {}
+    for entry in entries if entries is not None else list(validation.KINDS.values()):
+        if entry.webhook is None or entry.model is None:
+            continue
+        routes[path_for(entry.api_version, entry.kind)] = validating_handler(entry)
+        if entry.kind in UPSTREAM_DEFAULTERS:
+            routes[path_for(entry.api_version, entry.kind, mutating=True)] = (
+                mutating_handler(entry))
+    return routes
+
+
+# --- ConversionReview --------------------------------------------------------------------------
+
+Converter = Callable[[dict[str, Any], str], dict[str, Any]]
+"""(object, desired apiVersion) -> the converted object; ValueError when it cannot be."""
+
+
+def conversion_handler(convert: Converter) -> Handler:
+    """A CRD conversion webhook (ConversionReview apiextensions.k8s.io/v1): each object of the
+    request converted by `convert`; any failure fails the whole review with its message."""
+
+    def handle(body: dict[str, Any]) -> dict[str, Any]:
+        if body.get("apiVersion") != CONVERSION_VERSION or body.get("kind") != (
+                "ConversionReview"):
+            raise BadRequest(f"expected a ConversionReview of apiVersion {CONVERSION_VERSION}")
+        request = body.get("request")
+        if not isinstance(request, dict) or not isinstance(request.get("uid"), str):
+            raise BadRequest("request.uid: Required value (a string)")
+        desired = request.get("desiredAPIVersion")
+        objects = request.get("objects")
+        if not isinstance(desired, str) or not desired:
+            raise BadRequest("request.desiredAPIVersion: Required value (a string)")
+        if not isinstance(objects, list) or not all(isinstance(o, dict) for o in objects):
+            raise BadRequest("request.objects: must be a list of objects")
+        response: dict[str, Any] = {"uid": request["uid"]}
+        try:
+            response["convertedObjects"] = [convert(obj, desired) for obj in objects]
+            response["result"] = {"status": "Success"}
+        except ValueError as err:
+            response["convertedObjects"] = []
+            response["result"] = {"status": "Failure", "message": str(err)}
+        return {"apiVersion": CONVERSION_VERSION, "kind": "ConversionReview",
+                "response": response}
+
+    return handle
+
+
+# --- the HTTPS server --------------------------------------------------------------------------
+
+
+def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    """A TLS 1.2+ server context for a certificate chain and key (PEM files)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+class _TlsServer(ThreadingHTTPServer):
+    """Wraps each accepted connection with the TLS context current at accept time (so rotated
+    certificates apply to new connections); the handshake runs in the request's thread."""
+
+    daemon_threads = True
+    context: ssl.SSLContext
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        raw, address = self.socket.accept()
+        raw.settimeout(30)
+        return self.context.wrap_socket(raw, server_side=True,
+                                        do_handshake_on_connect=False), address
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A plain-HTTP client, a failed handshake, a client that hangs up: its problem only.
+        log.debug("webhook: connection from %s failed", client_address, exc_info=True)
+
+
+class WebhookServer:
+    """HTTPS on `address` (host, port; port 0 picks one), exact paths to handlers.
+
+    `tls` is required: the server has no plain-HTTP mode. `register` may be called before or
+    after `start`. `started()` is the readiness check (upstream's StartedChecker).
+    """
+
+    name = "webhook-server"
+    need_leader_election = False
+
+    def __init__(self, address: tuple[str, int], *, tls: ssl.SSLContext,
+                 handlers: Mapping[str, Handler] | None = None,
+                 max_body: int = MAX_BODY_BYTES) -> None:
+        if not isinstance(tls, ssl.SSLContext):
+            raise TypeError("the webhook server serves HTTPS only: give it an ssl.SSLContext")
+        self._handlers: dict[str, Handler] = dict(handlers or {})
+        self._lock = threading.Lock()
+        self._max_body = max_body
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        server_class = type("_Server", (_TlsServer,), {"address_family": family})
+        self._server: _TlsServer = server_class(address, self._handler_class())
+        self._server.context = tls
+        self._thread: threading.Thread | None = None
+        self._running = threading.Event()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    @property
+    def paths(self) -> list[str]:
+        with self._lock:
+            return sorted(self._handlers)
+
+    def register(self, path: str, handler: Handler) -> None:
+        if not path.startswith("/"):
+            raise ValueError(f"webhook path {path!r} must start with /")
+        with self._lock:
+            self._handlers[path] = handler
+
+    def set_tls(self, tls: ssl.SSLContext) -> None:
+        """Serve new connections with `tls` (rotated certificates)."""
+        self._server.context = tls
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.1}, name="webhook-server",
+                                        daemon=True)
+        self._thread.start()
+        self._running.set()
+        log.info("webhook server serving HTTPS on %s:%d: %s", *self.address,
+                 ", ".join(self.paths))
+
+    def stop(self) -> None:
+        self._running.clear()
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+        self._server.server_close()
+
+    def run(self, stop: threading.Event) -> None:
+        """As a manager runnable: serve until `stop`."""
+        self.start()
+        try:
+            stop.wait()
+        finally:
+            self.stop()
+
+    def started(self) -> str | None:
+        """Readiness: None once serving (the API server must not be sent here before)."""
+        return None if self._running.is_set() else "webhook server not started"
+
+    def _lookup(self, path: str) -> Handler | None:
+        with self._lock:
+            return self._handlers.get(path)
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class RequestHandler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                return None
+
+            def do_GET(self) -> None:
+                self._reply(405, {"message": "webhooks take POST"}, allow="POST")
+
+            def do_POST(self) -> None:
+                path = self.path.partition("?")[0]
+                handler = server._lookup(path)
+                if handler is None:
+                    self._drain()
+                    self._reply(404, {"message": f"no webhook at {path}"})
+                    return
+                try:
+                    body = self._read_json()
+                except BadRequest as err:
+                    self._reply(400, {"message": str(err)})
+                    return
+                except _TooLarge as err:
+                    self.close_connection = True
+                    self._reply(413, {"message": str(err)})
+                    return
+                try:
+                    answer = handler(body)
+                except BadRequest as err:
+                    self._reply(400, {"message": str(err)})
+                    return
+                except Exception:  # a handler bug: deny (fail closed), keep serving
+                    log.exception("webhook: handler for %s failed", path)
+                    uid = ((body.get("request") or {}) if isinstance(body, dict) else {}).get(
+                        "uid", "")
+                    answer = review(str(uid), allowed=False, code=500,
+                                    message="internal error in the webhook")
+                self._reply(200, answer)
+
+            def _drain(self) -> None:
+                length = self._length()
+                if 0 < length <= server._max_body:
+                    self.rfile.read(length)
+                else:
+                    self.close_connection = True
+
+            def _length(self) -> int:
+                raw = self.headers.get("Content-Length", "")
+                return int(raw) if raw.isdecimal() else -1
+
+            def _read_json(self) -> dict[str, Any]:
+                length = self._length()
+                if length < 0:
+                    self.close_connection = True
+                    raise BadRequest("Content-Length: Required value (a request body)")
+                if length > server._max_body:
+                    raise _TooLarge(f"request body of {length} bytes is larger than "
+                                    f"{server._max_body}")
+                data = self.rfile.read(length)
+                content_type = (self.headers.get("Content-Type") or "").partition(";")[0]
+                if content_type.strip().lower() != "application/json":
+                    raise BadRequest(f"Content-Type: {content_type or 'none'!s}, expected "
+                                     "application/json")
+                if not data:
+                    raise BadRequest("request body is empty")
+                try:
+                    body = json.loads(data)
+                except (UnicodeDecodeError, json.JSONDecodeError) as err:
+                    raise BadRequest(f"request body is not JSON: {err}") from None
+                except RecursionError:
+                    raise BadRequest("request body is nested too deeply") from None
+                if not isinstance(body, dict):
+                    raise BadRequest("request body is not a JSON object")
+                return body
+
+            def _reply(self, status: int, doc: Mapping[str, Any], **headers: str) -> None:
+                data = json.dumps(doc).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in headers.items():
+                    self.send_header(key.title(), value)
+                self.end_headers()
+                self.wfile.write(data)
+
+        return RequestHandler
+
+
+class _TooLarge(Exception):
+    pass
+
+
+# --- the manager's runnable --------------------------------------------------------------------
+
+
+class WebhookRunnable:
+    """The webhook server as a manager runnable (every replica, no Lease): gets its
+    certificates from `source` (retrying until it can), serves `handlers` on `address`, writes
+    the CA into the ValidatingWebhookConfigurations named in `configurations` when the source
+    manages it, and every `check_interval_s` renews or re-reads the certificates, serving new
+    connections with the new ones."""
+
+    name = "webhook"
+    need_leader_election = False
+
+    def __init__(self, address: tuple[str, int], *, source: certs.Source,
+                 handlers: Mapping[str, Handler], api: Any = None,
+                 configurations: Sequence[str] = (), check_interval_s: float = 60.0,
+                 retry_s: float = 5.0) -> None:
+        self.address = address
+        self.source = source
+        self.handlers = dict(handlers)
+        self.api = api
+        self.configurations = tuple(configurations)
+        self.check_interval_s = check_interval_s
+        self.retry_s = retry_s
+        self.server: WebhookServer | None = None
+        self._served: certs.Fingerprint | None = None
+        self._lock = threading.Lock()
+
+    def ready(self) -> str | None:
+        server = self.server
+        return "webhook server not started" if server is None else server.started()
+
+    def check(self) -> bool:
+        """One pass: renew or re-read the certificates, reload them if they changed, keep the
+        CA bundle in the configurations. True when new certificates are now served."""
+        bundle = self.source.ensure()
+        changed = False
+        with self._lock:
+            fingerprint = certs.Fingerprint.of(bundle)
+            if self.server is not None and fingerprint != self._served:
+                self.server.set_tls(bundle.tls_context())
+                self._served = fingerprint
+                changed = True
+                log.info("webhook server: serving a renewed certificate (expires %s)",
+                         bundle.serving().not_valid_after_utc.isoformat())
+        if self.source.manages_ca_bundle and self.api is not None:
+            for name in self.configurations:
+                certs.patch_ca_bundle(self.api, name, bundle.ca)
+        return changed
+
+    def run(self, stop: threading.Event) -> None:
+        bundle = None
+        while bundle is None:
+            try:
+                bundle = self.source.ensure()
+            except certs.CertificateError:
+                raise  # a bad mounted file or setting: the operator must fix it
+            except Exception as err:  # the API server not reachable yet: retry
+                log.warning("webhook certificates not available yet: %s", err)
+                if stop.wait(self.retry_s):
+                    return
+        server = WebhookServer(self.address, tls=bundle.tls_context(), handlers=self.handlers)
+        with self._lock:
+            self._served = certs.Fingerprint.of(bundle)
+            self.server = server
+        server.start()
+        try:
+            while True:
+                try:
+                    self.check()
+                except certs.CertificateError as err:
+                    log.error("webhook certificates: %s (still serving the previous ones)", err)
+                except Exception as err:
+                    log.warning("webhook certificate check failed, retrying: %s", err)
+                if stop.wait(self.check_interval_s):
+                    break
+        finally:
+            server.stop()
