@@ -20,7 +20,7 @@ setup(
         "metalcubed.core": ["py.typed"],
         "metalcubed.controllers": ["manifests/**/*"],
         "metalcubed.cli": ["py.typed"],
-        "metalcubed.controllers.kube": ["build-kube.sh"],
+        "metalcubed.controllers.kube": ["build-kube.sh", "build-capi.sh"],
     },
     include_package_data=True,
 )

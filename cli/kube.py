@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from metalcubed.cli import checks
-from metalcubed.controllers.kube import crdgen, localcluster
+from metalcubed.controllers.kube import capi, capm3crds, crdgen, localcluster
 
 
 def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -41,13 +41,20 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
     start.add_argument(
         "--crds", action="store_true", help="also install metalcubed's CRDs and wait for them"
     )
+    start.add_argument(
+        "--capi", action="store_true",
+        help=f"also run Cluster API core {capi.CAPI_VERSION} (built from the Go module proxy on "
+        "first use) with its CRDs and metalcubed's CAPM3/IPAM CRDs",
+    )
     start.add_argument("--timeout", type=checks.number(above=0, maximum=86400), default=90.0,
                        help="seconds to wait for readyz (default 90)")
     start.set_defaults(run=run_start)
     with_dir(actions.add_parser("stop", help="stop the processes")).set_defaults(run=run_stop)
     with_dir(actions.add_parser("status", help="show what runs")).set_defaults(run=run_status)
-    actions.add_parser("build", help="build (or find) the binaries, print their directory") \
-        .set_defaults(run=run_build)
+    build = actions.add_parser("build", help="build (or find) the binaries, print their directory")
+    build.add_argument("--capi", action="store_true",
+                       help=f"also build Cluster API core {capi.CAPI_VERSION} (prints both dirs)")
+    build.set_defaults(run=run_build)
 
 
 def _dir(args: argparse.Namespace) -> Path:
@@ -93,14 +100,34 @@ def run_start(args: argparse.Namespace) -> int:
             _say("building kube-apiserver, kube-controller-manager, kubectl and etcd "
                  "(first use: about 10-30 min)")
             binaries = localcluster.build_binaries(progress=sys.stderr)
+        capi_binaries = None
+        if args.capi:
+            capi_binaries = capi.find()
+            if capi_binaries is None and args.no_build:
+                _say(f"Cluster API not built; run: {capi.build_command()}")
+                return 3
+            if capi_binaries is None:
+                _say(f"building Cluster API {capi.CAPI_VERSION} (first use: about 5-10 min)")
+                capi_binaries = capi.build(progress=sys.stderr)
+        crds = crdgen.generate_all() if args.crds else []
+        if args.capi:
+            crds = [*crds, *capm3crds.load(conversion=None)]
         cluster = localcluster.start(
             directory,
             binaries=binaries,
             lifetime=localcluster.Lifetime.DETACHED,
-            crds=crdgen.generate_all() if args.crds else (),
+            crds=crds,
             timeout_s=args.timeout,
             log=_say,
         )
+        if capi_binaries is not None:
+            try:
+                cluster = capi.start(cluster, binaries=capi_binaries,
+                                     lifetime=localcluster.Lifetime.DETACHED,
+                                     timeout_s=args.timeout, log=_say)
+            except BaseException:
+                localcluster.stop(directory)
+                raise
     except localcluster.LocalClusterError as exc:
         _say(str(exc))
         return 1
@@ -137,11 +164,13 @@ def run_status(args: argparse.Namespace) -> int:
     return 0 if localcluster.is_running(cluster) else 1
 
 
-def run_build(_args: argparse.Namespace) -> int:
+def run_build(args: argparse.Namespace) -> int:
     try:
         binaries = localcluster.ensure_binaries(progress=sys.stderr)
+        print(binaries.directory)
+        if args.capi:
+            print(capi.ensure(progress=sys.stderr).directory)
     except localcluster.LocalClusterError as exc:
         _say(str(exc))
         return 1
-    print(binaries.directory)
     return 0

@@ -760,6 +760,29 @@ def _start_once(
     return cluster
 
 
+def launch_extra(
+    cluster: Cluster, name: str, argv: Sequence[str], *, port: int, lifetime: Lifetime
+) -> tuple[Cluster, Process]:
+    """Start one more process beside a running cluster (Cluster API core, see capi.py) and
+    record it in state.json, so `stop` (and `metalcubed kube stop`) stops it with the rest.
+
+    Returns the updated Cluster and the new Process; its log is `logs/<name>.log`.
+    """
+    proc = _launch(name, argv, port=port, logs=cluster.directory / "logs", lifetime=lifetime)
+    updated = dataclasses.replace(cluster, processes=(*cluster.processes, proc))
+    _save(updated)
+    return updated, proc
+
+
+def wait_http(proc: Process, url: str, *, deadline: float) -> None:
+    """Wait until plain-HTTP `url` answers 200 (a health endpoint of a launched process).
+
+    Raises LocalClusterError with the process's log tail if it exits or `deadline`
+    (time.monotonic) passes.
+    """
+    _wait_http(proc, url, context=None, deadline=deadline, accept=lambda _body: True)
+
+
 def _client(kubeconfig: Path) -> Any:
     from kubernetes import config as kconfig
 
