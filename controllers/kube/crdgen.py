@@ -40,7 +40,11 @@ from metalcubed.core.api import (
     baremetalhost,
     bmceventsubscription,
     dataimage,
+    firmwareschema,
     hardwaredata,
+    hostfirmwarecomponents,
+    hostfirmwaresettings,
+    hostupdatepolicy,
     meta,
     preprovisioningimage,
 )
@@ -176,6 +180,11 @@ KINDS: tuple[KindFacts, ...] = (
         ),
     ),
     KindFacts(model=dataimage.DataImage),
+    # H5's kinds: upstream's names (baremetal-operator 02aa5059e config/base/crds/bases).
+    KindFacts(model=hostfirmwaresettings.HostFirmwareSettings, short_names=("hfs",)),
+    KindFacts(model=firmwareschema.FirmwareSchema),
+    KindFacts(model=hostfirmwarecomponents.HostFirmwareComponents),
+    KindFacts(model=hostupdatepolicy.HostUpdatePolicy),
 )
 """Every kind we serve, in manifest order. A new kind in core/api gets one entry here."""
 
@@ -252,7 +261,11 @@ class _Converter:
             return self.node({**options[0], **extra}, where=where)
         types = {o.get("type") for o in options}
         if types == {"integer", "string"}:
-            int_or_string: dict[str, Any] = {"x-kubernetes-int-or-string": True}
+            # controller-gen's form for intstr.IntOrString: the anyOf and the marker.
+            int_or_string: dict[str, Any] = {
+                "anyOf": [{"type": "integer"}, {"type": "string"}],
+                "x-kubernetes-int-or-string": True,
+            }
             if "description" in extra:
                 int_or_string["description"] = extra["description"]
             return int_or_string

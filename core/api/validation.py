@@ -798,10 +798,6 @@ for _core_kind in ("Secret", "ConfigMap", "Namespace"):
 
 _UNMODELLED = {
     "metal3.io/v1alpha1": (
-        "HostFirmwareSettings",
-        "FirmwareSchema",
-        "HostFirmwareComponents",
-        "HostUpdatePolicy",
         "HostClaim",
         "HostDeployPolicy",
         "HostNetworkAttachment",
@@ -946,5 +942,9 @@ def admit(
 from metalcubed.core.api import (  # noqa: E402
     bmceventsubscription,  # noqa: F401
     dataimage,  # noqa: F401
+    firmwareschema,  # noqa: F401
+    hostfirmwarecomponents,  # noqa: F401
+    hostfirmwaresettings,  # noqa: F401
+    hostupdatepolicy,  # noqa: F401
     preprovisioningimage,  # noqa: F401
 )
