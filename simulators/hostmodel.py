@@ -717,6 +717,20 @@ class HostModel:
         self._fire(events)
         return self.firmware_task(task.id)
 
+    def fail_firmware_update(self, component: str, image_url: str, message: str) -> FirmwareTask:
+        """Record an update that failed before any flash (the BMC could not fetch or use the
+        image): a task already in Exception with `message`, kept with the others."""
+        with self._lock:
+            now = self._clock()
+            task = FirmwareTask(
+                id=f"task-{len(self._tasks) + 1}", component=component, image_url=image_url,
+                version="", state=TaskState.EXCEPTION, message=message, started_at=now,
+                completes_at=now,
+            )
+            self._tasks[task.id] = task
+            self._note(f"firmware update of {component} failed: {message}")
+        return task
+
     def firmware_task(self, task_id: str) -> FirmwareTask:
         """The task as it stands now; KeyError when there is no such task."""
         with self._lock:

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from metalcubed.core import bmc, ports
 from metalcubed.core.api import hardwaredata as hwd
 from metalcubed.core.provisioning import engine
-from metalcubed.simulators import hostmodel
+from metalcubed.simulators import firmwareimage, hostmodel
 
 _POWER = {
     hostmodel.Power.ON: bmc.PowerState.ON,
@@ -80,7 +80,7 @@ class SimBmcs:
         if host is None:
             raise bmc.BmcUnreachable(access.display, operation, "no BMC at this address")
         faults = host.faults
-        if faults.unreachable:
+        if faults.unreachable or host.bmc_rebooting():
             raise bmc.BmcUnreachable(access.display, operation, "connection timed out")
         wanted = self.credentials
         if wanted is not None and (access.credentials.username, access.credentials.password) \
@@ -223,19 +223,7 @@ class SimBios(_Sim):
 
     def registry(self, access: bmc.BmcAccess) -> Mapping[str, bmc.BiosAttributeSchema]:
         host = self._host(access, "get BIOS registry")
-        return {
-            attr.name: bmc.BiosAttributeSchema(
-                name=attr.name,
-                type=_BIOS_TYPES[attr.type],
-                allowable_values=attr.values,
-                lower_bound=attr.lower,
-                upper_bound=attr.upper,
-                max_length=attr.max_length,
-                read_only=attr.read_only,
-                reset_required=attr.reset_required,
-            )
-            for attr in host.registry.values()
-        }
+        return registry_schema(tuple(host.registry.values()))
 
     def apply_settings(self, access: bmc.BmcAccess, changes: Mapping[str, bmc.BiosValue]) -> None:
         host = self._host(access, "apply BIOS settings")
@@ -246,13 +234,75 @@ class SimBios(_Sim):
                                   status=400) from err
 
 
+def registry_schema(
+    attributes: tuple[hostmodel.BiosAttribute, ...],
+) -> dict[str, bmc.BiosAttributeSchema]:
+    """The emulated server's BIOS registry as the BMC port reports it (the Sim BMCs' and the
+    fleet machines' one rendering)."""
+    return {
+        attr.name: bmc.BiosAttributeSchema(
+            name=attr.name,
+            type=_BIOS_TYPES[attr.type],
+            allowable_values=attr.values,
+            lower_bound=attr.lower,
+            upper_bound=attr.upper,
+            max_length=attr.max_length,
+            read_only=attr.read_only,
+            reset_required=attr.reset_required,
+        )
+        for attr in attributes
+    }
+
+
 class SimFirmware(_Sim):
     def components(self, access: bmc.BmcAccess) -> tuple[bmc.FirmwareComponent, ...]:
         host = self._host(access, "get firmware inventory")
         return tuple(
-            bmc.FirmwareComponent(component=name, version=version, updateable=name == "bios")
+            bmc.FirmwareComponent(component=name, version=version, updateable=True)
             for name, version in sorted(host.firmware().items())
         )
+
+    def start_update(self, access: bmc.BmcAccess, component: str, image_url: str
+                     ) -> bmc.UpdateTask:
+        """The host model's update; the version is the one the URL's file name carries
+        (`firmwareimage.version_from_url`: nothing is fetched in-process), and a URL that
+        names no image for `component` fails the task as a failed download does."""
+        operation = f"update {component} firmware"
+        host = self._host(access, operation)
+        if component not in host.firmware():
+            raise bmc.BmcRejected(access.display, operation,
+                                  f"no firmware component {component}", status=400)
+        for task in reversed(host.firmware_tasks()):
+            if task.component == component and task.image_url == image_url and \
+                    task.state is hostmodel.TaskState.RUNNING:
+                return update_task(task)
+        try:
+            version = firmwareimage.version_from_url(image_url, component=component)
+        except firmwareimage.ImageError as err:
+            return update_task(host.fail_firmware_update(component, image_url, str(err)))
+        try:
+            return update_task(host.start_firmware_update(component, image_url, version=version))
+        except hostmodel.HostModelError as err:  # another image of it is being flashed
+            raise bmc.BmcRejected(access.display, operation, str(err), status=409) from err
+
+    def update_tasks(self, access: bmc.BmcAccess) -> tuple[bmc.UpdateTask, ...]:
+        host = self._host(access, "get update tasks")
+        return tuple(update_task(task) for task in host.firmware_tasks())
+
+
+_TASK_STATES = {
+    hostmodel.TaskState.RUNNING: bmc.TaskState.RUNNING,
+    hostmodel.TaskState.COMPLETED: bmc.TaskState.COMPLETED,
+    hostmodel.TaskState.EXCEPTION: bmc.TaskState.FAILED,
+}
+
+
+def update_task(task: hostmodel.FirmwareTask) -> bmc.UpdateTask:
+    """A host model's firmware task as the BMC port reports it."""
+    running = task.state is hostmodel.TaskState.RUNNING
+    return bmc.UpdateTask(id=task.id, component=task.component, image_url=task.image_url,
+                          state=_TASK_STATES[task.state], percent=None if running else 100,
+                          message=task.message)
 
 
 class SimEvents(_Sim):

@@ -6,6 +6,9 @@ Redfish and IPMI emulators and the in-process Sim BMCs use too: the scenario's `
 become a `Faults` per BMC (500 rate, hang rate, 409 on power and boot writes inside the window
 after a power off, the session cap), with the profile's latency as its latency.
 
+While the BMC reboots (`reboot`: after a BMC firmware update, or a fault during an update) every
+request hangs until the client's timeout.
+
 A request is answered at once, in the zero simulated time of a reconcile pass, and its drawn
 latency (or the client's timeout, for a hung request) is charged to the pass (`cost.Meter`,
 DESIGN rule 4). It holds a session of its BMC from when the pass's earlier requests are
@@ -43,7 +46,8 @@ class BmcStats:
 class Bmc:
     """One simulated BMC endpoint (see the module docstring)."""
 
-    __slots__ = ("_env", "_rng", "_stats", "_timeout_s", "_windows", "address", "faults")
+    __slots__ = ("_env", "_rng", "_stats", "_timeout_s", "_windows", "address", "down_from",
+                 "down_until", "faults", "reboots")
 
     def __init__(
         self,
@@ -63,6 +67,21 @@ class Bmc:
         self.address = address
         self._windows: list[tuple[float, float]] = []
         """(start, end) of the requests in flight or scheduled (simulated seconds)."""
+        self.down_from = 0.0
+        self.down_until = 0.0
+        """The BMC reboots between these (simulated seconds): requests hang until the client
+        times out, as they do against a real BMC that is restarting."""
+        self.reboots = 0
+
+    def reboot(self, at_s: float, duration_s: float) -> None:
+        """The BMC restarts at `at_s` (after a BMC firmware update, or a fault during one) and
+        answers nothing for `duration_s`."""
+        self.reboots += 1
+        if self.down_until <= self._env.now:
+            self.down_from, self.down_until = at_s, at_s + duration_s
+        else:  # one outage known already (shared BMC): the span covering both
+            self.down_from = min(self.down_from, at_s)
+            self.down_until = max(self.down_until, at_s + duration_s)
 
     def request(self, kind: str, machine: Machine, meter: cost.Meter) -> Reply:
         """One request about `machine`; charges its round trip to `meter`."""
@@ -87,7 +106,11 @@ class Bmc:
             now - machine.power_changed_at if write and not machine.powered else None
         )
         rng = self._rng
-        reply = faults.draw(rng, in_flight=in_flight, write=write, since_power_off_s=since_off)
+        if self.down_from <= start < self.down_until:
+            reply = Reply.TIMEOUT
+        else:
+            reply = faults.draw(rng, in_flight=in_flight, write=write,
+                                since_power_off_s=since_off)
         if reply == Reply.UNAVAILABLE:
             meter.charge(faults.latency(rng) * 0.2)  # refused at once
         else:

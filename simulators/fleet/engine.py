@@ -5,8 +5,9 @@ code `metalcubed manager` runs, over the fleet's physical model. This module sup
 engine's three ports:
 
 - BMC: `core.bmc` capabilities (power, boot device and mode, virtual media, out-of-band
-  inventory) over a `Machine` behind a fleet `Bmc` (bmc.py: answers at once, latency billed
-  to the pass, the one fault model `hostmodel.Faults`). The capabilities retry as a driver
+  inventory; BIOS settings and firmware updates in firmware.py) over a `Machine` behind a
+  fleet `Bmc` (bmc.py: answers at once, latency billed to the pass, the one fault model
+  `hostmodel.Faults`; link.py holds what the capabilities share). The capabilities retry as a driver
   would (a hung request, or a 5xx or 503 on a read, up to `provisioner.bmc_retries` times,
   each wait charged). What still fails is raised as core's `DriverError` family
   (`hostmodel_bmc.reply_error`: `BmcUnreachable`, `BmcServerError`, `BmcBusy`,
@@ -40,17 +41,13 @@ from metalcubed.core.api import hardwaredata as hwd
 from metalcubed.core.api import meta
 from metalcubed.core.provisioning import capacity, context, nodes
 from metalcubed.core.provisioning import engine as core_engine
-from metalcubed.simulators import hostmodel_bmc
-from metalcubed.simulators.fleet import cost, scenario
-from metalcubed.simulators.fleet.bmc import Bmc, Reply
+from metalcubed.simulators.fleet import cost, link, scenario
+from metalcubed.simulators.fleet import firmware as fleet_firmware
 from metalcubed.simulators.fleet.machine import BootDevice, Machine, Stage, StepResult
 
 HARDWARE_TYPE = "fleet"
 DEPLOY_ISO_URL = "http://boot.metalcubed.sim/ipa.iso"
 """The deploy ISO virtual-media hosts boot (any inserted ISO boots the ramdisk here)."""
-
-_READS = frozenset({"get_power_state", "get_boot", "get_media", "inspect"})
-"""Requests that are GETs: a driver retries them on 5xx as well as on timeouts."""
 
 _STEADY = frozenset({bmh.ProvisioningState.AVAILABLE, bmh.ProvisioningState.PROVISIONED,
                      bmh.ProvisioningState.EXTERNALLY_PROVISIONED})
@@ -60,24 +57,8 @@ HEARTBEAT_S = (90.0, 180.0)
 ramdisk_heartbeat_timeout, 300 s) times 0.3 to 0.6 between heartbeats."""
 
 
-@dataclass(slots=True, eq=False, kw_only=True)
-class Target:
-    """What one BMC address reaches: the machine, its endpoint, and the BMC's own settings."""
-
-    machine: Machine
-    endpoint: Bmc
-    virtual_media: bool
-    media_url: str = ""
-    persistent: BootDevice = BootDevice.DISK
-    once: BootDevice | None = None
-    """A one-time override, used up by the next boot."""
-    boot_mode: bmc.BootMode = bmc.BootMode.UEFI
-    pending: simpy.Event | None = None
-    """The power transition under way (None or processed: settled)."""
-    pending_on: bool = False
-    steady: bool = False
-    """The host is in a steady state (available, provisioned, externally provisioned), where
-    its power-state reads are the periodic sync Ironic does too (counted apart)."""
+Target = link.Target
+"""A host as the fleet's BMC capabilities see it (link.py)."""
 
 
 class EngineStats:
@@ -86,15 +67,18 @@ class EngineStats:
     __slots__ = (
         "agent_calls",
         "bmc_calls",
+        "bmc_reboots",
         "checksum_failures",
         "cleans",
         "config_drives",
+        "firmware_updates",
         "heartbeats",
         "image_writes",
         "inventories",
         "peak_busy",
         "peak_pxe_busy",
         "power_sync_reads",
+        "updates_failed",
     )
 
     def __init__(self) -> None:
@@ -113,6 +97,12 @@ class EngineStats:
         self.power_sync_reads = 0
         """Power-state reads of hosts in a steady state: the periodic power sync, which Ironic
         does as well (every sync_power_state_interval per node); the rest are operations'."""
+        self.firmware_updates = 0
+        """Firmware updates the BMCs accepted (firmware.py), ..."""
+        self.updates_failed = 0
+        """... of which failed (flash fault, image not served)."""
+        self.bmc_reboots = 0
+        """BMC restarts: after a BMC update, or a fault during an update."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -127,6 +117,9 @@ class EngineStats:
             "peak_busy": self.peak_busy,
             "peak_pxe_busy": self.peak_pxe_busy,
             "power_sync_reads": self.power_sync_reads,
+            "firmware_updates": self.firmware_updates,
+            "updates_failed": self.updates_failed,
+            "bmc_reboots": self.bmc_reboots,
         }
 
 
@@ -144,61 +137,7 @@ _FROM_MACHINE = {
 }
 
 
-class _Link:
-    """A capability's view of its target, with the driver's retries and the error mapping."""
-
-    name = "fleet"
-
-    def __init__(self, fleet: "FleetEngine", target: Target) -> None:
-        self._fleet = fleet
-        self._t = target
-
-    def validate(self, access: bmc.BmcAccess) -> None:
-        return None
-
-    def _call(self, access: bmc.BmcAccess, kind: str, operation: str) -> Machine:
-        fleet = self._fleet
-        settings = fleet.settings
-        meter = fleet.meter
-        target = self._t
-        fleet.stats.bmc_calls[operation] += 1
-        attempts = settings.bmc_retries
-        read = kind in _READS
-        while True:
-            reply = target.endpoint.request(kind, target.machine, meter)
-            if reply == Reply.OK:
-                return target.machine
-            retryable = reply == Reply.TIMEOUT or (
-                read and reply in (Reply.SERVER_ERROR, Reply.UNAVAILABLE)
-            )
-            if not retryable or attempts <= 1:
-                break
-            attempts -= 1
-            meter.charge(settings.bmc_retry_interval_s)
-        raise hostmodel_bmc.reply_error(reply, access, operation)
-
-    # --- power transitions on the machine ---------------------------------------------------
-
-    def _settling(self) -> bool:
-        pending = self._t.pending
-        return pending is not None and not pending.processed
-
-    def _on(self) -> None:
-        target = self._t
-        machine = target.machine
-        event = machine.power_on()
-        generation = machine.generation
-        target.pending, target.pending_on = event, True
-        event.callbacks.append(lambda _e: self._fleet.booted(target, generation))
-
-    def _off(self) -> simpy.Event:
-        target = self._t
-        event = target.machine.power_off()
-        target.pending, target.pending_on = event, False
-        return event
-
-
-class FleetPower(_Link):
+class FleetPower(link.Link):
     def power_state(self, access: bmc.BmcAccess) -> bmc.PowerState:
         if self._t.steady:
             self._fleet.stats.power_sync_reads += 1
@@ -228,18 +167,10 @@ class FleetPower(_Link):
         if not machine.powered and not self._settling():
             self._on()
             return
-        off = self._off()
-        generation = machine.generation
-        self._t.pending_on = True  # the whole reset reads as powering on
-
-        def then_on(_event: simpy.Event) -> None:
-            if machine.generation == generation:
-                self._on()
-
-        off.callbacks.append(then_on)
+        self._cycle()
 
 
-class FleetManagement(_Link):
+class FleetManagement(link.Link):
     def boot_setting(self, access: bmc.BmcAccess) -> bmc.BootSetting:
         self._call(access, "get_boot", "get boot setting")
         target = self._t
@@ -270,7 +201,7 @@ class FleetManagement(_Link):
         self._t.boot_mode = mode
 
 
-class FleetBoot(_Link):
+class FleetBoot(link.Link):
     def media_state(self, access: bmc.BmcAccess, *, device: bmc.MediaDevice) -> bmc.MediaState:
         machine = self._call(access, "get_media", f"get {device.value} media")
         inserted = device == bmc.MediaDevice.CD and machine.vmedia_inserted
@@ -291,7 +222,7 @@ class FleetBoot(_Link):
             self._t.media_url = ""
 
 
-class FleetInspect(_Link):
+class FleetInspect(link.Link):
     def inspect(self, access: bmc.BmcAccess) -> hwd.HardwareDetails:
         return self._call(access, "inspect", "inspect").hardware_details()
 
@@ -445,11 +376,14 @@ class FleetEngine:
         provisioning_limit: int,
         meter: cost.Meter,
         rng: random.Random,
+        firmware: Mapping[str, scenario.FirmwareImage] | None = None,
     ) -> None:
         self.env = env
         self.targets = dict(targets)
         self.machines = {t.machine.name: t.machine for t in self.targets.values()}
         self.images = {image.url: image for image in images.values()}
+        self.firmware = {image.url: image for image in (firmware or {}).values()}
+        """The firmware images the scenario serves, by URL (firmware.py)."""
         self.settings = settings
         self.meter = meter
         self.rng = rng
@@ -488,14 +422,23 @@ class FleetEngine:
         target = self.targets.get(address)
         if target is None:
             raise bmc.BmcUnreachable(access.display, "connect", "no BMC at this address")
+        bios: bmc.Bios
+        firmware: bmc.Firmware
+        if access.address.type.http_transports:  # the Redfish family: Bios, UpdateService
+            bios = fleet_firmware.FleetBios(self, target)
+            firmware = fleet_firmware.FleetFirmware(self, target)
+        else:  # IPMI has neither, as its real driver
+            kind = access.address.type.driver
+            bios = unsupported.UnsupportedBios(kind)
+            firmware = unsupported.UnsupportedFirmware(kind)
         driver = self._drivers[address] = bmc.Driver(
             hardware_type=HARDWARE_TYPE,
             power=FleetPower(self, target),
             management=FleetManagement(self, target),
             boot=FleetBoot(self, target),
             inspect=FleetInspect(self, target),
-            bios=unsupported.UnsupportedBios(HARDWARE_TYPE),
-            firmware=unsupported.UnsupportedFirmware(HARDWARE_TYPE),
+            bios=bios,
+            firmware=firmware,
             events=unsupported.UnsupportedEvents(HARDWARE_TYPE),
         )
         return driver

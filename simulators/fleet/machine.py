@@ -79,11 +79,15 @@ class Machine:
         "_rng",
         "agent_crashed",
         "agent_ready",
+        "bios",
+        "bios_pending",
         "boot_device",
         "boot_mac",
+        "boots",
         "disk_image",
         "double_writes",
         "faults",
+        "firmware",
         "generation",
         "name",
         "power_changed_at",
@@ -128,6 +132,14 @@ class Machine:
         self.writes = 0
         self.double_writes = 0
         """Writes started while another was in progress (a machine claimed twice)."""
+        self.bios: dict[str, hostmodel.BiosValue] = dict(BIOS_DEFAULTS)
+        """Current BIOS attribute values (the emulated server's registry, hostmodel's)."""
+        self.bios_pending: dict[str, hostmodel.BiosValue] = {}
+        """Staged BIOS changes: the firmware applies them at the next boot (POST)."""
+        self.firmware: dict[str, str] = dict(hostmodel.DEFAULT_FIRMWARE)
+        """Firmware version per component ("bios", "bmc"): what is really flashed."""
+        self.boots = 0
+        """Power-ons completed (every one runs POST)."""
 
     # --- power ---------------------------------------------------------------------------------
 
@@ -165,8 +177,12 @@ class Machine:
             return
         self.powered = True
         self.power_changed_at = self._env.now
+        self.boots += 1
         self._reset_boot()
         self.stage = Stage.POST
+        if self.bios_pending:  # the firmware applies staged settings during POST
+            self.bios.update(self.bios_pending)
+            self.bios_pending.clear()
         if self.faults.hangs_in_post:
             self.stage = Stage.HUNG
             return
@@ -274,6 +290,15 @@ class Machine:
                 inventory(self.name, self.boot_mac, self.profile), hostname=self.name
             )
         return self._details
+
+
+BIOS_REGISTRY: dict[str, hostmodel.BiosAttribute] = {
+    attr.name: attr for attr in hostmodel.DEFAULT_BIOS_REGISTRY
+}
+"""Every machine's BIOS attribute registry: the emulated server's (hostmodel), one model."""
+BIOS_DEFAULTS: dict[str, hostmodel.BiosValue] = {
+    name: attr.default for name, attr in BIOS_REGISTRY.items()
+}
 
 
 def inventory(name: str, boot_mac: str, profile: scenario.HardwareProfile) -> hostmodel.Inventory:

@@ -9,8 +9,9 @@ A scenario is a YAML mapping (docs/scenarios.md is the reference) with these sec
 - `profiles`: hardware profiles (timing distributions of power, POST, boot, inspection,
   cleaning, disk write), added to the shipped library in scenarios/profiles/;
 - `groups`: the fleet, as groups of identical hosts (count, profile, BMC scheme, boot method);
-- `images`, `faults`, `workload` (enroll, provision, deprovision, delete; at a time or once the
-  hosts have settled in a state), `slos` (targets on the report's figures), `time_limit`.
+- `images`, `firmware` (firmware images a service step may flash), `faults`, `workload`
+  (enroll, provision, service, deprovision, delete; at a time or once the hosts have settled in
+  a state), `slos` (targets on the report's figures), `time_limit`.
 
 Parsing is strict and happens before anything runs: unknown keys, wrong types, negative
 durations, a p99 below its median, unknown profiles/groups/images/states, and a boot method the
@@ -68,6 +69,22 @@ class Action(StrEnum):
     """Clear spec.image (and set online: false)."""
     DELETE = "delete"
     """Delete the BareMetalHosts."""
+    SERVICE = "service"
+    """Change firmware on provisioned hosts as a user does: a HostUpdatePolicy allowing it,
+    the BIOS settings into HostFirmwareSettings spec.settings, the firmware images into
+    HostFirmwareComponents spec.updates, then the reboot annotation (servicing runs while the
+    host is off)."""
+
+
+class UpdatePolicy(StrEnum):
+    """What the service step writes into the host's HostUpdatePolicy (both fields)."""
+
+    ON_REBOOT = "onReboot"
+    """Servicing allowed when the provisioned host reboots (what a live update needs)."""
+    ON_PREPARING = "onPreparing"
+    """Changes wait for the next preparing: a provisioned host is not serviced."""
+    NONE = "none"
+    """No HostUpdatePolicy at all: a provisioned host is not serviced (upstream's default)."""
 
 
 class ProvisionerBackend(StrEnum):
@@ -98,6 +115,8 @@ _DEFAULT_CLEANING = dist.LogNormal(median=30.0, p99=90.0)
 _DEFAULT_DISK_WRITE_MBPS = dist.Normal(mean=150.0, stddev=30.0)
 _DEFAULT_OS_BOOT = dist.LogNormal(median=60.0, p99=180.0)
 _DEFAULT_BMC_LATENCY = dist.LogNormal(median=0.3, p99=3.0)
+_DEFAULT_FIRMWARE_UPDATE = dist.LogNormal(median=300.0, p99=900.0)
+_DEFAULT_BMC_REBOOT = dist.LogNormal(median=90.0, p99=240.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -189,6 +208,10 @@ class HardwareProfile:
     """One BMC request's round trip."""
     bmc_session_cap: int = 8
     """Concurrent sessions the BMC serves; a request past the cap gets HTTP 503."""
+    firmware_update: dist.Distribution = _DEFAULT_FIRMWARE_UPDATE
+    """A firmware update's flash, from the accepted SimpleUpdate to the reboot applying it."""
+    bmc_reboot: dist.Distribution = _DEFAULT_BMC_REBOOT
+    """A BMC's restart (after a BMC update, or a fault during an update): it answers nothing."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -215,6 +238,24 @@ class Image:
     size_bytes: int
 
 
+FIRMWARE_COMPONENTS = ("bios", "bmc")
+"""Components a firmware image may target (HostFirmwareComponents: bios, bmc; nic:* is not
+modelled in the fleet's machines)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FirmwareImage:
+    """A firmware image a service step flashes (HostFirmwareComponents spec.updates[])."""
+
+    name: str
+    component: str
+    url: str
+    version: str
+    """The version the component reports once the image is applied."""
+    served: bool = True
+    """False: the URL answers 404 (a bad URL a user wrote): the update must fail visibly."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BmcFaults:
     error_rate: float = 0.0
@@ -225,6 +266,10 @@ class BmcFaults:
     """Power and boot writes within this window after a power-off get HTTP 409."""
     session_cap: int | None = None
     """Overrides every profile's bmc_session_cap (503 past it)."""
+    update_failure: float = 0.0
+    """Fraction of firmware updates whose flash fails (the task ends in Exception)."""
+    reboot_during_update: float = 0.0
+    """Fraction of firmware updates during which the BMC reboots (profile's bmc_reboot)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -269,6 +314,12 @@ class Step:
     """Act on each host as soon as it settles in `when` (after the previous step acted on it),
     instead of once for all hosts: a rolling pipeline, like CAPM3 taking hosts as they
     become available."""
+    settings: tuple[tuple[str, str | int | bool], ...] = ()
+    """service: BIOS settings to set (HostFirmwareSettings spec.settings), in file order."""
+    firmware: tuple[str, ...] = ()
+    """service: names of `firmware` images to flash (HostFirmwareComponents spec.updates)."""
+    policy: UpdatePolicy = UpdatePolicy.ON_REBOOT
+    """service: the HostUpdatePolicy written first."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -299,6 +350,12 @@ class Scenario:
     faults: Faults = Faults()
     workload: tuple[Step, ...] = ()
     slos: tuple[Slo, ...] = ()
+    firmware: dict[str, FirmwareImage] = field(default_factory=dict)
+
+    @property
+    def services(self) -> bool:
+        """Whether the workload services hosts (the firmware controllers and checks run)."""
+        return any(step.action == Action.SERVICE for step in self.workload)
 
     @property
     def host_count(self) -> int:
@@ -665,6 +722,8 @@ _PROFILE_FIELDS: dict[str, _Converter] = {
     "os_boot": _duration_dist,
     "bmc_latency": _duration_dist,
     "bmc_session_cap": _int_at_least(1),
+    "firmware_update": _duration_dist,
+    "bmc_reboot": _duration_dist,
 }
 
 
@@ -804,6 +863,8 @@ def _faults(data: Any, path: str, group_names: set[str]) -> Faults:
             "timeout_rate": _rate,
             "conflict_after_power_off": _duration,
             "session_cap": _int_at_least(1),
+            "update_failure": _rate,
+            "reboot_during_update": _rate,
         },
     )
     if "conflict_after_power_off" in bmc_values:
@@ -841,8 +902,82 @@ _STEP_STATES = frozenset(
 )
 
 
+def _settings(value: Any, path: str) -> tuple[tuple[str, str | int | bool], ...]:
+    """BIOS settings as a user writes them into HostFirmwareSettings: name -> string, integer
+    or boolean. Names and values are not checked against any registry here: a setting the
+    host's schema refuses is for the system under test to report, on the object."""
+    fields = _mapping(value, path)
+    if not fields:
+        raise _Invalid(path, "give at least one setting (name: value)")
+    out: list[tuple[str, str | int | bool]] = []
+    for name, setting in fields.items():
+        if not name:
+            raise _Invalid(path, "a setting name must not be empty")
+        if isinstance(setting, float) or not isinstance(setting, str | int | bool):
+            raise _Invalid(
+                _join(path, name),
+                f"expected a string, an integer or a boolean, got {_type_name(setting)}",
+            )
+        out.append((name, setting))
+    return tuple(out)
+
+
+def _firmware_list(value: Any, path: str, catalog: Mapping[str, FirmwareImage]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise _Invalid(path, "expected a non-empty list of firmware image names")
+    names: list[str] = []
+    components: set[str] = set()
+    for i, item in enumerate(value):
+        name = _str(item, _join(path, i))
+        image = catalog.get(name)
+        if image is None:
+            raise _Invalid(
+                _join(path, i),
+                f"unknown firmware image {name!r}; known: {', '.join(sorted(catalog)) or 'none'}",
+            )
+        if image.component in components:
+            raise _Invalid(_join(path, i), f"a second image for component {image.component!r}")
+        components.add(image.component)
+        names.append(name)
+    return tuple(names)
+
+
+def _version(value: Any, path: str) -> str:
+    """A version string; YAML reads `2.4` as a number, which is taken as written."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return _str(value, path)
+
+
+def _firmware_image(name: str, data: Any, path: str) -> FirmwareImage:
+    spec: dict[str, _Converter] = {
+        "component": _str,
+        "url": _str,
+        "version": _version,
+        "served": _bool,
+    }
+    values = _fields(_mapping(data, path), path, spec)
+    for key in ("component", "url", "version"):
+        if key not in values:
+            raise _Invalid(_join(path, key), "required")
+    if values["component"] not in FIRMWARE_COMPONENTS:
+        raise _Invalid(
+            _join(path, "component"),
+            f"unknown component {values['component']!r}; expected one of "
+            f"{', '.join(FIRMWARE_COMPONENTS)}",
+        )
+    if not values["url"].startswith(("http://", "https://")):
+        raise _Invalid(_join(path, "url"), "expected an http:// or https:// URL")
+    if not values["version"]:
+        raise _Invalid(_join(path, "version"), "must not be empty")
+    return FirmwareImage(name=name, **values)
+
+
 def _step(
-    data: Any, path: str, index: int, group_names: set[str], images: Mapping[str, Image]
+    data: Any, path: str, index: int, group_names: set[str], images: Mapping[str, Image],
+    firmware: Mapping[str, FirmwareImage] | None = None,
 ) -> Step:
     spec: dict[str, _Converter] = {
         "name": _str,
@@ -855,6 +990,9 @@ def _step(
         "batch_size": _int_at_least(1),
         "batch_interval": _duration,
         "per_host": _bool,
+        "settings": _settings,
+        "firmware": lambda v, p: _firmware_list(v, p, firmware or {}),
+        "policy": lambda v, p: _enum(UpdatePolicy, v, p),
     }
     values = _fields(_mapping(data, path), path, spec)
     if "action" not in values:
@@ -882,6 +1020,13 @@ def _step(
             )
     elif image:
         raise _Invalid(_join(path, "image"), f"only a provision step takes an image, not {action}")
+    if action == Action.SERVICE:
+        if "settings" not in values and "firmware" not in values:
+            raise _Invalid(path, "a service step changes `settings`, `firmware` or both")
+    else:
+        for key in ("settings", "firmware", "policy"):
+            if key in values:
+                raise _Invalid(_join(path, key), f"only a service step takes {key}, not {action}")
     if ("batch_size" in values) != ("batch_interval" in values):
         raise _Invalid(path, "batch_size and batch_interval go together")
     per_host = values.get("per_host", False)
@@ -904,6 +1049,9 @@ def _step(
         batch_size=values.get("batch_size", 0),
         batch_interval_s=values.get("batch_interval", 0.0),
         per_host=per_host,
+        settings=values.get("settings", ()),
+        firmware=values.get("firmware", ()),
+        policy=values.get("policy", UpdatePolicy.ON_REBOOT),
     )
 
 
@@ -919,11 +1067,19 @@ SLO_METRICS = (
     "bmc.errors",
     "bmc.per_host",
     "bmc.operation_requests_per_host",
+    "servicing.<requested|serviced|failed|unserviced>",
+    "servicing.durations_s.<p50|p95|p99|max>",
+    "servicing.<updates_failed|bmc_reboots>",
 )
 """The report figures an SLO may name (docs/scenarios.md lists them)."""
 
+SERVICING_HOST_COUNTS = ("requested", "serviced", "failed", "unserviced")
+"""servicing.<x> figures that count hosts (a target may be a percentage of hosts)."""
+SERVICING_COUNTS = ("updates_failed", "bmc_reboots")
+
 _PEAKS = ("workers_busy", "pxe_busy", "provisioner_busy", "bmc_sessions")
-_HOST_COUNT_METRICS = ("hosts_in_error", "final_states.")
+_HOST_COUNT_METRICS = ("hosts_in_error", "final_states.",
+                       *(f"servicing.{name}" for name in SERVICING_HOST_COUNTS))
 _ERROR_TYPES = {t.value for t in bmh.ErrorType if t.value}
 
 
@@ -951,6 +1107,15 @@ def _check_metric(metric: str, path: str) -> bool:
         return True
     if parts[0] == "peak" and len(parts) == 2 and parts[1] in _PEAKS:
         return False
+    if parts[0] == "servicing":
+        if len(parts) == 2 and parts[1] in SERVICING_HOST_COUNTS + SERVICING_COUNTS:
+            return False
+        if len(parts) == 3 and parts[1] == "durations_s":
+            if parts[2] not in ("p50", "p95", "p99", "max"):
+                raise _Invalid(
+                    path, f"unknown statistic {parts[2]!r}; expected p50, p95, p99 or max"
+                )
+            return True
     raise _Invalid(path, f"unknown metric {metric!r}; expected one of: {', '.join(SLO_METRICS)}")
 
 
@@ -996,6 +1161,7 @@ _TOP_KEYS = (
     "faults",
     "workload",
     "slos",
+    "firmware",
 )
 
 
@@ -1079,6 +1245,13 @@ def parse(data: Any, *, source: str = "<scenario>") -> Scenario:
         if image is not None:
             images[iname] = image
 
+    catalog: dict[str, FirmwareImage] = {}
+    raw_firmware: dict[str, Any] = attempt(lambda: _mapping(top.get("firmware"), "firmware"), {})
+    for fname, body in raw_firmware.items():
+        image_ = attempt(_firmware_image, None, fname, body, _join("firmware", fname))
+        if image_ is not None:
+            catalog[fname] = image_
+
     faults = attempt(lambda: _faults(top.get("faults"), "faults", seen_groups), Faults())
 
     steps: list[Step] = []
@@ -1087,7 +1260,7 @@ def parse(data: Any, *, source: str = "<scenario>") -> Scenario:
         errors.append(outcome.SpecError("workload", "required: a non-empty list of steps"))
         raw_steps = []
     for i, body in enumerate(raw_steps):
-        step = attempt(_step, None, body, _join("workload", i), i, seen_groups, images)
+        step = attempt(_step, None, body, _join("workload", i), i, seen_groups, images, catalog)
         if step is not None:
             steps.append(step)
     if steps and steps[0].action != Action.ENROLL:
@@ -1118,6 +1291,7 @@ def parse(data: Any, *, source: str = "<scenario>") -> Scenario:
         faults=faults,
         workload=tuple(steps),
         slos=tuple(slos),
+        firmware=catalog,
     )
 
 

@@ -138,6 +138,7 @@ class Simulation:
             provisioning_limit=controller_settings.provisioning_limit,
             meter=self.meter,
             rng=_rng(seed_, "provisioner"),
+            firmware=spec.firmware,
         )
         reconciler = host_reconciler.BareMetalHostReconciler(
             store=metered,
@@ -196,6 +197,8 @@ class Simulation:
                 timeout_rate=scenario_faults.timeout_rate,
                 session_cap=faults.bmc.session_cap or profile.bmc_session_cap,
                 conflict_after_power_off_s=scenario_faults.conflict_after_power_off_s,
+                update_failure_rate=scenario_faults.update_failure,
+                bmc_reboot_rate=scenario_faults.reboot_during_update,
             )
             virtual_media = group.boot != scenario.BootMethod.PXE
             shared = group.hosts_per_bmc > 1

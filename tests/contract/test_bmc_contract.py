@@ -5,9 +5,9 @@
 - ipmi: the real IPMI drivers (pyghmi) against the pyghmi-based emulator over UDP on 127.0.0.1
   (no virtual media, BIOS or events: Unsupported, as upstream's ipmi hardware type);
 - sim: the Sim capabilities straight over the host model (simulators/hostmodel_bmc.py);
-- fleet: the fleet model's capabilities over a simulated machine, in simpy time (no BIOS,
-  firmware or events: Unsupported; credentials, "no override" and the USB slot are not
-  modelled: the engine uses none of them).
+- fleet: the fleet model's capabilities over a simulated machine, in simpy time (no events:
+  Unsupported; credentials, "no override" and the USB slot are not modelled: the engine uses
+  none of them).
 
 Power transitions are polled (bounded) on the emulators and driven in simulated time on the
 fleet model; the host model's transitions are instant.
@@ -112,11 +112,13 @@ def fleet_harness() -> bmc_contract.BmcHarness:
     return bmc_contract.BmcHarness(
         driver=world.fleet.driver_for(access),
         access=access,
-        supported=frozenset({C.POWER, C.MANAGEMENT, C.BOOT, C.INSPECT}),
+        supported=frozenset({C.POWER, C.MANAGEMENT, C.BOOT, C.INSPECT, C.BIOS, C.FIRMWARE}),
         wait_until=world.wait_until,
         not_modelled=bmcs.not_modelled,
         wrong_password=None,
         unreachable=(world.fleet.driver_for(hung), hung),
+        bios_change=BIOS_CHANGE,
+        boots=lambda: world.machines["m0"].boots,
         media_urls=("http://boot.metalcubed.sim/first.iso", "http://boot.metalcubed.sim/second.iso"),
         boot_devices=frozenset({bmc.BootDevice.PXE, bmc.BootDevice.CDROM, bmc.BootDevice.DISK}),
         media_devices=frozenset({bmc.MediaDevice.CD}),

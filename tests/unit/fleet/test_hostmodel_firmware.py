@@ -5,7 +5,8 @@ import random
 
 import pytest
 
-from metalcubed.simulators import hostmodel
+from metalcubed.core import bmc, ports
+from metalcubed.simulators import hostmodel, hostmodel_bmc
 
 
 class Clock:
@@ -105,3 +106,26 @@ def test_fault_free_updates_draw_no_randomness() -> None:
     state = rng.getstate()
     assert hostmodel.Faults().draw_update(rng) == hostmodel.UpdateFate()
     assert rng.getstate() == state
+
+
+def test_sim_bmc_firmware_port_over_the_host_model() -> None:
+    """hostmodel_bmc.SimFirmware: the port's start_update/update_tasks on the host model."""
+    clock = Clock()
+    host = _host(clock)
+    address = "redfish://10.0.0.1/redfish/v1/Systems/h0"
+    bmcs = hostmodel_bmc.SimBmcs({address: host})
+    driver = hostmodel_bmc.driver_for(bmcs)(None)  # type: ignore[arg-type]
+    access = bmc.BmcAccess.of(address, ports.Credentials(username="u", password="p"))
+    task = driver.firmware.start_update(access, "bios", "http://fw/bios-2.4.1.fwimg")
+    assert task.state is bmc.TaskState.RUNNING
+    assert driver.firmware.start_update(access, "bios", "http://fw/bios-2.4.1.fwimg") == task
+    bad = driver.firmware.start_update(access, "bmc", "http://fw/not-an-image.bin")
+    assert bad.state is bmc.TaskState.FAILED and "not-an-image.bin" in bad.message
+    clock.now = 300.0
+    tasks = {t.id: t for t in driver.firmware.update_tasks(access)}
+    assert tasks[task.id].state is bmc.TaskState.COMPLETED
+    versions = {c.component: c.version for c in driver.firmware.components(access)}
+    assert versions["bios"] == "2.4.1"
+    with pytest.raises(bmc.BmcRejected, match="no firmware component nic"):
+        driver.firmware.start_update(access, "nic", "http://fw/nic-1.fwimg")
+    host.close()
