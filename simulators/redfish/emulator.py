@@ -9,15 +9,19 @@ templates; this module plugs our emulated servers in behind it:
   the next boot) and registry, processors, memory, NICs, disks, firmware versions;
 - `HostModelMedia`, its virtual media driver: the emulated BMC really fetches the image over
   HTTP (as a BMC does) and records it on the host;
-- views that sushy-tools lacks or gets wrong for us, registered once on its app: Storage and
-  Drives from the host, Memory, FirmwareInventory, EventService subscriptions, a generated BIOS
-  attribute registry, and overlays on the system, processor, NIC, manager and root documents
-  (manufacturer, serial, boot override persistence, SessionService links...);
+- views that sushy-tools lacks or gets wrong for us, registered once on its app: Memory, a
+  generated BIOS attribute registry, overlays on the system, processor, NIC, manager and root
+  documents (manufacturer, serial, boot override persistence, SessionService links...), and,
+  in sibling modules, storage.py (a RAID controller per system: drives, volumes created and
+  deleted), firmware.py (FirmwareInventory, UpdateService.SimpleUpdate fetching the image, the
+  TaskService over the host model's firmware tasks) and events.py (EventService subscriptions,
+  events really POSTed to their destinations with their HttpHeaders);
 - `_Gate`, a WSGI middleware per emulator in front of the app: basic auth and Redfish sessions
   (X-Auth-Token), and fault injection decided by `hostmodel.Faults.draw` (the fault model the
   fleet model and the Sim BMCs use too): latency, a session/concurrency cap
   answered 503 with Retry-After, 409 on power and boot writes for a window after a power off,
-  a 5xx rate, and an unreachable switch (requests hang until the client gives up).
+  a 5xx rate, and an unreachable switch (requests hang until the client gives up); a host
+  whose BMC restarts (`HostModel.bmc_rebooting`) gets no answer either.
 
 The sushy-tools app is a module singleton. Rather than one configuration per process, every
 request carries its emulator in the WSGI environ (`metalcubed.emulator`), and the drivers look
@@ -39,26 +43,25 @@ import random
 import secrets
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import flask
 import requests
 from sushy_tools import error as fishy  # type: ignore[import-untyped]
-from sushy_tools.emulator import main as sushy_main  # type: ignore[import-untyped]
 from sushy_tools.emulator import memoize  # type: ignore[import-untyped]
 from sushy_tools.emulator.resources import vmedia as fishy_vmedia  # type: ignore[import-untyped]
 from sushy_tools.emulator.resources.systems import base as fishy_systems  # type: ignore[import-untyped]
 from werkzeug import serving
 
-from metalcubed.simulators import hostmodel
+from metalcubed.simulators import hostmodel, raidmodel
+from metalcubed.simulators.redfish import events, firmware, storage, views
 
-ENVIRON_KEY = "metalcubed.emulator"
+ENVIRON_KEY = views.ENVIRON_KEY
 MAX_IMAGE_BYTES = 8 * 1024**3
 """The emulated BMC refuses images larger than this (8 GiB)."""
 
-_APP: flask.Flask = sushy_main.app
+_APP: flask.Flask = views.APP
 _install_lock = threading.Lock()
 _installed = False
 
@@ -66,31 +69,10 @@ WSGIEnviron = dict[str, Any]
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[WSGIEnviron, StartResponse], Iterable[bytes]]
 
-
-def _current() -> "RedfishEmulator":
-    emulator: RedfishEmulator = flask.request.environ[ENVIRON_KEY]
-    return emulator
-
-
-def _host(identity: str) -> hostmodel.HostModel:
-    """The host `identity` (uuid) names; a name redirects to the uuid, as sushy-tools does."""
-    emulator = _current()
-    host = emulator.hosts_by_uuid.get(identity)
-    if host is not None:
-        return host
-    host = emulator.hosts_by_name.get(identity)
-    if host is not None:
-        raise fishy.AliasAccessError(host.uuid)
-    raise fishy.NotFound(f"System {identity} was not found")
-
-
-def _lookup(identity: str) -> hostmodel.HostModel:
-    """Like `_host` but accepting a name as well (for our own views)."""
-    emulator = _current()
-    host = emulator.hosts_by_uuid.get(identity) or emulator.hosts_by_name.get(identity)
-    if host is None:
-        raise fishy.NotFound(f"System {identity} was not found")
-    return host
+_current = views.current
+_host = views.host
+_lookup = views.lookup
+_json = views.reply
 
 
 _RESET = {
@@ -129,7 +111,12 @@ class HostModelSystems(fishy_systems.AbstractSystemsDriver):
         action = _RESET.get(state)
         if action is None:
             raise fishy.BadRequest(f"Reset type {state} is not supported")
-        action(_host(identity))
+        host = _host(identity)
+        action(host)
+        _current().events.publish(events.Event(
+            event_type="Alert", message_id="ResourceEvent.1.0.ResourceChanged",
+            message=f"System {host.name}: reset {state} requested",
+            origin=f"/redfish/v1/Systems/{host.uuid}"))
 
     def get_boot_device(self, identity: str) -> str:
         return _host(identity).boot_override()[0].value
@@ -485,47 +472,6 @@ def _bios_registry() -> flask.Response:
     })
 
 
-def _storage_collection(identity: str) -> flask.Response:
-    _lookup(identity)
-    base = f"/redfish/v1/Systems/{identity}/Storage"
-    return _json({"@odata.type": "#StorageCollection.StorageCollection", "@odata.id": base,
-                  "Name": "Storage Collection", "Members@odata.count": 1,
-                  "Members": [{"@odata.id": f"{base}/1"}]})
-
-
-def _storage(identity: str, storage_id: str) -> flask.Response:
-    host = _lookup(identity)
-    if storage_id != "1":
-        raise fishy.NotFound()
-    base = f"/redfish/v1/Systems/{identity}/Storage/1"
-    return _json({
-        "@odata.type": "#Storage.v1_9_0.Storage", "@odata.id": base, "Id": "1",
-        "Name": "Local Storage Controller",
-        "Status": {"State": "Enabled", "Health": "OK"},
-        "Drives": [{"@odata.id": f"{base}/Drives/{d.id}"} for d in host.inventory.disks],
-        "Drives@odata.count": len(host.inventory.disks),
-    })
-
-
-_PROTOCOL = {hostmodel.DiskType.NVME: "NVMe", hostmodel.DiskType.SSD: "SATA",
-             hostmodel.DiskType.HDD: "SAS"}
-
-
-def _drive(identity: str, stg_id: str, drv_id: str) -> flask.Response:
-    for disk in _lookup(identity).inventory.disks:
-        if stg_id == "1" and disk.id == drv_id:
-            return _json({
-                "@odata.type": "#Drive.v1_9_0.Drive",
-                "@odata.id": f"/redfish/v1/Systems/{identity}/Storage/1/Drives/{disk.id}",
-                "Id": disk.id, "Name": disk.name, "CapacityBytes": disk.size_bytes,
-                "MediaType": "HDD" if disk.rotational else "SSD",
-                "Protocol": _PROTOCOL[disk.type], "Manufacturer": disk.vendor,
-                "Model": disk.model, "SerialNumber": disk.serial,
-                "Status": {"State": "Enabled", "Health": "OK"},
-            })
-    raise fishy.NotFound()
-
-
 def _memory_collection(identity: str) -> flask.Response:
     host = _lookup(identity)
     base = f"/redfish/v1/Systems/{identity}/Memory"
@@ -548,96 +494,7 @@ def _memory(identity: str, memory_id: str) -> flask.Response:
     raise fishy.NotFound()
 
 
-def _firmware_items() -> Iterator[tuple[str, str, hostmodel.HostModel, str]]:
-    for host in _current().hosts:
-        for component, version in sorted(host.firmware().items()):
-            yield f"{component}-{host.uuid}", component, host, version
-
-
-def _firmware_inventory() -> flask.Response:
-    base = "/redfish/v1/UpdateService/FirmwareInventory"
-    members = [{"@odata.id": f"{base}/{item_id}"} for item_id, *_ in _firmware_items()]
-    return _json({"@odata.type": "#SoftwareInventoryCollection.SoftwareInventoryCollection",
-                  "@odata.id": base, "Name": "Firmware Inventory",
-                  "Members@odata.count": len(members), "Members": members})
-
-
-def _firmware_item(item_id: str) -> flask.Response:
-    for candidate, component, host, version in _firmware_items():
-        if candidate == item_id:
-            related = (f"/redfish/v1/Managers/{host.uuid}" if component == "bmc"
-                       else f"/redfish/v1/Systems/{host.uuid}")
-            return _json({
-                "@odata.type": "#SoftwareInventory.v1_3_0.SoftwareInventory",
-                "@odata.id": f"/redfish/v1/UpdateService/FirmwareInventory/{item_id}",
-                "Id": item_id, "Name": component.upper(), "Version": version,
-                "Updateable": component == "bios",
-                "RelatedItem": [{"@odata.id": related}],
-                "Status": {"State": "Enabled", "Health": "OK"},
-            })
-    raise fishy.NotFound()
-
-
-def _update_service_overlay(doc: dict[str, Any]) -> None:
-    doc.pop("SoftwareInventory", None)
-
-
-def _event_service() -> flask.Response:
-    return _json({
-        "@odata.type": "#EventService.v1_5_0.EventService",
-        "@odata.id": "/redfish/v1/EventService", "Id": "EventService", "Name": "Event Service",
-        "ServiceEnabled": True, "DeliveryRetryAttempts": 3,
-        "DeliveryRetryIntervalSeconds": 30,
-        "EventTypesForSubscription": ["Alert", "StatusChange"],
-        "Subscriptions": {"@odata.id": "/redfish/v1/EventService/Subscriptions"},
-        "Actions": {"#EventService.SubmitTestEvent": {
-            "target": "/redfish/v1/EventService/Actions/EventService.SubmitTestEvent"}},
-    })
-
-
-def _subscriptions() -> flask.Response:
-    emulator = _current()
-    base = "/redfish/v1/EventService/Subscriptions"
-    if flask.request.method == "POST":
-        body = flask.request.get_json(silent=True)
-        if not isinstance(body, dict) or not isinstance(body.get("Destination"), str):
-            raise fishy.BadRequest("Destination is required")
-        if not body["Destination"].startswith(("http://", "https://")):
-            raise fishy.BadRequest("Destination must be an http(s) URL")
-        sub_id = str(uuid.uuid4())
-        doc = {
-            "@odata.type": "#EventDestination.v1_7_0.EventDestination",
-            "@odata.id": f"{base}/{sub_id}", "Id": sub_id, "Name": "Event Subscription",
-            "Destination": body["Destination"], "Context": str(body.get("Context", "")),
-            "Protocol": body.get("Protocol", "Redfish"),
-            "EventTypes": body.get("EventTypes", ["Alert"]),
-        }
-        with emulator.lock:
-            emulator.subscriptions[sub_id] = doc
-        return _json(doc, 201, {"Location": f"{base}/{sub_id}"})
-    with emulator.lock:
-        ids = list(emulator.subscriptions)
-    return _json({"@odata.type": "#EventDestinationCollection.EventDestinationCollection",
-                  "@odata.id": base, "Name": "Subscriptions", "Members@odata.count": len(ids),
-                  "Members": [{"@odata.id": f"{base}/{i}"} for i in ids]})
-
-
-def _subscription(sub_id: str) -> flask.Response:
-    emulator = _current()
-    with emulator.lock:
-        if flask.request.method == "DELETE":
-            if emulator.subscriptions.pop(sub_id, None) is None:
-                raise fishy.NotFound()
-            return flask.Response(status=204)
-        doc = emulator.subscriptions.get(sub_id)
-    if doc is None:
-        raise fishy.NotFound()
-    return _json(doc)
-
-
-def _add(rule: str, endpoint: str, view: Callable[..., Any], methods: Sequence[str] = ("GET",)
-         ) -> None:
-    _APP.add_url_rule(rule, endpoint, view, methods=list(methods))
+_add = views.add
 
 
 def install() -> None:
@@ -663,23 +520,15 @@ def install() -> None:
         _overlay("processor", _processor)
         _overlay("ethernet_interface", _nic)
         _overlay("manager_resource", _manager)
-        _overlay("UpdateService.update_service_resource", lambda doc: _update_service_overlay(doc))
+        _overlay("UpdateService.update_service_resource",
+                 lambda doc: firmware.update_service_overlay(doc))
         _APP.view_functions["bios_settings"] = _bios_settings
         _APP.view_functions["bios_registry"] = _bios_registry
-        _APP.view_functions["storage_collection"] = _storage_collection
-        _APP.view_functions["storage"] = _storage
-        _APP.view_functions["drive_resource"] = _drive
         _add("/redfish/v1/Systems/<identity>/Memory", "m3_memory_collection", _memory_collection)
         _add("/redfish/v1/Systems/<identity>/Memory/<memory_id>", "m3_memory", _memory)
-        _add("/redfish/v1/UpdateService/FirmwareInventory", "m3_firmware_inventory",
-             _firmware_inventory)
-        _add("/redfish/v1/UpdateService/FirmwareInventory/<item_id>", "m3_firmware_item",
-             _firmware_item)
-        _add("/redfish/v1/EventService", "m3_event_service", _event_service)
-        _add("/redfish/v1/EventService/Subscriptions", "m3_subscriptions", _subscriptions,
-             ("GET", "POST"))
-        _add("/redfish/v1/EventService/Subscriptions/<sub_id>", "m3_subscription", _subscription,
-             ("GET", "DELETE"))
+        storage.install()
+        firmware.install()
+        events.install()
         _installed = True
 
 
@@ -723,6 +572,11 @@ class _Gate:
                 reply = host.faults.draw(host.rng, in_flight=0, write=write,
                                          since_power_off_s=host.since_power_off_s()
                                          if write else None)
+        # A BMC restarting (after a BMC firmware update, or a fault) answers nothing about its
+        # host; with one host, nothing at all.
+        bmc_host = host or (em.hosts[0] if len(em.hosts) == 1 else None)
+        if reply is hostmodel.Reply.OK and bmc_host is not None and bmc_host.bmc_rebooting():
+            reply = hostmodel.Reply.TIMEOUT
         if reply is hostmodel.Reply.TIMEOUT:
             with em.lock:
                 em.injected["unreachable"] += 1
@@ -886,6 +740,8 @@ class RedfishEmulator:
         tls: bool = False,
         hang_s: float = 60.0,
         seed: int = 0,
+        event_retry_interval_s: float = 1.0,
+        event_verify_tls: bool | str = True,
     ) -> None:
         install()
         self.hosts = list(hosts)
@@ -907,10 +763,41 @@ class RedfishEmulator:
         audit log would show; tests and the lab read it to explain what happened to a host."""
         self.injected: collections.Counter[str] = collections.Counter()
         """Faults injected so far, by kind: "503", "409", "500", "unreachable"."""
-        self.subscriptions: dict[str, dict[str, Any]] = {}
+        self.events = events.Events(retry_interval_s=event_retry_interval_s,
+                                    verify_tls=event_verify_tls, idle=self._task_events)
+        """Event subscriptions and their delivery (see events.py)."""
+        self.task_payloads: dict[str, tuple[float, str]] = {}
+        """Firmware task id -> (monotonic start, the SimpleUpdate request as JSON)."""
+        self._reported_tasks: set[str] = set()
+        self._storage: dict[str, raidmodel.Storage] = {}
         self.stopping = threading.Event()
         self._server: serving.BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+
+    def storage_of(self, host: hostmodel.HostModel) -> raidmodel.Storage:
+        """The host's RAID controller (created over its disks on first use)."""
+        with self.lock:
+            storage = self._storage.get(host.uuid)
+            if storage is None:
+                storage = self._storage[host.uuid] = raidmodel.Storage(host.inventory.disks)
+            return storage
+
+    def _task_events(self) -> list[events.Event]:
+        """Events for the firmware tasks that ended since the last call (delivery worker)."""
+        found = list(firmware.finished_tasks(self.hosts, self._reported_tasks))
+        out = []
+        for task_id, _, task in found:
+            self._reported_tasks.add(task_id)
+            ok = task.state is hostmodel.TaskState.COMPLETED
+            out.append(events.Event(
+                event_type="Alert",
+                message_id="TaskEvent.1.0.TaskCompletedOK" if ok else "TaskEvent.1.0.TaskAborted",
+                message=(f"The firmware update of {task.component} to {task.version} completed"
+                         if ok else f"The firmware update of {task.component} failed: "
+                         f"{task.message}"),
+                severity="OK" if ok else "Critical",
+                origin=f"{firmware.TASKS}/{task_id}"))
+        return out
 
     def check_credentials(self, user: str, password: str) -> bool:
         good_user, good_password = self._credentials
@@ -957,10 +844,12 @@ class RedfishEmulator:
         self._thread = threading.Thread(target=server.serve_forever, name="redfish-emulator",
                                         daemon=True)
         self._thread.start()
+        self.events.start()
         return self
 
     def stop(self) -> None:
         self.stopping.set()
+        self.events.stop()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
