@@ -26,6 +26,7 @@ gracefully (a second one exits at once); a lost Lease exits with status 1 so the
 
 import argparse
 import dataclasses
+import ipaddress
 import logging
 import math
 import os
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from metalcubed.controllers import manager
-from metalcubed.controllers.kube import health, runtime
+from metalcubed.controllers.kube import certs, health, runtime, webhook
 from metalcubed.core.provisioning import context, fixture
 
 log = logging.getLogger("metalcubed.manager")
@@ -174,6 +175,38 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     for flag, name, what in _ENGINE_TIMINGS:
         engine.add_argument(flag, type=float, default=getattr(defaults, name), metavar="S",
                             help=f"{what} (default {getattr(defaults, name):g})")
+    hooks = p.add_argument_group(
+        "admission webhooks (docs/webhooks.md)",
+        "Upstream's validating webhooks (BareMetalHost and the other kinds with admission "
+        "rules) over HTTPS, served by every replica. Certificates: a CA and serving "
+        "certificate the manager keeps and renews in a Secret of its namespace "
+        "($POD_NAMESPACE) and writes into the ValidatingWebhookConfiguration's caBundle, or a "
+        "mounted folder (cert-manager).",
+    )
+    hooks.add_argument("--webhook-port", type=int, default=0, metavar="PORT",
+                       help="HTTPS port of the webhook server; 0 disables it (default 0; "
+                            "upstream and the shipped Deployment use 9443)")
+    hooks.add_argument("--webhook-host", default="", metavar="HOST",
+                       help="address the webhook server listens on (default: every interface)")
+    hooks.add_argument("--webhook-cert-dir", default="", metavar="DIR",
+                       help="folder holding tls.crt and tls.key (cert-manager's Secret, "
+                            f"mounted e.g. at {certs.DEFAULT_CERT_DIR}); re-read when they "
+                            "change. Default: the self-managed Secret")
+    hooks.add_argument("--webhook-cert-secret", default=certs.DEFAULT_SECRET, metavar="NAME",
+                       help="Secret holding the self-managed CA and serving certificate "
+                            f"(default {certs.DEFAULT_SECRET})")
+    hooks.add_argument("--webhook-service", default=webhook.SERVICE_NAME, metavar="NAME",
+                       help="the Service the API server calls; its DNS names go into the "
+                            f"self-managed certificate (default {webhook.SERVICE_NAME})")
+    hooks.add_argument("--webhook-cert-names", default="", metavar="NAMES",
+                       help="more names for the self-managed certificate, comma-separated "
+                            "DNS names or IP addresses (e.g. 127.0.0.1 for an API server "
+                            "that calls the manager by URL)")
+    hooks.add_argument("--webhook-configuration", default=webhook.CONFIGURATION_NAME,
+                       metavar="NAME",
+                       help="ValidatingWebhookConfiguration whose caBundle the manager keeps "
+                            "(self-managed certificates only); '' for none (default "
+                            f"{webhook.CONFIGURATION_NAME})")
     p.add_argument("--log-level", default="info",
                    choices=("debug", "info", "warning", "error"))
     p.set_defaults(run=run)
@@ -282,7 +315,9 @@ def options_from(args: argparse.Namespace) -> manager.ManagerOptions:
                            ("--metrics-cert-key", args.metrics_cert_key)):
             if not (cert_dir / name).is_file():
                 raise ValueError(f"{flag}: {cert_dir / name} is not a file")
+    hooks = _webhook_options(args)
     options = manager.ManagerOptions(
+        **hooks,
         kubeconfig=args.kubeconfig or None,
         namespace=namespace,
         provisioner=args.provisioner,
@@ -323,6 +358,54 @@ def options_from(args: argparse.Namespace) -> manager.ManagerOptions:
     if options.provisioner == "engine":
         manager.engine_service_config(options)  # checks the engine's flags and variables
     return options
+
+
+def _dns_name(flag: str, value: str, *, label: bool = False) -> str:
+    pattern = _DNS1123_LABEL if label else _DNS1123_SUBDOMAIN
+    if len(value) > (63 if label else 253) or not pattern.match(value):
+        kind = "a DNS-1123 label" if label else "a DNS-1123 subdomain"
+        raise ValueError(f"{flag}: {value!r} is not {kind} (lower-case letters, digits and "
+                         "'-'" + ("" if label else " and '.'") + ")")
+    return value
+
+
+def _webhook_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The webhook settings; ValueError names the flag (a mounted certificate folder is read
+    now, so a missing or bad file stops the manager at once)."""
+    if not 0 <= args.webhook_port <= 65535:
+        raise ValueError(f"--webhook-port: {args.webhook_port} is not a port (0-65535; 0 "
+                         "disables the webhooks)")
+    if args.webhook_host:
+        try:
+            health.parse_address(f"{args.webhook_host}:0")
+        except ValueError:
+            raise ValueError(f"--webhook-host: {args.webhook_host!r} is not a host") from None
+    cert_dir = Path(args.webhook_cert_dir) if args.webhook_cert_dir else None
+    if cert_dir is not None:
+        if not cert_dir.is_dir():
+            raise ValueError(f"--webhook-cert-dir: {cert_dir} is not a directory")
+        try:
+            certs.DirectorySource(cert_dir).ensure().tls_context()
+        except certs.CertificateError as err:
+            raise ValueError(str(err) if str(err).startswith("--") else
+                             f"--webhook-cert-dir: {err}") from None
+    names = tuple(n.strip() for n in args.webhook_cert_names.split(",") if n.strip())
+    for name in names:
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            _dns_name("--webhook-cert-names", name)
+    if args.webhook_configuration:
+        _dns_name("--webhook-configuration", args.webhook_configuration)
+    return {
+        "webhook_port": args.webhook_port,
+        "webhook_host": args.webhook_host,
+        "webhook_cert_dir": cert_dir,
+        "webhook_cert_secret": _dns_name("--webhook-cert-secret", args.webhook_cert_secret),
+        "webhook_service": _dns_name("--webhook-service", args.webhook_service, label=True),
+        "webhook_cert_names": names,
+        "webhook_configuration": args.webhook_configuration,
+    }
 
 
 def run(args: argparse.Namespace) -> int:

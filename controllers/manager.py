@@ -40,6 +40,7 @@ from typing import cast
 from metalcubed.controllers import engine_services, memory
 from metalcubed.controllers.bmc import hardware
 from metalcubed.controllers.kube import (
+    certs,
     client,
     events,
     health,
@@ -50,6 +51,7 @@ from metalcubed.controllers.kube import (
     runtime,
     secrets,
     store,
+    webhook,
     worker,
 )
 from metalcubed.core import bmc, controllerset, outcome, ports, wiring
@@ -148,6 +150,20 @@ class ManagerOptions:
     """A deploy agent whose last heartbeat is older than this is gone."""
     engine: context.EngineConfig = field(default_factory=context.EngineConfig)
     """Engine timings (deploy_iso_url and provisioning_limit are taken from the above)."""
+    # --- admission webhooks (controllers/kube/webhook.py, docs/webhooks.md) ---
+    webhook_port: int = 0
+    """HTTPS port of the webhook server; 0: no webhooks (the Deployment serves them on 9443)."""
+    webhook_host: str = ""
+    """Where it listens; "": every interface (controller-runtime's default)."""
+    webhook_cert_dir: Path | None = None
+    """Mounted tls.crt/tls.key (cert-manager); None: the self-managed Secret."""
+    webhook_cert_secret: str = certs.DEFAULT_SECRET
+    webhook_service: str = webhook.SERVICE_NAME
+    """The Service the API server calls: its names go into the self-managed certificate."""
+    webhook_cert_names: tuple[str, ...] = ()
+    """More names (DNS or IP) for the self-managed certificate, e.g. 127.0.0.1."""
+    webhook_configuration: str = webhook.CONFIGURATION_NAME
+    """The ValidatingWebhookConfiguration whose caBundle the manager writes; "": none."""
 
 
 @dataclass(slots=True)
@@ -536,6 +552,31 @@ def build(options: ManagerOptions) -> Composition:
         servers=servers,
         probes=probes,
     )
+    if options.webhook_port:
+        hooks = webhook_runnable(options, api)
+        composition.manager.add(hooks)
+        probes.add_ready_check("webhook", hooks.ready)
     composition.api = api
     composition.recorder = recorder
     return composition
+
+
+def webhook_runnable(options: ManagerOptions, api: client.ThrottledApiClient,
+                     clock: ports.Clock | None = None) -> webhook.WebhookRunnable:
+    """The admission webhook server for `options` (every replica runs it, leader or not).
+    Its certificates: the mounted folder, or the self-managed Secret in the manager's own
+    namespace ($POD_NAMESPACE, as the Lease) naming the webhook Service."""
+    source: certs.Source
+    if options.webhook_cert_dir is not None:
+        source = certs.DirectorySource(options.webhook_cert_dir)
+    else:
+        namespace = options.leader_election_namespace or options.namespace or "default"
+        source = certs.SecretSource(
+            api, namespace=namespace, name=options.webhook_cert_secret,
+            names=[*certs.service_names(options.webhook_service, namespace),
+                   *options.webhook_cert_names],
+            clock=clock or memory.WallClock())
+    configurations = (options.webhook_configuration,) if options.webhook_configuration else ()
+    return webhook.WebhookRunnable(
+        (options.webhook_host or "0.0.0.0", options.webhook_port), source=source,
+        handlers=webhook.admission_handlers(), api=api, configurations=configurations)

@@ -37,10 +37,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import pydantic
-
 from metalcubed.controllers.kube import certs
-from metalcubed.core import outcome
 from metalcubed.core.api import validation
 
 log = logging.getLogger(__name__)
@@ -84,6 +81,8 @@ class Registration:
     api_version: str
     kind: str
     plural: str
+    name: str
+    path: str
     operations: tuple[str, ...] = ("CREATE", "UPDATE")
     failure_policy: str = "Fail"
     side_effects: str = "None"
@@ -96,39 +95,23 @@ class Registration:
     def version(self) -> str:
         return _group_version(self.api_version)[1]
 
-    @property
-    def name(self) -> str:
-        """Upstream's webhook name: <kind lower>.<group> (baremetalhost.metal3.io)."""
-        return f"{self.kind.lower()}.{self.group}"
-
-    @property
-    def path(self) -> str:
-        return path_for(self.api_version, self.kind)
-
-
-UPSTREAM_OPERATIONS: Mapping[str, tuple[str, ...]] = {
-    "HostNetworkAttachment": ("CREATE", "UPDATE", "DELETE"),
-}
-"""Kinds whose upstream webhook also sees DELETE (baremetal-operator 02aa5059e,
-config/base/webhook/manifests.yaml); every other one is CREATE and UPDATE."""
 
 UPSTREAM_DEFAULTERS = frozenset(
     {"BareMetalHost", "BMCEventSubscription", "DataImage", "HostFirmwareComponents"})
-"""Kinds whose upstream webhook also registers a (no-op) defaulter, served at /mutate-..."""
+"""Kinds whose upstream webhook also registers a (no-op) defaulter, served at /mutate-...
+(baremetal-operator 02aa5059e, internal/webhooks/metal3.io/v1alpha1/*_webhook.go)."""
 
 
 def registrations(entries: Iterable[validation.KindEntry] | None = None) -> list[Registration]:
-    """The validating webhooks to serve and register: every kind with a `webhook` and a model,
-    in the order of `validation.KINDS`."""
-    found = []
-    for entry in entries if entries is not None else validation.KINDS.values():
-        if entry.webhook is None or entry.model is None:
-            continue
-        found.append(Registration(
-            api_version=entry.api_version, kind=entry.kind, plural=entry.model.PLURAL,
-            operations=UPSTREAM_OPERATIONS.get(entry.kind, ("CREATE", "UPDATE")),
-        ))
-    return found
+    """The validating webhooks to serve and register: every kind with admission rules
+    (`validation.webhooks()`), with upstream's names, paths and operations."""
+    return [
+        Registration(api_version=e.api_version, kind=e.kind, plural=e.plural,
+                     name=e.webhook_name, path=e.webhook_path,
+                     operations=tuple(e.webhook_operations))
+        for e in (entries if entries is not None else validation.webhooks())
+        if e.webhook is not None and e.model is not None
+    ]
 
 
 # --- AdmissionReview ---------------------------------------------------------------------------
@@ -179,17 +162,6 @@ def review(uid: str, *, allowed: bool, code: int = 200, message: str = "",
     return {"apiVersion": ADMISSION_VERSION, "kind": "AdmissionReview", "response": response}
 
 
-def aggregate(errors: Sequence[outcome.SpecError]) -> str:
-    """Go's kerrors.NewAggregate(...).Error(): one message as is, several as "[a, b]",
-    duplicates dropped; each message prefixed by its field path."""
-    seen: list[str] = []
-    for error in errors:
-        text = str(error)
-        if text not in seen:
-            seen.append(text)
-    return seen[0] if len(seen) == 1 else "[" + ", ".join(seen) + "]"
-
-
 def _kind_matches(request: Mapping[str, Any], entry: validation.KindEntry) -> str:
     kind = request.get("kind")
     if not isinstance(kind, dict):
@@ -202,24 +174,10 @@ def _kind_matches(request: Mapping[str, Any], entry: validation.KindEntry) -> st
     return ""
 
 
-def _old_or_none(entry: validation.KindEntry, old: Mapping[str, Any] | None) -> Any:
-    """The stored object when it parses; None (create rules only) when it does not, so an
-    object stored before a rule existed can still be fixed."""
-    if old is None or entry.model is None:
-        return None
-    try:
-        entry.model.from_wire(old)
-    except pydantic.ValidationError:
-        log.info("webhook: the stored %s does not parse; applying create rules only",
-                 entry.kind)
-        return None
-    return old
-
-
 def validating_handler(entry: validation.KindEntry) -> Handler:
-    """Upstream's validating webhook for one kind: CREATE and UPDATE run the kind's admission
-    rules (schema, then `entry.webhook`, update rules with the old object); DELETE and CONNECT
-    are allowed (upstream's ValidateDelete returns nothing)."""
+    """Upstream's validating webhook for one kind: `validation.admit` (schema, the kind's rules,
+    update rules against the old object; an old object our model cannot read gets the create
+    rules only; DELETE runs the kind's delete rules, none for BareMetalHost)."""
 
     def handle(body: dict[str, Any]) -> dict[str, Any]:
         request = _admission_request(body)
@@ -228,18 +186,20 @@ def validating_handler(entry: validation.KindEntry) -> Handler:
         if mismatch:
             return review(uid, allowed=False, code=400, message=mismatch)
         operation = request["operation"]
-        if operation not in ("CREATE", "UPDATE"):
-            return review(uid, allowed=True)
-        obj = request["object"]
-        if obj.get("apiVersion") != entry.api_version or obj.get("kind") != entry.kind:
+        obj, old = request.get("object"), request.get("oldObject")
+        subject = old if operation == "DELETE" else obj
+        if subject is not None and (subject.get("apiVersion"), subject.get("kind")) != (
+                entry.api_version, entry.kind):
             return review(uid, allowed=False, code=400,
                           message=f"object: expected {entry.kind} ({entry.api_version}), got "
-                                  f"{obj.get('kind')!r} ({obj.get('apiVersion')!r})")
-        old = _old_or_none(entry, request.get("oldObject")) if operation == "UPDATE" else None
-        errors = validation.validate_object(obj, old=old)
-        if errors:
-            return review(uid, allowed=False, code=403, message=aggregate(errors))
-        return review(uid, allowed=True)
+                                  f"{subject.get('kind')!r} ({subject.get('apiVersion')!r})")
+        if operation == "CONNECT" or (operation == "DELETE" and old is None):
+            return review(uid, allowed=True)
+        result = validation.admit(operation, obj, old)
+        if not result.allowed:
+            return review(uid, allowed=False, code=403, message=result.message(),
+                          warnings=result.warnings)
+        return review(uid, allowed=True, warnings=result.warnings)
 
     return handle
 
@@ -296,10 +256,10 @@ def admission_handlers(
     """Path -> handler for every kind with admission rules in `validation.KINDS` (or
     `entries`): its validating path, and its mutating path where upstream has a defaulter."""
     routes: dict[str, Handler] = {}
-    for entry in entries if entries is not None else list(validation.KINDS.values()):
+    for entry in entries if entries is not None else validation.webhooks():
         if entry.webhook is None or entry.model is None:
             continue
-        routes[path_for(entry.api_version, entry.kind)] = validating_handler(entry)
+        routes[entry.webhook_path] = validating_handler(entry)
         if entry.kind in UPSTREAM_DEFAULTERS:
             routes[path_for(entry.api_version, entry.kind, mutating=True)] = (
                 mutating_handler(entry))
@@ -622,3 +582,69 @@ class WebhookRunnable:
                     break
         finally:
             server.stop()
+
+
+# --- the ValidatingWebhookConfiguration --------------------------------------------------------
+
+CONFIGURATION_NAME = "metalcubed-validating-webhook-configuration"
+"""Upstream's `validating-webhook-configuration` with the project's name prefix (BMO's
+kustomization makes it baremetal-operator-validating-webhook-configuration)."""
+SERVICE_NAME = "metalcubed-webhook-service"
+SERVICE_NAMESPACE = "metalcubed-system"
+
+
+def configuration(
+    regs: Sequence[Registration] | None = None, *, name: str = CONFIGURATION_NAME,
+    service: str = SERVICE_NAME, namespace: str = SERVICE_NAMESPACE, url: str = "",
+    ca_bundle: bytes = b"",
+) -> dict[str, Any]:
+    """The ValidatingWebhookConfiguration registering `regs` (default: every served kind), as
+    upstream's config/base/webhook/manifests.yaml: its names, paths, rules, failurePolicy Fail
+    and sideEffects None. The API server reaches the Service `namespace/service` on 443, or
+    `url` + path when given (a manager outside the cluster, as envtest does)."""
+    hooks = []
+    for reg in regs if regs is not None else registrations():
+        client_config: dict[str, Any]
+        if url:
+            client_config = {"url": url.rstrip("/") + reg.path}
+        else:
+            client_config = {"service": {"name": service, "namespace": namespace,
+                                         "path": reg.path}}
+        if ca_bundle:
+            client_config["caBundle"] = base64.b64encode(ca_bundle).decode()
+        hooks.append({
+            "admissionReviewVersions": ["v1"],
+            "clientConfig": client_config,
+            "failurePolicy": reg.failure_policy,
+            "name": reg.name,
+            "rules": [{"apiGroups": [reg.group], "apiVersions": [reg.version],
+                       "operations": list(reg.operations), "resources": [reg.plural]}],
+            "sideEffects": reg.side_effects,
+        })
+    return {"apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "metalcubed",
+                                                  "app.kubernetes.io/part-of": "metalcubed"}},
+            "webhooks": hooks}
+
+
+MANIFEST_HEADER = """\
+# Generated by `python3 -m metalcubed.controllers.kube.webhook > manifests.yaml` from the kinds
+# with admission rules (core/api/validation.KINDS); a test fails when it is stale.
+# Names, paths, rules, failurePolicy and sideEffects are upstream baremetal-operator's
+# (commit 02aa5059e, config/base/webhook/manifests.yaml). The manager writes the caBundle
+# (its self-managed CA, Secret metalcubed-webhook-server-cert); with cert-manager, the
+# cainjector does (controllers/manifests/certmanager, docs/webhooks.md).
+"""
+
+
+def manifest() -> str:
+    import yaml
+
+    return MANIFEST_HEADER + yaml.safe_dump(configuration(), sort_keys=False)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.stdout.write(manifest())

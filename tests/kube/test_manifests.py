@@ -39,7 +39,13 @@ def rendered(kubectl: Kubectl) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def applied(kubectl: Kubectl) -> subprocess.CompletedProcess[str]:
-    return kubectl("apply", "-k", str(MANIFESTS))
+    done = kubectl("apply", "-k", str(MANIFESTS))
+    # No manager Pod runs in this cluster to serve the webhooks (failurePolicy Fail): left
+    # registered, they would refuse every later BareMetalHost write of the session.
+    # tests/kube/test_webhooks.py registers them against a running webhook server.
+    kubectl("delete", "validatingwebhookconfiguration", "--ignore-not-found",
+            "metalcubed-validating-webhook-configuration")
+    return done
 
 
 def pod_labels(deployment: dict[str, Any]) -> dict[str, str]:
@@ -60,6 +66,9 @@ def test_kustomization_renders_every_manifest_in_the_system_namespace(
         "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service",
         "ClusterRole", "ClusterRoleBinding",  # metrics auth (TokenReview, SubjectAccessReview)
         "ClusterRole",  # metrics reader, bound by the user to their Prometheus
+        # admission webhooks: the configuration, its Service, the certificate's RBAC
+        "ValidatingWebhookConfiguration", "Service", "Role", "RoleBinding", "ClusterRole",
+        "ClusterRoleBinding",
     ])
     for doc in rendered:
         if doc["kind"] in ("ServiceAccount", "Role", "RoleBinding", "Deployment", "Service"):
@@ -119,9 +128,15 @@ def test_deployment_runs_the_manager_with_flags_it_accepts(
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "emptyDir" in volumes[mounts["/tmp"]]
-    (service,) = _find(rendered, "Service")
+    services = {s["metadata"]["name"]: s for s in _find(rendered, "Service")}
+    service = services["metalcubed-engine"]
     assert {p["targetPort"] for p in service["spec"]["ports"]} == {"agent-api", "boot-server"}
     assert service["spec"]["selector"].items() <= pod_labels(deployment).items()
+    hooks = services["metalcubed-webhook-service"]
+    assert [(p["port"], p["targetPort"]) for p in hooks["spec"]["ports"]] == [
+        (443, "webhook-server")]
+    assert hooks["spec"]["selector"].items() <= pod_labels(deployment).items()
+    assert args.webhook_port == ports["webhook-server"] == 9443
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert pod["serviceAccountName"] == "metalcubed-manager"
@@ -150,6 +165,13 @@ ALLOWED = [
     ("get", "leases.coordination.k8s.io", "", SYSTEM),
     ("create", "leases.coordination.k8s.io", "", SYSTEM),
     ("update", "leases.coordination.k8s.io", "", SYSTEM),
+    # the self-managed webhook certificate and the caBundle (controllers/manifests/webhook)
+    ("create", "secrets", "", SYSTEM),
+    ("update", "secrets/metalcubed-webhook-server-cert", "", SYSTEM),
+    ("get", "validatingwebhookconfigurations.admissionregistration.k8s.io"
+     "/metalcubed-validating-webhook-configuration", "", ""),
+    ("update", "validatingwebhookconfigurations.admissionregistration.k8s.io"
+     "/metalcubed-validating-webhook-configuration", "", ""),
 ]
 DENIED = [
     ("create", "baremetalhosts.metal3.io", "", "team-a"),
@@ -165,6 +187,10 @@ DENIED = [
     ("create", "clusterroles.rbac.authorization.k8s.io", "", ""),
     ("update", "customresourcedefinitions.apiextensions.k8s.io", "", ""),
     ("impersonate", "users", "", ""),
+    ("delete", "secrets/metalcubed-webhook-server-cert", "", SYSTEM),
+    ("update", "validatingwebhookconfigurations.admissionregistration.k8s.io/other", "", ""),
+    ("create", "validatingwebhookconfigurations.admissionregistration.k8s.io", "", ""),
+    ("update", "mutatingwebhookconfigurations.admissionregistration.k8s.io", "", ""),
 ]
 
 

@@ -9,6 +9,7 @@ import json
 import socket
 import ssl
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -94,9 +95,9 @@ def test_paths_come_from_the_kind_registry() -> None:
     assert "/mutate-metal3-io-v1alpha1-baremetalhost" in paths
     # HardwareData has a model but no webhook upstream: not served.
     assert not any("hardwaredata" in p for p in paths)
-    for entry in validation.KINDS.values():
-        if entry.webhook is not None and entry.model is not None:
-            assert webhook.path_for(entry.api_version, entry.kind) in paths
+    for entry in validation.webhooks():
+        assert entry.webhook_path in paths
+    assert webhook.path_for("metal3.io/v1alpha1", "BareMetalHost") == BMH_PATH
 
 
 def test_a_valid_host_is_admitted(server: webhook.WebhookServer, bundle: certs.Bundle) -> None:
@@ -388,3 +389,31 @@ def test_mounted_certificates_name_the_bad_file(tmp_path: Any, bundle: certs.Bun
     (tmp_path / "tls.key").write_bytes(certs.renew(None, ["x"], NOW, certs.Lifetimes()).key)
     with pytest.raises(certs.CertificateError, match="do not load"):
         source.ensure().tls_context()
+
+
+def test_the_shipped_configuration_is_the_generated_one() -> None:
+    shipped = Path(webhook.__file__).parent.parent / "manifests" / "webhook" / "manifests.yaml"
+    assert shipped.read_text() == webhook.manifest(), (
+        "stale: regenerate with python3 -m metalcubed.controllers.kube.webhook > " + str(shipped))
+
+
+def test_the_configuration_has_upstreams_facts_for_baremetalhost() -> None:
+    config = webhook.configuration()
+    (hook,) = [h for h in config["webhooks"] if h["name"] == "baremetalhost.metal3.io"]
+    # baremetal-operator 02aa5059e, config/base/webhook/manifests.yaml
+    assert hook == {
+        "admissionReviewVersions": ["v1"],
+        "clientConfig": {"service": {"name": "metalcubed-webhook-service",
+                                     "namespace": "metalcubed-system",
+                                     "path": "/validate-metal3-io-v1alpha1-baremetalhost"}},
+        "failurePolicy": "Fail",
+        "name": "baremetalhost.metal3.io",
+        "rules": [{"apiGroups": ["metal3.io"], "apiVersions": ["v1alpha1"],
+                   "operations": ["CREATE", "UPDATE"], "resources": ["baremetalhosts"]}],
+        "sideEffects": "None",
+    }
+    by_url = webhook.configuration(url="https://127.0.0.1:9443/", ca_bundle=b"PEM")
+    (first,) = [h["clientConfig"] for h in by_url["webhooks"]
+                if h["name"] == "baremetalhost.metal3.io"]
+    assert first == {"url": "https://127.0.0.1:9443/validate-metal3-io-v1alpha1-baremetalhost",
+                     "caBundle": base64.b64encode(b"PEM").decode()}
