@@ -309,15 +309,28 @@ class EngineProvisioner:
     # --- deployment ------------------------------------------------------------------------------
 
     def provision(self, data: ports.ProvisionData, *, force_reboot: bool) -> ports.ProvisionResult:
-        return self._run(lambda: deploy.provision(self._c(), data, force_reboot=force_reboot))
+        result = self._run(lambda: deploy.provision(self._c(), data, force_reboot=force_reboot))
+        if not result.error_message:
+            return result
+        # The provisioner names the operation and image, as upstream's Ironic provisioner
+        # does; the reconciler records the message as given.
+        url = data.image.url if data.image else ""
+        return ports.ProvisionResult.failed(
+            f"Image provisioning failed (url: {url}): {result.error_message}"
+        )
 
     def deprovision(
         self, *, restart_on_failure: bool, automated_cleaning_mode: bmh.AutomatedCleaningMode
     ) -> ports.ProvisionResult:
-        return self._run(
+        result = self._run(
             lambda: deploy.deprovision(
                 self._c(), restart_on_failure=restart_on_failure, cleaning=automated_cleaning_mode
             )
+        )
+        if not result.error_message:
+            return result
+        return ports.ProvisionResult.failed(
+            f"Image deprovisioning failed: {result.error_message}"
         )
 
     def adopt(

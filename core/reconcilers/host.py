@@ -198,7 +198,8 @@ class BareMetalHostReconciler:
             if built is not None:
                 return built
         result = (
-            self._initiate_delete(w, registered=creds is not None)
+            (host_states.check_delayed_host(w) if w.prov is not None else None)
+            or self._initiate_delete(w, registered=creds is not None)
             or self._detached(w)
             or self._ensure_registered(w, key, creds)
             or host_states.HANDLERS[w.state](w, self._deps)
@@ -401,21 +402,25 @@ class BareMetalHostReconciler:
         return w.transition(E.POWER_OFF_BEFORE_DELETE)
 
     def _detached(self, w: HostWork) -> outcome.Outcome | None:
-        """Upstream checkDetachedHost (bmo.md 2.4)."""
+        """Upstream checkDetachedHost (bmo.md 2.4): detach while the annotation asks for it;
+        once it is gone (or cannot be honoured yet), a detach error is cleared (status OK,
+        count 0) and a detached host is managed again, each in a pass of its own."""
         request = annotations.detach_request(w.annotations)
-        if request is None:
-            if w.status.operational_status != OS.DETACHED:
-                return None
-            w.set(operational_status=OS.ERROR if w.status.error_type != ET.NONE else OS.OK)
-            if w.status.error_type == ET.DETACH:
-                w.clear_error_and_count()
+        if request is not None and w.state != S.DELETING:
+            if w.status.operational_status == OS.DETACHED:
+                return outcome.Outcome.after(UNMANAGED_RETRY_DELAY_S)
+            if w.state in _DETACHABLE or request.force:
+                return self._detach(w, request)
+        if w.status.error_type == ET.DETACH:
+            w.clear_error_and_count()
             return outcome.Outcome.after(0)
-        if w.state == S.DELETING:
-            return None
         if w.status.operational_status == OS.DETACHED:
-            return outcome.Outcome.after(UNMANAGED_RETRY_DELAY_S)
-        if w.state not in _DETACHABLE and not request.force:
-            return None
+            w.set(operational_status=OS.ERROR if w.status.error_type != ET.NONE else OS.OK)
+            return outcome.Outcome.after(0)
+        return None
+
+    def _detach(self, w: HostWork, request: annotations.DetachRequest) -> outcome.Outcome:
+        """Upstream detachHost: remove the host from the provisioner, then mark it detached."""
         if not request.valid:
             w.event(
                 "InvalidAnnotationValue",
@@ -426,6 +431,8 @@ class BareMetalHostReconciler:
         if result.error_message:
             return w.record_failure(ET.DETACH, result.error_message)
         if result.dirty:
+            if w.status.error_type == ET.DETACH:
+                w.clear_error()
             return outcome.Outcome.after(result.requeue_after_s)
         if w.status.error_type == ET.DETACH:
             w.clear_error_and_count()
@@ -456,12 +463,15 @@ class BareMetalHostReconciler:
         if result.dirty:
             return outcome.Outcome.after(result.requeue_after_s)
         good = w.status.good_credentials
-        if good is not named and not _same_credentials(good, secret):
+        new_credentials = good is not named and not _same_credentials(good, secret)
+        if new_credentials:
             w.set(good_credentials=named)
             w.event("BMCAccessValidated", "Verified access to BMC")
             self._metrics.inc("metal3_credentials_updated_total")
-        if w.status.error_type == ET.REGISTRATION:
-            w.clear_error_and_count()
+        if w.status.error_type == ET.REGISTRATION or new_credentials:
+            # Upstream registerHost: access works with these credentials, so whatever error
+            # the host carried is history (the count is reset when a state's work succeeds).
+            w.clear_error()
         return None
 
     def _access_data(self, w: HostWork, key: meta.ObjectKey) -> ports.ManagementAccessData:

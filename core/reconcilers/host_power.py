@@ -15,7 +15,8 @@ from metalcubed.core.reconcilers.hostwork import ET, POWER_POLL_S, HostWork, S
 if TYPE_CHECKING:
     from metalcubed.core.reconcilers.host_states import Deps
 
-SOFT_FAILURE_PREFIX = "Continuing with hard poweroff after soft poweroff fails. "
+SOFT_FAILURE_PREFIX = "Continuing with hard poweroff after soft poweroff fails. More details: "
+"""Upstream clarifySoftPoweroffFailure: put before a failed soft power off's message."""
 
 
 def manage(w: HostWork, deps: "Deps") -> outcome.Outcome:
@@ -39,6 +40,7 @@ def manage(w: HostWork, deps: "Deps") -> outcome.Outcome:
             w.set(error_count=0)
         return outcome.Outcome.after(POWER_POLL_S)
     force = w.status.error_type == ET.POWER_MANAGEMENT
+    soft_off = False
     if desired:
         result = prov.power_on(force=force)
     else:
@@ -49,11 +51,13 @@ def manage(w: HostWork, deps: "Deps") -> outcome.Outcome:
                 warning=True,
             )
         hard = (reboot is not None and reboot.hard) or w.status.error_count > 0
-        mode = ports.RebootMode.HARD if hard else ports.RebootMode.SOFT
-        result = prov.power_off(mode, force=force)
+        soft_off = not hard
+        result = prov.power_off(
+            ports.RebootMode.SOFT if soft_off else ports.RebootMode.HARD, force=force
+        )
     if result.error_message:
         message = result.error_message
-        if not desired and not force:
+        if soft_off and not force:
             message = SOFT_FAILURE_PREFIX + message
         return w.record_failure(ET.POWER_MANAGEMENT, message)
     if result.dirty:

@@ -83,7 +83,24 @@ def _is_libvirt(w: HostWork) -> bool:
 
 
 def handle_match_profile(w: HostWork, deps: Deps) -> outcome.Outcome:
-    return w.transition(E.PREPARE)
+    """Legacy state: straight on to preparing, with the error count reset (upstream
+    handleMatchProfile)."""
+    next_pass = w.transition(E.PREPARE)
+    if w.status.error_count:
+        w.set(error_count=0)
+    return next_pass
+
+
+def check_delayed_host(w: HostWork) -> outcome.Outcome | None:
+    """Upstream checkDelayedHost, first step of the state pass: a host left `delayed` waits
+    (counted on every such pass) until a slot is free, then the pass that finds one only
+    clears the delay; the state handler runs on the next pass."""
+    if w.status.operational_status != OS.DELAYED:
+        return None
+    if not w.provisioner().has_capacity():
+        return w.delay(w.state)
+    w.clear_error()
+    return outcome.Outcome.after(0)
 
 
 def check_delayed(w: HostWork) -> outcome.Outcome | None:
@@ -231,7 +248,10 @@ def handle_available(w: HostWork, deps: Deps) -> outcome.Outcome:
         limit = deps.config.max_provisioning_retries
         fails = w.status.provisioning_fail_count
         if limit > 0 and fails >= limit:
-            message = f"provisioning failed {fails} times, retry limit ({limit}) reached"
+            message = (
+                f"provisioning failed {fails} times, retry limit ({limit}) reached;"
+                " change image or reset provisioningFailCount to retry"
+            )
             if w.status.error_message != message:
                 return w.record_failure(ET.PROVISIONING, message)
             return host_power.manage(w, deps)
@@ -242,17 +262,32 @@ def handle_available(w: HostWork, deps: Deps) -> outcome.Outcome:
 
 
 def provisioning_cancelled(w: HostWork) -> bool:
-    """Upstream provisioningCancelled: what is (being) deployed is no longer what spec asks."""
-    spec_url = w.spec.image.url if w.spec.image else ""
-    spec_deploy = w.spec.custom_deploy.method if w.spec.custom_deploy else ""
-    if not spec_url and not spec_deploy:
+    """Upstream provisioningCancelled: what is (being) deployed is no longer what spec asks.
+
+    An empty status.provisioning.image is not a cancellation: a provisioned host whose
+    status lost its image (restored from the status annotation, written by another
+    controller) keeps running and stays provisioned (adopted, power managed). In
+    `provisioning` the image being written is the last attempted one, so a change of
+    spec.image there cancels too (upstream cannot see it: it records the deployed image only
+    at the end).
+    """
+    spec, deployed = w.spec, w.status.provisioning
+    spec_deploy = spec.custom_deploy.method if spec.custom_deploy else ""
+    deployed_deploy = deployed.custom_deploy.method if deployed.custom_deploy else ""
+    spec_url = spec.image.url if spec.image else ""
+    if spec_deploy:
+        if deployed_deploy and spec_deploy != deployed_deploy:
+            return True
+        return bool(deployed.image.url) and spec_url != deployed.image.url
+    if deployed_deploy:
+        return True
+    if not spec_url:
         return True
     if w.state == S.PROVISIONING:
         attempted = w.status.last_attempted_image
-        return bool(spec_url and attempted and attempted.url and attempted.url != spec_url)
-    deployed = w.status.provisioning
-    deployed_deploy = deployed.custom_deploy.method if deployed.custom_deploy else ""
-    return (spec_url, spec_deploy) != (deployed.image.url, deployed_deploy)
+        if attempted is not None and attempted.url and attempted.url != spec_url:
+            return True
+    return bool(deployed.image.url) and spec_url != deployed.image.url
 
 
 def _host_config(w: HostWork, deps: Deps) -> ports.HostConfig:
@@ -307,10 +342,7 @@ def handle_provisioning(w: HostWork, deps: Deps) -> outcome.Outcome:
         force_reboot=reboot is not None and reboot.force,
     )
     if result.error_message:
-        url = w.spec.image.url if w.spec.image else ""
-        return w.record_failure(
-            ET.PROVISIONING, f"Image provisioning failed (url: {url}): {result.error_message}"
-        )
+        return w.record_failure(ET.PROVISIONING, result.error_message)
     if result.dirty:
         w.clear_error()
         return outcome.Outcome.after(result.requeue_after_s)
@@ -332,6 +364,7 @@ def _adopt(w: HostWork) -> outcome.Outcome | None:
     if result.error_message:
         return w.record_failure(ET.PROVISIONED_REGISTRATION, result.error_message)
     if result.dirty:
+        w.clear_error()  # upstream: adoption under way again, the old error is history
         return outcome.Outcome.after(result.requeue_after_s)
     if w.status.error_type == ET.PROVISIONED_REGISTRATION:
         w.clear_error_and_count()
@@ -358,9 +391,13 @@ def handle_externally_provisioned(w: HostWork, deps: Deps) -> outcome.Outcome:
 
 
 def handle_deprovisioning(w: HostWork, deps: Deps) -> outcome.Outcome:
-    pending = _adopt(w) if w.status.provisioning.image.url else None
-    if pending is not None and w.status.error_type != ET.PROVISIONED_REGISTRATION:
-        return pending
+    deployed = w.status.provisioning
+    if deployed.image.url or deployed.custom_deploy is not None:
+        # Upstream: adopt first, in case the host was re-registered mid-way.
+        pending = _adopt(w)
+        if pending is not None:
+            failed = w.status.error_type == ET.PROVISIONED_REGISTRATION
+            return (_give_up_deprovisioning(w) if failed else None) or pending
     delayed = check_delayed(w)
     if delayed is not None:
         return delayed
@@ -370,13 +407,8 @@ def handle_deprovisioning(w: HostWork, deps: Deps) -> outcome.Outcome:
         automated_cleaning_mode=w.spec.automated_cleaning_mode,
     )
     if result.error_message:
-        next_pass = w.record_failure(
-            ET.PROVISIONING, f"Image deprovisioning failed: {result.error_message}"
-        )
-        if w.deleting and w.status.error_count > backoff.RETRY_COUNT:
-            w.metrics.inc("metal3_delete_without_deprovisioning_total")
-            return w.transition(E.POWER_OFF_BEFORE_DELETE)
-        return next_pass
+        next_pass = w.record_failure(ET.PROVISIONING, result.error_message)
+        return _give_up_deprovisioning(w) or next_pass
     if result.dirty:
         return outcome.Outcome.after(result.requeue_after_s)
     w.set_provisioning(image=bmh.NO_IMAGE, custom_deploy=None, root_device_hints=None)
@@ -389,6 +421,15 @@ def handle_deprovisioning(w: HostWork, deps: Deps) -> outcome.Outcome:
         or PROFILE_HINTS.get(w.status.hardware_profile or "unknown")
     )
     return w.transition(E.MAKE_AVAILABLE)
+
+
+def _give_up_deprovisioning(w: HostWork) -> outcome.Outcome | None:
+    """Upstream: a deleted host whose deprovisioning (or adoption) failed more than
+    retryCount times goes on to power off and deletion."""
+    if w.deleting and w.status.error_count > backoff.RETRY_COUNT:
+        w.metrics.inc("metal3_delete_without_deprovisioning_total")
+        return w.transition(E.POWER_OFF_BEFORE_DELETE)
+    return None
 
 
 def handle_powering_off_before_delete(w: HostWork, deps: Deps) -> outcome.Outcome:

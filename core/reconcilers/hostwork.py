@@ -202,10 +202,12 @@ class HostWork:
         return outcome.Outcome.after(0)
 
     def delay(self, target: S) -> outcome.Outcome:
+        """Upstream recordActionDelayed: operationalStatus delayed, and the delayed counter
+        (deprovisioning when `target` is, else provisioning) counted on every delayed pass."""
         if self.status.operational_status != OS.DELAYED:
             self.set(operational_status=OS.DELAYED)
-            kind = "deprovisioning" if target == S.DEPROVISIONING else "provisioning"
-            self.metrics.inc(f"metal3_delayed__{kind}_total")
+        kind = "deprovisioning" if target == S.DEPROVISIONING else "provisioning"
+        self.metrics.inc(f"metal3_delayed__{kind}_total")
         return outcome.Outcome.after(backoff.calculate_backoff_s(1, self.rng))
 
     def _record_history(self, source: S, target: S) -> None:

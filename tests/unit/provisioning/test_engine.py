@@ -372,7 +372,9 @@ def test_bad_checksum_is_a_provisioning_failure(rig: Rig) -> None:
     register(rig, host)
     bad = bmh.Image(url=IMAGE_URL, checksum="0" * 64)
     result = run(rig, host, "provision", data=provision_data(bad), force_reboot=False)
-    assert result.error_message.startswith("Image failed to verify against checksum.")
+    assert result.error_message.startswith(
+        f"Image provisioning failed (url: {IMAGE_URL}): Image failed to verify against checksum."
+    )
     assert rig.emulator.disk(host.model).image_url == ""
 
 
@@ -438,7 +440,9 @@ def test_bmc_gone_mid_provisioning_fails_with_its_address_then_recovers(rig: Rig
     assert rig.prov(host).provision(data, force_reboot=False).dirty
     host.model.faults.unreachable = True
     failed = rig.prov(host).provision(data, force_reboot=False)
-    assert failed.error_message.startswith(f"BMC unreachable at {host.address}")
+    assert failed.error_message.startswith(
+        f"Image provisioning failed (url: {IMAGE_URL}): BMC unreachable at {host.address}"
+    )
     host.model.faults.unreachable = False
     rig.emulator.deploy_iso_urls.add(DEPLOY_ISO)
     host.model.power_off(hard=True)  # a fresh boot brings the agent up
@@ -686,7 +690,9 @@ def test_agent_errors_are_failures_naming_the_agent(rig: Rig) -> None:
     host.model.reboot(hard=True)
     result = rig.prov(host).deprovision(restart_on_failure=False,
                                         automated_cleaning_mode=bmh.AutomatedCleaningMode.METADATA)
-    assert result.error_message.startswith("deploy agent at inproc://x failed")
+    assert result.error_message.startswith(
+        "Image deprovisioning failed: deploy agent at inproc://x failed"
+    )
 
 
 def test_driver_errors_carry_no_credentials(rig: Rig) -> None:
@@ -751,5 +757,6 @@ def test_deployment_times_out_with_ironics_callback_message(rig: Rig) -> None:
     rig.clock.advance(context.EngineConfig().ramdisk_timeout_s + 1)
     failed = rig.prov(host).provision(provision_data(), force_reboot=False)
     assert failed.error_message == (
+        f"Image provisioning failed (url: {IMAGE_URL}): "
         f"Timeout reached while waiting for callback for node {nodes.node_id_for(host.key)}"
     )

@@ -214,8 +214,11 @@ def test_no_capacity_delays_provisioning(harness: Harness) -> None:
     host = harness.drive(key, lambda h: h.status.operational_status == OS.DELAYED)
     assert host.status.provisioning.state == S.AVAILABLE
     assert harness.metrics.counts["metal3_delayed__provisioning_total"] == 1
+    harness.step(key)  # still no slot: counted again on every delayed pass (upstream)
+    assert harness.metrics.counts["metal3_delayed__provisioning_total"] == 2
     harness.backend.capacity = True
     harness.drive_to(key, S.PROVISIONED)
+    assert harness.metrics.counts["metal3_delayed__provisioning_total"] == 2
 
 
 def test_failed_provisioning_deprovisions_and_retries_until_the_limit() -> None:
@@ -231,7 +234,10 @@ def test_failed_provisioning_deprovisions_and_retries_until_the_limit() -> None:
     )
     assert host.status.provisioning.state == S.AVAILABLE
     assert host.status.provisioning_fail_count == 2
-    assert host.status.error_message == "provisioning failed 2 times, retry limit (2) reached"
+    assert host.status.error_message == (
+        "provisioning failed 2 times, retry limit (2) reached;"
+        " change image or reset provisioningFailCount to retry"
+    )
     assert h.backend.node(key).calls["provision"] == 2
     # Stopped: further passes do not provision again.
     for _ in range(5):
