@@ -22,8 +22,8 @@ from typing import Protocol
 
 from metalcubed.core import outcome, ports, wiring
 from metalcubed.core.api import meta
+from metalcubed.core.reconcilers import bmceventsubscription, dataimage, hostwork
 from metalcubed.core.reconcilers import host as host_reconciler
-from metalcubed.core.reconcilers import hostwork
 
 
 class Reconciler(Protocol):
@@ -74,7 +74,24 @@ def _baremetalhost(deps: Deps) -> Reconciler:
 
 BAREMETALHOST = ControllerDef(wiring.BAREMETALHOST, _baremetalhost)
 
-CONTROLLERS: tuple[ControllerDef, ...] = (BAREMETALHOST,)
+
+def _dataimage(deps: Deps) -> Reconciler:
+    return dataimage.DataImageReconciler(
+        store=deps.store, provisioner_factory=deps.provisioner_factory, clock=deps.clock,
+        events=deps.events, rng=deps.rng,
+    )
+
+
+def _bmceventsubscription(deps: Deps) -> Reconciler:
+    return bmceventsubscription.BMCEventSubscriptionReconciler(
+        store=deps.store, provisioner_factory=deps.provisioner_factory, events=deps.events,
+    )
+
+
+DATAIMAGE = ControllerDef(dataimage.WIRING, _dataimage)
+BMCEVENTSUBSCRIPTION = ControllerDef(bmceventsubscription.WIRING, _bmceventsubscription)
+
+CONTROLLERS: tuple[ControllerDef, ...] = (BAREMETALHOST, BMCEVENTSUBSCRIPTION, DATAIMAGE)
 """Every controller, in upstream main.go's order; the BareMetalHost controller first."""
 
 

@@ -6,7 +6,7 @@ memory store), in the lab (real clock, emulated BMCs) and in production (API ser
 Every adapter passes the same contract suite (core/testing).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -279,6 +279,33 @@ class Provisioner(Protocol):
 
     def get_health(self) -> str:
         """ "OK", "Warning", "Critical" or "" (unknown)."""
+        ...
+
+    # DataImage (upstream GetDataImageStatus / AttachDataImage / DetachDataImage) and BMC event
+    # subscriptions (Add/RemoveBMCEventSubscriptionForNode). Need no registered node: they act
+    # on the BMC directly. Raised MetalcubedErrors: the BMC could not be asked or refused.
+
+    def get_data_image_status(self) -> bool:
+        """Whether the host's virtual CD holds an image now."""
+        ...
+
+    def attach_data_image(self, url: str) -> None:
+        """Insert `url` into the virtual CD (replacing another image). Idempotent."""
+        ...
+
+    def detach_data_image(self) -> None:
+        """Eject the virtual CD; a no-op when it is empty."""
+        ...
+
+    def add_bmc_event_subscription(
+        self, *, destination: str, context: str, http_headers: Mapping[str, str]
+    ) -> tuple[ProvisionResult, str]:
+        """Create a subscription on the BMC; returns the BMC's id for it ("" unless complete).
+        A BMC without an event service, or one that refuses, is a failed result."""
+        ...
+
+    def remove_bmc_event_subscription(self, subscription_id: str) -> ProvisionResult:
+        """Delete the subscription from the BMC; complete when it is already gone."""
         ...
 
 

@@ -30,14 +30,21 @@ power-state cache costs one BMC read per host when lost.
 Concurrency: one provisioner per host per reconcile (the workqueue serialises a host).
 """
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from metalcubed.core import agent, bmc, outcome, ports
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import hardwaredata as hwd
 from metalcubed.core.api import meta
-from metalcubed.core.provisioning import deploy, nodes, powersync, ramdisk
+from metalcubed.core.provisioning import (
+    bmcevents,
+    dataimage,
+    deploy,
+    nodes,
+    powersync,
+    ramdisk,
+)
 from metalcubed.core.provisioning.context import Ctx, EngineConfig, StepFailed, guarded
 
 DriverFor = Callable[[bmc.BmcAccess], bmc.Driver]
@@ -428,6 +435,35 @@ class EngineProvisioner:
 
     def get_health(self) -> str:
         return ""
+
+    # --- DataImage and BMC event subscriptions (core/provisioning/dataimage.py, bmcevents.py) -----
+
+    def get_data_image_status(self) -> bool:
+        return dataimage.attached(self._c())
+
+    def attach_data_image(self, url: str) -> None:
+        dataimage.attach(self._c(), url)
+
+    def detach_data_image(self) -> None:
+        dataimage.detach(self._c())
+
+    def add_bmc_event_subscription(
+        self, *, destination: str, context: str, http_headers: Mapping[str, str]
+    ) -> tuple[ports.ProvisionResult, str]:
+        found = ""
+
+        def step() -> ports.ProvisionResult:
+            nonlocal found
+            result, found = bmcevents.subscribe(
+                self._c(), destination=destination, context=context, http_headers=http_headers
+            )
+            return result
+
+        result = self._run(step)
+        return result, found if not result.dirty and not result.error_message else ""
+
+    def remove_bmc_event_subscription(self, subscription_id: str) -> ports.ProvisionResult:
+        return self._run(lambda: bmcevents.unsubscribe(self._c(), subscription_id))
 
 
 def _deployed_from_status(data: ports.ManagementAccessData) -> nodes.Deployment | None:

@@ -11,7 +11,7 @@ Failures are injected per method (and optionally per host) with `FixtureBackend.
 `TransientError` (when `transient=True`).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from metalcubed.core import outcome, ports
@@ -60,6 +60,10 @@ class FixtureNode:
     detach_started: bool = False
     reboot_called: bool = False
     disable_power_off: bool = False
+    data_image_url: str = ""
+    """What the virtual CD holds ("" when empty)."""
+    subscriptions: dict[str, tuple[str, str, dict[str, str]]] = field(default_factory=dict)
+    """BMC event subscriptions by id: (destination, context, http headers)."""
     calls: dict[str, int] = field(default_factory=dict)
 
 
@@ -358,3 +362,39 @@ class FixtureProvisioner:
 
     def get_health(self) -> str:
         return "OK"
+
+    # --- DataImage and BMC event subscriptions -------------------------------------------------
+
+    def _raise_on_failure(self, method: str) -> None:
+        failed = self._call(method)
+        if failed is not None:
+            raise outcome.TransientError(f"{method}: {failed.error_message}")
+
+    def get_data_image_status(self) -> bool:
+        self._raise_on_failure("get_data_image_status")
+        return bool(self._node.data_image_url)
+
+    def attach_data_image(self, url: str) -> None:
+        self._raise_on_failure("attach_data_image")
+        self._node.data_image_url = url
+
+    def detach_data_image(self) -> None:
+        self._raise_on_failure("detach_data_image")
+        self._node.data_image_url = ""
+
+    def add_bmc_event_subscription(
+        self, *, destination: str, context: str, http_headers: Mapping[str, str]
+    ) -> tuple[ports.ProvisionResult, str]:
+        failed = self._call("add_bmc_event_subscription")
+        if failed is not None:
+            return failed, ""
+        subscription_id = f"{self._host.key.name}-{len(self._node.subscriptions) + 1}"
+        self._node.subscriptions[subscription_id] = (destination, context, dict(http_headers))
+        return ports.ProvisionResult.complete(), subscription_id
+
+    def remove_bmc_event_subscription(self, subscription_id: str) -> ports.ProvisionResult:
+        failed = self._call("remove_bmc_event_subscription")
+        if failed is not None:
+            return failed
+        self._node.subscriptions.pop(subscription_id, None)
+        return ports.ProvisionResult.complete()

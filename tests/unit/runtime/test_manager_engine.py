@@ -12,7 +12,7 @@ import pytest
 
 from metalcubed.controllers import manager, memory
 from metalcubed.controllers.kube import metrics
-from metalcubed.core import memory_store, outcome, wiring
+from metalcubed.core import controllerset, memory_store, outcome, wiring
 from metalcubed.core.testing import fakes
 
 
@@ -46,7 +46,8 @@ def composed() -> manager.Composition:
 
 
 def test_the_composition_watches_what_core_wiring_names(composed: manager.Composition) -> None:
-    assert [i.kind for i in composed.informers] == list(wiring.BAREMETALHOST.kinds)
+    assert [i.kind for i in composed.informers] == list(
+        controllerset.shared_caches(controllerset.CONTROLLERS))
     assert composed.controller.name == wiring.BAREMETALHOST.name
 
 
