@@ -1070,3 +1070,218 @@ def test_discovered_host_without_spec() -> None:
     assert host.status.error_type == ET.NONE
     assert result.requeue_after_s == 600
     assert "Discovered" in w.events.reasons
+
+
+# --- baremetalhost_controller_test.go, over the fixture provisioner (upstream's tryReconcile) ----
+
+
+class Controller:
+    """Upstream's controller-test harness: `newDefaultHost` in a store with the default BMC
+    Secret, reconciled pass after pass by the fixture provisioner (`tryReconcile`, at most 25
+    passes, each followed by the requeue delay on a manual clock)."""
+
+    def __init__(self, name: str, **spec: Any) -> None:
+        self.backend = fixture.FixtureBackend()
+        self.world = World(backend=self.backend)
+        self.key = meta.ObjectKey(NS, name)
+        spec.setdefault(
+            "bmc", bmh.BMCDetails(address="ipmi://192.168.122.1:6233", credentials_name=SECRET)
+        )
+        spec.setdefault("hardware_profile", "libvirt")
+        spec.setdefault("boot_mac_address", "00:5c:52:31:3a:9c")
+        self.world.store.create(
+            bmh.BareMetalHost(
+                metadata=meta.ObjectMeta(name=name, namespace=NS),
+                spec=bmh.BareMetalHostSpec(**spec),
+            )
+        )
+
+    def host(self) -> bmh.BareMetalHost:
+        return self.world.store.get(bmh.BareMetalHost, self.key)
+
+    def try_reconcile(self, done: Callable[[bmh.BareMetalHost], bool]) -> bmh.BareMetalHost:
+        for _ in range(25):
+            result = self.world.reconciler.reconcile(self.key)
+            host = self.host()
+            if done(host):
+                return host
+            assert result.requeue_after_s is not None, f"pass ended with no requeue: {host.status}"
+            self.world.clock.advance(result.requeue_after_s)
+        raise AssertionError(f"Exceeded 25 iterations: {self.host().status!r}")
+
+    def wait_for_state(self, state: S) -> bmh.BareMetalHost:
+        return self.try_reconcile(lambda h: h.status.provisioning.state == state)
+
+    def edit_spec(self, **changes: Any) -> None:
+        host = self.host()
+        spec = host.spec.model_copy(update=changes)
+        self.world.store.update(host.model_copy(update={"spec": spec}))
+
+
+def test_externally_provisioned_transitions_registered_to_externally_provisioned() -> None:
+    """TestExternallyProvisionedTransitions/registered to externally provisioned."""
+    c = Controller("ext-1", online=True, externally_provisioned=True)
+    c.wait_for_state(S.EXTERNALLY_PROVISIONED)
+
+
+def test_externally_provisioned_transitions_externally_provisioned_to_provisioned() -> None:
+    """TestExternallyProvisionedTransitions/externally provisioned to provisioned: the image
+    is copied to status, so the host is not deprovisioned."""
+    c = Controller(
+        "ext-2",
+        online=True,
+        externally_provisioned=True,
+        image=bmh.Image(url="foo", checksum="123"),
+    )
+    c.wait_for_state(S.EXTERNALLY_PROVISIONED)
+    c.edit_spec(externally_provisioned=False)
+    host = c.try_reconcile(
+        lambda h: h.status.provisioning.state == S.PROVISIONED
+        and h.status.provisioning.image.url == "foo"
+    )
+    assert host.status.provisioning.image.checksum == "123"
+    assert host.status.provisioning.custom_deploy is None
+    for _ in range(5):  # and it stays there
+        c.world.reconciler.reconcile(c.key)
+    assert c.host().status.provisioning.state == S.PROVISIONED
+    assert c.backend.node(c.key).calls.get("deprovision", 0) == 0
+
+
+def test_externally_provisioned_transitions_copies_custom_deploy_to_status() -> None:
+    """TestExternallyProvisionedTransitions/externally provisioned to provisioned copies
+    customDeploy to status."""
+    c = Controller(
+        "ext-3",
+        online=True,
+        externally_provisioned=True,
+        custom_deploy=bmh.CustomDeploy(method="install_everything"),
+    )
+    c.wait_for_state(S.EXTERNALLY_PROVISIONED)
+    c.edit_spec(externally_provisioned=False)
+    host = c.try_reconcile(
+        lambda h: h.status.provisioning.state == S.PROVISIONED
+        and h.status.provisioning.custom_deploy is not None
+        and h.status.provisioning.custom_deploy.method == "install_everything"
+    )
+    assert host.status.provisioning.image.url == ""
+
+
+def test_externally_provisioned_transitions_without_image_deprovisions() -> None:
+    """TestExternallyProvisionedTransitions/externally provisioned without image deprovisions:
+    with neither image nor custom deploy in spec, the host is deprovisioned."""
+    c = Controller("ext-4", online=True, externally_provisioned=True)
+    c.wait_for_state(S.EXTERNALLY_PROVISIONED)
+    c.edit_spec(externally_provisioned=False)
+    c.wait_for_state(S.DEPROVISIONING)
+
+
+def test_externally_provisioned_transitions_preparing_to_externally_provisioned() -> None:
+    """TestExternallyProvisionedTransitions/preparing to externally provisioned."""
+    c = Controller("ext-5", online=True)
+    c.wait_for_state(S.PREPARING)
+    c.edit_spec(externally_provisioned=True)
+    c.wait_for_state(S.EXTERNALLY_PROVISIONED)
+
+
+def test_update_good_credentials_on_new_secret() -> None:
+    """TestUpdateGoodCredentialsOnNewSecret: a second good Secret becomes goodCredentials."""
+    c = Controller("creds-1", online=True)
+    c.try_reconcile(lambda h: bool(h.status.good_credentials.credentials_version))
+    c.world.add_secret("bmc-creds-valid2")
+    c.edit_spec(bmc=bmh.BMCDetails(address="ipmi://192.168.122.1:6233",
+                                   credentials_name="bmc-creds-valid2"))
+    c.try_reconcile(
+        lambda h: h.status.good_credentials.credentials is not None
+        and h.status.good_credentials.credentials.name == "bmc-creds-valid2"
+    )
+
+
+def test_update_good_credentials_on_bad_secret() -> None:
+    """TestUpdateGoodCredentialsOnBadSecret: a Secret without a username is not recorded as
+    good; goodCredentials keep naming the Secret that worked."""
+    c = Controller("creds-2", online=True)
+    c.try_reconcile(lambda h: bool(h.status.good_credentials.credentials_version))
+    c.world.store.create(
+        meta.Secret(
+            metadata=meta.ObjectMeta(name="bmc-creds-no-user", namespace=NS),
+            data={"username": _b64(""), "password": _b64("Pass")},
+        )
+    )
+    c.edit_spec(bmc=bmh.BMCDetails(address="ipmi://192.168.122.1:6233",
+                                   credentials_name="bmc-creds-no-user"))
+    host = c.try_reconcile(lambda h: h.status.error_type == ET.REGISTRATION)
+    assert host.status.good_credentials.credentials is not None
+    assert host.status.good_credentials.credentials.name == SECRET
+
+
+# --- item 4 with the provisioning engine: the running server is not wiped ------------------------
+
+
+@pytest.mark.parametrize("engine_restarted", [False, True], ids=["same-engine", "engine-restarted"])
+def test_provisioned_host_whose_status_lost_its_image_keeps_its_disk(
+    engine_restarted: bool,
+) -> None:
+    """TestErrorCountIncreasedOnActionFailure/provisioned-adopt-failed and TestDetach/
+    ProvisionedHost end to end (item 4, the destructive case): a host provisioned by the engine
+    whose status is rewritten without status.provisioning.image (another controller, a restored
+    status) stays provisioned; its disk is neither wiped nor re-imaged, also when the engine's
+    node table lost the host (a restart: the node is adopted back)."""
+    from tests.unit.provisioning import loop as prov_loop
+    from tests.unit.provisioning import rig as prov_rig
+
+    rig = prov_rig.Rig()
+    store = MemoryStore(clock=rig.clock)
+    reconciler = host_reconciler.BareMetalHostReconciler(
+        store=store,
+        provisioner_factory=rig.engine,
+        clock=rig.clock,
+        events=Events(),
+        rng=random.Random(1),
+    )
+    run = prov_loop.Loop(reconciler, store, clock=rig.clock, max_delay_s=120.0)
+    store.create(
+        meta.Secret(
+            metadata=meta.ObjectMeta(name="bmc", namespace=prov_rig.NS),
+            data={"username": _b64("admin"), "password": _b64("password")},
+        )
+    )
+    machine = rig.add_host(scheme="redfish-virtualmedia+http")
+    image = bmh.Image(
+        url=prov_rig.IMAGE_URL,
+        checksum=prov_rig.sha256(prov_rig.IMAGE),
+        checksum_type=bmh.ChecksumType.SHA256,
+    )
+    key = store.create(
+        bmh.BareMetalHost(
+            metadata=meta.ObjectMeta(name=machine.key.name, namespace=prov_rig.NS),
+            spec=bmh.BareMetalHostSpec(
+                online=True,
+                bmc=bmh.BMCDetails(address=machine.address, credentials_name="bmc"),
+                boot_mac_address=machine.mac,
+                image=image,
+            ),
+        )
+    ).key
+    run.add([key])
+    run.run_until(lambda: run.host(key).status.provisioning.state == S.PROVISIONED)
+    disk = rig.emulator.disk(machine.model)
+    assert disk.image_url == prov_rig.IMAGE_URL and disk.os_boots == 1
+
+    host = run.host(key)
+    lost = host.status.provisioning.model_copy(update={"image": bmh.Image(url="")})
+    store.update_status(
+        host.model_copy(update={"status": host.status.model_copy(update={"provisioning": lost})})
+    )
+    if engine_restarted:
+        rig.engine.forget(host.status.provisioning.id)
+    run.poke(key)
+    start = run.passes
+    run.run_until(lambda: run.passes >= start + 40)
+
+    status = run.host(key).status
+    assert status.provisioning.state == S.PROVISIONED
+    assert status.error_type == ET.NONE
+    assert status.powered_on
+    assert disk.wipes == 0
+    assert disk.image_url == prov_rig.IMAGE_URL and disk.os_boots == 1
+    assert not run.errors
