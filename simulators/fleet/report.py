@@ -184,6 +184,14 @@ def build(outcome: RunOutcome) -> dict[str, Any]:
             "utilization": _r(controller.stats.busy_s / max(workers * outcome.makespan_s, 1e-9)),
             "queue_longest_wait_s": _r(controller.queue.metrics.longest_wait_s),
         },
+        "controllers": {
+            c.name: {
+                "reconciles": c.stats.passes,
+                "errors": dict(sorted(c.stats.errors.items())),
+                "utilization": _r(c.stats.busy_s / max(c.concurrency * outcome.makespan_s, 1e-9)),
+            }
+            for c in outcome.controllers
+        },
         "peak": {
             "workers_busy": controller.stats.peak_busy,
             "pxe_busy": engine_stats.peak_pxe_busy,

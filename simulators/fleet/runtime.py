@@ -1,10 +1,13 @@
-"""The fleet model's controller runtime: simulated clock, workqueue, workers, watch delivery.
+"""The fleet model's controller runtime: simulated clock, workqueues, workers, watch delivery.
 
-The same pieces as the kube runtime, with a different way to wait: core's `WorkQueue` (dedupe,
-per-key serialization, rate-limited retries, delays) under N simpy worker processes, each
-running the real `BareMetalHost` reconciler. A worker takes a key, runs one pass (zero
-simulated time), then holds its slot for the pass's bill (`cost.Meter`: API writes, provisioner
-requests, CPU) before acting on the outcome as controller-runtime does:
+The same pieces as the kube runtime, with a different way to wait: per controller, core's
+`WorkQueue` (dedupe, per-key serialization, rate-limited retries, delays) under N simpy worker
+slots, each running that controller's real reconciler. The controllers are core/controllerset's
+list, the one controllers/manager.py's compose() runs, over `Informers`: one cache per kind,
+shared by every controller that watches or indexes it, as the manager's shared informers. A
+worker takes a key, runs one pass (zero simulated time), then holds its slot for the pass's
+bill (`cost.Meter`: API writes, provisioner requests, CPU) before acting on the outcome as
+controller-runtime does:
 
 core/wiring.py's `action_for`/`apply`, the switch the kube worker uses too:
 
@@ -13,11 +16,11 @@ core/wiring.py's `action_for`/`apply`, the switch the kube worker uses too:
     raised    -> add_rate_limited (add_after(retry_after_s) when the error gives one;
                  PermanentError: forget, no retry)
 
-Watch events of every kind the controller watches (core/wiring.BAREMETALHOST: hosts through
+Watch events of every kind a controller watches (e.g. core/wiring.BAREMETALHOST: hosts through
 BMO's update filter, Secrets through the host index, HardwareData to its owner host) are mapped
 to keys by `wiring.keys_for_change`, exactly as the kube informers' handlers map them, and
-reach the queue after the modelled watch latency, counted from the moment the write lands (the
-writer's bill so far).
+reach that controller's queue after the modelled watch latency, counted from the moment the
+write lands (the writer's bill so far).
 Workers are slots, not processes; an alarm armed at the queue's next ready time starts passes
 when slots are free, so an idle controller costs no simulated ticks.
 """
@@ -101,8 +104,77 @@ _Passed = tuple[meta.ObjectKey, outcome.Outcome | Exception]
 """What a finished pass hands to `_finish`: the key, and its outcome or what it raised."""
 
 
+class Informers:
+    """The shared caches: per kind, the last copy seen of each object (the `old` of the next
+    update) and the indexes on it; each change is handed to every controller watching the kind.
+
+    Subscribes to the store once per kind, whatever the number of controllers.
+    """
+
+    def __init__(self, controllers: "list[Controller]") -> None:
+        self._seen: dict[type[meta.Resource], dict[meta.ObjectKey, meta.Resource]] = {}
+        self._indexes: dict[str, wiring.IndexTable] = {}
+        self._by_kind: dict[type[meta.Resource], list[wiring.IndexTable]] = {}
+        self._watchers: dict[type[meta.Resource], list[tuple[Controller, wiring.Watch[Any]]]] = {}
+        for controller in controllers:
+            w = controller.wiring
+            for kind in w.kinds:
+                self._seen.setdefault(kind, {})
+                self._watchers.setdefault(kind, [])
+            for index in w.indexes:
+                if index.name not in self._indexes:
+                    table = self._indexes[index.name] = wiring.IndexTable(index)
+                    self._by_kind.setdefault(index.kind, []).append(table)
+            for watch in w.watches:
+                self._watchers[watch.kind].append((controller, watch))
+
+    @property
+    def kinds(self) -> tuple[type[meta.Resource], ...]:
+        return tuple(self._seen)
+
+    def watch(self, store: ports.Store) -> None:
+        for kind in self._seen:
+            store.watch(kind, self.on_watch)
+
+    def lookup(self, index: str, value: str) -> list[meta.ObjectKey]:
+        return self._indexes[index].keys(value)
+
+    def on_watch(self, event: WatchEvent[Any]) -> None:
+        """The informers' event handler: update the cache and indexes, then let each watching
+        controller map the change to its keys (core/wiring) and queue them.
+
+        Runs synchronously inside whatever wrote (often another pass), so it only queues and
+        sets alarms; passes start from callbacks.
+        """
+        obj: meta.Resource = event.object
+        kind = type(obj)
+        seen = self._seen.get(kind)
+        if seen is None:
+            return
+        key = obj.key
+        old: meta.Resource | None
+        new: meta.Resource | None
+        tables = self._by_kind.get(kind, ())
+        deleted = event.type == WatchEventType.DELETED
+        if deleted:
+            old, new = seen.pop(key, None) or obj, None
+            for table in tables:
+                table.delete(key)
+        else:
+            old, new = seen.get(key), obj
+            seen[key] = obj
+            for table in tables:
+                table.put(obj)
+        for controller, watch in self._watchers[kind]:
+            if deleted and kind is controller.wiring.kind:
+                controller.forget(key)
+            keys = wiring.keys_for_change(watch, old, new, self.lookup)
+            if keys:  # none: e.g. a status-only host update, BMO's predicate drops it
+                controller.enqueue(keys)
+
+
 class Controller:
-    """The BareMetalHost controller's workers over core's workqueue.
+    """One controller's workers over core's workqueue.
 
     Workers are a count of free slots, not processes: a pass starts (in a simpy callback, never
     inside another pass) when a key is ready and a slot is free, and its slot is released by a
@@ -119,7 +191,8 @@ class Controller:
         meter: cost.Meter,
         watch_latency: dist.Distribution,
         reconcile_cpu: dist.Distribution,
-        is_delayed: Callable[[meta.ObjectKey], bool],
+        is_delayed: Callable[[meta.ObjectKey], bool] = lambda key: False,
+        wiring_: wiring.Wiring = wiring.BAREMETALHOST,
     ) -> None:
         self._env = env
         self._clock = clock
@@ -132,60 +205,33 @@ class Controller:
         self.concurrency = concurrency
         self._free = concurrency
         self._alarm_at = math.inf
-        self._wiring = wiring.BAREMETALHOST
-        self._watches = {w.kind: w for w in self._wiring.watches}
-        self._seen: dict[type[meta.Resource], dict[meta.ObjectKey, meta.Resource]] = {
-            kind: {} for kind in self._wiring.kinds
-        }
-        """Per kind, the last copy seen of each object: the `old` of the next update."""
-        self._indexes = {i.name: wiring.IndexTable(i) for i in self._wiring.indexes}
+        self.wiring = wiring_
+        self.name = wiring_.name
         self._last_pass: dict[meta.ObjectKey, float] = {}
+        self._own: Informers | None = None
         self.stats = ControllerStats()
 
     # --- watch events ----------------------------------------------------------------------------
 
     def watch(self, store: ports.Store) -> None:
-        """Subscribe to every kind the controller watches (core/wiring.BAREMETALHOST)."""
-        for kind in self._wiring.kinds:
-            store.watch(kind, self.on_watch)
-
-    def _lookup(self, index: str, value: str) -> list[meta.ObjectKey]:
-        return self._indexes[index].keys(value)
+        """Run alone: own caches over the store (several controllers share one `Informers`)."""
+        self.informers().watch(store)
 
     def on_watch(self, event: WatchEvent[Any]) -> None:
-        """The informers' event handler: map the change to keys (core/wiring), then queue
-        them after the watch latency.
+        """A change as the controller's own informers hear it (run alone)."""
+        self.informers().on_watch(event)
 
-        Runs synchronously inside whatever wrote (often another pass), so it only queues and
-        sets the alarm; passes start from callbacks.
-        """
-        obj: meta.Resource = event.object
-        kind = type(obj)
-        seen = self._seen.get(kind)
-        if seen is None:
-            return
-        key = obj.key
-        old: meta.Resource | None
-        new: meta.Resource | None
-        if event.type == WatchEventType.DELETED:
-            old, new = seen.pop(key, None) or obj, None
-            for table in self._indexes.values():
-                if table.index.kind is kind:
-                    table.delete(key)
-            if kind is self._wiring.kind:
-                self._last_pass.pop(key, None)
-        else:
-            old, new = seen.get(key), obj
-            seen[key] = obj
-            for table in self._indexes.values():
-                if table.index.kind is kind:
-                    table.put(obj)
-        watch = self._watches.get(kind)
-        if watch is None:
-            return  # an indexed kind that is not watched
-        keys = wiring.keys_for_change(watch, old, new, self._lookup)
-        if not keys:
-            return  # e.g. a status-only host update: BMO's predicate drops it
+    def informers(self) -> "Informers":
+        if self._own is None:
+            self._own = Informers([self])
+        return self._own
+
+    def forget(self, key: meta.ObjectKey) -> None:
+        """The reconciled object is gone."""
+        self._last_pass.pop(key, None)
+
+    def enqueue(self, keys: list[meta.ObjectKey]) -> None:
+        """Queue `keys` after the watch latency (from when the write that caused it lands)."""
         delay = self._meter.bill_s + self._watch_latency.draw(self._meter.rng)
         for k in keys:
             self.queue.add_after(k, delay)

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from metalcubed.core import bmcaddress, outcome, yamlinput
+from metalcubed.core import bmcaddress, controllerset, outcome, yamlinput
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.simulators.fleet import distribution as dist
 from metalcubed.simulators.fleet import quantity
@@ -140,6 +140,9 @@ class ControllerSettings:
     provisioner: ProvisionerBackend = ProvisionerBackend.ENGINE
     """The backend behind the Provisioner port: `engine` (the only one; the Ironic-like
     comparison model was removed)."""
+    controllers: tuple[str, ...] = ()
+    """The controllers to run, by name (core/controllerset); empty: every one the manager
+    runs. The BareMetalHost controller is always needed."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -630,7 +633,25 @@ _CONTROLLER_FIELDS: dict[str, _Converter] = {
     "watch_latency": _duration_dist,
     "reconcile_cpu": _duration_dist,
     "provisioner": lambda v, p: _backend(v, p),
+    "controllers": lambda v, p: _controllers(v, p),
 }
+
+
+def _controllers(value: Any, path: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise _Invalid(path, "expected a non-empty list of controller names")
+    known = [c.name for c in controllerset.CONTROLLERS]
+    names: list[str] = []
+    for i, item in enumerate(value):
+        name = _str(item, _join(path, i))
+        if name not in known:
+            raise _Invalid(_join(path, i),
+                           f"unknown controller {name!r}; known: {', '.join(known)}")
+        names.append(name)
+    if controllerset.BAREMETALHOST.name not in names:
+        raise _Invalid(path, f"must include {controllerset.BAREMETALHOST.name!r} (every other "
+                             "controller works on what it does)")
+    return tuple(names)
 
 def _backend(value: Any, path: str) -> ProvisionerBackend:
     if value == "ironic":

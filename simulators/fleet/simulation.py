@@ -2,8 +2,10 @@
 
 `Simulation(spec, seed)` builds the simulated world (machines and their BMCs per scenario group,
 with the faults each machine was dealt), the memory store with its observer, and the
-production pieces: core's BareMetalHost reconciler with its workqueue, fed through the metered
-store, and core/provisioning's engine, the provisioner `metalcubed manager` ships, over the
+production pieces: core/controllerset's controllers (the BareMetalHost controller first, then
+firmware settings, firmware components and the others the manager runs), each with its
+workqueue and workers over the shared caches, fed through the metered store, and
+core/provisioning's engine, the provisioner `metalcubed manager` ships, over the
 fleet's BMCs and agents (engine.py). `run()` advances simulated time until the workload is
 done and every host has settled, or the scenario's time limit, and returns the raw
 `RunOutcome` that report.py turns into the report.
@@ -14,6 +16,7 @@ purpose's name, so a run never depends on hash randomization or on another purpo
 """
 
 import contextlib
+import dataclasses
 import gc
 import random
 import time
@@ -22,17 +25,15 @@ from dataclasses import dataclass, field
 
 import simpy
 
-from metalcubed.core import memory_store
+from metalcubed.core import controllerset, memory_store
 from metalcubed.core.api import baremetalhost as bmh
-from metalcubed.core.reconcilers import host as host_reconciler
-from metalcubed.core.reconcilers import hostwork
 from metalcubed.simulators import hostmodel
 from metalcubed.simulators.fleet import cost, scenario
 from metalcubed.simulators.fleet import engine as fleet_engine
 from metalcubed.simulators.fleet.bmc import Bmc, BmcStats
 from metalcubed.simulators.fleet.machine import HostFaultPlan, Machine
 from metalcubed.simulators.fleet.observer import Observer
-from metalcubed.simulators.fleet.runtime import EPOCH, Controller, SimClock
+from metalcubed.simulators.fleet.runtime import EPOCH, Controller, Informers, SimClock
 from metalcubed.simulators.fleet.workload import HostPlan, Workload
 
 SAMPLE_S = 30.0
@@ -53,6 +54,7 @@ class RunOutcome:
     time_limit_hit: bool
     observer: Observer
     controller: Controller
+    """The BareMetalHost controller."""
     engine: fleet_engine.FleetEngine
     """The engine's adapters and what they counted (BMC calls by operation, agent calls)."""
     bmc_stats: BmcStats
@@ -60,6 +62,8 @@ class RunOutcome:
     events: cost.SimEvents
     metrics: cost.SimMetrics
     steps_fired: list[tuple[str, float]] = field(default_factory=list)
+    controllers: list[Controller] = field(default_factory=list)
+    """Every controller that ran, the BareMetalHost one first."""
 
 
 GC_THRESHOLD = (2000, 10, 100)
@@ -140,29 +144,36 @@ class Simulation:
             rng=_rng(seed_, "provisioner"),
             firmware=spec.firmware,
         )
-        reconciler = host_reconciler.BareMetalHostReconciler(
+        deps = controllerset.Deps(
             store=metered,
             provisioner_factory=self.engine.engine,
             clock=self.clock,
             events=self.events,
             rng=_rng(seed_, "reconciler"),
-            config=hostwork.HostReconcilerConfig(
-                max_provisioning_retries=controller_settings.max_provisioning_retries
-            ),
             metrics=self.metrics,
+            max_provisioning_retries=controller_settings.max_provisioning_retries,
         )
-        self.controller = Controller(
-            env,
-            clock=self.clock,
-            reconciler=reconciler,
-            concurrency=controller_settings.concurrency,
-            meter=self.meter,
-            watch_latency=controller_settings.watch_latency,
-            reconcile_cpu=controller_settings.reconcile_cpu,
-            is_delayed=self.observer.is_delayed,
-        )
+        self.controllers: list[Controller] = []
+        for definition in controllerset.select(controller_settings.controllers) \
+                if controller_settings.controllers else controllerset.CONTROLLERS:
+            is_host = definition.wiring.kind is bmh.BareMetalHost
+            # The BareMetalHost reconciler keeps its own stream ("reconciler"), as before
+            # there were several controllers, so earlier runs' results stay comparable.
+            rng = deps.rng if is_host else _rng(seed_, f"reconciler:{definition.name}")
+            self.controllers.append(Controller(
+                env,
+                clock=self.clock,
+                reconciler=definition.new_reconciler(dataclasses.replace(deps, rng=rng)),
+                concurrency=controller_settings.concurrency,
+                meter=self.meter,
+                watch_latency=controller_settings.watch_latency,
+                reconcile_cpu=controller_settings.reconcile_cpu,
+                is_delayed=self.observer.is_delayed if is_host else lambda key: False,
+                wiring_=definition.wiring,
+            ))
+        self.controller = self.controllers[0]
         self.store.watch(bmh.BareMetalHost, self.observer.handle)
-        self.controller.watch(self.store)
+        Informers(self.controllers).watch(self.store)
         self.workload = Workload(
             env,
             spec=spec,
@@ -307,4 +318,5 @@ class Simulation:
             events=self.events,
             metrics=self.metrics,
             steps_fired=list(self.workload.fired),
+            controllers=list(self.controllers),
         )
