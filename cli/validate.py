@@ -6,6 +6,12 @@ patterns, bounds and required fields) and upstream's admission webhook. Core kin
 ConfigMap, Namespace) are skipped. Metal3 kinds without a model yet get a notice and do not fail
 the run unless `--strict`. Anything else is an unknown kind, which fails.
 
+With `--old STORED.yaml` (e.g. `kubectl get bmh -o yaml > stored.yaml`), each object that has a
+stored counterpart there (same apiVersion, kind, name, and namespace when both say one) is checked
+as an UPDATE: the stored status is kept (as the API server does for a resource with a status
+subresource) and upstream's update rules apply (bmc.address, bootMACAddress,
+externallyProvisioned). Objects without a counterpart are checked as a CREATE, with a notice.
+
 Output: one line per problem on stdout, `FILE:DOC: <field path>: <message>` (DOC is the 1-based
 index of the document in the file); a summary on stderr.
 Exit codes: 0 all valid, 1 at least one problem, 2 a file could not be read or is beyond a limit.
@@ -78,6 +84,11 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="YAML file ('-' for stdin)")
     parser.add_argument(
+        "--old",
+        metavar="FILE",
+        help="stored objects (YAML, a v1 List is fine): check FILE(s) as updates of them",
+    )
+    parser.add_argument(
         "--strict",
         action="store_true",
         help="fail on Metal3 kinds that metalcubed does not check yet",
@@ -90,7 +101,99 @@ def _documents(text: str) -> Iterator[tuple[int, Any]]:
     yield from enumerate(yamlinput.load_all(text, loader=_Loader), start=1)
 
 
-def _check_object(path: str, index: int, doc: Any, *, prefix: str, strict: bool) -> Iterator[Line]:
+class Stored:
+    """The objects of `--old`, looked up by apiVersion, kind, name and namespace."""
+
+    def __init__(self, path: str, objects: list[Mapping[str, Any]]) -> None:
+        self.path = path
+        self._by_name: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
+        for obj in objects:
+            self._by_name.setdefault(_identity(obj), []).append(obj)
+
+    def find(self, doc: Mapping[str, Any]) -> tuple[Mapping[str, Any] | None, str]:
+        """(the stored counterpart or None, a problem when the match is ambiguous)."""
+        candidates = self._by_name.get(_identity(doc), [])
+        namespace = _namespace(doc)
+        if namespace:
+            candidates = [c for c in candidates if _namespace(c) in ("", namespace)]
+        if len(candidates) > 1:
+            return None, (
+                f"{len(candidates)} stored objects in {self.path} match; "
+                "set metadata.namespace to pick one"
+            )
+        return (candidates[0] if candidates else None), ""
+
+
+def _metadata(doc: Mapping[str, Any]) -> Mapping[str, Any]:
+    metadata = doc.get("metadata")
+    return metadata if isinstance(metadata, Mapping) else {}
+
+
+def _namespace(doc: Mapping[str, Any]) -> str:
+    return str(_metadata(doc).get("namespace") or "")
+
+
+def _identity(doc: Mapping[str, Any]) -> tuple[str, str, str]:
+    return (str(doc.get("apiVersion")), str(doc.get("kind")), str(_metadata(doc).get("name")))
+
+
+def _flatten(doc: Any) -> Iterator[Any]:
+    """A document, or the items of a `v1` List (what `kubectl get -o yaml` writes)."""
+    if (
+        isinstance(doc, Mapping)
+        and doc.get("kind") == "List"
+        and doc.get("apiVersion") == "v1"
+        and isinstance(doc.get("items"), list)
+    ):
+        for item in doc["items"]:
+            yield from _flatten(item)
+    else:
+        yield doc
+
+
+def load_stored(path: str) -> Stored:
+    """The objects of the `--old` file; BadInput (exit 2) naming the file when it cannot be
+    read or a document is not an object."""
+    try:
+        text = checks.read_input(path)
+    except checks.BadInput as err:
+        raise checks.BadInput(f"--old {err}") from None
+    objects: list[Mapping[str, Any]] = []
+    index = 0
+    try:
+        for index, doc in _documents(text):
+            for item in _flatten(doc):
+                if item is None:
+                    continue
+                if not isinstance(item, Mapping):
+                    got = type(item).__name__
+                    raise checks.BadInput(
+                        f"--old {path}:{index}: expected a Kubernetes object, got {got}"
+                    )
+                objects.append(item)
+    except yaml.YAMLError as err:
+        raise checks.BadInput(f"--old {path}:{index + 1}: yaml: {_yaml_problem(err)}") from None
+    return Stored(path, objects)
+
+
+def _with_stored_status(doc: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
+    """`doc` as the API server hands it to the webhook on an update of the main resource: the
+    status is the stored one (status changes go through the status subresource)."""
+    updated = {k: v for k, v in doc.items() if k != "status"}
+    if "status" in stored:
+        updated["status"] = stored["status"]
+    return updated
+
+
+def _check_object(
+    path: str,
+    index: int,
+    doc: Any,
+    *,
+    prefix: str,
+    strict: bool,
+    stored: Stored | None = None,
+) -> Iterator[Line]:
     if not isinstance(doc, Mapping):
         got = type(doc).__name__
         yield Line(path, index, prefix + "object", f"expected a Kubernetes object, got {got}")
@@ -99,7 +202,12 @@ def _check_object(path: str, index: int, doc: Any, *, prefix: str, strict: bool)
     if kind == "List" and api_version == "v1" and isinstance(doc.get("items"), list):
         for item_index, item in enumerate(doc["items"]):
             yield from _check_object(
-                path, index, item, prefix=f"{prefix}items[{item_index}].", strict=strict
+                path,
+                index,
+                item,
+                prefix=f"{prefix}items[{item_index}].",
+                strict=strict,
+                stored=stored,
             )
         return
     entry = validation.lookup(str(api_version), str(kind))
@@ -112,11 +220,39 @@ def _check_object(path: str, index: int, doc: Any, *, prefix: str, strict: bool)
             fails=strict,
         )
         return
-    for error in validation.validate_object(doc):
+    old: Mapping[str, Any] | None = None
+    if stored is not None and entry is not None and entry.model is not None:
+        old, problem = stored.find(doc)
+        if problem:
+            yield Line(path, index, prefix + "metadata.name", problem)
+            return
+        if old is None:
+            yield Line(
+                path,
+                index,
+                prefix + "metadata.name",
+                f"no stored object in {stored.path}: checked as a create",
+                fails=False,
+            )
+        else:
+            doc = _with_stored_status(doc, old)
+    for error in validation.validate_object(doc, old=old):
         yield Line(path, index, prefix + error.field, error.message)
 
 
-def check_file(path: str, *, strict: bool, tally: Tally) -> Iterator[Line]:
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    mark = getattr(err, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    problem = " ".join(str(getattr(err, "problem", None) or err).split())
+    context, context_mark = getattr(err, "context", None), getattr(err, "context_mark", None)
+    if context and context_mark is not None:
+        problem += f" ({context} at line {context_mark.line + 1}, column {context_mark.column + 1})"
+    return f"{where}{problem}"
+
+
+def check_file(
+    path: str, *, strict: bool, tally: Tally, stored: Stored | None = None
+) -> Iterator[Line]:
     """Every line to print about one file."""
     try:
         text = checks.read_input(path)
@@ -131,25 +267,28 @@ def check_file(path: str, *, strict: bool, tally: Tally) -> Iterator[Line]:
             if doc is None:
                 continue  # an empty document (e.g. a trailing ---)
             tally.objects += 1
-            yield from _check_object(path, index, doc, prefix="", strict=strict)
+            yield from _check_object(path, index, doc, prefix="", strict=strict, stored=stored)
     except yaml.YAMLError as err:
         if isinstance(err, yamlinput.LimitExceeded):
             tally.unreadable += 1  # bad input (exit 2), not a verdict on the manifest
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = " ".join(str(getattr(err, "problem", None) or err).split())
-        context, context_mark = getattr(err, "context", None), getattr(err, "context_mark", None)
-        if context and context_mark is not None:
-            problem += (
-                f" ({context} at line {context_mark.line + 1}, column {context_mark.column + 1})"
-            )
-        yield Line(path, index + 1, "yaml", f"{where}{problem}")
+        yield Line(path, index + 1, "yaml", _yaml_problem(err))
 
 
 def run(args: argparse.Namespace) -> int:
     tally = Tally()
+    stored = None
+    if args.old is not None:
+        if args.old == "-" and "-" in args.files:
+            print("metalcubed validate: --old -: standard input can be read once; "
+                  "give the stored objects or the manifests as a file", file=sys.stderr)
+            return 2
+        try:
+            stored = load_stored(args.old)
+        except checks.BadInput as err:
+            print(f"metalcubed validate: {err}", file=sys.stderr)
+            return 2
     for path in args.files:
-        for line in check_file(path, strict=args.strict, tally=tally):
+        for line in check_file(path, strict=args.strict, tally=tally, stored=stored):
             print(line, flush=False)
             if line.fails:
                 tally.problems += 1

@@ -132,9 +132,13 @@ def _check_secret_namespaces(host: bmh.BareMetalHost) -> SpecErrors:
     )
     for field, ref in refs:
         if ref is not None and ref.namespace and ref.namespace != namespace:
+            # Upstream's k8serrors.NewForbidden wording, field name included.
+            name = field.removeprefix("spec.")
             errors.append(
                 outcome.SpecError(
-                    f"{field}.namespace", "cross-namespace Secret references are not allowed"
+                    f"{field}.namespace",
+                    f"baremetalhosts.metal3.io {json.dumps(host.metadata.name)} is forbidden: "
+                    f"{name}: cross-namespace Secret references are not allowed",
                 )
             )
     return errors

@@ -207,3 +207,110 @@ def test_the_installed_command_runs(tmp_path: Path) -> None:
         result.stdout.splitlines()[3]
         == f"{bad}:2: kind: unknown kind Widget (apiVersion example.com/v1)"
     )
+
+
+# --- --old: update rules --------------------------------------------------------------------
+
+HOST = """\
+apiVersion: metal3.io/v1alpha1
+kind: BareMetalHost
+metadata:
+  name: worker-0
+  {namespace}
+spec:
+  online: true
+  bootMACAddress: "{mac}"
+  bmc:
+    address: {address}
+    credentialsName: bmc-secret
+{status}"""
+PROVISIONED = "status:\n  provisioning: {state: provisioned, ID: x}\n"
+REGISTERING = "status:\n  provisioning: {state: registering, ID: x}\n"
+
+
+def host_yaml(
+    *, mac: str = "52:54:00:00:00:01", address: str = "redfish://10.0.0.1/redfish/v1/Systems/1",
+    namespace: str = "", status: str = "",
+) -> str:
+    ns = f"namespace: {namespace}" if namespace else ""
+    return HOST.format(mac=mac, address=address, namespace=ns, status=status)
+
+
+def test_old_applies_upstreams_update_rules(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    new = write(tmp_path, "new.yaml", host_yaml(mac="52:54:00:00:00:02", address="ipmi://10.9.9.9"))
+    old = write(tmp_path, "old.yaml", host_yaml(namespace="metal3", status=PROVISIONED))
+    code, lines, _ = run(capsys, new, "--old", old)
+    assert code == 1
+    assert lines == [
+        f"{new}:1: spec.bmc.address: BMC address can not be changed if the BMH is not in the "
+        "Registering state, or if the BMH is not detached",
+        f"{new}:1: spec.bootMACAddress: bootMACAddress can not be changed once it is set",
+    ]
+    # Without --old the same manifest is a valid create.
+    assert run(capsys, new)[:2] == (0, [])
+
+
+def test_old_status_is_the_stored_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The API server keeps the stored status on a main-resource update: a status written in
+    the manifest cannot unlock a rule (here: the address may move while registering)."""
+    new = write(tmp_path, "new.yaml", host_yaml(address="ipmi://10.9.9.9", status=PROVISIONED))
+    old = write(tmp_path, "old.yaml", host_yaml(status=REGISTERING))
+    assert run(capsys, new, "--old", old)[:2] == (0, [])
+    new = write(tmp_path, "new2.yaml", host_yaml(address="ipmi://10.9.9.9", status=REGISTERING))
+    old = write(tmp_path, "old2.yaml", host_yaml(status=PROVISIONED))
+    assert run(capsys, new, "--old", old)[0] == 1
+
+
+def test_old_without_a_counterpart_is_a_create_with_a_notice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    new = write(tmp_path, "new.yaml", host_yaml())
+    old = write(tmp_path, "old.yaml", "")
+    code, lines, _ = run(capsys, new, "--old", old)
+    assert (code, lines) == (
+        0, [f"{new}:1: metadata.name: no stored object in {old}: checked as a create"])
+
+
+def test_old_with_two_namespaces_needs_the_manifest_to_name_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    new = write(tmp_path, "new.yaml", host_yaml(mac="52:54:00:00:00:02"))
+    stored = host_yaml(namespace="a") + "---\n" + host_yaml(namespace="b")
+    old = write(tmp_path, "old.yaml", stored)
+    code, lines, _ = run(capsys, new, "--old", old)
+    assert (code, lines) == (1, [
+        f"{new}:1: metadata.name: 2 stored objects in {old} match; "
+        "set metadata.namespace to pick one"])
+    named = write(tmp_path, "named.yaml", host_yaml(mac="52:54:00:00:00:02", namespace="b"))
+    assert run(capsys, named, "--old", old)[:2] == (1, [
+        f"{named}:1: spec.bootMACAddress: bootMACAddress can not be changed once it is set"])
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (None, "cannot read: No such file or directory"),
+        ("a: [1\n", "yaml: line 2, column 1"),
+        ("- a\n", "expected a Kubernetes object, got list"),
+        ("apiVersion: v1\nkind: List\nitems: [3]\n", "expected a Kubernetes object, got int"),
+    ],
+)
+def test_a_bad_old_file_is_exit_2_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, reason: str
+) -> None:
+    new = write(tmp_path, "new.yaml", host_yaml())
+    old = str(tmp_path / "old.yaml")
+    if content is not None:
+        write(tmp_path, "old.yaml", content)
+    code, lines, err = run(capsys, new, "--old", old)
+    assert (code, lines) == (2, [])
+    assert f"--old {old}" in err and reason in err
+    assert "Traceback" not in err
+
+
+def test_old_and_files_cannot_both_be_stdin(capsys: pytest.CaptureFixture[str]) -> None:
+    code, lines, err = run(capsys, "-", "--old", "-")
+    assert (code, lines) == (2, [])
+    assert "--old -" in err
