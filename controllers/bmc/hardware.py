@@ -3,7 +3,7 @@
 The scheme of `spec.bmc.address` names a `bmcaddress.BMCType` (upstream's table); its `driver`
 and `boot_interface` pick the hardware type here. Each type is a table (STYLE 6): per
 capability, the implementations a host may use, default first, `Unsupported<X>` where the
-protocol cannot do it.
+protocol cannot do it (`bmc.NoRaid` for RAID, upstream's "no-raid").
 
 docs/bmc.md has the table of what each scheme supports.
 """
@@ -29,6 +29,7 @@ def _redfish(name: str, *, virtual_media_boot: bool) -> bmc.HardwareType:
         bios=(redfish.RedfishBios(), unsupported.UnsupportedBios(name)),
         firmware=(redfish.RedfishFirmware(), unsupported.UnsupportedFirmware(name)),
         events=(redfish.RedfishEvents(), unsupported.UnsupportedEvents(name)),
+        raid=(redfish.RedfishRaid(), bmc.NoRaid(name)),
     )
 
 
@@ -45,6 +46,7 @@ IPMI = bmc.HardwareType(
     bios=(unsupported.UnsupportedBios("ipmi"),),
     firmware=(ipmi.IpmiFirmware(), unsupported.UnsupportedFirmware("ipmi")),
     events=(unsupported.UnsupportedEvents("ipmi"),),
+    raid=(bmc.NoRaid("ipmi"),),
 )
 
 _BY_SCHEME: dict[str, bmc.HardwareType] = {

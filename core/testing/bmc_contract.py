@@ -15,6 +15,12 @@ written against core/bmc.py only:
   replaces it, an eject empties it and a second eject is a no-op;
 - inspect, bios, firmware, events: reads are stable and change nothing; staged BIOS changes read
   back as pending or current; a subscription reads back and unsubscribing twice is fine;
+- firmware updates: an update is a task that runs to COMPLETED and the component then reports
+  the image's version; asking again while it runs returns the same task; a BMC without
+  firmware updates (IPMI) raises `UnsupportedCapability` from start_update and update_tasks;
+- raid: controllers list RAID levels and drives; a volume created reads back (level, drives,
+  name), creating it again is a no-op, a level the controller lacks is `BmcRejected`, deleting
+  twice is fine; hardware without RAID (`NoRaid`) raises `UnsupportedCapability`;
 - errors: wrong credentials are `BmcAuthFailed`, a BMC that does not answer is `BmcUnreachable`,
   both naming the address and never the password;
 - a capability the implementation does not support (`Unsupported<X>`) raises
@@ -84,6 +90,12 @@ class BmcHarness:
     boots: Callable[[], int] | None = None
     """How many times the host has booted so far (hardware-side), when the harness can tell;
     used to check that an idempotent write did not boot the host again."""
+    firmware_updates: bool = True
+    """False: the implementation reads firmware versions but cannot update them (IPMI), so
+    start_update and update_tasks must raise UnsupportedCapability."""
+    firmware_image: tuple[str, str, str] | None = None
+    """(component, image URL, the version it holds) the BMC can flash; None when the harness
+    serves no image (the update checks then report "not modelled")."""
 
     def supports(self, capability: bmc.Capability) -> bool:
         return capability in self.supported
@@ -121,7 +133,18 @@ def _calls(h: BmcHarness, capability: bmc.Capability) -> list[tuple[str, Callabl
             ("registry", lambda: d.bios.registry(a)),
             ("apply_settings", lambda: d.bios.apply_settings(a, {"ProcVirtualization": "Enabled"})),
         ],
-        C.FIRMWARE: [("components", lambda: d.firmware.components(a))],
+        C.FIRMWARE: [
+            ("components", lambda: d.firmware.components(a)),
+            ("start_update", lambda: d.firmware.start_update(a, "bios", url)),
+            ("update_tasks", lambda: d.firmware.update_tasks(a)),
+        ],
+        C.RAID: [
+            ("controllers", lambda: d.raid.controllers(a)),
+            ("volumes", lambda: d.raid.volumes(a)),
+            ("create_volume", lambda: d.raid.create_volume(a, bmc.VolumeRequest(
+                name="v", level=bmc.RaidLevel.RAID0, controller="1", drives=("d",)))),
+            ("delete_volume", lambda: d.raid.delete_volume(a, "1", "v")),
+        ],
         C.EVENTS: [
             ("subscriptions", lambda: d.events.subscriptions(a)),
             ("subscribe", lambda: d.events.subscribe(a, "https://hooks.example/metal3")),
@@ -369,6 +392,88 @@ class BmcContract:
         assert components, "a BMC with firmware inventory reports at least one component"
         assert all(c.component and c.version for c in components)
         assert components == h.driver.firmware.components(h.access)
+
+    def test_firmware_update_is_a_task_that_applies_the_version(self, harness: BmcHarness
+                                                                  ) -> None:
+        h = harness
+        if _unsupported(h, C.FIRMWARE):
+            return
+        fw = h.driver.firmware
+        if not h.firmware_updates:
+            calls: list[tuple[str, Callable[[], Any]]] = [
+                ("start_update", lambda: fw.start_update(
+                    h.access, "bios", "http://127.0.0.1:1/bios-9.fwimg")),
+                ("update_tasks", lambda: fw.update_tasks(h.access))]
+            for method, call in calls:
+                with raises(bmc.UnsupportedCapability) as caught:
+                    call()
+                assert caught, method
+            return
+        if h.firmware_image is None:
+            h.not_modelled("the harness serves no firmware image")
+        component, url, version = h.firmware_image
+        before = {c.component: c.version for c in fw.components(h.access)}
+        assert before.get(component) not in (None, version), "pick a version not installed"
+        task = fw.start_update(h.access, component, url)
+        assert (task.component, task.image_url) == (component, url)
+        assert task.state in (bmc.TaskState.RUNNING, bmc.TaskState.COMPLETED), task
+        if task.state is bmc.TaskState.RUNNING:
+            again = fw.start_update(h.access, component, url)
+            assert again.id == task.id, "a second request while it runs started another task"
+
+        def done() -> bool:
+            mine = [t for t in fw.update_tasks(h.access) if t.id == task.id]
+            return bool(mine) and mine[0].state is not bmc.TaskState.RUNNING
+
+        h.wait_until(done, "the firmware update task ends")
+        final = next(t for t in fw.update_tasks(h.access) if t.id == task.id)
+        assert final.state is bmc.TaskState.COMPLETED, final.message
+        h.wait_until(lambda: {c.component: c.version for c in fw.components(h.access)}
+                     .get(component) == version, f"{component} reports {version}")
+
+    # --- raid -------------------------------------------------------------------------------------
+
+    def test_raid_volume_create_read_and_delete(self, harness: BmcHarness) -> None:
+        h = harness
+        if _unsupported(h, C.RAID):
+            return
+        raid = h.driver.raid
+        controllers = raid.controllers(h.access)
+        assert controllers, "a BMC with RAID lists at least one controller"
+        ctrl = controllers[0]
+        assert ctrl.raid_levels and ctrl.drives
+        assert not raid.volumes(h.access), "the harness host starts without volumes"
+        level = bmc.RaidLevel.RAID0 if bmc.RaidLevel.RAID0 in ctrl.raid_levels else min(
+            ctrl.raid_levels, key=lambda lv: bmc.RAID_MIN_DRIVES[lv])
+        drives = tuple(d.id for d in ctrl.drives[:bmc.RAID_MIN_DRIVES[level]])
+        request = bmc.VolumeRequest(name="contract-vol", level=level, controller=ctrl.id,
+                                    drives=drives)
+        raid.create_volume(h.access, request)
+        raid.create_volume(h.access, request)  # exists by name: a no-op
+        volumes = raid.volumes(h.access)
+        assert len(volumes) == 1, volumes
+        vol = volumes[0]
+        assert (vol.name, vol.level, vol.controller, set(vol.drives)) == (
+            "contract-vol", level, ctrl.id, set(drives))
+        assert vol.size_bytes > 0
+        raid.delete_volume(h.access, ctrl.id, vol.id)
+        raid.delete_volume(h.access, ctrl.id, vol.id)  # gone already: a no-op
+        assert not raid.volumes(h.access)
+
+    def test_raid_level_the_controller_lacks_is_rejected(self, harness: BmcHarness) -> None:
+        h = harness
+        if _unsupported(h, C.RAID):
+            return
+        ctrl = h.driver.raid.controllers(h.access)[0]
+        missing = [lv for lv in bmc.RaidLevel if lv not in ctrl.raid_levels]
+        if not missing:
+            h.not_modelled("a controller lacking a RAID level")
+        drives = tuple(d.id for d in ctrl.drives)
+        with raises(bmc.BmcRejected) as caught:
+            h.driver.raid.create_volume(h.access, bmc.VolumeRequest(
+                name="bad", level=missing[0], controller=ctrl.id, drives=drives))
+        assert caught
+        assert not h.driver.raid.volumes(h.access)
 
     # --- events -----------------------------------------------------------------------------------
 

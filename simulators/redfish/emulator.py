@@ -285,12 +285,6 @@ def _fetch(url: str, auth: tuple[str, str] | None) -> int:
 # --- Views --------------------------------------------------------------------------------------
 
 
-def _json(doc: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
-          ) -> flask.Response:
-    return flask.Response(json.dumps(doc), status=status, headers=headers,
-                          content_type="application/json")
-
-
 def _overlay(endpoint: str, patch: Callable[..., None]) -> None:
     """Post-process a stock GET view's JSON with `patch(doc, **view_args)`."""
     original = _APP.view_functions[endpoint]
@@ -313,6 +307,7 @@ def _overlay(endpoint: str, patch: Callable[..., None]) -> None:
 def _root(doc: dict[str, Any]) -> None:
     doc["SessionService"] = {"@odata.id": "/redfish/v1/SessionService"}
     doc["EventService"] = {"@odata.id": "/redfish/v1/EventService"}
+    doc["Tasks"] = {"@odata.id": "/redfish/v1/TaskService"}
     doc["Links"] = {"Sessions": {"@odata.id": "/redfish/v1/SessionService/Sessions"}}
 
 

@@ -49,6 +49,7 @@ def redfish_driver(clients: client.Clients, *, virtual_media: bool) -> bmc.Drive
         management=(redfish.RedfishManagement(clients),), boot=(boot,),
         inspect=(redfish.RedfishInspect(clients),), bios=(redfish.RedfishBios(clients),),
         firmware=(redfish.RedfishFirmware(clients),), events=(redfish.RedfishEvents(clients),),
+        raid=(redfish.RedfishRaid(clients),),
     ).compose()
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from metalcubed.core import bmc
 from metalcubed.core.testing import bmc_contract
-from metalcubed.simulators import hostmodel, hostmodel_bmc, imageserver
+from metalcubed.simulators import firmwareimage, hostmodel, hostmodel_bmc, imageserver
 from metalcubed.simulators.ipmi import emulator as ipmi_emulator
 from metalcubed.simulators.redfish import emulator as redfish_emulator
 from tests.contract import bmcs, fleet
@@ -41,6 +41,8 @@ def redfish_harness() -> Iterator[bmc_contract.BmcHarness]:
         images.start()
         try:
             urls = (images.add("first.iso", b"1" * 4096), images.add("second.iso", b"2" * 4096))
+            bios_image = images.add(firmwareimage.file_name("bios", "2.9.0"),
+                                    firmwareimage.make("bios", "2.9.0"))
             driver = bmcs.redfish_driver(bmcs.fast_clients(), virtual_media=True)
             address = emulator.bmc_address(host, "redfish-virtualmedia")
             closed = f"redfish+http://127.0.0.1:{bmcs.closed_port()}/redfish/v1/Systems/x"
@@ -55,6 +57,7 @@ def redfish_harness() -> Iterator[bmc_contract.BmcHarness]:
                 media_urls=urls,
                 bios_change=BIOS_CHANGE,
                 boots=lambda: len(host.boots),
+                firmware_image=("bios", bios_image, "2.9.0"),
             )
         finally:
             images.stop()
@@ -78,6 +81,7 @@ def ipmi_harness() -> Iterator[bmc_contract.BmcHarness]:
             unreachable=(driver, bmc.BmcAccess.of(
                 f"ipmi://127.0.0.1:{bmcs.closed_port(bmcs.UDP)}", bmcs.CREDS)),
             boots=lambda: len(host.boots),
+            firmware_updates=False,
         )
 
 
@@ -93,7 +97,8 @@ def sim_harness() -> bmc_contract.BmcHarness:
     return bmc_contract.BmcHarness(
         driver=driver,
         access=access,
-        supported=ALL,
+        # No SimRaid yet: the sim hardware type is "no-raid".
+        supported=ALL - {C.RAID},
         wait_until=bmcs.poll,  # instant transitions: the first check holds
         not_modelled=bmcs.not_modelled,
         wrong_password=bmc.BmcAccess.of(address, bmcs.WRONG),
@@ -101,6 +106,8 @@ def sim_harness() -> bmc_contract.BmcHarness:
         media_urls=("http://images.test/first.iso", "http://images.test/second.iso"),
         bios_change=BIOS_CHANGE,
         boots=lambda: len(host.boots),
+        firmware_image=("bios", "http://images.test/" + firmwareimage.file_name("bios", "2.9.0"),
+                        "2.9.0"),
     )
 
 

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from pyghmi import exceptions as pyghmi_exc  # type: ignore[import-untyped]
 from pyghmi.ipmi import command  # type: ignore[import-untyped]
@@ -268,6 +268,21 @@ class IpmiInspect(_Ipmi):
 
 
 class IpmiFirmware(_Ipmi):
+    """The BMC's firmware version from its FRU inventory; IPMI has no standard way to update
+    firmware, so updates raise UnsupportedCapability (as Ironic's ipmi driver has no firmware
+    interface)."""
+
     def components(self, access: bmc.BmcAccess) -> tuple[bmc.FirmwareComponent, ...]:
         return self._call(access, "get firmware components", lambda c: parse.firmware_components(
             c.get_inventory_of_component("System") or {}))
+
+    def _unsupported(self, access: bmc.BmcAccess, operation: str) -> NoReturn:
+        raise bmc.UnsupportedCapability(access.address.address, operation,
+                                        capability="firmware", implementation="ipmi")
+
+    def start_update(self, access: bmc.BmcAccess, component: str, image_url: str
+                     ) -> bmc.UpdateTask:
+        self._unsupported(access, f"update {component} firmware")
+
+    def update_tasks(self, access: bmc.BmcAccess) -> tuple[bmc.UpdateTask, ...]:
+        self._unsupported(access, "list firmware update tasks")

@@ -290,6 +290,77 @@ class RedfishFirmware(_Redfish):
             access, "get firmware components", run)
         return result
 
+    @staticmethod
+    def _targets(conn: sushy.Sushy, system: sushy_system.System) -> dict[str, str]:
+        """Update target URI -> component, for this system only: its FirmwareInventory items
+        (classified by vendor), the System itself (bios) and its Managers (bmc)."""
+        vendor = vendors.for_manufacturer(parse.manufacturer(system.json))
+        managers = [m.path for m in system.managers]
+        targets = {system.path.rstrip("/"): "bios",
+                   **{path.rstrip("/"): "bmc" for path in managers[:1]}}
+        mine = {system.path, *managers}
+        for item in _members(lambda: conn.get_update_service().firmware_inventory):
+            component = vendor.classify_firmware(item) if _related_to(item, mine) else None
+            path = item.get("@odata.id") if isinstance(item, Mapping) else None
+            if component is not None and isinstance(path, str):
+                targets[path.rstrip("/")] = component
+        return targets
+
+    @staticmethod
+    def _tasks(conn: sushy.Sushy, targets: Mapping[str, str]) -> list[bmc.UpdateTask]:
+        try:
+            members = conn.get_task_service().tasks.get_members()
+        except (sushy_exc.MissingAttributeError, sushy_exc.ResourceNotFoundError):
+            return []
+        found = []
+        for member in members:
+            request = parse.simple_update_request(member.json)
+            if request is None:
+                continue
+            image_url, uris = request
+            components = [targets[u.rstrip("/")] for u in uris if u.rstrip("/") in targets]
+            if components:  # a task about this system (one BMC may serve several)
+                found.append(parse.update_task(member.json, components[0], image_url))
+        return found
+
+    def start_update(self, access: bmc.BmcAccess, component: str, image_url: str
+                     ) -> bmc.UpdateTask:
+        operation = f"update {component} firmware"
+
+        def run(conn: sushy.Sushy) -> bmc.UpdateTask:
+            system = self._system(conn, access)
+            targets = self._targets(conn, system)
+            for task in reversed(self._tasks(conn, targets)):
+                if (task.component, task.image_url, task.state) == (
+                        component, image_url, bmc.TaskState.RUNNING):
+                    return task
+            # Prefer the inventory item over the System/Manager URI a BMC also accepts.
+            uris = sorted((u for u, c in targets.items() if c == component),
+                          key=lambda u: "/FirmwareInventory/" not in u)
+            if not uris:
+                raise bmc.BmcRejected(access.display, operation,
+                                      f"the BMC lists no {component} firmware", status=404)
+            protocol = (sushy.UPDATE_PROTOCOL_HTTPS if image_url.startswith("https://")
+                        else sushy.UPDATE_PROTOCOL_HTTP)
+            monitor = conn.get_update_service().simple_update(
+                image_url, targets=[uris[0]], transfer_protocol=protocol)
+            task = monitor.task
+            doc = task.json if task is not None else conn._conn.get(
+                path=monitor.task_monitor_uri).json()
+            return parse.update_task(doc, component, image_url)
+
+        result: bmc.UpdateTask = self._call(access, operation, run, idempotent=False)
+        return result
+
+    def update_tasks(self, access: bmc.BmcAccess) -> tuple[bmc.UpdateTask, ...]:
+        def run(conn: sushy.Sushy) -> tuple[bmc.UpdateTask, ...]:
+            system = self._system(conn, access)
+            return tuple(self._tasks(conn, self._targets(conn, system)))
+
+        result: tuple[bmc.UpdateTask, ...] = self._call(
+            access, "list firmware update tasks", run)
+        return result
+
 
 def _related_to(item: Any, paths: set[str]) -> bool:
     """False only for an inventory item whose RelatedItem links name other resources
@@ -336,3 +407,91 @@ class RedfishEvents(_Redfish):
                     return
 
         self._call(access, "delete event subscription", run)
+
+
+class RedfishRaid(_Redfish):
+    """Hardware RAID over the System's Storage resources and their Volumes.
+
+    A controller is a Storage resource whose StorageControllers list RAID types; its id (what
+    spec.raid's `controller` names) is the Storage resource's Id.
+    """
+
+    @staticmethod
+    def _storages(conn: sushy.Sushy, system: sushy_system.System) -> list[Any]:
+        try:
+            return list(system.storage.get_members())
+        except (sushy_exc.MissingAttributeError, sushy_exc.ResourceNotFoundError):
+            return []
+
+    def _storage(self, conn: sushy.Sushy, access: bmc.BmcAccess, controller: str,
+                 operation: str) -> Any:
+        for storage in self._storages(conn, self._system(conn, access)):
+            if storage.identity == controller:
+                return storage
+        raise bmc.BmcRejected(access.display, operation,
+                              f"no storage controller {controller!r}", status=404)
+
+    def controllers(self, access: bmc.BmcAccess) -> tuple[bmc.StorageController, ...]:
+        def run(conn: sushy.Sushy) -> tuple[bmc.StorageController, ...]:
+            found = []
+            for storage in self._storages(conn, self._system(conn, access)):
+                ctrl = parse.storage_controller(storage.json, [d.json for d in storage.drives])
+                if ctrl is not None:
+                    found.append(ctrl)
+            return tuple(found)
+
+        result: tuple[bmc.StorageController, ...] = self._call(
+            access, "list storage controllers", run)
+        return result
+
+    def volumes(self, access: bmc.BmcAccess) -> tuple[bmc.Volume, ...]:
+        def run(conn: sushy.Sushy) -> tuple[bmc.Volume, ...]:
+            found: list[bmc.Volume] = []
+            for storage in self._storages(conn, self._system(conn, access)):
+                if not storage.json.get("Volumes"):
+                    continue
+                found.extend(parse.volume(v.json, storage.identity)
+                             for v in storage.volumes.get_members())
+            return tuple(found)
+
+        result: tuple[bmc.Volume, ...] = self._call(access, "list volumes", run)
+        return result
+
+    def create_volume(self, access: bmc.BmcAccess, request: bmc.VolumeRequest) -> None:
+        operation = f"create volume {request.name}"
+
+        def run(conn: sushy.Sushy) -> None:
+            storage = self._storage(conn, access, request.controller, operation)
+            collection = storage.volumes
+            if any(v.json.get("Name") == request.name for v in collection.get_members()):
+                return
+            links = {}
+            for link in storage.json.get("Drives") or []:
+                path = link.get("@odata.id", "") if isinstance(link, Mapping) else ""
+                links[path.rstrip("/").rsplit("/", 1)[-1]] = path
+            missing = [d for d in request.drives if d not in links]
+            if missing:
+                raise bmc.BmcRejected(access.display, operation,
+                                      f"controller {request.controller} has no drive "
+                                      f"{', '.join(missing)}", status=400)
+            payload: dict[str, Any] = {
+                "Name": request.name, "RAIDType": parse.RAID_TYPE[request.level],
+                "Links": {"Drives": [{"@odata.id": links[d]} for d in request.drives]},
+            }
+            if request.size_bytes is not None:
+                payload["CapacityBytes"] = request.size_bytes
+            collection.create(payload)
+
+        self._call(access, operation, run, idempotent=False)
+
+    def delete_volume(self, access: bmc.BmcAccess, controller: str, volume_id: str) -> None:
+        operation = f"delete volume {volume_id}"
+
+        def run(conn: sushy.Sushy) -> None:
+            storage = self._storage(conn, access, controller, operation)
+            for member in storage.volumes.get_members():
+                if member.identity == volume_id:
+                    member.delete()
+                    return
+
+        self._call(access, operation, run)

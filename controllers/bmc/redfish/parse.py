@@ -9,6 +9,7 @@ of the wrong type is a `PayloadError`; an unknown *value* of a known field (a Po
 the Redfish schema lets BMCs grow new values.
 """
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -348,3 +349,116 @@ def subscription(destination: object) -> bmc.EventSubscription:
         event_types=tuple(t for t in _list(doc, "EventTypes", "EventDestination")
                           if isinstance(t, str)),
     )
+
+
+# --- Firmware update tasks ----------------------------------------------------------------------
+
+_TASK_STATE = {
+    "Completed": bmc.TaskState.COMPLETED,
+    "Exception": bmc.TaskState.FAILED,
+    "Killed": bmc.TaskState.FAILED,
+    "Cancelled": bmc.TaskState.FAILED,
+}
+"""Redfish TaskState -> ours; every other value (New, Starting, Running, Pending, Suspended,
+Interrupted, Stopping, Service, Cancelling...) is RUNNING: the task has not ended."""
+
+
+def simple_update_request(task: object) -> tuple[str, tuple[str, ...]] | None:
+    """(ImageURI, Targets) of the SimpleUpdate a Task runs, from its Payload; None for a task
+    that is not a SimpleUpdate (or that the BMC does not describe)."""
+    doc = require_doc(task, "Task")
+    payload = _obj(doc, "Payload", "Task")
+    if not _str(payload, "TargetUri", "Task.Payload").endswith("UpdateService.SimpleUpdate"):
+        return None
+    raw = payload.get("JsonBody")
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError as err:
+            raise PayloadError("Task.Payload.JsonBody is not JSON") from err
+    body = require_doc(raw, "Task.Payload.JsonBody")
+    targets = tuple(t for t in _list(body, "Targets", "Task.Payload.JsonBody")
+                    if isinstance(t, str))
+    return _str(body, "ImageURI", "Task.Payload.JsonBody"), targets
+
+
+def update_task(task: object, component: str, image_url: str) -> bmc.UpdateTask:
+    """A SimpleUpdate Task as an UpdateTask of `component` (the caller resolved the target)."""
+    doc = require_doc(task, "Task")
+    task_id = _str(doc, "Id", "Task")
+    if not task_id:
+        raise PayloadError("Task.Id is missing")
+    state = _TASK_STATE.get(_str(doc, "TaskState", "Task"), bmc.TaskState.RUNNING)
+    if state is bmc.TaskState.COMPLETED and _str(doc, "TaskStatus", "Task") == "Critical":
+        state = bmc.TaskState.FAILED
+    percent = _num(doc, "PercentComplete", "Task")
+    messages = [require_doc(m, "Task.Messages[]") for m in _list(doc, "Messages", "Task")]
+    text = "; ".join(m for m in (_str(m, "Message", "Task.Messages[]") for m in messages) if m)
+    return bmc.UpdateTask(
+        id=task_id, component=component, image_url=image_url, state=state,
+        percent=int(max(0.0, min(100.0, percent))) if percent is not None else None,
+        message=text[:1000],
+    )
+
+
+# --- Storage ------------------------------------------------------------------------------------
+
+_RAID_LEVEL = {
+    "RAID0": bmc.RaidLevel.RAID0, "RAID1": bmc.RaidLevel.RAID1, "RAID2": bmc.RaidLevel.RAID2,
+    "RAID5": bmc.RaidLevel.RAID5, "RAID6": bmc.RaidLevel.RAID6, "RAID10": bmc.RaidLevel.RAID10,
+    "RAID50": bmc.RaidLevel.RAID50, "RAID60": bmc.RaidLevel.RAID60,
+}
+RAID_TYPE = {level: name for name, level in _RAID_LEVEL.items()}
+"""Our level -> Redfish RAIDType (what a Volume create sends)."""
+
+
+def _drive(raw: object) -> bmc.PhysicalDrive:
+    doc = require_doc(raw, "Drive")
+    drive_id = _str(doc, "Id", "Drive")
+    if not drive_id:
+        raise PayloadError("Drive.Id is missing")
+    capacity = _num(doc, "CapacityBytes", "Drive")
+    return bmc.PhysicalDrive(
+        id=drive_id, name=_str(doc, "Name", "Drive") or drive_id,
+        size_bytes=int(capacity) if capacity is not None else 0,
+        rotational=_str(doc, "MediaType", "Drive") == "HDD")
+
+
+def storage_controller(storage: object, drives: Sequence[object]) -> bmc.StorageController | None:
+    """A Storage resource as a RAID controller (its first StorageControllers entry's RAID
+    types, the resource's drives); None when it can build no RAID level."""
+    doc = require_doc(storage, "Storage")
+    storage_id = _str(doc, "Id", "Storage")
+    if not storage_id:
+        raise PayloadError("Storage.Id is missing")
+    levels: set[bmc.RaidLevel] = set()
+    name = _str(doc, "Name", "Storage")
+    for raw in _list(doc, "StorageControllers", "Storage"):
+        ctrl = require_doc(raw, "Storage.StorageControllers[]")
+        name = _str(ctrl, "Name", "Storage.StorageControllers[]") or name
+        levels.update(_RAID_LEVEL[t] for t in _list(ctrl, "SupportedRAIDTypes", name or "Storage")
+                      if isinstance(t, str) and t in _RAID_LEVEL)
+    if not levels:
+        return None
+    return bmc.StorageController(id=storage_id, name=name or storage_id,
+                                 raid_levels=frozenset(levels),
+                                 drives=tuple(_drive(d) for d in drives))
+
+
+def volume(raw: object, controller: str) -> bmc.Volume:
+    doc = require_doc(raw, "Volume")
+    volume_id = _str(doc, "Id", "Volume")
+    if not volume_id:
+        raise PayloadError("Volume.Id is missing")
+    capacity = _num(doc, "CapacityBytes", "Volume")
+    links = _obj(doc, "Links", "Volume")
+    drives = []
+    for link in _list(links, "Drives", "Volume.Links"):
+        path = _str(require_doc(link, "Volume.Links.Drives[]"), "@odata.id",
+                    "Volume.Links.Drives[]")
+        if path:
+            drives.append(path.rstrip("/").rsplit("/", 1)[-1])
+    return bmc.Volume(
+        id=volume_id, controller=controller, name=_str(doc, "Name", "Volume"),
+        level=_RAID_LEVEL.get(_str(doc, "RAIDType", "Volume")),
+        size_bytes=int(capacity) if capacity is not None else 0, drives=tuple(drives))
