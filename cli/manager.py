@@ -360,6 +360,9 @@ def options_from(args: argparse.Namespace) -> manager.ManagerOptions:
     return options
 
 
+_HOSTNAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.]{0,251}[A-Za-z0-9])?$")
+
+
 def _dns_name(flag: str, value: str, *, label: bool = False) -> str:
     pattern = _DNS1123_LABEL if label else _DNS1123_SUBDOMAIN
     if len(value) > (63 if label else 253) or not pattern.match(value):
@@ -377,9 +380,11 @@ def _webhook_options(args: argparse.Namespace) -> dict[str, Any]:
                          "disables the webhooks)")
     if args.webhook_host:
         try:
-            health.parse_address(f"{args.webhook_host}:0")
+            ipaddress.ip_address(args.webhook_host)
         except ValueError:
-            raise ValueError(f"--webhook-host: {args.webhook_host!r} is not a host") from None
+            if not _HOSTNAME.match(args.webhook_host):
+                raise ValueError(f"--webhook-host: {args.webhook_host!r} is not a host (an IP "
+                                 "address or a host name)") from None
     cert_dir = Path(args.webhook_cert_dir) if args.webhook_cert_dir else None
     if cert_dir is not None:
         if not cert_dir.is_dir():

@@ -37,9 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
+import yaml
+
 from metalcubed.controllers import engine_services, memory
 from metalcubed.controllers.bmc import hardware
 from metalcubed.controllers.kube import (
+    capm3crds,
     certs,
     client,
     events,
@@ -57,6 +60,7 @@ from metalcubed.controllers.kube import (
 from metalcubed.core import bmc, controllerset, outcome, ports, wiring
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import meta
+from metalcubed.core.api.capm3 import conversion as capm3_conversion
 from metalcubed.core.provisioning import context, engine, fixture
 
 log = logging.getLogger(__name__)
@@ -577,6 +581,26 @@ def webhook_runnable(options: ManagerOptions, api: client.ThrottledApiClient,
                    *options.webhook_cert_names],
             clock=clock or memory.WallClock())
     configurations = (options.webhook_configuration,) if options.webhook_configuration else ()
+    handlers = webhook.admission_handlers()
+    handlers[CONVERSION_PATH] = webhook.conversion_handler(capm3_conversion.convert)
     return webhook.WebhookRunnable(
         (options.webhook_host or "0.0.0.0", options.webhook_port), source=source,
-        handlers=webhook.admission_handlers(), api=api, configurations=configurations)
+        handlers=handlers, api=api, configurations=configurations,
+        crds=conversion_crds() if options.webhook_configuration else ())
+
+
+CONVERSION_PATH = "/convert"
+"""Where the CAPM3 CRDs send ConversionReviews (controllers/kube/capm3crds.py)."""
+
+
+def conversion_crds() -> tuple[str, ...]:
+    """The shipped CRDs that convert through the manager's webhook: their caBundle is the
+    manager's to keep (self-managed certificates)."""
+    names = []
+    for path in capm3crds.shipped_files():
+        crd = yaml.safe_load(path.read_text())
+        conversion = crd["spec"].get("conversion") or {}
+        service = ((conversion.get("webhook") or {}).get("clientConfig") or {}).get("service")
+        if conversion.get("strategy") == "Webhook" and service == capm3crds.SERVICE:
+            names.append(crd["metadata"]["name"])
+    return tuple(names)

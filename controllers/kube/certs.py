@@ -433,6 +433,40 @@ def patch_ca_bundle(api: k8s.ApiClient, configuration: str, ca: bytes) -> bool:
                            "with other writers")
 
 
+def patch_crd_ca_bundle(api: k8s.ApiClient, crd: str, ca: bytes) -> bool:
+    """Put `ca` into the conversion webhook's `caBundle` of the CustomResourceDefinition `crd`
+    (the CAPM3 kinds convert v1beta1 <-> v1beta2 at the manager's /convert). True when it
+    changed something; a CRD that is not installed, or converts without a webhook, is skipped."""
+    extensions = k8s.ApiextensionsV1Api(api)
+    encoded = base64.b64encode(ca).decode()
+    for _ in range(5):
+        try:
+            current = json.loads(extensions.read_custom_resource_definition(
+                crd, _preload_content=False).data)
+        except k8s.ApiException as err:
+            if err.status == 404:
+                log.debug("CRD %s not installed: no caBundle to write", crd)
+                return False
+            raise
+        conversion = current.get("spec", {}).get("conversion") or {}
+        client_config = (conversion.get("webhook") or {}).get("clientConfig")
+        if conversion.get("strategy") != "Webhook" or not isinstance(client_config, dict):
+            return False
+        if client_config.get("caBundle") == encoded:
+            return False
+        client_config["caBundle"] = encoded
+        try:
+            extensions.replace_custom_resource_definition(crd, current, _preload_content=False)
+        except k8s.ApiException as err:
+            if err.status == 409:
+                continue
+            raise
+        log.info("caBundle of the conversion webhook of CRD %s updated", crd)
+        return True
+    raise CertificateError(f"CustomResourceDefinition {crd}: kept conflicting with other "
+                           "writers")
+
+
 def service_names(service: str, namespace: str) -> list[str]:
     """The names the API server uses for a webhook Service (and its short forms)."""
     return [f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.cluster.local",

@@ -511,21 +511,23 @@ class WebhookRunnable:
     """The webhook server as a manager runnable (every replica, no Lease): gets its
     certificates from `source` (retrying until it can), serves `handlers` on `address`, writes
     the CA into the ValidatingWebhookConfigurations named in `configurations` when the source
-    manages it, and every `check_interval_s` renews or re-reads the certificates, serving new
-    connections with the new ones."""
+    manages it (and into the conversion webhooks of the CRDs named in `crds`), and every
+    `check_interval_s` renews or re-reads the certificates, serving new connections with the
+    new ones."""
 
     name = "webhook"
     need_leader_election = False
 
     def __init__(self, address: tuple[str, int], *, source: certs.Source,
                  handlers: Mapping[str, Handler], api: Any = None,
-                 configurations: Sequence[str] = (), check_interval_s: float = 60.0,
-                 retry_s: float = 5.0) -> None:
+                 configurations: Sequence[str] = (), crds: Sequence[str] = (),
+                 check_interval_s: float = 60.0, retry_s: float = 5.0) -> None:
         self.address = address
         self.source = source
         self.handlers = dict(handlers)
         self.api = api
         self.configurations = tuple(configurations)
+        self.crds = tuple(crds)
         self.check_interval_s = check_interval_s
         self.retry_s = retry_s
         self.server: WebhookServer | None = None
@@ -552,6 +554,8 @@ class WebhookRunnable:
         if self.source.manages_ca_bundle and self.api is not None:
             for name in self.configurations:
                 certs.patch_ca_bundle(self.api, name, bundle.ca)
+            for crd in self.crds:
+                certs.patch_crd_ca_bundle(self.api, crd, bundle.ca)
         return changed
 
     def run(self, stop: threading.Event) -> None:
