@@ -68,7 +68,7 @@ def text(value: int | str) -> str:
 def invalid_settings(
     spec: Mapping[str, int | str],
     status: Mapping[str, str],
-    schema: Mapping[str, firmwareschema.SettingSchema] | None,
+    schema: "Mapping[str, firmwareschema.SettingSchema] | None",
 ) -> list[outcome.SpecError]:
     """Upstream's validateHostFirmwareSettings: every spec setting that may not be applied,
     each as an error on its field (`spec.settings[<name>]`), in name order."""
