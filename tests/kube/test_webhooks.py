@@ -10,6 +10,7 @@ Each configuration is deleted at the end, before its server stops.
 
 import base64
 import datetime
+import socket
 import ssl
 import subprocess
 import threading
@@ -20,8 +21,10 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
 from kubernetes import client as k8s
 
+from metalcubed.cli import main as cli_main
 from metalcubed.controllers.kube import certs, webhook
 from metalcubed.core import clock
 from tests.kube import test_e2e_support as support
@@ -76,8 +79,6 @@ def secret_ca(api: k8s.ApiClient, namespace: str) -> bytes:
 
 def served_certificate(port: int, ca: bytes) -> bytes:
     """The DER certificate the server presents, verified against `ca`."""
-    import socket
-
     context = ssl.create_default_context(cadata=ca.decode())
     with (socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
           context.wrap_socket(raw, server_hostname="127.0.0.1") as tls):
@@ -340,9 +341,7 @@ def test_ca_rotation_keeps_admission_working(
         assert runnable.check() is False  # nothing due: nothing changes
 
 
-def x509_list(pem: bytes) -> list[Any]:
-    from cryptography import x509
-
+def x509_list(pem: bytes) -> list[x509.Certificate]:
     return x509.load_pem_x509_certificates(pem)
 
 
@@ -384,3 +383,38 @@ def test_mounted_certificates_are_served_and_reloaded(
         assert DENIED + "spec.bootMode" in apply(kubectl, ns, bad).stderr
         # The manager did not touch the caBundle: it is cert-manager's.
         assert ca_bundle(kube_api, config) == issued.ca
+
+
+def test_the_cert_manager_variant_mounts_what_cert_manager_issues(kubectl: Kubectl) -> None:
+    overlay = support.REPO / "controllers" / "manifests" / "certmanager"
+    docs = [d for d in yaml.safe_load_all(kubectl("kustomize", str(overlay)).stdout) if d]
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for doc in docs:
+        by_kind.setdefault(doc["kind"], []).append(doc)
+    (certificate,) = by_kind["Certificate"]
+    (issuer,) = by_kind["Issuer"]
+    assert certificate["spec"]["issuerRef"] == {"kind": "Issuer",
+                                                "name": issuer["metadata"]["name"]}
+    assert certificate["spec"]["dnsNames"] == certs.service_names(
+        webhook.SERVICE_NAME, webhook.SERVICE_NAMESPACE)[:2]
+    (deployment,) = by_kind["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    args = cli_main.build_parser().parse_args(["manager", *container["args"]])
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    (name,) = [n for n, v in volumes.items() if "secret" in v]
+    assert volumes[name]["secret"]["secretName"] == certificate["spec"]["secretName"]
+    assert mounts[name]["mountPath"] == args.webhook_cert_dir == certs.DEFAULT_CERT_DIR
+    assert args.webhook_port == 9443
+    reference = f"{certificate['metadata']['namespace']}/{certificate['metadata']['name']}"
+    (config,) = by_kind["ValidatingWebhookConfiguration"]
+    assert config["metadata"]["annotations"] == {"cert-manager.io/inject-ca-from": reference}
+    for crd in by_kind["CustomResourceDefinition"]:
+        converts = crd["spec"].get("conversion", {}).get("strategy") == "Webhook"
+        injected = (crd["metadata"].get("annotations") or {}).get(
+            "cert-manager.io/inject-ca-from")
+        assert injected == (reference if converts else None), crd["metadata"]["name"]
+    # The self-managed certificate's RBAC is gone: the manager writes no Secret or caBundle.
+    names = {d["metadata"]["name"] for d in by_kind["Role"] + by_kind["ClusterRole"]}
+    assert not names & {"metalcubed-webhook-cert", "metalcubed-webhook-configuration"}
