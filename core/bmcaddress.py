@@ -217,6 +217,8 @@ _NO_SYSTEM_ID = ("", "redfish/v1")
 """Paths (slashes trimmed) that name no system: upstream leaves redfish_system_id unset."""
 _USERINFO = re.compile(r"^[A-Za-z0-9\-._:~!$&'()*+,;=%@]*$")
 """Go's validUserinfo: the characters net/url accepts before the `@`."""
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+"""A `%` not followed by two hex digits: Go's URL parser refuses it in a path."""
 
 
 _REDACT_PREFIX = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.\-]*:)?(?://)?")
@@ -288,6 +290,12 @@ def _split(address: str) -> urllib.parse.SplitResult:
         userinfo, at, _host = authority.rpartition("@")
         if at and not _USERINFO.match(userinfo):
             raise BMCAddressError(address, f'parse "{redact(url)}": net/url: invalid userinfo')
+        path = rest[len(authority) :].split("?", 1)[0]
+        bad = _BAD_ESCAPE.search(path)
+        if bad is not None:
+            escape = path[bad.start() : bad.start() + 3]
+            raise BMCAddressError(
+                address, f'parse "{redact(url)}": invalid URL escape "{escape}"')
     return urllib.parse.urlsplit(url)
 
 
@@ -349,7 +357,7 @@ def parse(address: str) -> BMCAccess:
         secret = redact(address) != address
         shown = "(not shown: the address holds a password)" if secret else host
         raise BMCAddressError(address, f"BMC address hostname/IP : [{shown}] is invalid")
-    path = url.path
+    path = urllib.parse.unquote(url.path)  # Go's URL.Path is the unescaped path
     system_id = "" if path.strip("/") in _NO_SYSTEM_ID else path
     privilege = ""
     if not bmc_type.http_transports:

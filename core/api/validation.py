@@ -44,6 +44,7 @@ _DNS1123_SUBDOMAIN = re.compile(
 )
 _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 REBOOT_MODES = ("hard", "soft", "")
 INSPECT_VALUES = (bmh.INSPECT_DISABLED, "")
@@ -293,8 +294,10 @@ def _request_uri_problem(url: str) -> tuple[str, str]:
     rest = url[match.end() :] if match is not None else url
     if not rest.startswith("/"):
         return f"{where}: invalid URI for request", scheme
+    path = rest.split("?", 1)[0]
     if scheme and rest.startswith("//"):
         authority = re.split(r"[/?]", rest[2:], maxsplit=1)[0]
+        path = path[2 + len(authority) :]
         host = authority.rpartition("@")[2]
         if " " in host:
             return f'{where}: invalid character " " in host name', scheme
@@ -302,6 +305,10 @@ def _request_uri_problem(url: str) -> tuple[str, str]:
             urllib.parse.urlsplit(url).port  # noqa: B018 - validates the port
         except ValueError as err:
             return f"{where}: {err}", scheme
+    bad_escape = _BAD_ESCAPE.search(path)
+    if bad_escape is not None:
+        at = bad_escape.start()
+        return f"{where}: invalid URL escape {json.dumps(path[at : at + 3])}", scheme
     return "", scheme
 
 

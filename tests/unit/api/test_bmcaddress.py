@@ -302,3 +302,13 @@ def test_error_messages_never_show_a_password_in_the_address() -> None:
 )
 def test_hostname_must_be_an_ip_or_rfc1123_name(host: str, valid: bool) -> None:
     assert bmcaddress.is_valid_hostname(host) is valid
+
+
+def test_the_path_is_read_unescaped_and_bad_escapes_are_refused() -> None:
+    """Go's URL.Path (what upstream hands Ironic as redfish_system_id) is unescaped; a `%` not
+    followed by two hex digits does not parse."""
+    access = bmcaddress.parse("redfish://10.0.0.1/redfish/v1/Systems/System%2E1")
+    assert access.system_id == "/redfish/v1/Systems/System.1"
+    with pytest.raises(bmcaddress.BMCAddressError) as err:
+        bmcaddress.parse("redfish://10.0.0.1/redfish/v1/Systems/%zz")
+    assert err.value.message.endswith('invalid URL escape "%zz"')

@@ -335,10 +335,23 @@ def test_disable_power_off_cannot_go_with_online_false() -> None:
         ({"url": "file:///etc/passwd", "checksum": "abc"}, ["spec.image.url"]),
         ({"url": "HTTPS://img/os.qcow2", "checksum": "abc"}, []),
         ({"url": "http:img/os.qcow2", "checksum": "abc"}, ["spec.image.url"]),
+        ({"url": "http://img/os%zz.qcow2", "checksum": "abc"}, ["spec.image.url"]),
+        ({"url": "http://img/os%20a.qcow2?sig=%zz", "checksum": "abc"}, []),
     ],
 )
 def test_image_url_and_checksum_rules(image: dict[str, str], expected: list[str]) -> None:
     assert fields(host(image=image)) == expected
+
+
+def test_image_url_messages_are_gos() -> None:
+    assert problems(host(image={"url": "http://img/a%2", "checksum": "abc"})) == [
+        ("spec.image.url", 'image URL http://img/a%2 is invalid: parse "http://img/a%2": '
+         'invalid URL escape "%2"')
+    ]
+    assert problems(host(image={"url": "file:///etc/passwd", "checksum": "abc"})) == [
+        ("spec.image.url", 'image URL file:///etc/passwd is invalid: invalid scheme in URL, '
+         '"file" not allowed')
+    ]
 
 
 def test_image_messages_are_upstreams() -> None:
