@@ -22,7 +22,13 @@ from typing import Protocol
 
 from metalcubed.core import outcome, ports, wiring
 from metalcubed.core.api import meta
-from metalcubed.core.reconcilers import bmceventsubscription, dataimage, hostwork
+from metalcubed.core.reconcilers import (
+    bmceventsubscription,
+    dataimage,
+    hostfirmwarecomponents,
+    hostfirmwaresettings,
+    hostwork,
+)
 from metalcubed.core.reconcilers import host as host_reconciler
 
 
@@ -88,10 +94,28 @@ def _bmceventsubscription(deps: Deps) -> Reconciler:
     )
 
 
+def _hostfirmwaresettings(deps: Deps) -> Reconciler:
+    return hostfirmwaresettings.HostFirmwareSettingsReconciler(
+        store=deps.store, provisioner_factory=deps.provisioner_factory, clock=deps.clock,
+        events=deps.events, rng=deps.rng,
+    )
+
+
+def _hostfirmwarecomponents(deps: Deps) -> Reconciler:
+    return hostfirmwarecomponents.HostFirmwareComponentsReconciler(
+        store=deps.store, provisioner_factory=deps.provisioner_factory, clock=deps.clock,
+        events=deps.events, rng=deps.rng,
+    )
+
+
+HOSTFIRMWARESETTINGS = ControllerDef(wiring.HOSTFIRMWARESETTINGS, _hostfirmwaresettings)
+HOSTFIRMWARECOMPONENTS = ControllerDef(wiring.HOSTFIRMWARECOMPONENTS, _hostfirmwarecomponents)
 DATAIMAGE = ControllerDef(dataimage.WIRING, _dataimage)
 BMCEVENTSUBSCRIPTION = ControllerDef(bmceventsubscription.WIRING, _bmceventsubscription)
 
-CONTROLLERS: tuple[ControllerDef, ...] = (BAREMETALHOST, BMCEVENTSUBSCRIPTION, DATAIMAGE)
+CONTROLLERS: tuple[ControllerDef, ...] = (
+    BAREMETALHOST, HOSTFIRMWARESETTINGS, BMCEVENTSUBSCRIPTION, HOSTFIRMWARECOMPONENTS, DATAIMAGE,
+)
 """Every controller, in upstream main.go's order; the BareMetalHost controller first."""
 
 

@@ -16,7 +16,9 @@ from metalcubed.core.api import meta
 
 if TYPE_CHECKING:
     from metalcubed.core.api import baremetalhost as bmh
+    from metalcubed.core.api import firmwareschema
     from metalcubed.core.api import hardwaredata as hwd
+    from metalcubed.core.api import hostfirmwarecomponents as hfc
 
 R = TypeVar("R", bound=meta.Resource)
 R_co = TypeVar("R_co", bound=meta.Resource, covariant=True)
@@ -195,6 +197,28 @@ class PrepareData:
     root_device_hints: "bmh.RootDeviceHints | None"
     target_firmware_settings: dict[str, str] = field(default_factory=dict)
     actual_firmware_settings: dict[str, str] = field(default_factory=dict)
+    target_firmware_components: tuple["hfc.FirmwareUpdate", ...] = ()
+    """Firmware updates not applied yet (upstream getUpdatesDifference)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServicingData:
+    """What servicing a provisioned host applies (upstream `provisioner.ServicingData`)."""
+
+    target_firmware_settings: dict[str, str] = field(default_factory=dict)
+    actual_firmware_settings: dict[str, str] = field(default_factory=dict)
+    target_firmware_components: tuple["hfc.FirmwareUpdate", ...] = ()
+    has_firmware_spec: bool = False
+    """Any firmware spec exists (settings or updates): tells "nothing new" from "the user
+    cleared the spec" (which aborts a failed servicing)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FirmwareSettings:
+    """The BIOS settings a host reports, and its attribute registry when asked for."""
+
+    settings: Mapping[str, str]
+    schema: "Mapping[str, firmwareschema.SettingSchema] | None" = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -279,6 +303,24 @@ class Provisioner(Protocol):
 
     def get_health(self) -> str:
         """ "OK", "Warning", "Critical" or "" (unknown)."""
+        ...
+
+    # Firmware (upstream GetFirmwareSettings, GetFirmwareComponents, Service). Reads act on the
+    # BMC directly; raised MetalcubedErrors: the BMC could not be read.
+
+    def get_firmware_settings(self, *, include_schema: bool) -> FirmwareSettings:
+        """The host's BIOS settings (no password attributes) and, when asked, the registry."""
+        ...
+
+    def get_firmware_components(self) -> tuple["hfc.FirmwareComponentStatus", ...]:
+        """The firmware inventory (empty when the BMC has none)."""
+        ...
+
+    def service(
+        self, data: ServicingData, *, unprepared: bool, restart_on_failure: bool
+    ) -> tuple[ProvisionResult, bool]:
+        """Apply firmware settings and updates to a provisioned host (one step per call);
+        `started` is True when this call started the work."""
         ...
 
     # DataImage (upstream GetDataImageStatus / AttachDataImage / DetachDataImage) and BMC event

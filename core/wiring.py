@@ -38,6 +38,8 @@ from typing import Any, Generic, Protocol, TypeVar
 from metalcubed.core import outcome
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import hardwaredata as hwd
+from metalcubed.core.api import hostfirmwarecomponents as hfc
+from metalcubed.core.api import hostfirmwaresettings as hfs
 from metalcubed.core.api import meta
 
 R = TypeVar("R", bound=meta.Resource)
@@ -159,6 +161,38 @@ BAREMETALHOST = Wiring(
     indexes=(Index(SECRETS_INDEX, bmh.BareMetalHost, secrets_of),),
 )
 """The BareMetalHost controller (see the module docstring)."""
+
+
+def generation_or_owners_changed(old: meta.Resource, new: meta.Resource) -> bool:
+    """The HostFirmwareSettings/Components controllers' event filter (upstream's
+    updateEventHandler, applied to every watch of those controllers): the generation changed
+    (spec), or the owner references did (a sub-resource adopted by a host created later)."""
+    a, b = old.metadata, new.metadata
+    return a.generation != b.generation or a.owner_references != b.owner_references
+
+
+HOSTFIRMWARESETTINGS = Wiring(
+    name="hostfirmwaresettings",
+    kind=hfs.HostFirmwareSettings,
+    watches=(
+        Watch(hfs.HostFirmwareSettings, own_key, update_filter=generation_or_owners_changed),
+        Watch(bmh.BareMetalHost, own_key, update_filter=generation_or_owners_changed),
+    ),
+    indexes=(),
+)
+"""Upstream: For(HostFirmwareSettings), Watches(BareMetalHost, EnqueueRequestForObject): a
+host's change reconciles the HostFirmwareSettings of the same name."""
+
+HOSTFIRMWARECOMPONENTS = Wiring(
+    name="hostfirmwarecomponents",
+    kind=hfc.HostFirmwareComponents,
+    watches=(
+        Watch(hfc.HostFirmwareComponents, own_key, update_filter=generation_or_owners_changed),
+        Watch(bmh.BareMetalHost, own_key, update_filter=generation_or_owners_changed),
+    ),
+    indexes=(),
+)
+"""As HOSTFIRMWARESETTINGS, for HostFirmwareComponents."""
 
 
 def keys_for_change(

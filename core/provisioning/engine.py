@@ -14,7 +14,12 @@ What each call does (Ironic's equivalent in bmo.md 11):
 - inspect_hardware: `fast` reads the BMC's out-of-band inventory; otherwise boot the ramdisk
   and read the agent's inventory; with fast track (the default, as Metal3's Ironic) the agent
   keeps running for the next operation, else the host is powered off;
-- prepare: stage BIOS settings, reboot to apply them, check they stuck (manual cleaning);
+- prepare: stage BIOS settings, reboot to apply them, check they stuck, then flash firmware
+  updates (manual cleaning; a job in the node record, firmware.py);
+- service: the same job on a provisioned host (Ironic's servicing), aborted when the user
+  removes the firmware spec after a failure;
+- get_firmware_settings / get_firmware_components: the BIOS settings and registry, the firmware
+  inventory (HostFirmwareSettings, FirmwareSchema, HostFirmwareComponents);
 - provision / deprovision: deploy.py (ramdisk, image write with checksum and config drive,
   boot from disk; `live-iso` boots the ISO; metadata cleaning, power off);
 - adopt: record the host as deployed without touching it (a no-op while deprovisioning);
@@ -36,13 +41,16 @@ from dataclasses import dataclass
 from metalcubed.core import agent, bmc, outcome, ports
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import hardwaredata as hwd
+from metalcubed.core.api import hostfirmwarecomponents as hfc
 from metalcubed.core.api import meta
 from metalcubed.core.provisioning import (
     bmcevents,
     dataimage,
     deploy,
+    firmware,
     nodes,
     powersync,
+    raid,
     ramdisk,
 )
 from metalcubed.core.provisioning.context import Ctx, EngineConfig, StepFailed, guarded
@@ -67,6 +75,9 @@ class _Resolved:
     identity: str
     """`nodes.bmc_identity` of the address."""
 
+
+_RAID_DONE = ports.ProvisionResult()
+"""raid.step had nothing (more) to do (a distinct instance: compared by identity)."""
 
 _POWERED_ON = {bmc.PowerState.ON: True, bmc.PowerState.OFF: False}
 """status.poweredOn for a settled power state (None: changing or unknown)."""
@@ -140,6 +151,10 @@ class Engine:
             publish=publish,
             power_sync=self.power_sync,
         )
+
+    def node(self, node_id: str) -> nodes.Node | None:
+        """The node record, without building a step context (no BMC involved)."""
+        return self._nodes.get(node_id)
 
     def forget(self, node_id: str) -> None:
         self._nodes.delete(node_id)
@@ -215,6 +230,8 @@ class EngineProvisioner:
                     macs=macs,
                     deployed=known.deployed if known else _deployed_from_status(data),
                     wait=known.wait if known else None,
+                    firmware_job=known.firmware_job if known else None,
+                    firmware=known.firmware if known else (),
                 )
             )
             if known is None:
@@ -280,38 +297,62 @@ class EngineProvisioner:
     def prepare(
         self, data: ports.PrepareData, *, unprepared: bool, restart_on_failure: bool
     ) -> tuple[ports.ProvisionResult, bool]:
-        target = data.target_firmware_settings
-        if not target:
+        """Manual cleaning's firmware steps: BIOS settings, then firmware updates, as one job
+        in the node record (core/provisioning/firmware.py)."""
+        if data.target_raid_config is not None:  # RAID first, as upstream's clean steps (H6)
+            raid_result = self._run(lambda: raid.step(self._c(), data) or _RAID_DONE)
+            if raid_result is not _RAID_DONE:
+                return raid_result, True
+        settings = data.target_firmware_settings
+        updates = data.target_firmware_components
+        if not settings and not updates and not self._has_firmware_job():
             return ports.ProvisionResult.complete(), unprepared
-        return self._run(lambda: self._apply_bios(target)), True
+        started = False
 
-    def _apply_bios(self, target: dict[str, str]) -> ports.ProvisionResult:
-        ctx = self._c()
-        bios = ctx.driver.bios
-        settings = bios.settings(ctx.access)
-        diff = {k: v for k, v in target.items() if _text(settings.current.get(k)) != v}
-        node = ctx.node()
-        waiting = node.wait is not None and node.wait.purpose == nodes.Purpose.BIOS
-        if not diff:
-            if waiting:
-                ctx.set_wait(None)
-            return ports.ProvisionResult.complete()
-        staged = all(_text(settings.pending.get(k)) == v for k, v in diff.items())
-        if not staged:
-            registry = bios.registry(ctx.access)
-            typed = {k: _typed(registry.get(k), v) for k, v in diff.items()}
-            bios.apply_settings(ctx.access, typed)
-            return ports.ProvisionResult.continuing(self._cfg.short_poll_s)
-        if waiting and node.wait is not None:
-            if ctx.waited_s(node.wait) > self._cfg.bios_reboot_timeout_s:
-                ctx.set_wait(None)
-                raise StepFailed(
-                    f"BIOS settings {', '.join(sorted(diff))} were not applied after a reboot"
-                )
-            return ports.ProvisionResult.continuing(self._cfg.poll_s)
-        ctx.power_cycle_or_on()  # firmware applies staged settings while it boots
-        ctx.wait_for(nodes.Purpose.BIOS)
-        return ports.ProvisionResult.continuing(self._cfg.poll_s)
+        def step() -> ports.ProvisionResult:
+            nonlocal started
+            ctx = self._c()
+            wanted = firmware.job_for(nodes.Purpose.PREPARE, settings,
+                                      data.actual_firmware_settings, updates, ctx)
+            result, started = firmware.run(
+                ctx, nodes.Purpose.PREPARE, wanted=wanted, unprepared=unprepared,
+                restart_on_failure=restart_on_failure, has_spec=True)
+            return result
+
+        result = self._run(step)
+        return result, started or unprepared
+
+    def _has_firmware_job(self) -> bool:
+        node_id = self._host.provisioner_id or nodes.node_id_for(self._host.key)
+        node = self._engine.node(node_id)
+        return node is not None and node.firmware_job is not None
+
+    # --- firmware (core/provisioning/firmware.py) ------------------------------------------------
+
+    def get_firmware_settings(self, *, include_schema: bool) -> ports.FirmwareSettings:
+        return firmware.read_settings(self._c(), include_schema=include_schema)
+
+    def get_firmware_components(self) -> tuple[hfc.FirmwareComponentStatus, ...]:
+        return firmware.read_components(self._c())
+
+    def service(
+        self, data: ports.ServicingData, *, unprepared: bool, restart_on_failure: bool
+    ) -> tuple[ports.ProvisionResult, bool]:
+        started = False
+
+        def step() -> ports.ProvisionResult:
+            nonlocal started
+            ctx = self._c()
+            wanted = firmware.job_for(nodes.Purpose.SERVICE, data.target_firmware_settings,
+                                      data.actual_firmware_settings,
+                                      data.target_firmware_components, ctx)
+            result, started = firmware.run(
+                ctx, nodes.Purpose.SERVICE, wanted=wanted, unprepared=unprepared,
+                restart_on_failure=restart_on_failure, has_spec=data.has_firmware_spec)
+            return result
+
+        result = self._run(step)
+        return result, started
 
     # --- deployment ------------------------------------------------------------------------------
 
@@ -482,24 +523,3 @@ def _inspected(details: hwd.HardwareDetails, *, started: bool) -> ports.InspectO
     return ports.InspectOutcome(
         result=ports.ProvisionResult.complete(), started=started, details=details
     )
-
-
-def _text(value: bmc.BiosValue | None) -> str | None:
-    """A BIOS value as the settings map spells it (booleans as true/false)."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _typed(schema: bmc.BiosAttributeSchema | None, value: str) -> bmc.BiosValue:
-    """A settings-map string as the BMC's attribute type wants it."""
-    if schema is not None and schema.type == bmc.BiosAttributeType.INTEGER:
-        try:
-            return int(value)
-        except ValueError:
-            return value
-    if schema is not None and schema.type == bmc.BiosAttributeType.BOOLEAN:
-        return value.lower() == "true"
-    return value

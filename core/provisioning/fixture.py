@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 from metalcubed.core import outcome, ports
 from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core.api import firmwareschema, meta
 from metalcubed.core.api import hardwaredata as hwd
-from metalcubed.core.api import meta
+from metalcubed.core.api import hostfirmwarecomponents as hfc
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +63,10 @@ class FixtureNode:
     disable_power_off: bool = False
     data_image_url: str = ""
     """What the virtual CD holds ("" when empty)."""
+    firmware_settings: dict[str, str] = field(default_factory=dict)
+    """BIOS settings get_firmware_settings reports (empty, as upstream's fixture state)."""
+    firmware_schema: dict[str, firmwareschema.SettingSchema] = field(default_factory=dict)
+    firmware_components: tuple[hfc.FirmwareComponentStatus, ...] = ()
     subscriptions: dict[str, tuple[str, str, dict[str, str]]] = field(default_factory=dict)
     """BMC event subscriptions by id: (destination, context, http headers)."""
     calls: dict[str, int] = field(default_factory=dict)
@@ -362,6 +367,31 @@ class FixtureProvisioner:
 
     def get_health(self) -> str:
         return "OK"
+
+    # --- firmware (upstream's fixture: whatever the backend holds; servicing takes two calls) --
+
+    def get_firmware_settings(self, *, include_schema: bool) -> ports.FirmwareSettings:
+        self._raise_on_failure("get_firmware_settings")
+        node = self._node
+        return ports.FirmwareSettings(settings=dict(node.firmware_settings),
+                                      schema=dict(node.firmware_schema) if include_schema
+                                      else None)
+
+    def get_firmware_components(self) -> tuple[hfc.FirmwareComponentStatus, ...]:
+        self._raise_on_failure("get_firmware_components")
+        return self._node.firmware_components
+
+    def service(
+        self, data: ports.ServicingData, *, unprepared: bool, restart_on_failure: bool
+    ) -> tuple[ports.ProvisionResult, bool]:
+        failed = self._call("service")
+        if failed is not None:
+            return failed, False
+        if not unprepared:
+            return ports.ProvisionResult.complete(), False
+        # The target settings take effect (upstream's fixture only reports the two calls).
+        self._node.firmware_settings.update(data.target_firmware_settings)
+        return ports.ProvisionResult.continuing(self._backend.delays.power_s), True
 
     # --- DataImage and BMC event subscriptions -------------------------------------------------
 

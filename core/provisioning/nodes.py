@@ -55,6 +55,10 @@ class Purpose(StrEnum):
     """Asked for a graceful shutdown; escalate when it takes too long."""
     TEAR_DOWN = "tear down"
     """Deprovisioning is over (cleaned, deployment forgotten); powering the host off."""
+    PREPARE = "prepare"
+    """A firmware job (BIOS settings, firmware updates) while preparing (manual cleaning)."""
+    SERVICE = "service"
+    """A firmware job on a provisioned host (Ironic's servicing)."""
 
 
 RAMDISK_PURPOSES = frozenset({Purpose.INSPECT, Purpose.DEPLOY, Purpose.CLEAN})
@@ -80,6 +84,39 @@ class Deployment:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FirmwareJob:
+    """A firmware job in progress (Ironic's manual-cleaning or service steps): BIOS settings,
+    then firmware updates one by one. Hardware cannot say which of a job's updates were already
+    flashed, nor why it failed, so the record holds both (core/provisioning/firmware.py)."""
+
+    purpose: Purpose
+    """PREPARE or SERVICE."""
+    settings: tuple[tuple[str, str], ...] = ()
+    """BIOS attribute values to apply (name, value as text)."""
+    updates: tuple[tuple[str, str], ...] = ()
+    """Firmware updates to flash in order (component, image URL)."""
+    since: datetime
+    settings_done: bool = False
+    updates_done: int = 0
+    """How many of `updates` are flashed."""
+    task_id: str = ""
+    """The BMC's task of `updates[updates_done]` once started."""
+    failed: str = ""
+    """Why the job failed ("" while it runs): Ironic's last_error in service/clean failed."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComponentVersions:
+    """What the engine saw of one firmware component (HostFirmwareComponents status)."""
+
+    component: str
+    initial_version: str
+    """The version first read from the BMC."""
+    last_version_flashed: str = ""
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Node:
     node_id: str
     name: str
@@ -90,6 +127,9 @@ class Node:
     """Lower-case MACs an agent may be matched by."""
     deployed: Deployment | None = None
     wait: Wait | None = None
+    firmware_job: FirmwareJob | None = None
+    firmware: tuple[ComponentVersions, ...] = ()
+    """Per component, the initial version and the last update the engine flashed."""
 
 
 class Nodes(Protocol):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from metalcubed.core import annotations, outcome, ports
 from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core.reconcilers import servicing
 from metalcubed.core.reconcilers.hostwork import ET, POWER_POLL_S, HostWork, S
 
 if TYPE_CHECKING:
@@ -33,6 +34,12 @@ def manage(w: HostWork, deps: "Deps") -> outcome.Outcome:
         # Off now: the one-shot reboot is done; on the next pass the host powers back on.
         w.annotations.pop(bmh.REBOOT_ANNOTATION_PREFIX, None)
         desired = w.spec.online
+    if servicing.should_check(w):
+        # Off and wanted on (a reboot), or servicing already: firmware changes a
+        # HostUpdatePolicy allows are applied now (upstream doServiceIfNeeded, H5).
+        serviced = servicing.service_if_needed(w, deps.store)
+        if serviced is not None:
+            return serviced
     if desired == w.status.powered_on:
         if w.status.error_type == ET.POWER_MANAGEMENT:
             w.clear_error_and_count()

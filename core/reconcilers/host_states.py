@@ -11,7 +11,7 @@ from metalcubed.core import annotations, backoff, fsm, outcome, ports
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import change, meta
 from metalcubed.core.api import hardwaredata as hwd
-from metalcubed.core.reconcilers import host_power
+from metalcubed.core.reconcilers import host_power, servicing
 from metalcubed.core.reconcilers.hostwork import (
     ET,
     OS,
@@ -65,6 +65,7 @@ def handle_unmanaged(w: HostWork, deps: Deps) -> outcome.Outcome:
 
 def handle_registering(w: HostWork, deps: Deps) -> outcome.Outcome:
     # ensure_registered (run by the pipeline) has succeeded when we get here.
+    servicing.ensure_subresources(w, deps.store)  # HFS/HFC created, HUP owned (H5)
     profile = w.spec.hardware_profile or ("libvirt" if _is_libvirt(w) else "unknown")
     hints = w.spec.root_device_hints or PROFILE_HINTS.get(profile)
     w.set(hardware_profile=profile)
@@ -194,17 +195,21 @@ def _provisioning_settings_changed(w: HostWork) -> bool:
 
 def handle_preparing(w: HostWork, deps: Deps) -> outcome.Outcome:
     unprepared = _provisioning_settings_changed(w) or w.status.error_type == ET.PREPARATION
+    firmware = servicing.prepare_targets(deps.store, w.host.key)  # HFS/HFC changes (H5)
+    if isinstance(firmware, outcome.Outcome):
+        return firmware  # their controllers have not caught up with the spec yet
     result, started = w.provisioner().prepare(
-        ports.PrepareData(
+        firmware.apply_to(ports.PrepareData(
             target_raid_config=w.spec.raid,
             actual_raid_config=None
             if w.status.error_type == ET.PREPARATION
             else w.status.provisioning.raid,
             root_device_hints=w.spec.root_device_hints or w.status.provisioning.root_device_hints,
-        ),
-        unprepared=unprepared,
+        )),
+        unprepared=unprepared or firmware.dirty,
         restart_on_failure=w.restart_on_failure(ET.PREPARATION),
     )
+    servicing.after_prepare(w, deps.store, firmware, result, started)
     if result.error_message:
         return w.record_failure(ET.PREPARATION, result.error_message)
     if started and unprepared:

@@ -1,0 +1,155 @@
+"""The HostFirmwareSettings controller: upstream's hostfirmwaresettings_controller.go.
+
+A pass over the HostFirmwareSettings named like a host: skip the host when it is not enrolled,
+detached or paused; read the BIOS settings and registry through the host's provisioner; make
+sure the FirmwareSchema for that registry exists (shared by name, `schema-<hash>`, with this
+object as one of its owners); write status (settings without passwords, the schema reference)
+and the conditions the host's controller acts on:
+
+- no spec setting differs from status: Valid True, ChangeDetected False (reason Success);
+- some differ: ChangeDetected True, and Valid True, or False with reason ConfigurationError and
+  message "Invalid BIOS setting" when a spec setting is not in status, names a password or
+  breaks the schema (each such error also an Event `ValidationFailed` on the object, once
+  status has settings).
+
+Status is written only when it changed (the conditions, the settings or the schema reference:
+unlike upstream, also when only a condition's observedGeneration moved, see `_update_status`),
+then requeued after 1 minute while a change is pending, else 5 minutes.
+"""
+
+import random
+from collections.abc import Mapping
+
+from metalcubed.core import outcome, ports
+from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core.api import change, firmwareschema, meta
+from metalcubed.core.api import hostfirmwaresettings as hfs_api
+from metalcubed.core.reconcilers import hostsub
+
+HFS = hfs_api.HostFirmwareSettings
+
+
+class HostFirmwareSettingsReconciler:
+    def __init__(
+        self,
+        *,
+        store: ports.Store,
+        provisioner_factory: ports.ProvisionerFactory,
+        clock: ports.Clock,
+        events: ports.EventRecorder,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._factory = provisioner_factory
+        self._clock = clock
+        self._events = events
+
+    def reconcile(self, key: meta.ObjectKey) -> outcome.Outcome:
+        try:
+            host = self._store.get(bmh.BareMetalHost, key)
+        except outcome.NotFound:
+            return outcome.Outcome.done()
+        if hostsub.skip(host):
+            return outcome.Outcome.after(hostsub.UNMANAGED_RETRY_DELAY_S)
+        try:
+            hfs = self._store.get(HFS, key)
+        except outcome.NotFound:
+            return outcome.Outcome.after(hostsub.RESOURCE_NOT_AVAILABLE_RETRY_DELAY_S)
+        events: list[tuple[str, str]] = []
+        try:
+            prov = self._factory.new_provisioner(
+                hostsub.host_data(self._store, host), lambda r, m: events.append((r, m)))
+            read = prov.get_firmware_settings(include_schema=True)
+        except outcome.MetalcubedError:
+            # upstream: the provisioner is not ready or returned an error; try again later.
+            return outcome.Outcome.after(hostsub.PROVISIONER_RETRY_DELAY_S)
+        schema = self._schema(host, hfs, read.schema or {})
+        hfs = self._update_status(hfs, read.settings, schema, events)
+        for reason, message in events:
+            self._events.record(hfs, type=ports.EventType.NORMAL, reason=reason, message=message)
+        if hostsub.is_true(hfs.status.conditions, hfs_api.CHANGE_DETECTED):
+            return outcome.Outcome.after(hostsub.REQUEUE_DELAY_CHANGE_DETECTED_S)
+        return outcome.Outcome.after(hostsub.REQUEUE_DELAY_S)
+
+    def _schema(
+        self, host: bmh.BareMetalHost, hfs: HFS,
+        registry: Mapping[str, firmwareschema.SettingSchema],
+    ) -> firmwareschema.FirmwareSchema:
+        """upstream getOrCreateFirmwareSchema: the schema of this registry in the namespace,
+        with `hfs` among its owners (password attributes never stored)."""
+        entries = {
+            name: entry for name, entry in registry.items()
+            if "Password" not in name
+            and entry.attribute_type != firmwareschema.AttributeType.PASSWORD
+        }
+        name = firmwareschema.schema_name(registry)
+        key = meta.ObjectKey(hfs.metadata.namespace, name)
+        try:
+            found = self._store.get(firmwareschema.FirmwareSchema, key)
+        except outcome.NotFound:
+            vendor = host.status.hardware.system_vendor if host.status.hardware else None
+            created = firmwareschema.FirmwareSchema(
+                metadata=meta.ObjectMeta(
+                    name=name, namespace=hfs.metadata.namespace,
+                    owner_references=(hostsub.owner_reference(hfs),)),
+                spec=firmwareschema.FirmwareSchemaSpec(
+                    hardware_vendor=vendor.manufacturer if vendor else "",
+                    hardware_model=vendor.product_name if vendor else "",
+                    schema=entries),
+            )
+            try:
+                return self._store.create(created)
+            except outcome.Conflict:  # another host of the same model created it meanwhile
+                return self._store.get(firmwareschema.FirmwareSchema, key)
+        owners = hostsub.with_owner(found.metadata.owner_references, hfs)
+        if owners is None:
+            return found
+        return self._store.update(found.with_meta(owner_references=owners))
+
+    def _update_status(
+        self, hfs: HFS, settings: Mapping[str, str],
+        schema: firmwareschema.FirmwareSchema, events: list[tuple[str, str]],
+    ) -> HFS:
+        """upstream updateStatus: the new status; written when it changed."""
+        current = {k: v for k, v in settings.items() if "Password" not in k}
+        ref = hfs_api.SchemaReference(namespace=schema.metadata.namespace,
+                                      name=schema.metadata.name)
+        old = hfs.status
+        dirty = old.schema_ != ref or old.settings != current
+        generation = hfs.metadata.generation
+        now = self._clock.now()
+        conditions = old.conditions
+        spec = hfs.spec.settings
+        mismatch = hfs_api.changed_settings(spec, current)
+
+        def set_(type_: str, status: bool, reason: str, message: str = "") -> bool:
+            nonlocal conditions
+            conditions, changed = hostsub.set_condition(
+                conditions, type=type_, status=status, reason=reason, message=message,
+                generation=generation, now=now)
+            return changed
+
+        if mismatch:
+            dirty = set_(hfs_api.CHANGE_DETECTED, True, hfs_api.REASON_SUCCESS) or dirty
+            errors = hfs_api.invalid_settings(spec, current, schema.spec.schema_)
+            if not errors:
+                dirty = set_(hfs_api.VALID, True, hfs_api.REASON_SUCCESS) or dirty
+            else:
+                if current:
+                    for error in errors:
+                        events.append(("ValidationFailed",
+                                       f"Invalid BIOS setting: {error.message}"))
+                dirty = set_(hfs_api.VALID, False, hfs_api.REASON_CONFIGURATION_ERROR,
+                             "Invalid BIOS setting") or dirty
+        else:
+            dirty = set_(hfs_api.VALID, True, hfs_api.REASON_SUCCESS) or dirty
+            dirty = set_(hfs_api.CHANGE_DETECTED, False, hfs_api.REASON_SUCCESS) or dirty
+        # Upstream writes only when a condition's status flips; a spec edited while a change
+        # is already pending would then keep the old observedGeneration, and the host's
+        # controller would wait for it forever. Any change of the conditions is written.
+        dirty = dirty or conditions != old.conditions
+        if not dirty:
+            return hfs
+        status = change.replace(old, {"schema_": ref, "settings": current,
+                                      "conditions": conditions, "last_updated": now})
+        return self._store.update_status(change.replace(hfs, {"status": status}))
