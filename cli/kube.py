@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from metalcubed.cli import checks
-from metalcubed.controllers.kube import capi, capm3crds, crdgen, localcluster
+from metalcubed.controllers.kube import capi, crdgen, localcluster
 
 
 def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -110,8 +110,6 @@ def run_start(args: argparse.Namespace) -> int:
                 _say(f"building Cluster API {capi.CAPI_VERSION} (first use: about 5-10 min)")
                 capi_binaries = capi.build(progress=sys.stderr)
         crds = crdgen.generate_all() if args.crds else []
-        if args.capi:
-            crds = [*crds, *capm3crds.load(conversion=None)]
         cluster = localcluster.start(
             directory,
             binaries=binaries,

@@ -11,9 +11,13 @@ collector, which `localcluster` already runs (kube-controller-manager with only 
 Nodes are never tainted or evicted).
 
 What `start` does on a running local cluster:
+- runs the CAPM3 conversion webhook (conversionserver.py, HTTPS on 127.0.0.1) and installs the
+  CAPM3 and IPAM CRDs (capm3crds.py) with their conversion pointed at it, so v1beta1 manifests
+  are stored as v1beta2 with nothing lost;
 - installs CAPI core's own CRDs (from the module, copied next to the binary by the build);
-- writes a throw-away self-signed serving pair: controller-runtime always starts CAPI's webhook
-  server and exits without `tls.crt`/`tls.key` (`--webhook-port=0` means 9443, not "off"). No
+- writes a throw-away self-signed serving pair (also the conversion webhook's): controller-
+  runtime always starts CAPI's webhook server and exits without `tls.crt`/`tls.key`
+  (`--webhook-port=0` means 9443, not "off"). No
   webhook configuration points at it: CAPI objects get no defaulting, validation or conversion,
   so callers create complete v1beta2 objects;
 - runs `capi-manager` on loopback (health, webhook; diagnostics off; leader election off;
@@ -27,6 +31,7 @@ import ipaddress
 import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,12 +44,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from metalcubed.controllers.kube import localcluster
+from metalcubed.controllers.kube import capm3crds, localcluster
 
 CAPI_VERSION = "v1.13.6"
 """Cluster API core built by build-capi.sh (keep in step with its CAPI_VERSION default)."""
 CACHE_ENV = "METALCUBED_CAPI_CACHE"
 PROCESS_NAME = "capi-manager"
+CONVERSION_PROCESS = "capm3-conversion-webhook"
 FEATURE_GATES = "MachinePool=false,MachineSetPreflightChecks=false"
 """MachinePools are out of scope; preflight checks need a control-plane provider (KCP)."""
 
@@ -118,8 +124,11 @@ def ensure(*, progress: IO[str] | None) -> CapiBinaries:
     return find() or build(progress=progress)
 
 
-def _self_signed(directory: Path) -> None:
-    """tls.crt/tls.key for 127.0.0.1, only so CAPI's webhook server can start."""
+def self_signed_pair(directory: Path) -> Path:
+    """tls.crt/tls.key (ECDSA, self-signed, SAN 127.0.0.1) in `directory`; returns tls.crt.
+
+    The certificate is its own CA: it is the caBundle of the conversion webhook.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "capi-webhook-local")])
@@ -140,6 +149,7 @@ def _self_signed(directory: Path) -> None:
     with os.fdopen(fd, "wb") as f:
         f.write(key_pem)
     (directory / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return directory / "tls.crt"
 
 
 def _free_port() -> int:
@@ -173,7 +183,8 @@ def start(
     timeout_s: float = 120.0,
     log: Callable[[str], None] | None = None,
 ) -> localcluster.Cluster:
-    """Install CAPI core's CRDs and start capi-manager against `cluster`; ready on return.
+    """Serve CAPM3 conversion, install the CAPM3/IPAM and CAPI core CRDs, start capi-manager
+    against `cluster`; ready on return.
 
     Raises LocalClusterError (with the manager's log tail) if it exits or is not ready in
     `timeout_s`; the caller stops the cluster (the manager is recorded in its state).
@@ -181,16 +192,28 @@ def start(
     say = log or (lambda _msg: None)
     began = time.monotonic()
     deadline = began + timeout_s
+    cert_dir = cluster.directory / "capi-webhook-certs"
+    cert = self_signed_pair(cert_dir)
+    convert_port = _free_port()
+    cluster, server = localcluster.launch_extra(
+        cluster, CONVERSION_PROCESS,
+        [sys.executable, "-m", "metalcubed.controllers.kube.conversionserver",
+         f"--port={convert_port}", f"--cert-dir={cert_dir}"],
+        port=convert_port, lifetime=lifetime)
+    _wait_tcp(server, convert_port, deadline=deadline)
+    target = capm3crds.ConversionTarget(url=f"https://127.0.0.1:{convert_port}/convert",
+                                        ca_bundle_pem=cert.read_bytes())
     from kubernetes import config as kconfig
 
     api = kconfig.new_client_from_config(config_file=str(cluster.kubeconfig))
     try:
+        localcluster.install_crds(api, capm3crds.load(conversion=target), timeout_s=timeout_s)
+        say(f"CAPM3 and IPAM CRDs Established, converted by {target.url} "
+            f"({time.monotonic() - began:.1f} s)")
         localcluster.install_crds(api, binaries.crds(), timeout_s=timeout_s)
     finally:
         api.close()
     say(f"Cluster API {CAPI_VERSION} CRDs Established ({time.monotonic() - began:.1f} s)")
-    cert_dir = cluster.directory / "capi-webhook-certs"
-    _self_signed(cert_dir)
     health = _free_port()
     argv = manager_argv(binaries, kubeconfig=cluster.kubeconfig, cert_dir=cert_dir,
                         webhook_port=_free_port(), health_port=health)
@@ -200,3 +223,19 @@ def start(
     say(f"Cluster API {CAPI_VERSION} core ready, health on 127.0.0.1:{health} "
         f"({time.monotonic() - began:.1f} s)")
     return cluster
+
+
+def _wait_tcp(proc: localcluster.Process, port: int, *, deadline: float) -> None:
+    while True:
+        if not localcluster.is_alive(proc):
+            raise localcluster.LocalClusterError(
+                f"{proc.name} exited during start-up; see {proc.log}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise localcluster.LocalClusterError(f"{proc.name} not listening on {port}; "
+                                                 f"see {proc.log}")
+        time.sleep(0.05)

@@ -16,6 +16,12 @@ unchanged, and `from_upstream` adds exactly what upstream's kustomize adds on to
   failureDomains map then cannot become v1beta2's list); we convert all nine;
 - `clusterctl.cluster.x-k8s.io/skip-crd-name-preflight-check` on metal3datas (irregular plural).
 
+One deliberate change to a schema (`_relax`): upstream's v1beta1 Metal3DataTemplate requires
+`apiGroup` and `kind` on every `*FromIPPool` item, so upstream's own example template (items
+with only `key` and `name`) is refused by upstream's CRD. v1beta2 requires only `key` and
+`name` and defaults the others to `ipam.metal3.io`/`IPPool`; ours asks the same of v1beta1, so
+the example applies and reads back with the defaults filled in.
+
 The shipped files in controllers/manifests/crds/ point the webhook at the in-cluster Service
 `metalcubed-webhook-service` (namespace metalcubed-system); `load(conversion=...)` re-targets
 them for a local API server (a URL on 127.0.0.1 and the CA bundle) or turns conversion off.
@@ -72,6 +78,7 @@ def from_upstream(base: Mapping[str, Any]) -> dict[str, Any]:
     labels = metadata.setdefault("labels", {})
     if group == CAPM3_GROUP:
         labels.update(CONTRACT_LABELS)
+        _relax(crd)
         crd["spec"]["conversion"] = {
             "strategy": "Webhook",
             "webhook": {"clientConfig": {"service": dict(SERVICE)},
@@ -84,6 +91,20 @@ def from_upstream(base: Mapping[str, Any]) -> dict[str, Any]:
     else:
         raise ValueError(f"{metadata.get('name')}: not a CAPM3 or IPAM CRD (group {group})")
     return crd
+
+
+def _relax(crd: dict[str, Any]) -> None:
+    """v1beta1 `*FromIPPool` items require only key and name, as in v1beta2 (module doc)."""
+    if crd["spec"]["names"]["plural"] != "metal3datatemplates":
+        return
+    for version in crd["spec"]["versions"]:
+        if version["name"] != "v1beta1":
+            continue
+        spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        meta_data = spec["properties"]["metaData"]["properties"]
+        for name, prop in meta_data.items():
+            if name.endswith("FromIPPool"):
+                prop["items"]["required"] = ["key", "name"]
 
 
 def shipped_files() -> list[Path]:

@@ -23,6 +23,11 @@ Two layers:
   we stash both ways, section by section (a controller's status write does not discard the
   user's spec stash).
 
+The API server applies each version's schema defaults around the webhook (on the stored
+version when it decodes, on the requested one after converting). The maps therefore keep a
+defaulted value as it is (`nodeReuse: false` stays, where upstream drops it going up), so a
+stash compares equal after a read-modify-write through the other version.
+
 Everything here is pure: wire dicts in, new wire dicts out (inputs are never modified).
 """
 
@@ -257,13 +262,6 @@ def _template_of(spec_map: Section, *, drop_metadata: bool) -> Section:
     return convert
 
 
-def _machine_template_spec_down(spec: Mapping[str, Any]) -> Obj:
-    out = _template_of(_machine_spec_down, drop_metadata=True)(spec)
-    if out.get("nodeReuse") is False:
-        del out["nodeReuse"]
-    return out
-
-
 _POOL_KEYS = (
     ("ipAddressesFromIPPool", "ipAddressesFromPool"),
     ("prefixesFromIPPool", "prefixesFromPool"),
@@ -403,7 +401,7 @@ _DOWN: dict[str, tuple[Section, Section]] = {
     "Metal3Cluster": (_cluster_spec_down, _cluster_status_down),
     "Metal3ClusterTemplate": (_template_of(_cluster_spec_down, drop_metadata=True), _identity),
     "Metal3Machine": (_machine_spec_down, _status_down),
-    "Metal3MachineTemplate": (_machine_template_spec_down, _identity),
+    "Metal3MachineTemplate": (_template_of(_machine_spec_down, drop_metadata=True), _identity),
     "Metal3DataTemplate": (_data_template_spec_down, _data_template_status_down),
     "Metal3DataClaim": (_identity, _identity),
     "Metal3Data": (_identity, _identity),

@@ -1,0 +1,249 @@
+"""Real Cluster API core v1.13.6 against our kube-apiserver with our CAPM3/IPAM CRDs.
+
+One control plane for this module (not the session's: it also runs capi-manager and the CAPM3
+conversion webhook, started by `capi.start` exactly as `metalcubed kube start --capi` does).
+Upstream's examples apply unchanged with kubectl; the v1beta1 Metal3DataTemplate is stored as
+v1beta2 through our conversion webhook and reads back, in both versions, with nothing lost.
+Needs the binaries of build-kube.sh and build-capi.sh (built on first use, minutes).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client as k8s
+from kubernetes import config as kconfig
+
+from metalcubed.controllers.kube import capi, capm3crds, localcluster
+from metalcubed.core.api.capm3 import conversion
+from tests.kube.conftest import wait_until
+from tests.unit.api import crd_support
+
+EXAMPLES = Path(__file__).parent.parent / "unit" / "api" / "upstream" / "examples"
+GROUP = conversion.GROUP
+TEMPLATE_VARS = {
+    "NAMESPACE": "metal3", "CLUSTER_NAME": "test1", "KUBERNETES_VERSION": "v1.36.3",
+    "IMAGE_URL": "http://172.22.0.1/images/node.qcow2", "IMAGE_CHECKSUM": "abc123",
+    "IMAGE_CHECKSUM_TYPE": "sha256", "IMAGE_FORMAT": "qcow2",
+    "CLUSTER_APIENDPOINT_HOST": "192.168.111.249", "CLUSTER_APIENDPOINT_PORT": "6443",
+}
+"""The clusterctl variables upstream's example templates use (`clusterctl generate` fills
+them with envsubst); the rest of each file is applied as upstream wrote it."""
+
+
+def _example(name: str) -> str:
+    text = (EXAMPLES / name).read_text()
+    for key, value in TEMPLATE_VARS.items():
+        text = text.replace("${" + key + "}", value)
+    assert "${" not in text, f"{name}: a template variable is not set"
+    return text
+
+
+@pytest.fixture(scope="module")
+def capi_binaries() -> capi.CapiBinaries:
+    found = capi.find()
+    if found is None:
+        if os.environ.get("METALCUBED_KUBE_BUILD") == "0":
+            pytest.fail(f"Cluster API is not built; build it with:\n  {capi.build_command()}",
+                        pytrace=False)
+        print("\n[kube] building Cluster API core (first use only)...", file=sys.__stderr__)
+        try:
+            found = capi.build(progress=sys.__stderr__)
+        except localcluster.LocalClusterError as exc:
+            pytest.fail(f"{exc}\nbuild command: {capi.build_command()}", pytrace=False)
+    return found
+
+
+@pytest.fixture(scope="module")
+def capi_cluster(
+    kube_binaries: localcluster.Binaries, capi_binaries: capi.CapiBinaries,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[localcluster.Cluster]:
+    directory = tmp_path_factory.mktemp("capi-cluster")
+    try:
+        cluster = localcluster.start(directory, binaries=kube_binaries,
+                                     lifetime=localcluster.Lifetime.TIED)
+        cluster = capi.start(cluster, binaries=capi_binaries,
+                             lifetime=localcluster.Lifetime.TIED)
+    except localcluster.LocalClusterError as exc:
+        localcluster.stop(directory)
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield cluster
+    finally:
+        localcluster.stop(directory)
+
+
+@pytest.fixture(scope="module")
+def api(capi_cluster: localcluster.Cluster) -> Iterator[k8s.ApiClient]:
+    client = kconfig.new_client_from_config(config_file=str(capi_cluster.kubeconfig))
+    yield client
+    client.close()
+
+
+def _kubectl(cluster: localcluster.Cluster, binaries: localcluster.Binaries, *args: str,
+             stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    assert binaries.kubectl is not None, localcluster.build_command()
+    return subprocess.run([str(binaries.kubectl), f"--kubeconfig={cluster.kubeconfig}", *args],
+                          input=stdin, capture_output=True, text=True, timeout=120)
+
+
+def _get(api: k8s.ApiClient, version: str, plural: str, name: str,
+         namespace: str = "default", group: str = GROUP) -> dict[str, Any]:
+    raw = k8s.CustomObjectsApi(api).get_namespaced_custom_object(
+        group, version, namespace, plural, name, _preload_content=False)
+    doc: dict[str, Any] = json.loads(raw.data)
+    return doc
+
+
+def test_capi_core_runs_and_only_on_loopback(capi_cluster: localcluster.Cluster) -> None:
+    manager = capi_cluster.process(capi.PROCESS_NAME)
+    webhook = capi_cluster.process(capi.CONVERSION_PROCESS)
+    assert manager is not None and localcluster.is_alive(manager)
+    assert webhook is not None and localcluster.is_alive(webhook)
+    listening = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True,
+                               check=True).stdout.splitlines()
+    ours = [line for line in listening if f"pid={manager.pid}," in line]
+    assert len(ours) == 2, listening  # health + webhook, nothing else (diagnostics off)
+    assert all(line.split()[3].startswith("127.0.0.1:") for line in ours), ours
+
+
+def test_crds_carry_the_contract_labels_and_convert_through_our_webhook(
+    api: k8s.ApiClient,
+) -> None:
+    ext = k8s.ApiextensionsV1Api(api)
+    crd = json.loads(ext.read_custom_resource_definition(
+        f"metal3machines.{GROUP}", _preload_content=False).data)
+    assert crd["metadata"]["labels"]["cluster.x-k8s.io/v1beta2"] == "v1beta2"
+    assert [(v["name"], v["served"], v["storage"]) for v in crd["spec"]["versions"]] == [
+        ("v1beta1", True, False), ("v1beta2", True, True)]
+    hook = crd["spec"]["conversion"]
+    assert hook["strategy"] == "Webhook"
+    assert hook["webhook"]["clientConfig"]["url"].startswith("https://127.0.0.1:")
+
+
+def test_upstream_examples_apply_unchanged(
+    capi_cluster: localcluster.Cluster, kube_binaries: localcluster.Binaries,
+    api: k8s.ApiClient,
+) -> None:
+    """ipam-ippool.yaml (namespace, IPPool, IPClaim and CAPI's IPAddressClaim) and
+    capm3-cluster.yaml (v1beta1 Metal3DataTemplates, IPPools, a v1beta2 topology Cluster)."""
+    for name in ("ipam-ippool.yaml", "capm3-cluster.yaml"):
+        done = _kubectl(capi_cluster, kube_binaries, "apply", "--server-side", "-f", "-",
+                        stdin=_example(name))
+        assert done.returncode == 0, done.stderr
+        warnings = [line for line in done.stderr.splitlines() if line.startswith("Warning")]
+        # Upstream's CRD marks v1beta1 deprecated: that warning, and no other.
+        assert all("v1beta1 Metal3DataTemplate is deprecated" in w for w in warnings), warnings
+    pool = _get(api, "v1alpha1", "ippools", "pool1", namespace="metal3",
+                group=capm3crds.IPAM_GROUP)
+    assert pool["spec"]["namePrefix"]
+    cluster = _get(api, "v1beta2", "clusters", "test1", namespace="metal3",
+                   group="cluster.x-k8s.io")
+    assert cluster["spec"]["topology"]["classRef"]
+
+
+def test_v1beta1_data_template_is_stored_as_v1beta2_and_reads_back_with_nothing_lost(
+    capi_cluster: localcluster.Cluster, kube_binaries: localcluster.Binaries,
+    api: k8s.ApiClient,
+) -> None:
+    docs = [d for d in yaml.safe_load_all(_example("capm3-cluster.yaml"))
+            if d and d["kind"] == "Metal3DataTemplate"]
+    assert docs and all(d["apiVersion"] == conversion.V1BETA1 for d in docs)
+    done = _kubectl(capi_cluster, kube_binaries, "apply", "--server-side", "-f", "-",
+                    stdin=yaml.safe_dump_all(docs))
+    assert done.returncode == 0, done.stderr
+    crd = next(c for c in capm3crds.load(conversion=None)
+               if c["spec"]["names"]["kind"] == "Metal3DataTemplate")
+    schemas = {v["name"]: v["schema"]["openAPIV3Schema"] for v in crd["spec"]["versions"]}
+    for doc in docs:
+        name, namespace = doc["metadata"]["name"], doc["metadata"].get("namespace", "default")
+        # Expected: our conversion, plus what the API server adds by itself, the schema
+        # defaults (pool apiGroup/kind, index step, link MTU) of the version it decodes.
+        stored = crd_support.apply_defaults(schemas["v1beta2"],
+                                            conversion.convert(doc, conversion.V1BETA2))
+        as_v2 = _get(api, "v1beta2", "metal3datatemplates", name, namespace)
+        assert as_v2["spec"] == stored["spec"]
+        assert "ipAddressesFromPool" in as_v2["spec"]["metaData"]
+        assert "ipAddressesFromIPPool" not in as_v2["spec"]["metaData"]
+        assert conversion.CONVERSION_DATA_ANNOTATION not in as_v2["metadata"].get(
+            "annotations", {})  # nothing needed stashing: the map alone kept it all
+        as_v1 = _get(api, "v1beta1", "metal3datatemplates", name, namespace)
+        assert as_v1["spec"] == crd_support.apply_defaults(
+            schemas["v1beta1"], conversion.convert(stored, conversion.V1BETA1))["spec"]
+        # Nothing lost: every value the example wrote reads back at its place, unchanged.
+        assert _leaves(doc["spec"]) <= _leaves(as_v1["spec"])
+
+
+def _leaves(value: Any, path: str = "") -> set[tuple[str, str]]:
+    if isinstance(value, dict):
+        return {leaf for k, v in value.items() for leaf in _leaves(v, f"{path}.{k}")}
+    if isinstance(value, list):
+        return {leaf for i, v in enumerate(value) for leaf in _leaves(v, f"{path}[{i}]")}
+    return {(path, json.dumps(value))}
+
+
+def test_a_v1beta2_only_field_survives_a_v1beta1_update(api: k8s.ApiClient) -> None:
+    """Template metadata exists only in v1beta2: a client that reads and writes v1beta1 (an old
+    clusterctl) must not erase it."""
+    objects = k8s.CustomObjectsApi(api)
+    body = {"apiVersion": conversion.V1BETA2, "kind": "Metal3MachineTemplate",
+            "metadata": {"name": "workers"},
+            "spec": {"template": {"metadata": {"labels": {"pool": "a"}},
+                                  "spec": {"image": {"url": "http://x/i.img", "checksum": "c",
+                                                     "checksumType": "sha256",
+                                                     "diskFormat": "raw"}}}}}
+    objects.create_namespaced_custom_object(GROUP, "v1beta2", "default",
+                                            "metal3machinetemplates", body)
+    old = _get(api, "v1beta1", "metal3machinetemplates", "workers")
+    assert old["spec"]["template"]["spec"]["image"]["format"] == "raw"
+    old["metadata"]["labels"] = {"touched": "yes"}  # a metadata-only v1beta1 update
+    objects.replace_namespaced_custom_object(GROUP, "v1beta1", "default",
+                                             "metal3machinetemplates", "workers", old)
+    again = _get(api, "v1beta2", "metal3machinetemplates", "workers")
+    assert again["metadata"]["labels"] == {"touched": "yes"}
+    assert again["spec"] == {**body["spec"], "nodeReuse": False}  # + the schema default
+
+
+def test_capi_core_reads_our_infrastructure_cluster_through_the_contract(
+    api: k8s.ApiClient,
+) -> None:
+    """A v1beta2 Cluster whose infrastructureRef is a Metal3Cluster: CAPI core resolves the
+    apiVersion from our CRD's contract label and adopts the Metal3Cluster (ownerReference);
+    once the Metal3Cluster reports provisioned with an endpoint, CAPI copies both."""
+    objects = k8s.CustomObjectsApi(api)
+    objects.create_namespaced_custom_object(GROUP, "v1beta2", "default", "metal3clusters", {
+        "apiVersion": conversion.V1BETA2, "kind": "Metal3Cluster",
+        "metadata": {"name": "lab"},
+        "spec": {"controlPlaneEndpoint": {"host": "192.168.111.249", "port": 6443}}})
+    objects.create_namespaced_custom_object("cluster.x-k8s.io", "v1beta2", "default",
+                                            "clusters", {
+        "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster",
+        "metadata": {"name": "lab"},
+        "spec": {"infrastructureRef": {"apiGroup": GROUP, "kind": "Metal3Cluster",
+                                       "name": "lab"}}})
+
+    def owned() -> bool:
+        m3c = _get(api, "v1beta2", "metal3clusters", "lab")
+        return any(r["kind"] == "Cluster" and r["name"] == "lab"
+                   for r in m3c["metadata"].get("ownerReferences", []))
+
+    wait_until(owned, timeout_s=60)
+    # Play the CAPM3 Metal3Cluster controller's part (not written yet): report provisioned.
+    objects.patch_namespaced_custom_object_status(GROUP, "v1beta2", "default", "metal3clusters",
+                                                  "lab", {"status": {"initialization": {
+                                                      "provisioned": True}}})
+
+    def provisioned() -> bool:
+        cluster = _get(api, "v1beta2", "clusters", "lab", group="cluster.x-k8s.io")
+        init = cluster.get("status", {}).get("initialization", {})
+        return bool(init.get("infrastructureProvisioned")) and (
+            cluster["spec"].get("controlPlaneEndpoint", {}).get("port") == 6443)
+
+    wait_until(provisioned, timeout_s=60)
