@@ -269,16 +269,29 @@ class BareMetalHostReconciler:
         return outcome.Outcome.after(0)
 
     def _credentials(self, host: bmh.BareMetalHost) -> _Creds:
+        """Upstream buildAndValidateBMCCredentials: the credentials Secret is named and exists,
+        the address is set (and parses), the Secret holds a username and a password; each
+        problem in upstream's words and order."""
         bmc = host.spec.bmc
-        if not bmc.address:
+        if not bmc.credentials_name:
             raise CredentialsProblem(
-                "Missing BMC connection detail 'Address'",
+                "No BMC CredentialsName defined The BMC secret reference is empty",
                 retry_after_s=None,
                 metric="metal3_credentials_invalid_total",
             )
-        if not bmc.credentials_name:
+        secret_key = meta.ObjectKey(host.metadata.namespace, bmc.credentials_name)
+        try:
+            secret = self._store.get(meta.Secret, secret_key)
+        except outcome.NotFound:
             raise CredentialsProblem(
-                "Missing BMC connection detail 'CredentialsName'",
+                "BMC CredentialsName secret doesn't exist The BMC secret"
+                f" {host.metadata.namespace}/{bmc.credentials_name} does not exist",
+                retry_after_s=HOST_ERROR_RETRY_DELAY_S,
+                metric="metal3_credentials_missing_total",
+            ) from None
+        if not bmc.address:
+            raise CredentialsProblem(
+                "Empty BMC address Missing BMC connection detail 'Address'",
                 retry_after_s=None,
                 metric="metal3_credentials_invalid_total",
             )
@@ -288,24 +301,20 @@ class BareMetalHostReconciler:
             raise CredentialsProblem(
                 exc.message, retry_after_s=None, metric="metal3_credentials_invalid_total"
             ) from exc
-        secret_key = meta.ObjectKey(host.metadata.namespace, bmc.credentials_name)
-        try:
-            secret = self._store.get(meta.Secret, secret_key)
-        except outcome.NotFound:
-            raise CredentialsProblem(
-                f"BMC credentials secret {bmc.credentials_name!r} not found",
-                retry_after_s=HOST_ERROR_RETRY_DELAY_S,
-                metric="metal3_credentials_missing_total",
-            ) from None
         known = self._secret_credentials.get(secret_key)
         if known is not None and known[0] is secret:
             return known[1]
         username = (secret.value("username") or "").strip()
         password = (secret.value("password") or "").strip()
-        for name, value in (("username", username), ("password", password)):
+        # Upstream's words (bmc.Credentials.Validate), "details" for the password included.
+        for missing, value in (
+            ("detail 'username'", username),
+            ("details 'password'", password),
+        ):
             if not value:
                 raise CredentialsProblem(
-                    f"Missing BMC connection detail '{name}' in secret {bmc.credentials_name!r}",
+                    "Validation error with BMC credentials: Missing BMC connection"
+                    f" {missing} in credentials",
                     retry_after_s=None,
                     metric="metal3_credentials_invalid_total",
                 )

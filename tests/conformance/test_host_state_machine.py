@@ -1087,6 +1087,7 @@ class Controller:
         spec.setdefault(
             "bmc", bmh.BMCDetails(address="ipmi://192.168.122.1:6233", credentials_name=SECRET)
         )
+        spec.setdefault("online", False)
         spec.setdefault("hardware_profile", "libvirt")
         spec.setdefault("boot_mac_address", "00:5c:52:31:3a:9c")
         self.world.store.create(
@@ -1285,3 +1286,102 @@ def test_provisioned_host_whose_status_lost_its_image_keeps_its_disk(
     assert disk.wipes == 0
     assert disk.image_url == prov_rig.IMAGE_URL and disk.os_boots == 1
     assert not run.errors
+
+
+# --- TestMissingBMCParameters, TestFixSecret, TestBreakThenFixSecret ------------------------------
+
+
+def _secret(c: Controller, name: str, username: str, password: str) -> None:
+    c.world.store.create(
+        meta.Secret(
+            metadata=meta.ObjectMeta(name=name, namespace=NS),
+            data={"username": _b64(username), "password": _b64(password)},
+        )
+    )
+
+
+MISSING_BMC_PARAMETERS = {
+    "secret without username": (
+        ("bmc-creds-no-user", "", "Pass"),
+        bmh.BMCDetails(address="ipmi://192.168.122.1:6233", credentials_name="bmc-creds-no-user"),
+        "Validation error with BMC credentials:"
+        " Missing BMC connection detail 'username' in credentials",
+    ),
+    "secret without password": (
+        ("bmc-creds-no-pass", "User", ""),
+        bmh.BMCDetails(address="ipmi://192.168.122.1:6233", credentials_name="bmc-creds-no-pass"),
+        "Validation error with BMC credentials:"
+        " Missing BMC connection details 'password' in credentials",
+    ),
+    "missing address": (
+        ("bmc-creds-ok", "User", "Pass"),
+        bmh.BMCDetails(address="", credentials_name="bmc-creds-ok"),
+        "Empty BMC address Missing BMC connection detail 'Address'",
+    ),
+    "missing secret": (
+        ("bmc-creds-ok", "User", "Pass"),
+        bmh.BMCDetails(address="ipmi://192.168.122.1:6233", credentials_name=""),
+        "No BMC CredentialsName defined The BMC secret reference is empty",
+    ),
+    "no such secret": (
+        ("bmc-creds-ok", "User", "Pass"),
+        bmh.BMCDetails(
+            address="ipmi://192.168.122.1:6233", credentials_name="this-secret-does-not-exist"
+        ),
+        "BMC CredentialsName secret doesn't exist"
+        f" The BMC secret {NS}/this-secret-does-not-exist does not exist",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("secret", "bmc", "message"),
+    MISSING_BMC_PARAMETERS.values(),
+    ids=[f"TestMissingBMCParameters/{n}" for n in MISSING_BMC_PARAMETERS],
+)
+def test_missing_bmc_parameters(
+    secret: tuple[str, str, str], bmc: bmh.BMCDetails, message: str
+) -> None:
+    """Registration error, operationalStatus error; the message is upstream's (its error
+    types' Error() strings in baremetalhost_controller.go, errors.go, bmc/credentials.go)."""
+    c = Controller("missing-bmc", bmc=bmc)
+    _secret(c, *secret)
+    host = c.try_reconcile(lambda h: h.status.error_message != "")
+    assert host.status.operational_status == OS.ERROR
+    assert host.status.error_type == ET.REGISTRATION
+    assert host.status.error_message == message
+
+
+def test_fix_secret() -> None:
+    """TestFixSecret: fixing the Secret clears the error."""
+    bmc = bmh.BMCDetails(address="ipmi://192.168.122.1:6233", credentials_name="bmc-creds-no-user")
+    c = Controller("fix-secret", bmc=bmc)
+    _secret(c, "bmc-creds-no-user", "", "Pass")
+    c.try_reconcile(lambda h: h.status.error_message != "")
+    key = meta.ObjectKey(NS, "bmc-creds-no-user")
+    secret = c.world.store.get(meta.Secret, key)
+    c.world.store.update(
+        secret.model_copy(update={"data": {**secret.data, "username": _b64("username")}})
+    )
+    host = c.try_reconcile(lambda h: h.status.error_message == "")
+    assert host.status.error_type == ET.NONE and host.status.operational_status == OS.OK
+
+
+def test_break_then_fix_secret() -> None:
+    """TestBreakThenFixSecret: a registered host whose Secret breaks shows the error, and
+    loses it once the Secret is fixed."""
+    bmc = bmh.BMCDetails(
+        address="ipmi://192.168.122.1:6233", credentials_name="bmc-creds-toggle-user"
+    )
+    c = Controller("break-then-fix-secret", bmc=bmc)
+    _secret(c, "bmc-creds-toggle-user", "User", "Pass")
+    c.try_reconcile(lambda h: h.status.provisioning.id != "")
+    key = meta.ObjectKey(NS, "bmc-creds-toggle-user")
+    secret = c.world.store.get(meta.Secret, key)
+    good = secret.data["username"]
+    c.world.store.update(secret.model_copy(update={"data": {**secret.data, "username": ""}}))
+    c.try_reconcile(lambda h: h.status.error_message != "")
+    secret = c.world.store.get(meta.Secret, key)
+    c.world.store.update(secret.model_copy(update={"data": {**secret.data, "username": good}}))
+    host = c.try_reconcile(lambda h: h.status.error_message == "")
+    assert host.status.error_type == ET.NONE and host.status.operational_status == OS.OK

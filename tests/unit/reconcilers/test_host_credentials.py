@@ -36,7 +36,7 @@ def test_missing_secret_is_a_registration_error_retried_every_10_s() -> None:
     h = Harness()
     key = _registering_with(h)
     assert h.step(key).requeue_after_s == 10
-    host = _assert_registration_error(h, key, "'bmc-creds' not found")
+    host = _assert_registration_error(h, key, "The BMC secret metal3/bmc-creds does not exist")
     count, events, rv = host.status.error_count, len(h.events.items), host.metadata.resource_version
     # Nothing changed: the next passes neither write nor record more Events (no churn).
     for _ in range(5):
