@@ -22,7 +22,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from metalcubed.controllers.bmc.redfish import capabilities as rf
+from metalcubed.controllers.bmc.redfish import client
 from metalcubed.core import bmc, bmcaddress, ports
+from metalcubed.simulators import hostmodel
+from metalcubed.simulators.redfish import emulator as redfish_emulator
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,3 +237,26 @@ def test_unknown_type() -> None:
         bmcaddress.parse("foo://192.168.122.1")
     assert err.value.field == "spec.bmc.address"
     assert err.value.message == "Unknown BMC type 'foo' for address foo://192.168.122.1"
+
+
+@pytest.mark.hardware
+@pytest.mark.parametrize("path", ["/", "/redfish/v1/", "/redfish/v1", ""])
+def test_redfish_address_without_system_id_finds_the_one_system(path: str) -> None:
+    """Issue 9 item 3 end to end ("Redfish no system ID", "Redfish wrong system ID"): the driver
+    asks the real Redfish emulator (one system, HTTP on 127.0.0.1) for its Systems collection
+    instead of a system named `/` or `/redfish/v1/`."""
+    hosts = hostmodel.make_hosts(1)
+    clients = client.Clients(client.ClientConfig(
+        connect_timeout_s=1.0, read_timeout_s=2.0, connect_retry_delay_s=0.05,
+        max_body_bytes=1024 * 1024,
+        retry=client.RetryPolicy(attempts=2, budget_s=2.0, base_delay_s=0.05,
+                                 max_delay_s=0.2, max_retry_after_s=0.5)))
+    with redfish_emulator.RedfishEmulator(hosts) as emulator:
+        address = f"redfish+http://127.0.0.1:{emulator.port}{path}"
+        access = bmc.BmcAccess.of(
+            address, ports.Credentials(username="admin", password="password"))
+        assert access.address.system_id == ""
+        power = rf.RedfishPower(clients)
+        assert power.power_state(access) is bmc.PowerState.OFF
+        power.start_power_on(access)
+        assert power.power_state(access) is bmc.PowerState.ON
