@@ -62,7 +62,7 @@ def test_kustomization_renders_every_manifest_in_the_system_namespace(
 ) -> None:
     kinds = sorted(d["kind"] for d in rendered)
     assert kinds == sorted([
-        "Namespace", "CustomResourceDefinition", "CustomResourceDefinition", "ServiceAccount",
+        "Namespace", *["CustomResourceDefinition"] * len(crdgen.KINDS), "ServiceAccount",
         "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service",
         "ClusterRole", "ClusterRoleBinding",  # metrics auth (TokenReview, SubjectAccessReview)
         "ClusterRole",  # metrics reader, bound by the user to their Prometheus
@@ -154,6 +154,12 @@ ALLOWED = [
     ("create", "hardwaredata.metal3.io", "", "team-a"),
     ("update", "hardwaredata.metal3.io", "", "team-a"),
     ("watch", "hardwaredata.metal3.io", "", ""),
+    ("create", "hostfirmwaresettings.metal3.io", "", "team-a"),
+    ("update", "hostfirmwaresettings.metal3.io", "status", "team-a"),
+    ("watch", "hostfirmwarecomponents.metal3.io", "", ""),
+    ("update", "hostfirmwarecomponents.metal3.io", "status", "team-a"),
+    ("create", "firmwareschemas.metal3.io", "", "team-a"),
+    ("update", "hostupdatepolicies.metal3.io", "", "team-a"),
     ("get", "secrets", "", "team-a"),
     ("list", "secrets", "", ""),  # with the label selector only (RBAC cannot say so)
     ("watch", "secrets", "", ""),
@@ -178,6 +184,9 @@ DENIED = [
     ("delete", "baremetalhosts.metal3.io", "", "team-a"),
     ("patch", "baremetalhosts.metal3.io", "", "team-a"),
     ("delete", "hardwaredata.metal3.io", "", "team-a"),
+    ("delete", "hostfirmwaresettings.metal3.io", "", "team-a"),
+    ("create", "hostupdatepolicies.metal3.io", "", "team-a"),
+    ("list", "firmwareschemas.metal3.io", "", ""),
     ("create", "secrets", "", "team-a"),
     ("patch", "secrets", "", "team-a"),
     ("delete", "secrets", "", "team-a"),
