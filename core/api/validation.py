@@ -10,7 +10,10 @@ Two layers, as in a cluster:
   on a parsed host: name rules, BMC address and what its driver supports, boot MAC, RAID, image
   URL and checksum, secure boot, inspection mode, power-off, the annotations' values, and the
   update-only rules (immutable bootMACAddress, bmc.address changes only while registering or
-  detached, externallyProvisioned enabled only from available).
+  detached, externallyProvisioned enabled only from available). Messages are upstream's words.
+- `admit(operation, obj, old)` is one AdmissionReview's answer, for the webhook server: CREATE,
+  UPDATE (with the stored object) or DELETE, on any kind registered with a `webhook`; the paths
+  and names to serve come from `webhooks()`.
 
 Every problem is a `SpecError` naming its field (`spec.bootMACAddress`,
 `metadata.annotations[reboot.metal3.io]`); nothing is raised. Pure: no I/O.
