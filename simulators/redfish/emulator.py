@@ -434,6 +434,9 @@ def _bios_settings(identity: str) -> flask.Response:
     })
 
 
+_UNIQUE_BIOS_ATTRIBUTES = frozenset({"SystemServiceTag", "AssetTag"})
+
+
 def _bios_registry() -> flask.Response:
     hosts = _current().hosts
     registry = hosts[0].registry if hosts else {}
@@ -445,6 +448,8 @@ def _bios_registry() -> flask.Response:
             "ReadOnly": attr.read_only,
             "ResetRequired": attr.reset_required,
             "DefaultValue": attr.default,
+            # Per-system values (service tags, asset tags) are unique across systems.
+            "IsSystemUniqueProperty": attr.name in _UNIQUE_BIOS_ATTRIBUTES,
         }
         if attr.values:
             entry["Value"] = [{"ValueName": v, "ValueDisplayName": v} for v in attr.values]

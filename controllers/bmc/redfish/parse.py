@@ -290,6 +290,7 @@ def bios_registry(registry: object) -> dict[str, bmc.BiosAttributeSchema]:
             max_length=_bound(entry, "MaxLength"),
             read_only=bool(_opt(entry, "ReadOnly", bool, name)),
             reset_required=bool(_opt(entry, "ResetRequired", bool, name)),
+            unique=bool(_opt(entry, "IsSystemUniqueProperty", bool, name)),
         )
     return result
 
