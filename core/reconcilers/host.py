@@ -459,6 +459,7 @@ class BareMetalHostReconciler:
         changed = tried is not named and not _same_credentials(tried, secret)
         if changed:
             w.set(tried_credentials=named)
+            self._metrics.inc("metal3_credentials_updated_total")  # upstream: on new tried creds
         result, provisioner_id = w.provisioner().register(
             self._access_data(w, key),
             credentials_changed=changed,
@@ -470,13 +471,16 @@ class BareMetalHostReconciler:
             self._metrics.inc("metal3_host_registration_required_total")
             return w.record_failure(ET.REGISTRATION, result.error_message)
         if result.dirty:
+            # Upstream: registration under way again; an earlier error is history (the count
+            # stays until the work succeeds).
+            self._metrics.inc("metal3_host_registration_required_total")
+            w.clear_error()
             return outcome.Outcome.after(result.requeue_after_s)
         good = w.status.good_credentials
         new_credentials = good is not named and not _same_credentials(good, secret)
         if new_credentials:
             w.set(good_credentials=named)
             w.event("BMCAccessValidated", "Verified access to BMC")
-            self._metrics.inc("metal3_credentials_updated_total")
         if w.status.error_type == ET.REGISTRATION or new_credentials:
             # Upstream registerHost: access works with these credentials, so whatever error
             # the host carried is history (the count is reset when a state's work succeeds).

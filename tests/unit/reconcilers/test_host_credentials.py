@@ -106,3 +106,36 @@ def test_credentials_never_appear_in_status_or_events() -> None:
     dumped = h.host(key).model_dump_json()
     assert "s3cr3t-pass" not in dumped
     assert all("s3cr3t-pass" not in e.message for e in h.events.items)
+
+
+def test_registration_metrics_count_as_upstream(harness: Harness) -> None:
+    """Upstream registerHost/ensureRegistered: metal3_credentials_updated_total counts each new
+    credentials version tried; metal3_host_registration_required_total each pass that
+    registration did not finish (in progress or failed)."""
+    key = harness.add_host()
+    harness.drive_to(key, S.INSPECTING)
+    counts = harness.metrics.counts
+    assert counts["metal3_credentials_updated_total"] == 1
+    assert counts["metal3_host_registration_required_total"] == 1  # the fixture's first call
+    secret = harness.store.get(meta.Secret, meta.ObjectKey(NS, "bmc-creds"))
+    harness.store.update(
+        secret.model_copy(update={"data": {"username": b64("root"), "password": b64("new")}})
+    )
+    harness.step(key)
+    assert counts["metal3_credentials_updated_total"] == 2
+    harness.step(key)
+    assert counts["metal3_credentials_updated_total"] == 2
+
+
+def test_registration_in_progress_clears_an_earlier_error(harness: Harness) -> None:
+    """Upstream registerHost: while registration is under way the earlier error is cleared
+    (operationalStatus OK), and the count kept until the work succeeds."""
+    harness.backend.fail("register", message="BMC rejected credentials", times=1)
+    key = harness.add_host()
+    host = harness.drive(key, lambda h: h.status.error_type == ET.REGISTRATION)
+    assert host.status.error_count == 1
+    # The fixture registers a new node in two calls: the first reports work in progress.
+    host = harness.drive(key, lambda h: h.status.error_type == ET.NONE)
+    assert host.status.provisioning.state == S.REGISTERING
+    assert host.status.operational_status == OS.OK
+    assert host.status.error_count == 1
