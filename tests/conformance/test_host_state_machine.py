@@ -1385,3 +1385,61 @@ def test_break_then_fix_secret() -> None:
     c.world.store.update(secret.model_copy(update={"data": {**secret.data, "username": good}}))
     host = c.try_reconcile(lambda h: h.status.error_message == "")
     assert host.status.error_type == ET.NONE and host.status.operational_status == OS.OK
+
+
+# --- TestDeleteHost ----------------------------------------------------------------------------
+
+DELETE_HOST: dict[str, tuple[dict[str, Any], bool, str]] = {
+    "with-finalizer": ({}, False, ""),
+    "without-bmc": ({"bmc": bmh.NO_BMC}, False, ""),
+    "fix-secret": (
+        {
+            "bmc": bmh.BMCDetails(
+                address="ipmi://192.168.122.1:6233", credentials_name="bmc-creds-no-user"
+            ),
+            "hardware_profile": "",
+        },
+        False,
+        "",
+    ),
+    "host-with-hw-details": ({}, True, ""),
+    "provisioned-host": ({"image": bmh.Image(url="image-url", checksum="image-checksum")}, True,
+                         "image-url"),
+}
+
+
+@pytest.mark.parametrize(
+    ("spec", "hardware", "status_image"),
+    DELETE_HOST.values(),
+    ids=[f"TestDeleteHost/{n}" for n in DELETE_HOST],
+)
+def test_delete_host(spec: dict[str, Any], hardware: bool, status_image: str) -> None:
+    """A deleted host (state none, a made-up provisioner id; some without BMC details or with
+    a Secret that lacks a username) is removed from the provisioner and then from the store."""
+    c = Controller("delete-me", **spec)
+    _secret(c, "bmc-creds-no-user", "", "Pass")
+    host = c.host()
+    c.world.store.update(host.with_meta(finalizers=(bmh.FINALIZER,)))
+    host = c.host()
+    status = host.status.model_copy(
+        update={
+            "hardware": hwd.HardwareDetails() if hardware else None,
+            "provisioning": host.status.provisioning.model_copy(
+                update={"id": "made-up-id", "image": bmh.Image(
+                    url=status_image, checksum="image-checksum" if status_image else "")}
+            ),
+        }
+    )
+    c.world.store.update_status(host.model_copy(update={"status": status}))
+    c.world.store.delete(bmh.BareMetalHost, c.key)
+    for _ in range(25):
+        try:
+            result = c.world.reconciler.reconcile(c.key)
+            c.host()
+        except outcome.NotFound:
+            break
+        assert result.requeue_after_s is not None, f"pass ended: {c.host().status!r}"
+        c.world.clock.advance(result.requeue_after_s)
+    else:
+        raise AssertionError(f"not deleted in 25 passes: {c.host().status!r}")
+    assert c.backend.node(c.key).deleted
