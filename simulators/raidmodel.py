@@ -13,13 +13,21 @@ serves it as Storage/Volumes, and a Sim BMC may drive it directly, so both see t
 
 Levels are Redfish RAIDType names ("RAID0", "RAID10"...). Refusals raise
 `hostmodel.HostModelError` with a message naming what is wrong. Thread-safe.
+
+`SimRaid` is the `core.bmc.Raid` capability straight over it (in process, for the Sim BMCs of
+simulators/hostmodel_bmc.py), so the engine sees the same refusals with or without Redfish.
 """
 
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from metalcubed.core import bmc
 from metalcubed.simulators import hostmodel
+
+if TYPE_CHECKING:  # hostmodel_bmc may list SimRaid: no import cycle at run time
+    from metalcubed.simulators import hostmodel_bmc
 
 MIN_DRIVES = {"RAID0": 1, "RAID1": 2, "RAID5": 3, "RAID6": 4, "RAID10": 4, "RAID50": 6,
               "RAID60": 8}
@@ -116,3 +124,72 @@ class Storage:
         with self._lock:
             if self._volumes.pop(volume_id, None) is None:
                 raise hostmodel.HostModelError(f"no volume {volume_id}")
+
+
+# --- The core.bmc Raid capability over it, in process (no protocol) ------------------------------
+
+_TO_RAIDTYPE = {
+    bmc.RaidLevel.RAID0: "RAID0", bmc.RaidLevel.RAID1: "RAID1", bmc.RaidLevel.RAID2: "RAID2",
+    bmc.RaidLevel.RAID5: "RAID5", bmc.RaidLevel.RAID6: "RAID6", bmc.RaidLevel.RAID10: "RAID10",
+    bmc.RaidLevel.RAID50: "RAID50", bmc.RaidLevel.RAID60: "RAID60",
+}
+_FROM_RAIDTYPE = {v: k for k, v in _TO_RAIDTYPE.items()}
+
+
+class SimRaid:
+    """`core.bmc.Raid` straight over each host's `Storage` (one per host, made on first use),
+    with the Sim BMCs' fault model (`SimBmcs.host`); refusals are `BmcRejected` 400 as the
+    Redfish emulator answers them. List it in a hardware type's `raid`."""
+
+    name = "sim"
+
+    def __init__(self, bmcs: "hostmodel_bmc.SimBmcs") -> None:
+        self._bmcs = bmcs
+        self._storage: dict[str, Storage] = {}
+        self._lock = threading.Lock()
+
+    def validate(self, access: bmc.BmcAccess) -> None:
+        return None
+
+    def _of(self, access: bmc.BmcAccess, operation: str, *, write: bool = False) -> Storage:
+        host = self._bmcs.host(access, operation, write=write)
+        with self._lock:
+            storage = self._storage.get(host.uuid)
+            if storage is None:
+                storage = self._storage[host.uuid] = Storage(host.inventory.disks)
+            return storage
+
+    def controllers(self, access: bmc.BmcAccess) -> tuple[bmc.StorageController, ...]:
+        storage = self._of(access, "list storage controllers")
+        return (bmc.StorageController(
+            id=storage.controller_id, name=storage.name,
+            raid_levels=frozenset(_FROM_RAIDTYPE[lv] for lv in storage.levels),
+            drives=tuple(bmc.PhysicalDrive(id=d.id, name=d.name, size_bytes=d.size_bytes,
+                                           rotational=d.rotational)
+                         for d in storage.disks.values())),)
+
+    def volumes(self, access: bmc.BmcAccess) -> tuple[bmc.Volume, ...]:
+        storage = self._of(access, "list volumes")
+        return tuple(bmc.Volume(id=v.id, controller=storage.controller_id, name=v.name,
+                                level=_FROM_RAIDTYPE.get(v.level), size_bytes=v.size_bytes,
+                                drives=v.drives) for v in storage.volumes())
+
+    def create_volume(self, access: bmc.BmcAccess, request: bmc.VolumeRequest) -> None:
+        operation = f"create volume {request.name}"
+        storage = self._of(access, operation, write=True)
+        if request.controller != storage.controller_id:
+            raise bmc.BmcRejected(access.display, operation,
+                                  f"no storage controller {request.controller!r}", status=404)
+        if any(v.name == request.name for v in storage.volumes()):
+            return
+        try:
+            storage.create_volume(name=request.name, level=_TO_RAIDTYPE[request.level],
+                                  drives=request.drives, size_bytes=request.size_bytes)
+        except hostmodel.HostModelError as err:
+            raise bmc.BmcRejected(access.display, operation, str(err), status=400) from err
+
+    def delete_volume(self, access: bmc.BmcAccess, controller: str, volume_id: str) -> None:
+        operation = f"delete volume {volume_id}"
+        storage = self._of(access, operation, write=True)
+        if controller == storage.controller_id and storage.volume(volume_id) is not None:
+            storage.delete_volume(volume_id)
