@@ -9,7 +9,8 @@
   with the agent's parameters (`ipa-api-url`, `ipa-agent-token`, `boot_method=vmedia`, ...)
   on the kernel command line of its boot configuration (GRUB and ISOLINUX files, as Ironic
   writes them); given an EFI system partition image (Ironic's bootloader image) it is the
-  UEFI El Torito boot image, without one the ISO is not bootable (no legacy BIOS boot);
+  UEFI El Torito boot image, without one the ISO is not bootable (no legacy BIOS boot); a
+  host with a PreprovisioningImage's network data also gets it as `metal3/nmstate.yaml`;
 - the parameters image (`parameters_image`): labelled `ir-vfd-dev` with `parameters.txt`
   (`key=value` separated by white space), what IPA reads when its kernel command line says
   `boot_method=vmedia` and the ISO is a prebuilt one (DEPLOY_ISO_URL) whose command line
@@ -42,6 +43,9 @@ RAMDISK = "initrd"
 GRUB_CFG = "/EFI/BOOT/grub.cfg"
 ISOLINUX_CFG = "/isolinux/isolinux.cfg"
 ESP_IMAGE = "boot/efiboot.img"
+NMSTATE_FILE = "metal3/nmstate.yaml"
+"""The ramdisk's network configuration (the PreprovisioningImage's network data Secret, key
+`nmstate`), in a per-host deploy ISO built for a host that names one."""
 
 
 class IsoError(outcome.MetalcubedError):
@@ -186,7 +190,8 @@ def kernel_params(params: Mapping[str, str]) -> str:
 
 def deploy_iso(*, kernel: bytes | pathlib.Path, ramdisk: bytes | pathlib.Path,
                params: Mapping[str, str], label: str = "VMEDIA_BOOT_ISO",
-               esp: bytes | pathlib.Path | None = None, out: IO[bytes] | None = None) -> bytes:
+               esp: bytes | pathlib.Path | None = None, out: IO[bytes] | None = None,
+               extra_files: Mapping[str, bytes] | None = None) -> bytes:
     """A deploy ISO with the kernel, ramdisk and boot configs carrying `params` (written to
     `out` when given, see `_build`). With `esp` (an EFI system partition image holding a
     GRUB that reads /EFI/BOOT/grub.cfg from the CD, as Ironic's bootloader image does) the
@@ -202,6 +207,7 @@ def deploy_iso(*, kernel: bytes | pathlib.Path, ramdisk: bytes | pathlib.Path,
     }
     if esp is not None:
         files[ESP_IMAGE] = esp
+    files.update(extra_files or {})  # e.g. NMSTATE_FILE
     return _build(label, files, out, efi_boot=ESP_IMAGE if esp is not None else "")
 
 

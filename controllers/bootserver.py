@@ -9,7 +9,9 @@ the URL to the BMC, and nothing on the hosts' network can guess it to take a hos
   `ipa-agent-token` (recorded in the node table; a new one after the engine forgot the old
   one as it booted the ramdisk), `boot_method=vmedia`, as Ironic builds it for
   redfish-virtual-media. The same file answers every request of that boot, byte ranges
-  included (BMCs read virtual media piecewise);
+  included (BMCs read virtual media piecewise). A host whose PreprovisioningImage names
+  network data gets it in its ISO as `metal3/nmstate.yaml` (`set_network_data`; a new version
+  rebuilds the ISO): the URL is the PreprovisioningImage's status.imageUrl;
 - `GET /boot/<key>/<node id>/parameters.img`: the same parameters on an `ir-vfd-dev` image, for a
   prebuilt deploy ISO (DEPLOY_ISO_URL) whose command line cannot carry them; IPA reads it
   when booted with `boot_method=vmedia`;
@@ -100,7 +102,10 @@ class BootServer:
         self._cache: dict[str, pathlib.Path] = {}
         self._cache_lock = threading.Lock()
         self._cache_dir: tempfile.TemporaryDirectory[str] | None = None
-        self._isos: OrderedDict[str, tuple[str, pathlib.Path]] = OrderedDict()
+        self._isos: OrderedDict[str, tuple[str, str, pathlib.Path]] = OrderedDict()
+        """node id -> (token, network data version, ISO file)."""
+        self._network: dict[str, tuple[str, bytes]] = {}
+        """node id -> (version, nmstate YAML) of its PreprovisioningImage (set_network_data)."""
         self._iso_lock = threading.Lock()
         self.max_isos = max_isos
         """Per-host ISOs kept on disk (the most recently fetched); an older one is rebuilt,
@@ -135,6 +140,21 @@ class BootServer:
             base = (self.external_url or self.url).rstrip("/")
             return base + deploy_iso_path(self.key, "{node_id}")
         return self.deploy_iso_url
+
+    def set_network_data(self, node_id: str, version: str, nmstate: bytes) -> None:
+        """Build the node's next deploy ISOs with this network configuration (the
+        PreprovisioningImage controller, through controllers/imageprovider.py)."""
+        with self._iso_lock:
+            self._network[node_id] = (version, nmstate)
+
+    def forget_network_data(self, node_id: str) -> None:
+        with self._iso_lock:
+            self._network.pop(node_id, None)
+
+    def network_data_version(self, node_id: str) -> str | None:
+        with self._iso_lock:
+            found = self._network.get(node_id)
+        return None if found is None else found[0]
 
     def agent_params(self, token: str) -> dict[str, str]:
         """The kernel parameters IPA needs to find the manager (as Ironic passes them)."""
@@ -185,25 +205,27 @@ class BootServer:
             return self._error(404, f"node {node_id} is not registered")
         with self._iso_lock:
             cached = self._isos.get(node_id)
-            if cached is not None and hmac.compare_digest(cached[0], token):
+            version, nmstate = self._network.get(node_id, ("", b""))
+            if (cached is not None and hmac.compare_digest(cached[0], token)
+                    and cached[1] == version):
                 self._isos.move_to_end(node_id)
-                path = cached[1]
+                path = cached[2]
             else:
                 try:
-                    path = self._build_iso(token, kernel, ramdisk, esp)
+                    path = self._build_iso(token, kernel, ramdisk, esp, nmstate)
                 except bootiso.IsoError as err:
                     log.warning("deploy ISO for node %s: %s", node_id, err)
                     return self._error(422, f"cannot build the deploy ISO: {err}")
                 if cached is not None:
-                    cached[1].unlink(missing_ok=True)  # readers keep their open file
-                self._isos[node_id] = (token, path)
+                    cached[2].unlink(missing_ok=True)  # readers keep their open file
+                self._isos[node_id] = (token, version, path)
                 while len(self._isos) > self.max_isos:
-                    _, (_, old) = self._isos.popitem(last=False)
+                    _, (_, _, old) = self._isos.popitem(last=False)
                     old.unlink(missing_ok=True)
         return _send_file(path, request, "application/octet-stream")
 
     def _build_iso(self, token: str, kernel: pathlib.Path, ramdisk: pathlib.Path,
-                   esp: pathlib.Path | None) -> pathlib.Path:
+                   esp: pathlib.Path | None, nmstate: bytes = b"") -> pathlib.Path:
         """Write an ISO into the cache directory (on disk: pycdlib seeks ahead, and in memory
         that gap would be allocated whole)."""
         if self._cache_dir is None:
@@ -213,7 +235,9 @@ class BootServer:
         try:
             with path.open("wb") as out:
                 bootiso.deploy_iso(kernel=kernel, ramdisk=ramdisk, esp=esp,
-                                   params=self.agent_params(token), out=out)
+                                   params=self.agent_params(token), out=out,
+                                   extra_files={bootiso.NMSTATE_FILE: nmstate} if nmstate
+                                   else None)
         except BaseException:
             path.unlink(missing_ok=True)
             raise
