@@ -293,9 +293,11 @@ def _split(address: str) -> urllib.parse.SplitResult:
         path = rest[len(authority) :].split("?", 1)[0]
         bad = _BAD_ESCAPE.search(path)
         if bad is not None:
+            if redact(address) != address:  # the "path" may be a piece of the password
+                raise BMCAddressError(address, "invalid URL escape (not shown: the address "
+                                      "holds a password; '/' in it also reads as a path)")
             escape = path[bad.start() : bad.start() + 3]
-            raise BMCAddressError(
-                address, f'parse "{redact(url)}": invalid URL escape "{escape}"')
+            raise BMCAddressError(address, f'parse "{url}": invalid URL escape "{escape}"')
     return urllib.parse.urlsplit(url)
 
 
