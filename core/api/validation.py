@@ -283,9 +283,10 @@ IMAGE_URL_SCHEMES = ("http", "https", "ftp", "gopher", "oci")
 def _request_uri_problem(url: str) -> tuple[str, str]:
     """(problem, scheme) as Go's url.ParseRequestURI reads `url`: problem "" when it parses.
 
-    The problem is worded as Go's url.Error (`parse "URL": reason`); the scheme is lowercased.
+    The problem is worded as Go's url.Error (`parse "URL": reason`), with any password in the
+    URL shown as `xxxxx` (upstream shows it); the scheme is lowercased.
     """
-    where = f"parse {json.dumps(url, ensure_ascii=False)}"
+    where = f"parse {json.dumps(bmcaddress.redact(url), ensure_ascii=False)}"
     if not url:
         return f"{where}: empty url", ""
     if _CONTROL.search(url):
@@ -326,7 +327,10 @@ def _check_image(image: bmh.Image) -> SpecErrors:
         problem = f'invalid scheme in URL, "{scheme}" not allowed'
     if problem:
         errors.append(
-            outcome.SpecError("spec.image.url", f"image URL {image.url} is invalid: {problem}")
+            outcome.SpecError(
+                "spec.image.url",
+                f"image URL {bmcaddress.redact(image.url)} is invalid: {problem}",
+            )
         )
     if image.is_oci():
         if image.checksum:

@@ -354,6 +354,16 @@ def test_image_url_messages_are_gos() -> None:
     ]
 
 
+def test_image_url_messages_never_show_a_password() -> None:
+    url = "ssh://deploy:s3cret@images.example.com/os.qcow2"
+    ((field, message),) = problems(host(image={"url": url, "checksum": "abc"}))
+    assert field == "spec.image.url"
+    assert "s3cret" not in message
+    assert message == (
+        "image URL ssh://deploy:xxxxx@images.example.com/os.qcow2 is invalid: invalid scheme in "
+        'URL, "ssh" not allowed')
+
+
 def test_image_messages_are_upstreams() -> None:
     assert problems(host(image={"url": "http://img/os.qcow2"})) == [
         ("spec.image.checksum", "checksum is required for normal images")
