@@ -1,8 +1,9 @@
 """`metalcubed validate FILE.yaml ...`: check manifests as the API server and webhook would.
 
 Every document of every file is looked up by apiVersion and kind. Modelled kinds
-(BareMetalHost, HardwareData) are checked against the CRD schema (our models carry its enums,
-patterns, bounds and required fields) and upstream's admission webhook. Core kinds (Secret,
+(BareMetalHost, HardwareData, and every kind registered with a model) are checked against the CRD
+schema (our models carry its enums, patterns, bounds and required fields) and upstream's
+admission webhook where the kind has one. Core kinds (Secret,
 ConfigMap, Namespace) are skipped. Metal3 kinds without a model yet get a notice and do not fail
 the run unless `--strict`. Anything else is an unknown kind, which fails.
 
