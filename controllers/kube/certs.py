@@ -327,6 +327,7 @@ class SecretSource:
         self.names = tuple(names)
         self.clock = clock
         self.lifetimes = lifetimes or Lifetimes()
+        self._type = "kubernetes.io/tls"
 
     def _read(self) -> tuple[Bundle | None, str | None]:
         """(bundle or None when absent/unreadable, resourceVersion or None when absent)."""
@@ -339,6 +340,7 @@ class SecretSource:
             raise
         secret = json.loads(response.data)
         version = secret["metadata"]["resourceVersion"]
+        self._type = secret.get("type") or "Opaque"  # immutable: a replacement keeps it
         data = secret.get("data") or {}
         try:
             bundle = Bundle(**{
@@ -361,7 +363,7 @@ class SecretSource:
         data = {CA_CERT: bundle.ca, CA_KEY: bundle.ca_key, TLS_CERT: bundle.cert,
                 TLS_KEY: bundle.key}
         return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata,
-                "type": "kubernetes.io/tls",
+                "type": self._type if version is not None else "kubernetes.io/tls",
                 "data": {k: base64.b64encode(v).decode() for k, v in data.items()}}
 
     def ensure(self) -> Bundle:
@@ -384,6 +386,11 @@ class SecretSource:
             except k8s.ApiException as err:
                 if err.status == 409:
                     continue  # another replica wrote it first: use theirs
+                if err.status == 422:
+                    raise CertificateError(
+                        f"Secret {self.namespace}/{self.name} (type {self._type}) cannot hold "
+                        "the webhook certificate: delete it, or name another with "
+                        "--webhook-cert-secret") from None
                 raise
             log.info("webhook certificate %s in Secret %s/%s (%s)",
                      "created" if version is None else "renewed", self.namespace, self.name,

@@ -418,3 +418,59 @@ def test_the_cert_manager_variant_mounts_what_cert_manager_issues(kubectl: Kubec
     # The self-managed certificate's RBAC is gone: the manager writes no Secret or caBundle.
     names = {d["metadata"]["name"] for d in by_kind["Role"] + by_kind["ClusterRole"]}
     assert not names & {"metalcubed-webhook-cert", "metalcubed-webhook-configuration"}
+
+
+# --- replicas sharing the Secret ---------------------------------------------------------------
+
+
+def _source(api: k8s.ApiClient, ns: str) -> certs.SecretSource:
+    return certs.SecretSource(api, namespace=ns, names=["127.0.0.1"],
+                              clock=clock.FixedClock(datetime.datetime.now(datetime.UTC)))
+
+
+def test_replicas_share_one_certificate_and_a_lost_race_reads_the_winner(
+    covered: tuple[str, str, str], kube_api: k8s.ApiClient, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ns = covered[0]
+    first, second = _source(kube_api, ns), _source(kube_api, ns)
+    # `first` finds no Secret, and just before it creates one, `second` does: first's create
+    # gets the API server's 409 AlreadyExists, and it serves what `second` wrote.
+    create = first._core.create_namespaced_secret
+    won: list[certs.Bundle] = []
+
+    def racing_create(*args: Any, **kwargs: Any) -> Any:
+        won.append(second.ensure())
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(first._core, "create_namespaced_secret", racing_create)
+    got = first.ensure()
+    assert len(won) == 1
+    assert got == won[0]
+    assert second.ensure() == got  # nothing due: the same bundle, no rewrite
+    secret = k8s.CoreV1Api(kube_api).read_namespaced_secret(certs.DEFAULT_SECRET, ns)
+    assert base64.b64decode(secret.data["tls.crt"]) == got.cert
+
+
+def test_an_unreadable_secret_is_replaced(covered: tuple[str, str, str],
+                                          kube_api: k8s.ApiClient) -> None:
+    ns = covered[0]
+    k8s.CoreV1Api(kube_api).create_namespaced_secret(ns, {
+        "metadata": {"name": certs.DEFAULT_SECRET}, "type": "Opaque",
+        "data": {"tls.crt": base64.b64encode(b"not a certificate").decode()}})
+    bundle = _source(kube_api, ns).ensure()
+    bundle.tls_context()  # a real pair
+    secret = k8s.CoreV1Api(kube_api).read_namespaced_secret(certs.DEFAULT_SECRET, ns)
+    assert base64.b64decode(secret.data["tls.crt"]) == bundle.cert
+
+
+def test_a_secret_of_a_type_that_cannot_hold_it_is_named(
+    covered: tuple[str, str, str], kube_api: k8s.ApiClient,
+) -> None:
+    ns = covered[0]
+    k8s.CoreV1Api(kube_api).create_namespaced_secret(ns, {
+        "metadata": {"name": certs.DEFAULT_SECRET}, "type": "kubernetes.io/basic-auth",
+        "stringData": {"username": "u"}})
+    with pytest.raises(certs.CertificateError, match=(
+            f"Secret {ns}/{certs.DEFAULT_SECRET} \\(type kubernetes.io/basic-auth\\) cannot "
+            "hold the webhook certificate")):
+        _source(kube_api, ns).ensure()
