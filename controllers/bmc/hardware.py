@@ -11,6 +11,7 @@ docs/bmc.md has the table of what each scheme supports.
 from metalcubed.controllers.bmc import unsupported
 from metalcubed.controllers.bmc.ipmi import capabilities as ipmi
 from metalcubed.controllers.bmc.redfish import capabilities as redfish
+from metalcubed.controllers.bmc.redfish import raid as redfish_raid
 from metalcubed.core import bmc, outcome
 
 
@@ -29,7 +30,7 @@ def _redfish(name: str, *, virtual_media_boot: bool) -> bmc.HardwareType:
         bios=(redfish.RedfishBios(), unsupported.UnsupportedBios(name)),
         firmware=(redfish.RedfishFirmware(), unsupported.UnsupportedFirmware(name)),
         events=(redfish.RedfishEvents(), unsupported.UnsupportedEvents(name)),
-        raid=(redfish.RedfishRaid(), bmc.NoRaid(name)),
+        raid=(redfish_raid.RedfishRaid(), bmc.NoRaid(name)),
     )
 
 

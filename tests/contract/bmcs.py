@@ -17,6 +17,7 @@ from metalcubed.controllers.bmc import unsupported
 from metalcubed.controllers.bmc.ipmi import capabilities as ipmi
 from metalcubed.controllers.bmc.redfish import capabilities as redfish
 from metalcubed.controllers.bmc.redfish import client
+from metalcubed.controllers.bmc.redfish import raid as redfish_raid
 from metalcubed.core import bmc, ports
 from metalcubed.core.provisioning import engine
 
@@ -49,7 +50,7 @@ def redfish_driver(clients: client.Clients, *, virtual_media: bool) -> bmc.Drive
         management=(redfish.RedfishManagement(clients),), boot=(boot,),
         inspect=(redfish.RedfishInspect(clients),), bios=(redfish.RedfishBios(clients),),
         firmware=(redfish.RedfishFirmware(clients),), events=(redfish.RedfishEvents(clients),),
-        raid=(redfish.RedfishRaid(clients),),
+        raid=(redfish_raid.RedfishRaid(clients),),
     ).compose()
 
 

@@ -178,3 +178,13 @@ def test_credentials_never_reach_the_task(fw_redfish, fw_hosts, clients, images)
     access = redfish_access(fw_redfish, fw_hosts[0])
     task = rf.RedfishFirmware(clients).start_update(access, "bios", _image(images, "bios", "3"))
     assert CREDS.password not in repr(task)
+
+
+def test_only_the_newest_tasks_are_read(fw_redfish, fw_hosts, clients, images,
+                                        monkeypatch) -> None:
+    monkeypatch.setattr(rf, "MAX_TASKS", 2)
+    access = redfish_access(fw_redfish, fw_hosts[0])
+    fw = rf.RedfishFirmware(clients)
+    started = [fw.start_update(access, "bios", images.url(f"bios-{i}.fwimg")).id
+               for i in range(3)]  # none served: each task fails at once
+    assert [t.id for t in fw.update_tasks(access)] == started[1:]

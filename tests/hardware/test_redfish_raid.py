@@ -4,7 +4,7 @@ real HTTP (Storage, its StorageControllers' RAID types, Drives, Volumes created 
 import pytest
 
 from metalcubed.controllers.bmc import hardware
-from metalcubed.controllers.bmc.redfish import capabilities as rf
+from metalcubed.controllers.bmc.redfish import raid as redfish_raid
 from metalcubed.core import bmc, ports
 from metalcubed.simulators import hostmodel
 from tests.hardware.conftest import redfish_access
@@ -30,7 +30,7 @@ def hosts() -> list[hostmodel.HostModel]:
 
 def test_controller_lists_its_levels_and_drives(redfish, hosts, clients) -> None:
     access = redfish_access(redfish, hosts[0])
-    (ctrl,) = rf.RedfishRaid(clients).controllers(access)
+    (ctrl,) = redfish_raid.RedfishRaid(clients).controllers(access)
     assert ctrl.id == "1"
     assert ctrl.raid_levels == frozenset({bmc.RaidLevel.RAID0, bmc.RaidLevel.RAID1,
                                           bmc.RaidLevel.RAID5, bmc.RaidLevel.RAID10})
@@ -41,7 +41,7 @@ def test_controller_lists_its_levels_and_drives(redfish, hosts, clients) -> None
 
 def test_create_read_and_delete_volumes(redfish, hosts, clients) -> None:
     access = redfish_access(redfish, hosts[0])
-    raid = rf.RedfishRaid(clients)
+    raid = redfish_raid.RedfishRaid(clients)
     mirror = bmc.VolumeRequest(name="root", level=bmc.RaidLevel.RAID1, controller="1",
                                drives=("Disk.2", "Disk.3"), size_bytes=200 * 2**30)
     raid.create_volume(access, mirror)
@@ -74,7 +74,7 @@ def test_create_read_and_delete_volumes(redfish, hosts, clients) -> None:
 ])
 def test_refusals_name_the_reason(redfish, hosts, clients, request_, words) -> None:
     access = redfish_access(redfish, hosts[0])
-    raid = rf.RedfishRaid(clients)
+    raid = redfish_raid.RedfishRaid(clients)
     with pytest.raises(bmc.BmcRejected) as info:
         raid.create_volume(access, request_)
     assert words in str(info.value)
@@ -83,7 +83,7 @@ def test_refusals_name_the_reason(redfish, hosts, clients, request_, words) -> N
 
 def test_a_drive_in_a_volume_cannot_join_another(redfish, hosts, clients) -> None:
     access = redfish_access(redfish, hosts[0])
-    raid = rf.RedfishRaid(clients)
+    raid = redfish_raid.RedfishRaid(clients)
     raid.create_volume(access, bmc.VolumeRequest(
         name="a", level=bmc.RaidLevel.RAID0, controller="1", drives=("Disk.2",)))
     with pytest.raises(bmc.BmcRejected) as info:

@@ -2,10 +2,11 @@
 
 Each capability walks sushy's resource objects from the service root (ComputerSystem, its
 Bios, Processors, EthernetInterfaces, Storage, the Managers' or the System's VirtualMedia, the
-UpdateService's FirmwareInventory, the EventService's Subscriptions) and hands their JSON to
-the pure parsers in `parse`; no URL is built by hand, links are followed. Every call goes
-through `client.Clients.call`, which reuses the BMC's session, retries within a budget and
-translates errors. Writes check the current state first, so repeating a call is a no-op.
+UpdateService's FirmwareInventory and SimpleUpdate, the TaskService's Tasks, the EventService's
+Subscriptions) and hands their JSON to the pure parsers in `parse`; no URL is built by hand,
+links are followed. RAID is in raid.py. Every call goes through `client.Clients.call`, which
+reuses the BMC's session, retries within a budget and translates errors. Writes check the
+current state first, so repeating a call is a no-op.
 """
 
 from collections.abc import Mapping
@@ -20,6 +21,9 @@ from sushy.resources.system import system as sushy_system  # type: ignore[import
 from metalcubed.controllers.bmc.redfish import client, parse, vendors
 from metalcubed.core import bmc, outcome, ports
 from metalcubed.core.api import hardwaredata as hwd
+
+MAX_TASKS = 64
+"""The most recent BMC tasks `update_tasks` reads (each is one GET)."""
 
 DEFAULT_CLIENTS = client.Clients()
 """The process-wide session cache the capabilities share unless given their own."""
@@ -60,6 +64,10 @@ class _Redfish:
     def _call(self, access: bmc.BmcAccess, operation: str, fn: Any, *,
               idempotent: bool = True) -> Any:
         return self._clients.call(access, operation, fn, idempotent=idempotent)
+
+
+RedfishBase = _Redfish
+"""The shared plumbing, for capabilities in sibling modules (raid.py)."""
 
 
 class RedfishPower(_Redfish):
@@ -309,7 +317,11 @@ class RedfishFirmware(_Redfish):
     @staticmethod
     def _tasks(conn: sushy.Sushy, targets: Mapping[str, str]) -> list[bmc.UpdateTask]:
         try:
-            members = conn.get_task_service().tasks.get_members()
+            collection = conn.get_task_service().tasks
+            # A BMC keeps every job it ever ran (iDRAC's queue holds hundreds): the newest
+            # MAX_TASKS are enough to find the updates still worth looking at.
+            members = [collection.get_member(path)
+                       for path in list(collection.members_identities)[-MAX_TASKS:]]
         except (sushy_exc.MissingAttributeError, sushy_exc.ResourceNotFoundError):
             return []
         found = []
@@ -408,90 +420,3 @@ class RedfishEvents(_Redfish):
 
         self._call(access, "delete event subscription", run)
 
-
-class RedfishRaid(_Redfish):
-    """Hardware RAID over the System's Storage resources and their Volumes.
-
-    A controller is a Storage resource whose StorageControllers list RAID types; its id (what
-    spec.raid's `controller` names) is the Storage resource's Id.
-    """
-
-    @staticmethod
-    def _storages(conn: sushy.Sushy, system: sushy_system.System) -> list[Any]:
-        try:
-            return list(system.storage.get_members())
-        except (sushy_exc.MissingAttributeError, sushy_exc.ResourceNotFoundError):
-            return []
-
-    def _storage(self, conn: sushy.Sushy, access: bmc.BmcAccess, controller: str,
-                 operation: str) -> Any:
-        for storage in self._storages(conn, self._system(conn, access)):
-            if storage.identity == controller:
-                return storage
-        raise bmc.BmcRejected(access.display, operation,
-                              f"no storage controller {controller!r}", status=404)
-
-    def controllers(self, access: bmc.BmcAccess) -> tuple[bmc.StorageController, ...]:
-        def run(conn: sushy.Sushy) -> tuple[bmc.StorageController, ...]:
-            found = []
-            for storage in self._storages(conn, self._system(conn, access)):
-                ctrl = parse.storage_controller(storage.json, [d.json for d in storage.drives])
-                if ctrl is not None:
-                    found.append(ctrl)
-            return tuple(found)
-
-        result: tuple[bmc.StorageController, ...] = self._call(
-            access, "list storage controllers", run)
-        return result
-
-    def volumes(self, access: bmc.BmcAccess) -> tuple[bmc.Volume, ...]:
-        def run(conn: sushy.Sushy) -> tuple[bmc.Volume, ...]:
-            found: list[bmc.Volume] = []
-            for storage in self._storages(conn, self._system(conn, access)):
-                if not storage.json.get("Volumes"):
-                    continue
-                found.extend(parse.volume(v.json, storage.identity)
-                             for v in storage.volumes.get_members())
-            return tuple(found)
-
-        result: tuple[bmc.Volume, ...] = self._call(access, "list volumes", run)
-        return result
-
-    def create_volume(self, access: bmc.BmcAccess, request: bmc.VolumeRequest) -> None:
-        operation = f"create volume {request.name}"
-
-        def run(conn: sushy.Sushy) -> None:
-            storage = self._storage(conn, access, request.controller, operation)
-            collection = storage.volumes
-            if any(v.json.get("Name") == request.name for v in collection.get_members()):
-                return
-            links = {}
-            for link in storage.json.get("Drives") or []:
-                path = link.get("@odata.id", "") if isinstance(link, Mapping) else ""
-                links[path.rstrip("/").rsplit("/", 1)[-1]] = path
-            missing = [d for d in request.drives if d not in links]
-            if missing:
-                raise bmc.BmcRejected(access.display, operation,
-                                      f"controller {request.controller} has no drive "
-                                      f"{', '.join(missing)}", status=400)
-            payload: dict[str, Any] = {
-                "Name": request.name, "RAIDType": parse.RAID_TYPE[request.level],
-                "Links": {"Drives": [{"@odata.id": links[d]} for d in request.drives]},
-            }
-            if request.size_bytes is not None:
-                payload["CapacityBytes"] = request.size_bytes
-            collection.create(payload)
-
-        self._call(access, operation, run, idempotent=False)
-
-    def delete_volume(self, access: bmc.BmcAccess, controller: str, volume_id: str) -> None:
-        operation = f"delete volume {volume_id}"
-
-        def run(conn: sushy.Sushy) -> None:
-            storage = self._storage(conn, access, controller, operation)
-            for member in storage.volumes.get_members():
-                if member.identity == volume_id:
-                    member.delete()
-                    return
-
-        self._call(access, operation, run)
