@@ -151,3 +151,13 @@ def test_a_bad_destination_is_refused_by_the_bmc(ev_redfish, hosts, clients) -> 
         rf.RedfishEvents(clients).subscribe(access, "ftp://hooks.example/x")
     assert info.value.status == 400
     assert "Destination must be an http(s) URL" in str(info.value)
+
+
+def test_header_injection_is_refused(ev_redfish, hosts, clients, receiver) -> None:
+    access = redfish_access(ev_redfish, hosts[0])
+    events = rf.RedfishEvents(clients)
+    with pytest.raises(bmc.BmcRejected) as info:
+        events.subscribe(access, receiver.server.url,
+                         http_headers={"X-Token": "a\r\nX-Admin: yes"})
+    assert "one-line strings" in str(info.value)
+    assert events.subscriptions(access) == ()
