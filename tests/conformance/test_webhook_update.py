@@ -10,6 +10,7 @@ old and new the same status). Mapping and checks: tests/conformance/webhook_supp
 """
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -24,10 +25,10 @@ MOVED = "BMC address can not be changed if the BMH is not in the Registering sta
     "BMH is not detached"
 
 
-def _pair(name: str, new_spec: dict[str, object], old_spec: dict[str, object], wanted: str,
-          status: dict[str, object] | None = None, **extra: object) -> Case:
+def _pair(name: str, new_spec: dict[str, Any], old_spec: dict[str, Any], wanted: str,
+          status: dict[str, Any] | None = None, **extra: Any) -> Case:
     return Case(T, name, bmh(new_spec, status=status), wanted, old=bmh(old_spec, status=status),
-                **extra)  # type: ignore[arg-type]
+                **extra)
 
 
 UPDATE: list[Case] = [
@@ -89,10 +90,11 @@ def test_admission_update_with_schema_valid_values(case: Case) -> None:
     assert validation.admit("CREATE", case.schema_valid).allowed
 
 
-def _renamed(doc: dict[str, object], name: str) -> dict[str, object]:
-    doc = ws.deep(doc)  # type: ignore[arg-type]
-    doc["metadata"]["name"] = name  # type: ignore[index]
-    return doc
+def _renamed(doc: dict[str, Any] | None, name: str) -> dict[str, Any]:
+    assert doc is not None
+    renamed = ws.deep(doc)
+    renamed["metadata"]["name"] = name
+    return renamed
 
 
 def test_validate_command_with_old(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -100,8 +102,7 @@ def test_validate_command_with_old(tmp_path: Path, capsys: pytest.CaptureFixture
     new = [_renamed(c.new, f"case-{i}") for i, c in enumerate(UPDATE, start=1)]
     # The stored objects as `kubectl get -o yaml` writes them: one v1 List.
     stored = {"apiVersion": "v1", "kind": "List",
-              "items": [_renamed(c.old, f"case-{i}")  # type: ignore[arg-type]
-                        for i, c in enumerate(UPDATE, start=1)]}
+              "items": [_renamed(c.old, f"case-{i}") for i, c in enumerate(UPDATE, start=1)]}
     new_path, old_path = tmp_path / "new.yaml", tmp_path / "stored.yaml"
     new_path.write_text(yaml.safe_dump_all(new, sort_keys=False))
     old_path.write_text(yaml.safe_dump(stored, sort_keys=False))
