@@ -102,12 +102,26 @@ UPSTREAM_DEFAULTERS = frozenset(
 (baremetal-operator 02aa5059e, internal/webhooks/metal3.io/v1alpha1/*_webhook.go)."""
 
 
+UPSTREAM_NAME_PREFIX: Mapping[str, str] = {
+    "infrastructure.cluster.x-k8s.io": "validation.",
+    "ipam.metal3.io": "validation.",
+}
+"""CAPM3 and IPAM name their validating webhooks `validation.<kind>.<group>` (their
+config/webhook/manifests.yaml: CAPM3 2f6d76b8, IPAM 1f5fa681); BMO names them
+`<kind>.metal3.io`."""
+
+
+def webhook_name(entry: validation.KindEntry) -> str:
+    """Upstream's name of a kind's validating webhook."""
+    return UPSTREAM_NAME_PREFIX.get(entry.group, "") + entry.webhook_name
+
+
 def registrations(entries: Iterable[validation.KindEntry] | None = None) -> list[Registration]:
     """The validating webhooks to serve and register: every kind with admission rules
     (`validation.webhooks()`), with upstream's names, paths and operations."""
     return [
         Registration(api_version=e.api_version, kind=e.kind, plural=e.plural,
-                     name=e.webhook_name, path=e.webhook_path,
+                     name=webhook_name(e), path=e.webhook_path,
                      operations=tuple(e.webhook_operations))
         for e in (entries if entries is not None else validation.webhooks())
         if e.webhook is not None and e.model is not None
@@ -572,7 +586,12 @@ class WebhookRunnable:
                 log.warning("webhook certificates not available yet: %s", err)
                 if stop.wait(self.retry_s):
                     return
-        server = WebhookServer(self.address, tls=bundle.tls_context(), handlers=self.handlers)
+        try:
+            server = WebhookServer(self.address, tls=bundle.tls_context(),
+                                   handlers=self.handlers)
+        except OSError as err:
+            raise OSError(f"webhook server cannot listen on {self.address[0]}:"
+                          f"{self.address[1]} (--webhook-host, --webhook-port): {err}") from err
         with self._lock:
             self._served = certs.Fingerprint.of(bundle)
             self.server = server

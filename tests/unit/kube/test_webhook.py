@@ -8,6 +8,7 @@ import http.client
 import json
 import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -417,3 +418,31 @@ def test_the_configuration_has_upstreams_facts_for_baremetalhost() -> None:
                 if h["name"] == "baremetalhost.metal3.io"]
     assert first == {"url": "https://127.0.0.1:9443/validate-metal3-io-v1alpha1-baremetalhost",
                      "caBundle": base64.b64encode(b"PEM").decode()}
+
+
+def test_a_port_in_use_is_named(bundle: certs.Bundle, tmp_path: Path) -> None:
+    (tmp_path / "tls.crt").write_bytes(bundle.cert)
+    (tmp_path / "tls.key").write_bytes(bundle.key)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        runnable = webhook.WebhookRunnable(("127.0.0.1", port),
+                                           source=certs.DirectorySource(tmp_path), handlers={})
+        with pytest.raises(OSError, match=f"webhook server cannot listen on 127.0.0.1:{port} "
+                                          r"\(--webhook-host, --webhook-port\)"):
+            runnable.run(threading.Event())
+
+
+def test_webhook_names_follow_each_upstream_project() -> None:
+    def entry(api_version: str, kind: str) -> validation.KindEntry:
+        return validation.KindEntry(api_version=api_version, kind=kind,
+                                    check=validation.Check.FULL)
+
+    assert webhook.webhook_name(entry("metal3.io/v1alpha1", "DataImage")) == (
+        "dataimage.metal3.io")
+    assert webhook.webhook_name(entry("ipam.metal3.io/v1alpha1", "IPPool")) == (
+        "validation.ippool.ipam.metal3.io")
+    assert webhook.webhook_name(entry("infrastructure.cluster.x-k8s.io/v1beta2",
+                                      "Metal3Machine")) == (
+        "validation.metal3machine.infrastructure.cluster.x-k8s.io")
