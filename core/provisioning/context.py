@@ -46,6 +46,10 @@ class EngineConfig:
     """After this, a soft power off has failed and the reconciler retries it hard."""
     bios_reboot_timeout_s: float = 900.0
     """How long staged BIOS settings may take to show up as current after the reboot."""
+    firmware_job_timeout_s: float = 7200.0
+    """How long a firmware job (BIOS settings and updates, while preparing or servicing) may
+    take; past it an unreachable BMC fails the job instead of being waited for (a BMC reboots
+    after its own update, and may reboot during another)."""
     power_sync_interval_s: float = 60.0
     """Ironic's sync_power_state_interval: the power state the reconciler polls is read from
     the BMC at most this often per host; in between the last read answers (powersync.py)."""

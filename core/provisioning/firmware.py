@@ -167,6 +167,14 @@ def advance(ctx: Ctx, job: nodes.FirmwareJob) -> ports.ProvisionResult:
                 return result
     except StepFailed as err:
         return fail(ctx, job, err.message)
+    except bmc.BmcUnreachable as err:
+        # A BMC reboots after its own update (and some during another): wait for it, within
+        # the job's time.
+        if ctx.waited_s(nodes.Wait(purpose=job.purpose, since=job.since)) \
+                > ctx.cfg.firmware_job_timeout_s:
+            return fail(ctx, job, f"{err} (firmware job running for more than "
+                                  f"{ctx.cfg.firmware_job_timeout_s:.0f}s)")
+        return ports.ProvisionResult.continuing(ctx.cfg.poll_s)
     except bmc.DriverError as err:
         result = driver_error(err, ctx.cfg)  # raises TransientError on a BMC 5xx
         if result.error_message:  # refused, unsupported, unreachable: the job failed

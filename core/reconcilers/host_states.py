@@ -244,6 +244,8 @@ def handle_available(w: HostWork, deps: Deps) -> outcome.Outcome:
         return w.transition(E.INSPECT)
     if _provisioning_settings_changed(w):
         return w.transition(E.PREPARE)
+    if servicing.needs_preparing(deps.store, w.host.key):  # HFS/HFC changes (H5)
+        return w.transition(E.PREPARE)
     image = w.spec.image
     if (image is None or not image.url) and w.status.provisioning_fail_count:
         w.set(provisioning_fail_count=0, last_attempted_image=None)

@@ -157,8 +157,10 @@ def _save_updates(w: HostWork, store: ports.Store, hfc: hfc_api.HostFirmwareComp
 
 
 def _drop_saved_updates(store: ports.Store, hfc: hfc_api.HostFirmwareComponents) -> None:
-    """After a failure the updates were not applied: status.updates emptied, so they count as
-    pending again."""
+    """After a failure the updates were not (all) applied: status.updates emptied, so they
+    count as pending again. Upstream does this only on the pass that started them; the failure
+    is reported on a later pass, so a failed update would then count as applied and a restart
+    would complete with nothing to do."""
     if hfc.status.updates:
         store.update_status(change.replace(hfc, {"status": change.replace(
             hfc.status, {"updates": ()})}))
@@ -197,15 +199,24 @@ def prepare_targets(store: ports.Store, key: meta.ObjectKey) -> PrepareTargets |
         return outcome.Outcome.after(SUBRESOURCE_NOT_READY_RETRY_DELAY_S)
 
 
+def needs_preparing(store: ports.Store, key: meta.ObjectKey) -> bool:
+    """upstream handleAvailable: an available host with valid HFS or HFC changes goes back to
+    preparing to apply them (TransientError while their controllers catch up)."""
+    try:
+        return pending_settings(store, key).dirty or pending_updates(store, key).dirty
+    except NotReady as err:
+        raise outcome.TransientError(f"host firmware not ready yet: {err}") from err
+
+
 def after_prepare(w: HostWork, store: ports.Store, targets: PrepareTargets,
                   result: ports.ProvisionResult, started: bool) -> None:
     """Record HFC status after a prepare step, as upstream actionPreparing does."""
     hfc = targets.updates.hfc
-    if not targets.updates.dirty or hfc is None:
+    if hfc is None:
         return
     if result.error_message:
         _drop_saved_updates(store, hfc)
-    elif started:
+    elif started and targets.updates.dirty:
         _save_updates(w, store, hfc)
 
 
@@ -276,7 +287,7 @@ def service_if_needed(w: HostWork, store: ports.Store) -> outcome.Outcome | None
     )
     if result.error_message:
         w.set_provisioning(firmware=None)
-        if updates.dirty and updates.hfc is not None:
+        if updates.hfc is not None:
             _drop_saved_updates(store, updates.hfc)
         return w.record_failure(ET.SERVICING, result.error_message)
     dirty = _clear_error_with_status(w, OS.SERVICING)

@@ -70,10 +70,14 @@ class Rig:
         yield data
 
     def add_host(self, *, scheme: str = "redfish-virtualmedia+http", name: str = "",
-                 power: hostmodel.Power = hostmodel.Power.OFF) -> Host:
+                 power: hostmodel.Power = hostmodel.Power.OFF,
+                 virtual_time: bool = False) -> Host:
+        """`virtual_time`: the host model's own timers (BMC reboots, flash time) run on the
+        rig's manual clock instead of the monotonic clock."""
         index = len(self.hosts)
         model = hostmodel.HostModel(
-            name=name or f"host-{index}", inventory=hostmodel.make_inventory(index), power=power
+            name=name or f"host-{index}", inventory=hostmodel.make_inventory(index), power=power,
+            **({"clock": lambda: self.clock.now().timestamp()} if virtual_time else {}),
         )
         if scheme.startswith("ipmi"):
             address = f"ipmi://127.0.0.1:{6230 + index}"
