@@ -25,14 +25,14 @@ through `kind: List` can stand for 10^9 hosts), integers of at most 100 digits.
 import argparse
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from metalcubed.cli import checks
 from metalcubed.core import yamlinput
-from metalcubed.core.api import validation
+from metalcubed.core.api import ipam, validation
 
 
 class _Loader(yamlinput.Loader):
@@ -74,6 +74,8 @@ class Tally:
     objects: int = 0
     problems: int = 0
     unreadable: int = 0
+    seen: list[tuple[str, int, Any]] = field(default_factory=list)
+    """(file, document index, document) of every object read, for ipam.cross_check."""
 
 
 def add_parser(subparsers: Any) -> None:
@@ -268,6 +270,7 @@ def check_file(
             if doc is None:
                 continue  # an empty document (e.g. a trailing ---)
             tally.objects += 1
+            tally.seen.append((path, index, doc))
             yield from _check_object(path, index, doc, prefix="", strict=strict, stored=stored)
     except yaml.YAMLError as err:
         if isinstance(err, yamlinput.LimitExceeded):
@@ -293,6 +296,12 @@ def run(args: argparse.Namespace) -> int:
             print(line, flush=False)
             if line.fails:
                 tally.problems += 1
+    # Rules across objects (IPPools sharing a namePrefix), over every file given (H8).
+    for position, error in ipam.cross_check(
+            doc for _, _, doc in tally.seen if isinstance(doc, Mapping)):
+        path, index, _ = [s for s in tally.seen if isinstance(s[2], Mapping)][position]
+        print(Line(path, index, error.field, error.message), flush=False)
+        tally.problems += 1
     sys.stdout.flush()
     print(
         f"checked {tally.objects} object(s) in {tally.files} file(s): "

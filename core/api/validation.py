@@ -821,22 +821,7 @@ _UNMODELLED = {
         "HostNetworkAttachment",
         "BareMetalSwitch",
     ),
-    "infrastructure.cluster.x-k8s.io/v1beta1": (
-        "Metal3Cluster",
-        "Metal3ClusterTemplate",
-        "Metal3Machine",
-        "Metal3MachineTemplate",
-        "Metal3DataTemplate",
-        "Metal3Data",
-        "Metal3DataClaim",
-        "Metal3Remediation",
-        "Metal3RemediationTemplate",
-    ),
-    "ipam.metal3.io/v1alpha1": ("IPPool", "IPClaim", "IPAddress"),
 }
-_UNMODELLED["infrastructure.cluster.x-k8s.io/v1beta2"] = _UNMODELLED[
-    "infrastructure.cluster.x-k8s.io/v1beta1"
-]
 for _api_version, _kinds in _UNMODELLED.items():
     for _kind in _kinds:
         KINDS.setdefault(
@@ -964,5 +949,7 @@ from metalcubed.core.api import (  # noqa: E402
     hostfirmwarecomponents,  # noqa: F401
     hostfirmwaresettings,  # noqa: F401
     hostupdatepolicy,  # noqa: F401
+    ipam,  # noqa: F401
     preprovisioningimage,  # noqa: F401
 )
+from metalcubed.core.api.capm3 import kinds as _capm3_kinds  # noqa: E402,F401
