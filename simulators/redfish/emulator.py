@@ -764,7 +764,8 @@ class RedfishEmulator:
         self.injected: collections.Counter[str] = collections.Counter()
         """Faults injected so far, by kind: "503", "409", "500", "unreachable"."""
         self.events = events.Events(retry_interval_s=event_retry_interval_s,
-                                    verify_tls=event_verify_tls, idle=self._task_events)
+                                    verify_tls=event_verify_tls, idle=self._task_events,
+                                    on_first_subscription=self._forget_old_tasks)
         """Event subscriptions and their delivery (see events.py)."""
         self.task_payloads: dict[str, tuple[float, str]] = {}
         """Firmware task id -> (monotonic start, the SimpleUpdate request as JSON)."""
@@ -782,12 +783,19 @@ class RedfishEmulator:
                 storage = self._storage[host.uuid] = raidmodel.Storage(host.inventory.disks)
             return storage
 
+    def _forget_old_tasks(self) -> None:
+        """Tasks that ended while nobody subscribed raise no event later."""
+        with self.lock:
+            self._reported_tasks.update(
+                task_id for task_id, *_ in firmware.finished_tasks(self.hosts, set()))
+
     def _task_events(self) -> list[events.Event]:
         """Events for the firmware tasks that ended since the last call (delivery worker)."""
-        found = list(firmware.finished_tasks(self.hosts, self._reported_tasks))
+        with self.lock:
+            found = list(firmware.finished_tasks(self.hosts, self._reported_tasks))
+            self._reported_tasks.update(task_id for task_id, *_ in found)
         out = []
         for task_id, _, task in found:
-            self._reported_tasks.add(task_id)
             ok = task.state is hostmodel.TaskState.COMPLETED
             out.append(events.Event(
                 event_type="Alert",

@@ -92,13 +92,17 @@ class Events:
 
     def __init__(self, *, retry_attempts: int = 3, retry_interval_s: float = 1.0,
                  timeout_s: float = 5.0, verify_tls: bool | str = True,
-                 idle: Callable[[], Iterable[Event]] | None = None) -> None:
+                 idle: Callable[[], Iterable[Event]] | None = None,
+                 on_first_subscription: Callable[[], None] | None = None) -> None:
         self.retry_attempts = retry_attempts
         self.retry_interval_s = retry_interval_s
         self.timeout_s = timeout_s
         self.verify_tls = verify_tls
         """For https destinations: verify (True), don't (False) or a CA bundle path."""
         self._idle = idle
+        """Polled by the worker while idle and someone subscribes: events noticed meanwhile."""
+        self._on_first = on_first_subscription
+        """Called when the first subscription arrives: what happened before is no event."""
         self.lock = threading.Lock()
         self.subscriptions: dict[str, Subscription] = {}
         self.deliveries: collections.deque[Delivery] = collections.deque(maxlen=10000)
@@ -130,7 +134,10 @@ class Events:
                            protocol=protocol, event_types=tuple(types) or ("Alert",),
                            headers=_headers(request.get("HttpHeaders", [])))
         with self.lock:
+            first = not self.subscriptions
             self.subscriptions[sub.id] = sub
+        if first and self._on_first is not None:
+            self._on_first()
         return sub
 
     def unsubscribe(self, sub_id: str) -> bool:

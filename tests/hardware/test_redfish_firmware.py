@@ -2,10 +2,13 @@
 the emulator over real HTTP, which fetches the image from a loopback server and runs the host
 model's update (modelled flash time on a manual host clock, then the reboot that applies it)."""
 
+import json
+import queue
 from collections.abc import Iterator
 
 import pytest
 
+from metalcubed.controllers import httpserve
 from metalcubed.controllers.bmc import hardware
 from metalcubed.controllers.bmc.redfish import capabilities as rf
 from metalcubed.controllers.bmc.redfish import client
@@ -188,3 +191,29 @@ def test_only_the_newest_tasks_are_read(fw_redfish, fw_hosts, clients, images,
     started = [fw.start_update(access, "bios", images.url(f"bios-{i}.fwimg")).id
                for i in range(3)]  # none served: each task fails at once
     assert [t.id for t in fw.update_tasks(access)] == started[1:]
+
+
+def test_task_events_reach_subscribers_but_not_for_older_tasks(
+        fw_redfish, fw_hosts, clients, clock, images) -> None:
+    got: queue.Queue[dict[str, object]] = queue.Queue()
+
+    def receive(request: httpserve.Request) -> httpserve.Response:
+        got.put(json.loads(request.body))
+        return httpserve.Response(204)
+
+    receiver = httpserve.HttpServer(receive, name="fw-events")
+    receiver.start()
+    try:
+        access = redfish_access(fw_redfish, fw_hosts[0])
+        fw = rf.RedfishFirmware(clients)
+        fw.start_update(access, "bmc", images.url("bmc-0.fwimg"))  # fails before anyone listens
+        rf.RedfishEvents(clients).subscribe(access, receiver.url, context="fw")
+        task = fw.start_update(access, "bios", _image(images, "bios", "3.0.1"))
+        clock.now += FLASH_S + 1
+        event = got.get(timeout=10)["Events"][0]  # type: ignore[index]
+        assert event["MessageId"] == "TaskEvent.1.0.TaskCompletedOK"
+        assert event["OriginOfCondition"] == {
+            "@odata.id": f"/redfish/v1/TaskService/Tasks/{task.id}"}
+        assert got.empty(), "the task that ended before the subscription raised an event"
+    finally:
+        receiver.stop()
