@@ -542,7 +542,13 @@ class Events(Protocol):
         context: str = "",
         http_headers: Mapping[str, str] | None = None,
     ) -> EventSubscription:
-        """Create a subscription sending events to `destination`; returns it with its id."""
+        """Create a subscription sending events to `destination`; returns it with its id.
+
+        Not idempotent: each call creates one (the caller keeps the id, as
+        BMCEventSubscription's status.subscriptionID does). The BMC sends `http_headers` with
+        every event it POSTs and never shows them back (Redfish), so `subscriptions` cannot
+        tell whether they changed. A destination the BMC refuses is `BmcRejected`.
+        """
         ...
 
     def unsubscribe(self, access: BmcAccess, subscription_id: str) -> None:
