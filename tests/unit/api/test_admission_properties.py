@@ -85,3 +85,45 @@ def test_a_path_naming_no_system_leaves_the_system_id_empty(
 def test_a_path_naming_a_system_is_the_system_id(scheme: str, system: str) -> None:
     path = "/redfish/v1/Systems" + system
     assert bmcaddress.parse(f"{scheme}://10.0.0.1{path}").system_id == path
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                  max_size=3),
+    max_leaves=12,
+)
+FIELDS = ["metadata", "spec", "status", "bmc", "image", "raid", "networkInterfaces", "online",
+          "annotations", "name", "address", "url", "bootMACAddress"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(operation=st.sampled_from(["CREATE", "UPDATE", "DELETE"]),
+       spec=st.dictionaries(st.sampled_from(FIELDS), JSON, max_size=5),
+       metadata=st.one_of(JSON, st.fixed_dictionaries({"name": st.text(max_size=10)})),
+       old=st.one_of(st.none(), JSON))
+def test_admit_never_raises_on_hostile_objects(
+    operation: str, spec: dict[str, object], metadata: object, old: object
+) -> None:
+    """Whatever a client sends, the answer is an Admission whose errors name a field."""
+    obj = {"apiVersion": "metal3.io/v1alpha1", "kind": "BareMetalHost", "metadata": metadata,
+           "spec": spec}
+    stored = obj if old is None else {**obj, "spec": old}
+    result = validation.admit(operation, obj, stored)
+    assert all(e.field for e in result.errors)
+    assert result.allowed is (not result.errors)
+
+
+@settings(max_examples=500, deadline=None)
+@given(address=st.one_of(
+    st.text(max_size=40),
+    st.tuples(st.sampled_from(["redfish://", "ipmi:", "", "[", "//", "libvirt://"]),
+              st.text(alphabet=string.printable, max_size=30)).map("".join)))
+def test_parse_refuses_any_address_only_with_a_field_named_error(address: str) -> None:
+    bmcaddress.parse.cache_clear()
+    try:
+        access = bmcaddress.parse(address)
+    except (bmcaddress.BMCAddressError, bmcaddress.UnknownBMCType) as err:
+        assert err.field == "spec.bmc.address"
+        return
+    assert bmcaddress.is_valid_hostname(access.host)
