@@ -27,7 +27,13 @@ VALID = "Valid"
 REASON_SUCCESS = "Success"
 REASON_CONFIGURATION_ERROR = "ConfigurationError"
 
-IntOrString = pydantic.StrictInt | pydantic.StrictStr
+def _int_or_string(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError("must be an integer or a string (intstr.IntOrString)")
+    return value
+
+
+IntOrString = Annotated[int | str, pydantic.BeforeValidator(_int_or_string)]
 """intstr.IntOrString: a YAML `true` is neither (the API server refuses it too)."""
 
 
