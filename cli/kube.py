@@ -6,7 +6,9 @@ so `kubectl --kubeconfig "$(metalcubed kube start)" get ns` works.
 """
 
 import argparse
+import dataclasses
 import sys
+import time
 from pathlib import Path
 
 from metalcubed.cli import checks
@@ -119,10 +121,13 @@ def run_start(args: argparse.Namespace) -> int:
             log=_say,
         )
         if capi_binaries is not None:
+            began = time.monotonic()
             try:
                 cluster = capi.start(cluster, binaries=capi_binaries,
                                      lifetime=localcluster.Lifetime.DETACHED,
                                      timeout_s=args.timeout, log=_say)
+                cluster = dataclasses.replace(
+                    cluster, started_in_s=cluster.started_in_s + time.monotonic() - began)
             except BaseException:
                 localcluster.stop(directory)
                 raise
