@@ -217,3 +217,37 @@ def test_task_events_reach_subscribers_but_not_for_older_tasks(
         assert got.empty(), "the task that ended before the subscription raised an event"
     finally:
         receiver.stop()
+
+
+@pytest.mark.parametrize(("body", "status", "words"), [
+    ({"Targets": ["{system}"]}, 400, "ImageURI must be an http(s) URL"),
+    ({"ImageURI": "ftp://x/bios-1.fwimg", "Targets": ["{system}"]}, 400, "ImageURI"),
+    ({"ImageURI": "{image}"}, 400, "Targets must list exactly one"),
+    ({"ImageURI": "{image}", "Targets": ["/redfish/v1/Chassis/1"]}, 400, "is not a firmware"),
+    ({"ImageURI": "{image}", "Targets": ["{system}"], "TransferProtocol": "TFTP"}, 400,
+     "TransferProtocol TFTP"),
+    ({"ImageURI": "{image}", "Targets": ["{system}"]}, 202, "Running"),
+    ({"ImageURI": "{bmc_image}", "Targets": ["{manager}"]}, 202, "Running"),
+])
+def test_simple_update_request_checks(fw_redfish, fw_hosts, images, body, status,
+                                      words) -> None:
+    """sushy-tools' convention (a System target for the BIOS, a Manager for the BMC) works too;
+    a bad request is a 400 naming the property."""
+    import requests
+
+    host = fw_hosts[0]
+    names = {"system": f"/redfish/v1/Systems/{host.uuid}",
+             "manager": f"/redfish/v1/Managers/{host.uuid}",
+             "image": _image(images, "bios", "4.0"), "bmc_image": _image(images, "bmc", "8.0")}
+
+    def fill(value: object) -> object:
+        if isinstance(value, list):
+            return [fill(v) for v in value]
+        return names.get(value.strip("{}"), value) if isinstance(value, str) else value
+
+    filled = {key: fill(value) for key, value in body.items()}
+    rsp = requests.post(f"{fw_redfish.endpoint}/redfish/v1/UpdateService/Actions/"
+                        "UpdateService.SimpleUpdate", json=filled, auth=("admin", "password"),
+                        timeout=10)
+    assert rsp.status_code == status, rsp.text
+    assert words in rsp.text
