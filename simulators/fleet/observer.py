@@ -6,10 +6,12 @@ the host has *settled*, and the figures the report needs: time spent per state v
 per state per minute, hosts per state over time (sampled), delayed-host retry gaps.
 
 Settled means nothing more will happen without a new request: the host is gone, or rests in a
-stable state (available, provisioned, externally provisioned, unmanaged) with power as asked and
-no pending image change, or is in error with a reason and has either used up its tries
-(errorCount >= the scenario's `settle_error_count`) or rests in a stable state (e.g. available
-after the provisioning retry limit). Workload conditions and the end of the run are decided on it.
+stable state (available, provisioned, externally provisioned, unmanaged) with power as asked,
+no pending image change, no reboot annotation, not servicing and not held by the workload (a
+service request waiting to reboot the host, servicing.py), or is in error with a reason and
+has either used up its tries (errorCount >= the scenario's `settle_error_count`) or rests in a
+stable state (e.g. available after the provisioning retry limit). Workload conditions and the
+end of the run are decided on it.
 
 Invariants checked during the run: every state change is one upstream allows (an oracle written
 from bmo.md 2.3, independent of core/fsm.py); at the end: no host lost (every host settled,
@@ -56,6 +58,10 @@ STATE_ORDER: tuple[str, ...] = (
 """Every state label, in lifecycle order (plots and tables use it)."""
 
 _STABLE = frozenset({S.AVAILABLE, S.READY, S.PROVISIONED, S.EXTERNALLY_PROVISIONED, S.UNMANAGED})
+_BUSY = frozenset({OS.DELAYED, OS.SERVICING})
+"""Operational statuses of a host still at work (waiting for a slot, or being serviced)."""
+REBOOT = bmh.REBOOT_ANNOTATION_PREFIX
+REBOOT_PREFIX = f"{REBOOT}/"
 
 _EXITS: dict[S, frozenset[S]] = {
     S.NONE: frozenset({S.REGISTERING, S.UNMANAGED, S.DELETING}),
@@ -154,6 +160,9 @@ class Observer:
         """Called after any host's settled label changed (workload conditions, end of run)."""
         self.on_relabel: Callable[[meta.ObjectKey], None] = lambda key: None
         """Called with the host whose settled label changed (per-host workload steps)."""
+        self.held: set[meta.ObjectKey] = set()
+        """Hosts the workload holds unsettled (a change requested, not yet visible on the host:
+        servicing.py); `relabel` after changing it."""
 
     # --- the watch handler ----------------------------------------------------------------------
 
@@ -210,6 +219,12 @@ class Observer:
         self.state_counts[state] -= 1
         self.durations.setdefault(state, []).append(now - record.entered_at)
 
+    def relabel(self, host: bmh.BareMetalHost) -> None:
+        """Recompute the settled label of `host` (after `held` changed)."""
+        record = self.hosts.get(host.key)
+        if record is not None:
+            self._relabel(record, self._label(host), host.key)
+
     def _label(self, host: bmh.BareMetalHost) -> str | None:
         status = host.status
         state = status.provisioning.state
@@ -221,7 +236,13 @@ class Observer:
             return None
         if host.metadata.deletion_timestamp is not None or state not in _STABLE:
             return None
-        if status.operational_status == OS.DELAYED:
+        if status.operational_status in _BUSY:
+            return None
+        annotations = host.metadata.annotations
+        if annotations and (REBOOT in annotations or any(
+                name.startswith(REBOOT_PREFIX) for name in annotations)):
+            return None
+        if self.held and host.key in self.held:
             return None
         spec = host.spec
         if state != S.UNMANAGED and spec.online != status.powered_on:

@@ -111,8 +111,41 @@ def _bmc(outcome: RunOutcome) -> dict[str, Any]:
     }
 
 
+def _stats(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "count": len(ordered),
+        "p50": _r(percentile(ordered, 50)),
+        "p95": _r(percentile(ordered, 95)),
+        "p99": _r(percentile(ordered, 99)),
+        "max": _r(ordered[-1]) if ordered else 0.0,
+    }
+
+
+def _servicing(outcome: RunOutcome) -> dict[str, Any]:
+    """Firmware servicing: hosts by outcome (servicing.check), the maintenance window (reboot
+    request to settled again), time in operationalStatus servicing, the BMCs' flashes."""
+    servicing = outcome.servicing
+    assert servicing is not None
+    stats = outcome.engine.stats
+    return {
+        **(outcome.serviced or {}),
+        "durations_s": _stats(servicing.windows),
+        "in_servicing_s": _stats(servicing.in_servicing),
+        "reboots_forced": servicing.reboots_forced,
+        "firmware_updates": stats.firmware_updates,
+        "updates_failed": stats.updates_failed,
+        "bmc_reboots": stats.bmc_reboots,
+    }
+
+
 def _slo_actual(report: dict[str, Any], metric: str) -> float:
     parts = metric.split(".")
+    if parts[0] == "servicing":
+        section = report.get("servicing", {})
+        if len(parts) == 3:
+            return float(section.get(parts[1], {}).get(parts[2], 0.0))
+        return float(section.get(parts[1], 0))
     if metric == "hosts_in_error":
         return float(sum(report["final_errors"].values()))
     if metric == "invariant_violations":
@@ -217,6 +250,8 @@ def build(outcome: RunOutcome) -> dict[str, Any]:
             "violations": list(violations.messages),
         },
     }
+    if outcome.servicing is not None:
+        report["servicing"] = _servicing(outcome)
     report["slo"] = evaluate_slos(spec, report)
     report["ok"] = report["invariants"]["ok"] and all(v["ok"] for v in report["slo"].values())
     return report

@@ -30,6 +30,7 @@ import yaml
 
 from metalcubed.core import bmcaddress, controllerset, outcome, yamlinput
 from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.simulators import firmwareimage
 from metalcubed.simulators.fleet import distribution as dist
 from metalcubed.simulators.fleet import quantity
 
@@ -254,7 +255,8 @@ class FirmwareImage:
     component: str
     url: str
     version: str
-    """The version the component reports once the image is applied."""
+    """The version the component reports once the image is applied (by default the one the
+    URL's file name carries, `<component>-<version>.fwimg`, as the emulators read it)."""
     served: bool = True
     """False: the URL answers 404 (a bad URL a user wrote): the update must fail visibly."""
 
@@ -317,7 +319,7 @@ class Step:
     """Act on each host as soon as it settles in `when` (after the previous step acted on it),
     instead of once for all hosts: a rolling pipeline, like CAPM3 taking hosts as they
     become available."""
-    settings: tuple[tuple[str, str | int | bool], ...] = ()
+    settings: tuple[tuple[str, str | int], ...] = ()
     """service: BIOS settings to set (HostFirmwareSettings spec.settings), in file order."""
     firmware: tuple[str, ...] = ()
     """service: names of `firmware` images to flash (HostFirmwareComponents spec.updates)."""
@@ -923,21 +925,26 @@ _STEP_STATES = frozenset(
 )
 
 
-def _settings(value: Any, path: str) -> tuple[tuple[str, str | int | bool], ...]:
-    """BIOS settings as a user writes them into HostFirmwareSettings: name -> string, integer
-    or boolean. Names and values are not checked against any registry here: a setting the
-    host's schema refuses is for the system under test to report, on the object."""
+def _settings(value: Any, path: str) -> tuple[tuple[str, str | int], ...]:
+    """BIOS settings as a user writes them into HostFirmwareSettings: name -> string or
+    integer (the API's IntOrString). Names and values are not checked against any registry
+    here: a setting the host's schema refuses is for the system under test to report, on the
+    object."""
     fields = _mapping(value, path)
     if not fields:
         raise _Invalid(path, "give at least one setting (name: value)")
-    out: list[tuple[str, str | int | bool]] = []
+    out: list[tuple[str, str | int]] = []
     for name, setting in fields.items():
         if not name:
             raise _Invalid(path, "a setting name must not be empty")
-        if isinstance(setting, float) or not isinstance(setting, str | int | bool):
+        if isinstance(setting, bool):
             raise _Invalid(
                 _join(path, name),
-                f"expected a string, an integer or a boolean, got {_type_name(setting)}",
+                "HostFirmwareSettings values are strings or integers: quote it ('true')",
+            )
+        if not isinstance(setting, str | int):
+            raise _Invalid(
+                _join(path, name), f"expected a string or an integer, got {_type_name(setting)}"
             )
         out.append((name, setting))
     return tuple(out)
@@ -980,7 +987,7 @@ def _firmware_image(name: str, data: Any, path: str) -> FirmwareImage:
         "served": _bool,
     }
     values = _fields(_mapping(data, path), path, spec)
-    for key in ("component", "url", "version"):
+    for key in ("component", "url"):
         if key not in values:
             raise _Invalid(_join(path, key), "required")
     if values["component"] not in FIRMWARE_COMPONENTS:
@@ -991,6 +998,13 @@ def _firmware_image(name: str, data: Any, path: str) -> FirmwareImage:
         )
     if not values["url"].startswith(("http://", "https://")):
         raise _Invalid(_join(path, "url"), "expected an http:// or https:// URL")
+    if "version" not in values:
+        try:
+            values["version"] = firmwareimage.version_from_url(
+                values["url"], component=values["component"])
+        except firmwareimage.ImageError as err:
+            raise _Invalid(_join(path, "version"),
+                           f"required when the URL does not name it: {err}") from None
     if not values["version"]:
         raise _Invalid(_join(path, "version"), "must not be empty")
     return FirmwareImage(name=name, **values)
@@ -1296,6 +1310,12 @@ def parse(data: Any, *, source: str = "<scenario>") -> Scenario:
         if slo is not None:
             slos.append(slo)
 
+    if not any(step.action == Action.SERVICE for step in steps):
+        for slo in slos:
+            if slo.metric.startswith("servicing."):
+                errors.append(outcome.SpecError(
+                    _join(_join("slos", slo.name), "metric"),
+                    "a servicing figure needs a workload step with action: service"))
     if errors:
         raise ScenarioError(source, errors)
     return Scenario(

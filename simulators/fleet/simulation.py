@@ -34,6 +34,7 @@ from metalcubed.simulators.fleet.bmc import Bmc, BmcStats
 from metalcubed.simulators.fleet.machine import HostFaultPlan, Machine
 from metalcubed.simulators.fleet.observer import Observer
 from metalcubed.simulators.fleet.runtime import EPOCH, Controller, Informers, SimClock
+from metalcubed.simulators.fleet.servicing import Servicing
 from metalcubed.simulators.fleet.workload import HostPlan, Workload
 
 SAMPLE_S = 30.0
@@ -64,6 +65,9 @@ class RunOutcome:
     steps_fired: list[tuple[str, float]] = field(default_factory=list)
     controllers: list[Controller] = field(default_factory=list)
     """Every controller that ran, the BareMetalHost one first."""
+    servicing: Servicing | None = None
+    serviced: dict[str, int] | None = None
+    """Serviced hosts by outcome (servicing.check), when the workload services."""
 
 
 GC_THRESHOLD = (2000, 10, 100)
@@ -174,6 +178,12 @@ class Simulation:
         self.controller = self.controllers[0]
         self.store.watch(bmh.BareMetalHost, self.observer.handle)
         Informers(self.controllers).watch(self.store)
+        self.servicing: Servicing | None = None
+        if spec.services:
+            self.servicing = Servicing(
+                env, store=self.store, observer=self.observer,
+                machines={m.name: m for m in self.machines}, images=spec.firmware,
+            )
         self.workload = Workload(
             env,
             spec=spec,
@@ -181,6 +191,7 @@ class Simulation:
             observer=self.observer,
             hosts=self.plans,
             rng=_rng(seed_, "workload"),
+            servicing=self.servicing,
         )
         self.finished = env.event()
         self.observer.on_change = self._changed
@@ -300,6 +311,7 @@ class Simulation:
             node_names=[node.name for node in self.engine.table.nodes()],
             double_writes=sum(machine.double_writes for machine in self.machines),
         )
+        serviced = self.servicing.check() if self.servicing is not None else None
         if hit:
             self.observer.violations.add(
                 "time-limit", f"the run reached its time limit ({limit:.0f} s) unfinished"
@@ -319,4 +331,6 @@ class Simulation:
             metrics=self.metrics,
             steps_fired=list(self.workload.fired),
             controllers=list(self.controllers),
+            servicing=self.servicing,
+            serviced=serviced,
         )

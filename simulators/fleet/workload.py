@@ -9,7 +9,9 @@ would write:
 - enroll: a BMC credentials Secret and a BareMetalHost (online: false) per host;
 - provision: spec.image and online: true;
 - deprovision: no image, online: false;
-- delete: delete the BareMetalHost.
+- delete: delete the BareMetalHost;
+- service: a firmware change on a provisioned host (HostUpdatePolicy, HostFirmwareSettings,
+  HostFirmwareComponents, then the reboot annotation: servicing.py).
 
 Writes go straight to the store (the user's client is not the controller's, so they are not
 billed to a worker) as read-modify-write with retry on 409, like `kubectl edit`. Hosts that are
@@ -29,6 +31,7 @@ from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import meta
 from metalcubed.simulators.fleet import scenario
 from metalcubed.simulators.fleet.observer import DELETED, ERROR, GROUP_LABEL, Observer
+from metalcubed.simulators.fleet.servicing import Servicing
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,6 +73,7 @@ class Workload:
         observer: Observer,
         hosts: dict[str, list[HostPlan]],
         rng: random.Random,
+        servicing: Servicing | None = None,
     ) -> None:
         self._env = env
         self._spec = spec
@@ -78,6 +82,7 @@ class Workload:
         self._observer = observer
         self._hosts = hosts
         self._rng = rng
+        self._servicing = servicing
         self._plans = {plan.key: plan for plans in hosts.values() for plan in plans}
         self._progress: dict[meta.ObjectKey, int] = dict.fromkeys(self._plans, -1)
         self._finished_hosts = 0
@@ -218,6 +223,9 @@ class Workload:
             )
         elif step.action == scenario.Action.DEPROVISION:
             self._edit(plan, online=False, image=None)
+        elif step.action == scenario.Action.SERVICE:
+            assert self._servicing is not None, "a scenario with a service step has Servicing"
+            self._servicing.request(plan.key, step)
         else:
             with contextlib.suppress(outcome.NotFound):
                 self._store.delete(bmh.BareMetalHost, plan.key)

@@ -30,7 +30,7 @@ def errors_of(data: dict[str, Any]) -> dict[str, str]:
     return {err.field: err.message for err in caught.value.errors}
 
 
-@pytest.mark.parametrize("name", ["quickstart", "fleet-1000", "faults-1000"])
+@pytest.mark.parametrize("name", ["quickstart", "fleet-1000", "faults-1000", "firmware-1000"])
 def test_shipped_scenarios_parse(name: str) -> None:
     path = scenario.shipped_scenario_path(name)
     assert path is not None
