@@ -11,8 +11,9 @@ way a user does, through the API only:
 3. once the controllers have seen the change (a condition of each written object observed its
    new generation), or after `REBOOT_WAIT_S` at most, the reboot annotation on the host.
 
-The host stays unsettled (observer.held) from the request until the annotation is written; the
-annotation, `operationalStatus: servicing` and the power cycle keep it unsettled after that.
+The host stays unsettled (observer.held) from the request until the reboot has visibly begun
+(the host servicing, in error, or powered off since the annotation); from there its status says
+whether it is at work (annotation, `operationalStatus: servicing`, power not as asked).
 
 At the end `check` compares what each host's status says with the hardware's truth (the
 machine's flashed versions and BIOS values), adding invariant violations:
@@ -76,6 +77,7 @@ class Request:
     generations: dict[str, int] = field(default_factory=dict)
     """Kind -> generation written (the objects whose controllers must see the change)."""
     rebooted_at: float | None = None
+    boots_at_reboot: int = 0
     servicing_since: float | None = None
     settled_at: float | None = None
 
@@ -122,7 +124,6 @@ class Servicing:
             writes=machine.writes, firmware_before=dict(machine.firmware),
             bios_before=dict(machine.bios),
         )
-        self.requests[key] = req
         policy = _POLICIES.get(step.policy)
         if policy is not None:
             _apply(store, hup.HostUpdatePolicy, key, lambda obj: obj.model_copy(update={
@@ -151,6 +152,7 @@ class Servicing:
             written = _apply(store, hfc.HostFirmwareComponents, key, components,
                              lambda: hfc.HostFirmwareComponents(metadata=_meta(key)))
             req.generations[hfc.HostFirmwareComponents.KIND] = written
+        self.requests[key] = req  # from here its objects' changes are watched (not while written)
         self._observer.held.add(key)
         self._observer.relabel(host)
         timer = self._env.timeout(REBOOT_WAIT_S)
@@ -192,6 +194,7 @@ class Servicing:
         if req.rebooted_at is not None:
             return
         req.rebooted_at = self._env.now
+        req.boots_at_reboot = req.machine.boots
         if forced:
             self.reboots_forced += 1
 
@@ -200,12 +203,13 @@ class Servicing:
             return host.model_copy(update={"metadata": host.metadata.model_copy(
                 update={"annotations": annotations})})
 
-        try:
-            _apply(self._store, bmh.BareMetalHost, key, annotate, None)
-        finally:
-            self._observer.held.discard(key)
-            with contextlib.suppress(outcome.NotFound):
-                self._observer.relabel(self._store.get(bmh.BareMetalHost, key))
+        if not _apply(self._store, bmh.BareMetalHost, key, annotate, None):
+            self._release(key)  # the host is gone: nothing to wait for
+
+    def _release(self, key: meta.ObjectKey) -> None:
+        self._observer.held.discard(key)
+        with contextlib.suppress(outcome.NotFound):
+            self._observer.relabel(self._store.get(bmh.BareMetalHost, key))
 
     # --- watching the hosts ------------------------------------------------------------------
 
@@ -221,11 +225,19 @@ class Servicing:
         elif not servicing and req.servicing_since is not None:
             self.in_servicing.append(now - req.servicing_since)
             req.servicing_since = None
-        if req.rebooted_at is not None and req.settled_at is None:
+        rebooted_at = req.rebooted_at
+        if rebooted_at is not None and host.key in self._observer.held and (
+                servicing or host.status.operational_status == OS.ERROR
+                or not host.status.powered_on or req.machine.boots > req.boots_at_reboot):
+            # The reboot shows (servicing, a failure, the status powered off, or the machine
+            # booted again): from here the host's own status says whether it is at work.
+            # Until then a pass that only took the annotation off would look settled.
+            self._release(host.key)
+        if rebooted_at is not None and req.settled_at is None:
             record = self._observer.hosts.get(host.key)
             if record is not None and record.label is not None:
                 req.settled_at = now
-                self.windows.append(now - req.rebooted_at)
+                self.windows.append(now - rebooted_at)
 
     # --- the end -----------------------------------------------------------------------------
 

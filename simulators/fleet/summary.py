@@ -157,6 +157,36 @@ def _errors(report: dict[str, Any]) -> Table | None:
     return table
 
 
+def _servicing(report: dict[str, Any]) -> Table | None:
+    """Firmware servicing: what became of the requests, how long the hosts were away."""
+    data = report.get("servicing")
+    if data is None:
+        return None
+    table = Table(title="Servicing (firmware changes on provisioned hosts)", title_justify="left",
+                  show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    table.add_row(
+        "Hosts",
+        f"{data['requested']} asked: {data['serviced']} serviced, {data['failed']} failed "
+        f"visibly, {data['unserviced']} not serviced",
+    )
+    for label, key in (("Reboot to settled", "durations_s"), ("In servicing", "in_servicing_s")):
+        stats = data[key]
+        if stats["count"]:
+            table.add_row(
+                label,
+                f"p50 {format_duration(stats['p50'])}, p95 {format_duration(stats['p95'])}, "
+                f"max {format_duration(stats['max'])} ({stats['count']} visits)",
+            )
+    table.add_row(
+        "BMCs",
+        f"{data['firmware_updates']} updates started, {data['updates_failed']} failed; "
+        f"{data['bmc_reboots']} BMC restarts",
+    )
+    return table
+
+
 def _verdicts(report: dict[str, Any]) -> Table:
     table = Table(title="SLOs and invariants", title_justify="left")
     table.add_column("")
@@ -164,7 +194,8 @@ def _verdicts(report: dict[str, Any]) -> Table:
     table.add_column("target", justify="right")
     table.add_column("actual", justify="right")
     for name, slo in report["slo"].items():
-        timed = slo["metric"] == "makespan_s" or slo["metric"].startswith("state_durations_s")
+        timed = slo["metric"] == "makespan_s" or slo["metric"].startswith(
+            ("state_durations_s", "servicing.durations_s"))
         show = format_duration if timed else (lambda v: f"{v:g}")
         table.add_row(
             Text("✔", style="green") if slo["ok"] else Text("✘", style="bold red"),
@@ -175,7 +206,9 @@ def _verdicts(report: dict[str, Any]) -> Table:
     invariants = report["invariants"]
     table.add_row(
         Text("✔", style="green") if invariants["ok"] else Text("✘", style="bold red"),
-        "all invariants hold (legal transitions, no host lost or consumed twice, counters)",
+        "all invariants hold (legal transitions, no host lost or consumed twice, counters"
+        + ("; servicing: no image lost, every failure visible" if "servicing" in report
+           else "") + ")",
         "0",
         str(invariants["count"]),
     )
@@ -193,6 +226,9 @@ def render(report: dict[str, Any], console: Console) -> None:
     errors = _errors(report)
     if errors is not None:
         parts.append(errors)
+    serviced = _servicing(report)
+    if serviced is not None:
+        parts.append(serviced)
     parts.extend([_traffic(report), _verdicts(report)])
     for message in report["invariants"]["violations"][:10]:
         parts.append(Text(f"  {message}", style="red"))
