@@ -5,12 +5,12 @@ import random
 import pytest
 import simpy
 
-from metalcubed.core import outcome, ports
+from metalcubed.core import memory_store, outcome, ports, wiring
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import meta
 from metalcubed.simulators.fleet import cost
 from metalcubed.simulators.fleet import distribution as dist
-from metalcubed.simulators.fleet.runtime import EPOCH, Controller, SimClock
+from metalcubed.simulators.fleet.runtime import EPOCH, Controller, Informers, SimClock
 
 
 class ScriptedReconciler:
@@ -132,3 +132,48 @@ def test_an_idle_controller_schedules_nothing() -> None:
     controller.on_watch(added("h"))
     env.run()  # returns only once nothing at all is scheduled
     assert env.now == pytest.approx(1.1) and len(reconciler.passes) == 1
+
+
+def test_controllers_share_one_cache_and_each_queues_its_own_keys() -> None:
+    """Two controllers over `Informers`: the store is watched once per kind, a change reaches
+    every controller watching the kind, each maps it with its own Wiring into its own queue,
+    and a shared index answers both (core/wiring's host index of Secrets)."""
+    env = simpy.Environment()
+    clock = SimClock(env, EPOCH)
+    meter = cost.Meter(random.Random(0))
+    secrets_only = wiring.Wiring(
+        name="secrets",
+        kind=meta.Secret,
+        watches=(wiring.Watch(meta.Secret, wiring.own_key),
+                 wiring.Watch(bmh.BareMetalHost, lambda h, lookup: [
+                     meta.ObjectKey("ns", h.spec.bmc.credentials_name)])),
+        indexes=(wiring.Index(wiring.SECRETS_INDEX, bmh.BareMetalHost, wiring.secrets_of),),
+    )
+    hosts = ScriptedReconciler(env, meter, 1.0)
+    secrets = ScriptedReconciler(env, meter, 1.0)
+    common = {"clock": clock, "concurrency": 2, "meter": meter,
+              "watch_latency": dist.Fixed(value=0.1), "reconcile_cpu": dist.Fixed(value=0.0)}
+    first = Controller(env, reconciler=hosts, **common)  # type: ignore[arg-type]
+    second = Controller(env, reconciler=secrets, wiring_=secrets_only,  # type: ignore[arg-type]
+                        **common)
+    informers = Informers([first, second])
+    assert set(informers.kinds) == set(wiring.BAREMETALHOST.kinds) | {meta.Secret}
+    store = memory_store.MemoryStore(clock=clock)
+    informers.watch(store)
+    store.create(meta.Secret(metadata=meta.ObjectMeta(name="creds", namespace="ns")))
+    store.create(bmh.BareMetalHost(
+        metadata=meta.ObjectMeta(name="h", namespace="ns"),
+        spec=bmh.BareMetalHostSpec(online=False, bmc=bmh.BMCDetails(
+            address="redfish://10.0.0.1", credentials_name="creds"))))
+    env.run(until=10)
+    # The host controller: the host itself, then the Secret it reads (through the index).
+    assert [name for _, name in hosts.passes] == ["h"]
+    # The other controller: its Secret, asked for twice (created; named by the new host),
+    # within the watch latency: one pass.
+    assert [name for _, name in secrets.passes] == ["creds"]
+    store.update(store.get(meta.Secret, meta.ObjectKey("ns", "creds")).model_copy(
+        update={"string_data": {"password": "new"}}))
+    env.run(until=20)
+    assert [name for _, name in hosts.passes] == ["h", "h"]  # found via the shared index
+    assert [name for _, name in secrets.passes] == ["creds", "creds"]
+    assert first.stats.passes == 2 and second.stats.passes == 2
