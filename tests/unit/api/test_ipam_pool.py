@@ -1,11 +1,13 @@
 """IPAM pool arithmetic, upstream's utils.go semantics: the index-th address, pool size, bounds."""
 
 import ipaddress
+import random
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from metalcubed.core import ipallocator
 from metalcubed.core.api import ipam
 
 
@@ -59,3 +61,35 @@ def test_reserved_addresses_are_the_gateway_network_and_broadcast() -> None:
                          ) == {ipaddress.ip_address("10.0.0.6")}
     assert ipam.reserved(spec, ipam.Pool(subnet="10.0.0.0/31")) == {
         ipaddress.ip_address("10.0.0.1")}  # point-to-point: both addresses usable
+
+
+@pytest.mark.parametrize(("pre", "requested", "message"), [
+    ({"c": "10.0.0.3"}, "10.0.0.4", ipallocator.CONFLICTING),
+    ({"c": "10.9.0.3"}, None, ipallocator.PREALLOCATED_OUT_OF_BOUNDS),
+    ({}, "10.0.0.1", ipallocator.REQUESTED_NOT_AVAILABLE),  # the gateway
+    ({}, "10.0.0.x", "invalid requested IP address 10.0.0.x"),
+])
+def test_allocator_errors_are_upstreams(pre: dict[str, str], requested: str | None,
+                                        message: str) -> None:
+    spec = ipam.IPPoolSpec(name_prefix="p", gateway="10.0.0.1", pre_allocations=pre,
+                           pools=(ipam.Pool(subnet="10.0.0.0/24"),))
+    with pytest.raises(ipallocator.AllocationError) as err:
+        ipallocator.allocate(spec, claim="c", requested=requested, in_use={},
+                             rng=random.Random(0))
+    assert err.value.message == message
+
+
+def test_allocator_takes_range_overrides_and_tries_ranges_in_order() -> None:
+    spec = ipam.IPPoolSpec(name_prefix="p", prefix=24, gateway="10.0.0.1",
+                           dns_servers=("8.8.8.8",),
+                           pools=(ipam.Pool(start="10.0.0.2", end="10.0.0.2"),
+                                  ipam.Pool(start="10.0.5.2", end="10.0.5.9", prefix=22,
+                                            gateway="10.0.4.1", dns_servers=("1.1.1.1",))))
+    first = ipallocator.allocate(spec, claim="a", requested=None, in_use={},
+                                 rng=random.Random(0))
+    assert (str(first.address), first.prefix, first.gateway, first.dns_servers) == (
+        "10.0.0.2", 24, "10.0.0.1", ("8.8.8.8",))
+    second = ipallocator.allocate(spec, claim="b", requested=None,
+                                  in_use={first.address: "a"}, rng=random.Random(0))
+    assert (str(second.address), second.prefix, second.gateway, second.dns_servers) == (
+        "10.0.5.2", 22, "10.0.4.1", ("1.1.1.1",))

@@ -1,0 +1,214 @@
+"""The IPPool controller: IPClaims of a pool get IPAddresses, and give them back.
+
+One pass handles every claim of one pool (upstream's shape, ip-address-manager 1f5fa681
+ipam/ippool_manager.go), so a pool's allocations are serialised by the workqueue; the IPAddress
+name `<namePrefix>-<ip>` is the lock between anything else that writes addresses (a 409 on
+create means someone else took it: the pass ends and is retried at once).
+
+1. No pool: done. Deleting: claims are released as they go; the pool's finalizer goes when no
+   IPAddress of it is left. Otherwise the finalizer is added first.
+2. The addresses of the pool are read back from the IPAddress objects (the truth; the pool's
+   `status.indexes` is rebuilt from them each pass, as upstream).
+3. An IPAddress whose claim no longer exists, or no longer names this pool, is deleted: a claim
+   removed right after its address was created (before it was linked) leaks nothing (upstream
+   #694). An IPAddress being deleted loses our finalizer.
+4. Each claim of the pool, in name order: deleting -> its addresses are deleted, then its
+   finalizer goes; otherwise it gets our finalizer, then its address: the existing one (status
+   relinked, a stale error cleared) or a new one from `ipallocator`. No address free: the claim's
+   `status.errorMessage` says why and a Warning Event is recorded; it is tried again on every
+   pass (a freed address requeues the pool through the IPAddress watch), where upstream never
+   retries a claim with an error (#1537).
+5. `status.indexes` (claim -> address) and `lastUpdated` are written when they changed.
+
+Claims are matched by `spec.pool.name` in the pool's namespace (an empty or equal
+`spec.pool.namespace`), as upstream. Pause (Cluster paused, `cluster.x-k8s.io/paused`) and the
+CAPI IPAddressClaim loop are not handled yet.
+"""
+
+import contextlib
+import random
+
+from metalcubed.core import ipallocator, outcome, ports
+from metalcubed.core.api import ipam, meta
+
+REQUEUE_S = 0.0
+"""After a lost race on an IPAddress name (409): look again at once, as upstream."""
+PAUSED_ANNOTATION = "cluster.x-k8s.io/paused"
+
+
+def pool_key_of_claim(claim: ipam.IPClaim) -> list[meta.ObjectKey]:
+    """Watch mapper: an IPClaim change queues its pool (in the claim's namespace)."""
+    namespace = claim.spec.pool.namespace or claim.metadata.namespace
+    if not claim.spec.pool.name or namespace != claim.metadata.namespace:
+        return []
+    return [meta.ObjectKey(claim.metadata.namespace, claim.spec.pool.name)]
+
+
+def pool_key_of_address(address: ipam.IPAddress) -> list[meta.ObjectKey]:
+    """Watch mapper: an IPAddress change (a freed address above all) queues its pool."""
+    if not address.spec.pool.name:
+        return []
+    return [meta.ObjectKey(address.metadata.namespace, address.spec.pool.name)]
+
+
+class IPPoolReconciler:
+    def __init__(self, *, store: ports.Store, clock: ports.Clock, events: ports.EventRecorder,
+                 rng: random.Random | None = None) -> None:
+        self._store = store
+        self._clock = clock
+        self._events = events
+        self._rng = rng or random.Random(0)
+
+    def reconcile(self, key: meta.ObjectKey) -> outcome.Outcome:
+        try:
+            pool = self._store.get(ipam.IPPool, key)
+        except outcome.NotFound:
+            return outcome.Outcome.done()
+        deleting = pool.metadata.deletion_timestamp is not None
+        if not deleting and ipam.POOL_FINALIZER not in pool.metadata.finalizers:
+            pool = self._store.update(pool.with_meta(
+                finalizers=(*pool.metadata.finalizers, ipam.POOL_FINALIZER)))
+        addresses = self._addresses(pool)
+        claims = self._claims(pool)
+        addresses = self._drop_orphans(pool, addresses, claims)
+        for claim in claims:
+            try:
+                addresses = self._claim(pool, claim, addresses, allocate=not deleting)
+            except outcome.Conflict:
+                return outcome.Outcome.after(REQUEUE_S)
+        if deleting:
+            if not addresses and ipam.POOL_FINALIZER in pool.metadata.finalizers:
+                self._store.update(pool.with_meta(finalizers=tuple(
+                    f for f in pool.metadata.finalizers if f != ipam.POOL_FINALIZER)))
+            return outcome.Outcome.done()
+        self._write_status(pool, addresses)
+        return outcome.Outcome.done()
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def _addresses(self, pool: ipam.IPPool) -> dict[str, ipam.IPAddress]:
+        """Live IPAddresses of the pool by name; those being deleted lose our finalizer."""
+        out = {}
+        for address in self._store.list(ipam.IPAddress, namespace=pool.metadata.namespace):
+            if address.spec.pool.name != pool.metadata.name:
+                continue
+            if address.metadata.deletion_timestamp is not None:
+                self._release_finalizer(address)
+                continue
+            out[address.metadata.name] = address
+        return out
+
+    def _claims(self, pool: ipam.IPPool) -> list[ipam.IPClaim]:
+        namespace = pool.metadata.namespace
+        return sorted(
+            (c for c in self._store.list(ipam.IPClaim, namespace=namespace)
+             if c.spec.pool.name == pool.metadata.name
+             and (c.spec.pool.namespace or namespace) == namespace),
+            key=lambda c: c.metadata.name)
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def _release_finalizer(self, address: ipam.IPAddress) -> None:
+        if ipam.ADDRESS_FINALIZER in address.metadata.finalizers:
+            with contextlib.suppress(outcome.NotFound):
+                self._store.update(address.with_meta(finalizers=tuple(
+                    f for f in address.metadata.finalizers if f != ipam.ADDRESS_FINALIZER)))
+
+    def _delete_address(self, address: ipam.IPAddress) -> None:
+        self._release_finalizer(address)
+        with contextlib.suppress(outcome.NotFound):
+            self._store.delete(ipam.IPAddress, address.key)
+
+    def _drop_orphans(self, pool: ipam.IPPool, addresses: dict[str, ipam.IPAddress],
+                      claims: list[ipam.IPClaim]) -> dict[str, ipam.IPAddress]:
+        live = {c.metadata.name for c in claims}
+        kept = {}
+        for name, address in addresses.items():
+            if address.spec.claim.name in live:
+                kept[name] = address
+            else:
+                self._delete_address(address)
+        return kept
+
+    def _claim(self, pool: ipam.IPPool, claim: ipam.IPClaim,
+               addresses: dict[str, ipam.IPAddress], *, allocate: bool
+               ) -> dict[str, ipam.IPAddress]:
+        mine = [a for a in addresses.values() if a.spec.claim.name == claim.metadata.name]
+        if claim.metadata.deletion_timestamp is not None:
+            for address in mine:
+                self._delete_address(address)
+            if ipam.CLAIM_FINALIZER in claim.metadata.finalizers:
+                with contextlib.suppress(outcome.NotFound):
+                    self._store.update(claim.with_meta(finalizers=tuple(
+                        f for f in claim.metadata.finalizers if f != ipam.CLAIM_FINALIZER)))
+            return {n: a for n, a in addresses.items() if a not in mine}
+        if ipam.CLAIM_FINALIZER not in claim.metadata.finalizers:
+            claim = self._store.update(claim.with_meta(
+                finalizers=(*claim.metadata.finalizers, ipam.CLAIM_FINALIZER)))
+        if mine:
+            keep, *extra = sorted(mine, key=lambda a: a.metadata.name)
+            for address in extra:  # never two addresses for one claim
+                self._delete_address(address)
+            self._link(claim, keep.metadata.name, error=None)
+            return {n: a for n, a in addresses.items() if a not in extra}
+        if not allocate:  # the pool is being deleted: nothing new is handed out
+            return addresses
+        in_use = {ip: a.spec.claim.name or "" for a in addresses.values()
+                  if (ip := ipam.parse_ip(a.spec.address)) is not None}
+        try:
+            got = ipallocator.allocate(
+                pool.spec, claim=claim.metadata.name,
+                requested=claim.metadata.annotations.get(ipam.IP_ADDRESS_ANNOTATION),
+                in_use=in_use, rng=self._rng)
+        except ipallocator.AllocationError as err:
+            if (claim.status.error_message if claim.status else None) != err.message:
+                self._events.record(claim, type=ports.EventType.WARNING,
+                                    reason="IPAllocationFailed",
+                                    message=f"pool {pool.metadata.name}: {err.message}")
+            self._link(claim, None, error=err.message)
+            return addresses
+        created = self._store.create(self._address(pool, claim, got))
+        self._link(claim, created.metadata.name, error=None)
+        return {**addresses, created.metadata.name: created}
+
+    def _address(self, pool: ipam.IPPool, claim: ipam.IPClaim,
+                 got: ipallocator.Allocation) -> ipam.IPAddress:
+        def ref(obj: meta.Resource) -> meta.ObjectReference:
+            return meta.ObjectReference(name=obj.metadata.name, namespace=obj.metadata.namespace,
+                                        kind=obj.KIND, api_version=obj.API_VERSION)
+
+        def owner(obj: meta.Resource) -> meta.OwnerReference:
+            return meta.OwnerReference(api_version=obj.API_VERSION, kind=obj.KIND,
+                                       name=obj.metadata.name, uid=obj.metadata.uid or "")
+
+        text = str(got.address)
+        return ipam.IPAddress(
+            metadata=meta.ObjectMeta(
+                name=ipam.address_name(pool.spec.name_prefix, text),
+                namespace=pool.metadata.namespace,
+                labels=dict(claim.metadata.labels),
+                finalizers=(ipam.ADDRESS_FINALIZER,),
+                owner_references=(owner(pool), owner(claim)),
+            ),
+            spec=ipam.IPAddressSpec(claim=ref(claim), pool=ref(pool), address=text,
+                                    prefix=got.prefix, gateway=got.gateway,
+                                    dns_servers=got.dns_servers),
+        )
+
+    def _link(self, claim: ipam.IPClaim, address_name: str | None, *, error: str | None) -> None:
+        status = ipam.IPClaimStatus(
+            address=meta.ObjectReference(name=address_name, namespace=claim.metadata.namespace)
+            if address_name else None,
+            error_message=error)
+        if claim.status != status:
+            with contextlib.suppress(outcome.NotFound):
+                self._store.update_status(claim.model_copy(update={"status": status}))
+
+    def _write_status(self, pool: ipam.IPPool, addresses: dict[str, ipam.IPAddress]) -> None:
+        indexes = {a.spec.claim.name or "": a.spec.address for a in addresses.values()}
+        current = pool.status.indexes if pool.status else None
+        if (current or {}) == indexes and pool.status is not None:
+            return
+        status = ipam.IPPoolStatus(indexes=indexes or None,
+                                   last_updated=meta.format_time(self._clock.now()))
+        self._store.update_status(pool.model_copy(update={"status": status}))

@@ -1,0 +1,155 @@
+"""The IPPool reconciler on the memory store: allocation, release, and upstream's bugs not had."""
+
+import ipaddress
+import random
+
+import pytest
+
+from metalcubed.core import ipallocator
+from metalcubed.core.api import ipam, meta
+from metalcubed.core.clock import ManualClock
+from metalcubed.core.memory_store import MemoryStore
+from metalcubed.core.reconcilers import ippool
+from metalcubed.core.testing.fakes import RecordingEventRecorder
+
+NS = "lab"
+
+
+class Lab:
+    def __init__(self, spec: ipam.IPPoolSpec, *, seed: int = 0) -> None:
+        self.clock = ManualClock()
+        self.store = MemoryStore(clock=self.clock)
+        self.events = RecordingEventRecorder()
+        self.reconciler = ippool.IPPoolReconciler(store=self.store, clock=self.clock,
+                                                  events=self.events, rng=random.Random(seed))
+        self.store.create(ipam.IPPool(metadata=meta.ObjectMeta(name="pool", namespace=NS),
+                                      spec=spec))
+        self.key = meta.ObjectKey(NS, "pool")
+
+    def claim(self, name: str, *, requested: str | None = None) -> None:
+        annotations = {ipam.IP_ADDRESS_ANNOTATION: requested} if requested else {}
+        self.store.create(ipam.IPClaim(
+            metadata=meta.ObjectMeta(name=name, namespace=NS, annotations=annotations),
+            spec=ipam.IPClaimSpec(pool=meta.ObjectReference(name="pool"))))
+
+    def settle(self) -> None:
+        for _ in range(10):
+            self.reconciler.reconcile(self.key)
+
+    def address_of(self, claim: str) -> str | None:
+        got = self.store.get(ipam.IPClaim, meta.ObjectKey(NS, claim))
+        if got.status is None or got.status.address is None:
+            return None
+        address = self.store.get(ipam.IPAddress, meta.ObjectKey(NS, str(got.status.address.name)))
+        return address.spec.address
+
+    def error_of(self, claim: str) -> str | None:
+        got = self.store.get(ipam.IPClaim, meta.ObjectKey(NS, claim))
+        return got.status.error_message if got.status else None
+
+    def addresses(self) -> list[str]:
+        return sorted(a.spec.address for a in self.store.list(ipam.IPAddress, namespace=NS))
+
+
+SMALL = ipam.IPPoolSpec(name_prefix="p", gateway="10.0.0.1",
+                        pools=(ipam.Pool(subnet="10.0.0.0/29"),))
+"""10.0.0.0/29: .1 is the gateway, .0 and .7 network/broadcast: five addresses to give."""
+
+
+def test_claims_get_sequential_addresses_never_the_gateway_or_broadcast() -> None:
+    lab = Lab(SMALL)
+    for i in range(6):
+        lab.claim(f"c{i}")
+    lab.settle()
+    assert [lab.address_of(f"c{i}") for i in range(5)] == [
+        "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6"]
+    assert lab.address_of("c5") is None
+    assert lab.error_of("c5") == ipallocator.EXHAUSTED
+    assert lab.events.reasons(meta.ObjectKey(NS, "c5")) == ["IPAllocationFailed"]
+    address = lab.store.get(ipam.IPAddress, meta.ObjectKey(NS, "p-10-0-0-2"))
+    assert address.spec.gateway == "10.0.0.1"
+    assert {r.kind for r in address.metadata.owner_references} == {"IPPool", "IPClaim"}
+    pool = lab.store.get(ipam.IPPool, lab.key)
+    assert pool.status is not None and pool.status.indexes == {
+        f"c{i}": f"10.0.0.{i + 2}" for i in range(5)}
+
+
+def test_an_exhausted_claim_gets_the_address_a_deleted_claim_frees() -> None:
+    """Upstream never retries a claim stamped "Exhausted IP Pools" (IPAM #1537)."""
+    lab = Lab(SMALL)
+    for i in range(6):
+        lab.claim(f"c{i}")
+    lab.settle()
+    lab.store.delete(ipam.IPClaim, meta.ObjectKey(NS, "c2"))
+    lab.settle()
+    assert lab.address_of("c5") == "10.0.0.4"
+    assert lab.error_of("c5") is None
+    with pytest.raises(Exception, match="not found"):
+        lab.store.get(ipam.IPClaim, meta.ObjectKey(NS, "c2"))
+
+
+def test_a_claim_deleted_before_it_was_linked_leaks_no_address() -> None:
+    """Upstream #694: the IPAddress was created, the claim went away before status was set."""
+    lab = Lab(SMALL)
+    lab.claim("c0")
+    lab.settle()
+    claim = lab.store.get(ipam.IPClaim, meta.ObjectKey(NS, "c0"))
+    lab.store.update(claim.with_meta(finalizers=()))  # someone strips the finalizer
+    lab.store.delete(ipam.IPClaim, claim.key)
+    lab.settle()
+    assert lab.addresses() == []
+
+
+def test_requested_and_preallocated_addresses() -> None:
+    spec = SMALL.model_copy(update={"pre_allocations": {"fixed": "10.0.0.6"}})
+    lab = Lab(spec)
+    lab.claim("a")
+    lab.claim("fixed")
+    lab.claim("wants", requested="10.0.0.4")
+    lab.claim("greedy", requested="10.0.0.6")  # someone else's pre-allocation
+    lab.settle()
+    assert lab.address_of("fixed") == "10.0.0.6"
+    assert lab.address_of("wants") == "10.0.0.4"
+    assert lab.address_of("a") == "10.0.0.2"
+    assert lab.error_of("greedy") == ipallocator.REQUESTED_NOT_AVAILABLE
+
+
+def test_random_strategy_stays_in_range_and_is_seeded() -> None:
+    spec = ipam.IPPoolSpec(name_prefix="r", allocation_strategy=ipam.AllocationStrategy.RANDOM,
+                           pools=(ipam.Pool(start="192.168.0.10", end="192.168.0.200"),))
+    first, second = Lab(spec, seed=3), Lab(spec, seed=3)
+    for lab in (first, second):
+        for i in range(5):
+            lab.claim(f"c{i}")
+        lab.settle()
+    assert first.addresses() == second.addresses()
+    assert all(ipaddress.ip_address("192.168.0.10") <= ipaddress.ip_address(a)
+               <= ipaddress.ip_address("192.168.0.200") for a in first.addresses())
+
+
+def test_an_address_another_writer_took_is_respected_not_doubled() -> None:
+    lab = Lab(SMALL)
+    lab.claim("c0")
+    # Another writer took .2 first (same name lock, another claim).
+    lab.claim("other")
+    lab.store.create(ipam.IPAddress(
+        metadata=meta.ObjectMeta(name="p-10-0-0-2", namespace=NS),
+        spec=ipam.IPAddressSpec(address="10.0.0.2", pool=meta.ObjectReference(name="pool"),
+                                claim=meta.ObjectReference(name="other"))))
+    lab.settle()
+    assert lab.address_of("c0") == "10.0.0.3"
+    assert lab.address_of("other") == "10.0.0.2"
+
+
+def test_deleting_the_pool_waits_for_its_addresses() -> None:
+    lab = Lab(SMALL)
+    lab.claim("c0")
+    lab.settle()
+    lab.store.delete(ipam.IPPool, lab.key)
+    lab.settle()
+    assert lab.store.get(ipam.IPPool, lab.key).metadata.deletion_timestamp is not None
+    lab.store.delete(ipam.IPClaim, meta.ObjectKey(NS, "c0"))
+    lab.settle()
+    assert lab.addresses() == []
+    with pytest.raises(Exception, match="not found"):
+        lab.store.get(ipam.IPPool, lab.key)
