@@ -65,6 +65,9 @@ def disk_report(one: shard.Shard) -> dict[str, dict[str, Any]]:
             "media_inserted": cd.inserted,
             "media_url": cd.image_url,
             "agent": one.agents.current(model) is not None,
+            # the firmware's own record (servicing): BIOS values and component versions
+            "bios": {name: str(value) for name, value in model.bios().items()},
+            "firmware": model.firmware(),
         }
     return report
 
