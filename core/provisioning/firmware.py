@@ -222,6 +222,7 @@ def _update_step(
     component, url = job.updates[job.updates_done]
     firmware = ctx.driver.firmware
     if not job.task_id:
+        read_components(ctx)  # the initial versions recorded before anything is flashed
         task = firmware.start_update(ctx.access, component, url)
         job = replace(job, task_id=task.id)
         _save(ctx, job)
