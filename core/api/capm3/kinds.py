@@ -1,18 +1,23 @@
 """Registers CAPM3's kinds, both served versions, with `validation` (`metalcubed validate`).
 
-Each is checked against its version's model (upstream's schema, field for field). Upstream's
-CAPM3 webhooks (immutable template data, Metal3Data naming, remediation bounds) are not ported
-yet, so no `webhook` is registered and the manager serves none for these kinds.
+Each is checked against its version's model (upstream's schema, field for field). v1beta2
+kinds also get upstream's webhook rules (`admission`), registered for v1beta2 only as upstream
+does: the manager serves them at upstream's paths, and the API server converts a v1beta1
+request before calling them. `metalcubed validate` therefore applies them to v1beta2 documents
+only (a v1beta1 document gets its schema checked).
 """
 
 from metalcubed.core.api import validation
-from metalcubed.core.api.capm3 import conversion, v1beta1, v1beta2
+from metalcubed.core.api.capm3 import admission, conversion, v1beta1, v1beta2
 
-for _module in (v1beta1, v1beta2):
-    for _kind in conversion.KINDS:
-        validation.register(validation.KindEntry(
-            api_version=_module.API_VERSION, kind=_kind, check=validation.Check.FULL,
-            model=getattr(_module, _kind)))
+for _kind in conversion.KINDS:
+    validation.register(validation.KindEntry(
+        api_version=v1beta1.API_VERSION, kind=_kind, check=validation.Check.FULL,
+        model=getattr(v1beta1, _kind)))
+    validation.register(validation.KindEntry(
+        api_version=v1beta2.API_VERSION, kind=_kind, check=validation.Check.FULL,
+        model=getattr(v1beta2, _kind), webhook=admission.WEBHOOKS.get(_kind),
+        warnings=admission.warn_metal3datatemplate if _kind == "Metal3DataTemplate" else None))
 
 CAPI_KINDS = {
     "cluster.x-k8s.io/v1beta2": ("Cluster", "ClusterClass", "Machine", "MachineSet",
