@@ -168,14 +168,14 @@ class Servicing:
         req = self.requests[key]
         if req.rebooted_at is not None:
             return
-        kinds = {hfs.HostFirmwareSettings.KIND: hfs.HostFirmwareSettings,
-                 hfc.HostFirmwareComponents.KIND: hfc.HostFirmwareComponents}
         for kind_name, generation in req.generations.items():
+            kind: type[hfs.HostFirmwareSettings] | type[hfc.HostFirmwareComponents] = (
+                hfs.HostFirmwareSettings if kind_name == hfs.HostFirmwareSettings.KIND
+                else hfc.HostFirmwareComponents)
             try:
-                obj = self._store.get(kinds[kind_name], key)
+                conditions = self._store.get(kind, key).status.conditions
             except outcome.NotFound:
                 return
-            conditions = obj.status.conditions  # type: ignore[attr-defined]
             if not any((c.observed_generation or 0) >= generation for c in conditions):
                 return
         self._due.append(key)  # written after the store has delivered this change
