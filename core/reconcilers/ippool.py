@@ -28,12 +28,21 @@ CAPI IPAddressClaim loop are not handled yet.
 import contextlib
 import random
 
-from metalcubed.core import ipallocator, outcome, ports
+from metalcubed.core import ipallocator, outcome, ports, wiring
 from metalcubed.core.api import ipam, meta
 
 REQUEUE_S = 0.0
 """After a lost race on an IPAddress name (409): look again at once, as upstream."""
 PAUSED_ANNOTATION = "cluster.x-k8s.io/paused"
+
+
+def _pool_of_claim(claim: ipam.IPClaim, _lookup: wiring.IndexLookup) -> list[meta.ObjectKey]:
+    return pool_key_of_claim(claim)
+
+
+def _pool_of_address(address: ipam.IPAddress, _lookup: wiring.IndexLookup
+                     ) -> list[meta.ObjectKey]:
+    return pool_key_of_address(address)
 
 
 def pool_key_of_claim(claim: ipam.IPClaim) -> list[meta.ObjectKey]:
@@ -49,6 +58,21 @@ def pool_key_of_address(address: ipam.IPAddress) -> list[meta.ObjectKey]:
     if not address.spec.pool.name:
         return []
     return [meta.ObjectKey(address.metadata.namespace, address.spec.pool.name)]
+
+
+WIRING = wiring.Wiring(
+    name="ippool",
+    kind=ipam.IPPool,
+    watches=(
+        wiring.Watch(ipam.IPPool, wiring.own_key),
+        wiring.Watch(ipam.IPClaim, _pool_of_claim),
+        wiring.Watch(ipam.IPAddress, _pool_of_address),
+    ),
+    indexes=(),
+)
+"""Upstream's IPPool controller watches: the pool, its claims, its addresses (a freed address
+requeues the pool, so exhausted claims get it). Not in controllerset.CONTROLLERS yet: the
+manager would then need the IPAM CRDs installed to start."""
 
 
 class IPPoolReconciler:

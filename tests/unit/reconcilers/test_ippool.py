@@ -153,3 +153,19 @@ def test_deleting_the_pool_waits_for_its_addresses() -> None:
     assert lab.addresses() == []
     with pytest.raises(Exception, match="not found"):
         lab.store.get(ipam.IPPool, lab.key)
+
+
+def test_wiring_maps_claims_and_addresses_to_their_pool() -> None:
+    claim = ipam.IPClaim(metadata=meta.ObjectMeta(name="c", namespace=NS),
+                         spec=ipam.IPClaimSpec(pool=meta.ObjectReference(name="pool")))
+    elsewhere = ipam.IPClaim(metadata=meta.ObjectMeta(name="c", namespace=NS),
+                             spec=ipam.IPClaimSpec(pool=meta.ObjectReference(
+                                 name="pool", namespace="other")))
+    address = ipam.IPAddress(metadata=meta.ObjectMeta(name="p-1", namespace=NS),
+                             spec=ipam.IPAddressSpec(address="10.0.0.2",
+                                                     pool=meta.ObjectReference(name="pool"),
+                                                     claim=meta.ObjectReference(name="c")))
+    assert ippool.pool_key_of_claim(claim) == [meta.ObjectKey(NS, "pool")]
+    assert ippool.pool_key_of_claim(elsewhere) == []  # as upstream: never allocated
+    assert ippool.pool_key_of_address(address) == [meta.ObjectKey(NS, "pool")]
+    assert {w.kind for w in ippool.WIRING.watches} == {ipam.IPPool, ipam.IPClaim, ipam.IPAddress}
