@@ -6,8 +6,9 @@ the protocol and call the host model directly, so the provisioning engine can ru
 implementations in the STYLE sense: they succeed in simulation, and they fail the way a real
 BMC does when the host's `Faults` say so:
 
-- `unreachable` (and `timeout_rate`): `BmcUnreachable` (no waiting: in-process time is not
-  wall time);
+- `unreachable` (and `timeout_rate`), or a BMC restarting after a firmware update
+  (`HostModel.bmc_rebooting`): `BmcUnreachable` (no waiting: in-process time is not wall
+  time);
 - `error_rate`: `BmcServerError` 500, drawn from the host's seeded RNG;
 - `conflict_after_power_off_s`: `BmcRejected` 409 on power and boot writes in the window;
 - `session_cap` (when 0): `BmcBusy` with the host's Retry-After;
@@ -15,6 +16,10 @@ BMC does when the host's `Faults` say so:
 
 The decision is `hostmodel.Faults.draw`, the fault model the emulators and the fleet model
 use too; `reply_error` turns its answer into core's DriverError, as the fleet model does.
+
+Firmware updates are the host model's tasks (`HostModel.start_firmware_update`); the version an
+image URL holds is read from its file name (`firmwareimage.version_from_url`), as nothing is
+fetched in-process, and a URL naming no image fails its task as a failed download does.
 
 Latency is not modelled here (the fleet model charges its own costs). A `SimBmcs` holds the
 hosts by BMC address (as written in spec.bmc.address); `driver_for` is the engine's
