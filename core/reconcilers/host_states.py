@@ -211,7 +211,8 @@ def handle_preparing(w: HostWork, deps: Deps) -> outcome.Outcome:
     )
     servicing.after_prepare(w, deps.store, firmware, result, started)
     if result.error_message:
-        return w.record_failure(ET.PREPARATION, result.error_message)
+        return w.record_failure(ET.PREPARATION, servicing.name_fields(
+            result.error_message, firmware.settings, firmware.updates))
     if started and unprepared:
         w.set_provisioning(
             raid=w.spec.raid,

@@ -223,6 +223,25 @@ def after_prepare(w: HostWork, store: ports.Store, targets: PrepareTargets,
 # --- servicing --------------------------------------------------------------------------------
 
 
+def name_fields(message: str, settings: Pending, updates: Pending) -> str:
+    """A failure message with the sub-resource field it came from in front, so the user knows
+    what to fix: `HostFirmwareComponents <name> spec.updates[i].url: ...` for a failed update,
+    `HostFirmwareSettings <name> spec.settings[<attr>]: ...` for a setting that did not stick."""
+    hfc = updates.hfc
+    if hfc is not None:
+        for index, update in enumerate(hfc.spec.updates):
+            if f"from {update.url} " in message or f"from {update.url}:" in message:
+                return (f"HostFirmwareComponents {hfc.metadata.name} spec.updates[{index}].url: "
+                        f"{message}")
+    hfs = settings.hfs
+    if hfs is not None:
+        named = [name for name in sorted(hfs.spec.settings) if name in message]
+        if named:
+            fields = ", ".join(f"spec.settings[{name}]" for name in named)
+            return f"HostFirmwareSettings {hfs.metadata.name} {fields}: {message}"
+    return message
+
+
 def should_check(w: HostWork) -> bool:
     """upstream manageHostPower's condition: a provisioned host that is off and wanted on (a
     reboot), or one already servicing or with a servicing error."""
@@ -289,7 +308,8 @@ def service_if_needed(w: HostWork, store: ports.Store) -> outcome.Outcome | None
         w.set_provisioning(firmware=None)
         if updates.hfc is not None:
             _drop_saved_updates(store, updates.hfc)
-        return w.record_failure(ET.SERVICING, result.error_message)
+        return w.record_failure(ET.SERVICING, name_fields(result.error_message, settings,
+                                                          updates))
     dirty = _clear_error_with_status(w, OS.SERVICING)
     if updates.dirty and started and updates.hfc is not None:
         _save_updates(w, store, updates.hfc)

@@ -183,7 +183,9 @@ def test_a_failed_update_is_a_servicing_error_fixed_by_the_next_reboot() -> None
     w.loop.run_until(lambda: w.loop.host(key).status.error_type == bmh.ErrorType.SERVICING)
     host = w.loop.host(key)
     assert host.status.operational_status == OS.ERROR
-    assert f"firmware update of bios from {wrong} failed" in host.status.error_message
+    assert host.status.error_message.startswith(
+        f"HostFirmwareComponents {key.name} spec.updates[0].url: firmware update of bios from "
+        f"{wrong} failed: ")
     assert host.status.provisioning.state == S.PROVISIONED
     assert w.rig.emulator.disk(model).image_url == IMAGE_URL
     assert _hfc(w, key).status.updates == ()  # not applied: pending again
