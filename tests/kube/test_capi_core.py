@@ -211,12 +211,19 @@ def test_a_v1beta2_only_field_survives_a_v1beta1_update(api: k8s.ApiClient) -> N
     assert again["spec"] == {**body["spec"], "nodeReuse": False}  # + the schema default
 
 
-def test_capi_core_reads_our_infrastructure_cluster_through_the_contract(
+def test_capi_core_and_our_metal3cluster_controller_provision_and_delete_a_cluster(
     api: k8s.ApiClient,
 ) -> None:
-    """A v1beta2 Cluster whose infrastructureRef is a Metal3Cluster: CAPI core resolves the
-    apiVersion from our CRD's contract label and adopts the Metal3Cluster (ownerReference);
-    once the Metal3Cluster reports provisioned with an endpoint, CAPI copies both."""
+    """A v1beta2 Cluster whose infrastructureRef is a Metal3Cluster. CAPI core resolves the
+    apiVersion from our CRD's contract label and adopts the Metal3Cluster (ownerReference); our
+    Metal3Cluster reconciler (pure, over K8sStore) then reports it provisioned, and CAPI copies
+    the endpoint and marks the Cluster's infrastructure provisioned. Deleting the Cluster: CAPI
+    deletes the Metal3Cluster, our reconciler drops its finalizer, nothing is left."""
+    from metalcubed.controllers.kube import store as kube_store
+    from metalcubed.core import clock as core_clock
+    from metalcubed.core.api import meta
+    from metalcubed.core.reconcilers import metal3cluster
+
     objects = k8s.CustomObjectsApi(api)
     objects.create_namespaced_custom_object(GROUP, "v1beta2", "default", "metal3clusters", {
         "apiVersion": conversion.V1BETA2, "kind": "Metal3Cluster",
@@ -228,6 +235,9 @@ def test_capi_core_reads_our_infrastructure_cluster_through_the_contract(
         "metadata": {"name": "lab"},
         "spec": {"infrastructureRef": {"apiGroup": GROUP, "kind": "Metal3Cluster",
                                        "name": "lab"}}})
+    reconciler = metal3cluster.Metal3ClusterReconciler(
+        store=kube_store.K8sStore(api), clock=core_clock.ManualClock())
+    key = meta.ObjectKey("default", "lab")
 
     def owned() -> bool:
         m3c = _get(api, "v1beta2", "metal3clusters", "lab")
@@ -235,10 +245,10 @@ def test_capi_core_reads_our_infrastructure_cluster_through_the_contract(
                    for r in m3c["metadata"].get("ownerReferences", []))
 
     wait_until(owned, timeout_s=60)
-    # Play the CAPM3 Metal3Cluster controller's part (not written yet): report provisioned.
-    objects.patch_namespaced_custom_object_status(GROUP, "v1beta2", "default", "metal3clusters",
-                                                  "lab", {"status": {"initialization": {
-                                                      "provisioned": True}}})
+    reconciler.reconcile(key)
+    m3c = _get(api, "v1beta2", "metal3clusters", "lab")
+    assert m3c["status"]["initialization"] == {"provisioned": True}
+    assert metal3cluster.FINALIZER in m3c["metadata"]["finalizers"]
 
     def provisioned() -> bool:
         cluster = _get(api, "v1beta2", "clusters", "lab", group="cluster.x-k8s.io")
@@ -247,6 +257,22 @@ def test_capi_core_reads_our_infrastructure_cluster_through_the_contract(
             cluster["spec"].get("controlPlaneEndpoint", {}).get("port") == 6443)
 
     wait_until(provisioned, timeout_s=60)
+    objects.delete_namespaced_custom_object("cluster.x-k8s.io", "v1beta2", "default",
+                                            "clusters", "lab")
+
+    def gone(plural: str, group: str = GROUP) -> bool:
+        try:
+            _get(api, "v1beta2", plural, "lab", group=group)
+        except k8s.ApiException as exc:
+            return exc.status == 404
+        return False
+
+    def metal3cluster_released() -> bool:
+        reconciler.reconcile(key)  # as the watch on its deletionTimestamp would
+        return gone("metal3clusters")
+
+    wait_until(metal3cluster_released, timeout_s=60, interval_s=0.5)
+    wait_until(lambda: gone("clusters", "cluster.x-k8s.io"), timeout_s=60)
 
 
 def test_ipam_reconciler_allocates_upstreams_example_claim_on_the_real_api_server(
