@@ -154,3 +154,25 @@ def test_select_names_unknown_controllers() -> None:
     assert controllerset.select(["baremetalhost"]) == (controllerset.BAREMETALHOST,)
     with pytest.raises(ValueError, match=r"unknown controller.*nope.*available: baremetalhost"):
         controllerset.select(["nope"])
+
+
+def test_the_firmware_controllers_run_after_the_host_controller_with_upstreams_filter() -> None:
+    names = [c.name for c in controllerset.CONTROLLERS]
+    assert names[0] == "baremetalhost"
+    assert {"hostfirmwaresettings", "hostfirmwarecomponents"} <= set(names)
+    hfs_wiring = controllerset.HOSTFIRMWARESETTINGS.wiring
+    host = bmh.BareMetalHost(metadata=meta.ObjectMeta(name="h", namespace=NS, generation=1),
+                             spec=bmh.BareMetalHostSpec(online=True))
+    watch = wiring.watch_for(hfs_wiring, bmh.BareMetalHost)
+    assert watch is not None
+    lookup: wiring.IndexLookup = lambda name, value: ()  # noqa: E731
+    # A host's status-only or annotation change is not worth a pass; spec and owners are.
+    assert wiring.keys_for_change(watch, host, host.with_meta(annotations={"a": "b"}),
+                                  lookup) == []
+    assert wiring.keys_for_change(watch, host, host.with_meta(generation=2), lookup) == [
+        meta.ObjectKey(NS, "h")]
+    owned = host.with_meta(owner_references=(meta.OwnerReference(
+        api_version="v1", kind="X", name="x", uid="1"),))
+    assert wiring.keys_for_change(watch, host, owned, lookup) == [meta.ObjectKey(NS, "h")]
+    assert controllerset.shared_caches(controllerset.CONTROLLERS)[meta.Secret] == \
+        wiring.SECRET_SELECTOR
