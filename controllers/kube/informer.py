@@ -18,7 +18,10 @@ difference between a few requests per state change and dozens. This module does 
 
 Write-through: after a successful write, the object the server returned replaces the cached
 copy at once, so the reconciler's next pass (often immediately) sees its own write instead of
-bouncing off a 409 until the watch catches up. To keep the cache from ever moving backwards,
+bouncing off a 409 until the watch catches up. Handlers still see every change: when the watch
+delivers that write, their `old` is the copy they were given last, not the written-through one
+(another controller's update filter, e.g. on a host's provisioning state, compares the two).
+To keep the cache from ever moving backwards,
 resourceVersions are compared as integers (what etcd-backed servers hand out); an event or a
 write-through older than the cached copy is ignored, and a write-through never resurrects an
 object the cache has already seen deleted (deleted keys keep a bounded tombstone). When a version is
@@ -105,6 +108,10 @@ class Informer(Generic[R]):
         self._retry_max_s = retry_max_s
         self._lock = threading.Lock()
         self._items: dict[meta.ObjectKey, R] = {}
+        self._delivered: dict[meta.ObjectKey, R] = {}
+        """The copy each key's handlers were last given: their `old` on the next update. Not
+        the cached copy, which a write-through may already have replaced by the very object
+        the watch then delivers (handlers would see old == new and miss the change)."""
         self._handlers: list[Handler[R]] = []
         self._index_funcs: dict[str, IndexFunc[R]] = {}
         self._indexes: dict[str, dict[str, set[meta.ObjectKey]]] = {}
@@ -217,16 +224,19 @@ class Informer(Generic[R]):
         obj = event.object
         key = obj.key
         with self._lock:
-            old = self._items.get(key)
+            cached = self._items.get(key)
+            old = self._delivered.get(key, cached)
             if event.type is ports.WatchEventType.DELETED:
                 self._items.pop(key, None)
+                self._delivered.pop(key, None)
                 self._reindex(key, None)
                 self._tombstone(key, obj)
                 old, new = (old or obj), None
             else:
-                if old is not None and _older(obj, old):
+                if cached is not None and _older(obj, cached):
                     return  # the cache already holds a newer copy (a write-through)
                 self._items[key] = obj
+                self._delivered[key] = obj
                 self._reindex(key, obj)
                 new = obj
         if self._metrics is not None:
