@@ -39,7 +39,7 @@ from typing import cast
 
 import yaml
 
-from metalcubed.controllers import engine_services, memory
+from metalcubed.controllers import engine_services, imageprovider, memory
 from metalcubed.controllers.bmc import hardware
 from metalcubed.controllers.kube import (
     capm3crds,
@@ -409,6 +409,8 @@ def compose(
         rng=random.Random(),
         metrics=bmo_metrics,
         max_provisioning_retries=options.max_provisioning_retries,
+        image_provider=(imageprovider.BootImageProvider(services.services.boot)
+                        if services is not None else None),
     )
     for index in controllerset.shared_indexes(controllers):
         by_kind[index.kind].add_index(index.name, index.values)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from metalcubed.core import outcome, ports, wiring
+from metalcubed.core import imageprovider, outcome, ports, wiring
 from metalcubed.core.api import meta
 from metalcubed.core.reconcilers import (
     bmceventsubscription,
@@ -28,6 +28,7 @@ from metalcubed.core.reconcilers import (
     hostfirmwarecomponents,
     hostfirmwaresettings,
     hostwork,
+    preprovisioningimage,
 )
 from metalcubed.core.reconcilers import host as host_reconciler
 
@@ -50,6 +51,9 @@ class Deps:
     rng: random.Random
     metrics: ports.Metrics | None = None
     max_provisioning_retries: int = 5
+    image_provider: imageprovider.ImageProvider | None = None
+    """Who builds PreprovisioningImages (the manager's boot server); None: the
+    PreprovisioningImage controller does nothing (as upstream, which does not start it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,11 +114,21 @@ def _hostfirmwarecomponents(deps: Deps) -> Reconciler:
 
 HOSTFIRMWARESETTINGS = ControllerDef(wiring.HOSTFIRMWARESETTINGS, _hostfirmwaresettings)
 HOSTFIRMWARECOMPONENTS = ControllerDef(wiring.HOSTFIRMWARECOMPONENTS, _hostfirmwarecomponents)
+
+
+def _preprovisioningimage(deps: Deps) -> Reconciler:
+    return preprovisioningimage.PreprovisioningImageReconciler(
+        store=deps.store, clock=deps.clock, events=deps.events, provider=deps.image_provider,
+    )
+
+
+PREPROVISIONINGIMAGE = ControllerDef(preprovisioningimage.WIRING, _preprovisioningimage)
 DATAIMAGE = ControllerDef(dataimage.WIRING, _dataimage)
 BMCEVENTSUBSCRIPTION = ControllerDef(bmceventsubscription.WIRING, _bmceventsubscription)
 
 CONTROLLERS: tuple[ControllerDef, ...] = (
-    BAREMETALHOST, HOSTFIRMWARESETTINGS, BMCEVENTSUBSCRIPTION, HOSTFIRMWARECOMPONENTS, DATAIMAGE,
+    BAREMETALHOST, HOSTFIRMWARESETTINGS, PREPROVISIONINGIMAGE, BMCEVENTSUBSCRIPTION,
+    HOSTFIRMWARECOMPONENTS, DATAIMAGE,
 )
 """Every controller, in upstream main.go's order; the BareMetalHost controller first."""
 
