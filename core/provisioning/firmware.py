@@ -259,6 +259,15 @@ def _record_flashed(ctx: Ctx, component: str) -> None:
     ctx.nodes.put(replace(node, firmware=tuple(records.values())))
 
 
+def _flashing(ctx: Ctx) -> bool:
+    """The BMC runs a firmware update task now."""
+    try:
+        tasks = ctx.driver.firmware.update_tasks(ctx.access)
+    except bmc.UnsupportedCapability:
+        return False
+    return any(t.state == bmc.TaskState.RUNNING for t in tasks)
+
+
 def run(
     ctx: Ctx,
     purpose: nodes.Purpose,
@@ -293,6 +302,10 @@ def run(
     if job is not None:
         return advance(ctx, job), False
     if not unprepared:
+        if purpose == nodes.Purpose.SERVICE and _flashing(ctx):
+            # No job, yet the BMC still flashes: a manager restart lost the record (the node
+            # table is in memory). Wait for the BMC rather than call the servicing done.
+            return ports.ProvisionResult.continuing(ctx.cfg.poll_s), False
         return ports.ProvisionResult.complete(), False
     if wanted is None:
         return ports.ProvisionResult.complete(), True

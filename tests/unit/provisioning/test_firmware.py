@@ -194,3 +194,21 @@ def test_prepare_runs_updates_too_and_reregistration_keeps_the_job() -> None:
     assert result == ports.ProvisionResult.complete()
     assert host.model.bios()["SriovGlobalEnable"] == "Enabled"
     assert host.model.firmware()["bmc"] == "5.11.00"
+
+
+def test_after_a_lost_record_servicing_waits_for_a_flash_the_bmc_still_runs() -> None:
+    """The node table is in memory: a restarted manager has no job, but the BMC may still be
+    flashing what the old one started. Servicing is not called done before the BMC is."""
+    rig = Rig()
+    host = rig.add_host(power=hostmodel.Power.ON, virtual_time=True)
+    host.model.timing = dataclasses.replace(host.model.timing, firmware_update_s=600.0)
+    register(rig, host)
+    host.model.start_firmware_update("bios", BIOS_URL, version="2.2.0")  # the old manager's
+    result, started = rig.prov(host).service(ports.ServicingData(has_firmware_spec=True),
+                                             unprepared=False, restart_on_failure=False)
+    assert result.dirty and not started
+    rig.clock.advance(601)
+    assert rig.prov(host).service(ports.ServicingData(has_firmware_spec=True), unprepared=False,
+                                  restart_on_failure=False) == (
+        ports.ProvisionResult.complete(), False)
+    assert host.model.firmware()["bios"] == "2.2.0"
