@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from metalcubed.core import bmc, ports
 from metalcubed.core.api import hardwaredata as hwd
 from metalcubed.core.provisioning import engine
-from metalcubed.simulators import firmwareimage, hostmodel
+from metalcubed.simulators import firmwareimage, hostmodel, raidmodel
 
 _POWER = {
     hostmodel.Power.ON: bmc.PowerState.ON,
@@ -331,7 +331,8 @@ class SimEvents(_Sim):
 
 
 def hardware_type(bmcs: SimBmcs) -> bmc.HardwareType:
-    """The `sim` hardware type: one Sim implementation per capability."""
+    """The `sim` hardware type: one Sim implementation per capability (RAID: the emulated
+    controller of raidmodel.py, the Redfish emulator's)."""
     return bmc.HardwareType(
         name="sim",
         power=(SimPower(bmcs),),
@@ -341,6 +342,7 @@ def hardware_type(bmcs: SimBmcs) -> bmc.HardwareType:
         bios=(SimBios(bmcs),),
         firmware=(SimFirmware(bmcs),),
         events=(SimEvents(bmcs),),
+        raid=(raidmodel.SimRaid(bmcs),),
     )
 
 
