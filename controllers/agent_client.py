@@ -50,6 +50,8 @@ MEMO_SIZE = 10_000
 CLEAN_STEP = {"step": "erase_devices_metadata", "interface": "deploy", "priority": 99,
               "reboot_requested": False, "abortable": True, "requires_ramdisk": True}
 """Upstream's `metadata` automated cleaning: the one clean step the engine runs."""
+RAID_STEPS = ("delete_configuration", "create_configuration")
+"""Software RAID's clean steps (IPA's `raid` interface), run while preparing."""
 
 _SHORT_NAMES = {
     "execute_clean_step": agent.CommandName.CLEAN_METADATA,
@@ -66,13 +68,16 @@ class HttpAgent:
     def __init__(self, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self._timeout_s = timeout_s
         self._images: OrderedDict[tuple[str, str], tuple[str, str]] = OrderedDict()
+        self._steps: OrderedDict[tuple[str, str], str] = OrderedDict()
+        """(agent URL, command id) -> the clean step it runs (IPA says so only once done)."""
         self._lock = threading.Lock()
 
     def status(self, endpoint: agent.AgentEndpoint) -> agent.AgentStatus:
         status = self._call(endpoint, "GET", "/v1/status", operation="get status")
         commands = self._call(endpoint, "GET", "/v1/commands/", operation="get status",
                               token=True)
-        return parse_status(status, commands, url=endpoint.url, images=self._image_of)
+        return parse_status(status, commands, url=endpoint.url, images=self._image_of,
+                            steps=self._step_of)
 
     def inventory(self, endpoint: agent.AgentEndpoint) -> hwd.HardwareDetails:
         result = self._run(endpoint, "poll.get_hardware_info", {}, operation="get inventory",
@@ -89,6 +94,23 @@ class HttpAgent:
                                    "no hardware_manager_version in the answer")
         return self._start(endpoint, agent.CommandName.CLEAN_METADATA, {
             "step": CLEAN_STEP, "node": node, "ports": ports, "clean_version": versions})
+
+    def start_clean_step(self, endpoint: agent.AgentEndpoint,
+                         step: agent.CleanStep) -> agent.CommandStatus:
+        node, ports = node_document(endpoint.node_id), list[dict[str, Any]]()
+        if step.target_raid_config is not None:
+            node["target_raid_config"] = target_raid_config(step.target_raid_config)
+        steps = self._run(endpoint, "clean.get_clean_steps", {"node": node, "ports": ports},
+                          operation="get clean steps", wait=True)
+        versions = steps.get("hardware_manager_version") if isinstance(steps, dict) else None
+        if not isinstance(versions, dict):
+            raise agent.AgentError(endpoint.url, "get clean steps",
+                                   "no hardware_manager_version in the answer")
+        doc = {"step": step.step, "interface": step.interface, "priority": 0,
+               "reboot_requested": False, "abortable": False, "requires_ramdisk": True}
+        return self._start(endpoint, agent.CommandName.CLEAN_METADATA, {
+            "step": doc, "node": node, "ports": ports, "clean_version": versions},
+            clean_step=step.step)
 
     def start_write_image(
         self, endpoint: agent.AgentEndpoint, image: agent.ImageWrite
@@ -114,6 +136,10 @@ class HttpAgent:
         with self._lock:
             return self._images.get((url, command_id))
 
+    def _step_of(self, url: str, command_id: str) -> str | None:
+        with self._lock:
+            return self._steps.get((url, command_id))
+
     def _remember(self, url: str, command_id: str, image: tuple[str, str]) -> None:
         with self._lock:
             self._images[(url, command_id)] = image
@@ -121,14 +147,19 @@ class HttpAgent:
                 self._images.popitem(last=False)
 
     def _start(self, endpoint: agent.AgentEndpoint, name: agent.CommandName,
-               params: dict[str, Any], *, image: tuple[str, str] | None = None
-               ) -> agent.CommandStatus:
+               params: dict[str, Any], *, image: tuple[str, str] | None = None,
+               clean_step: str = "") -> agent.CommandStatus:
         operation = f"start {name.value}"
         body = self._run(endpoint, name.value, params, operation=operation, raw=True)
         if image is not None and isinstance(body, dict) and isinstance(body.get("id"), str):
             self._remember(endpoint.url, body["id"], image)
+        if clean_step and isinstance(body, dict) and isinstance(body.get("id"), str):
+            with self._lock:
+                self._steps[(endpoint.url, body["id"])] = clean_step
+                while len(self._steps) > MEMO_SIZE:
+                    self._steps.popitem(last=False)
         command = parse_command(body, url=endpoint.url, operation=operation,
-                                images=self._image_of)
+                                images=self._image_of, steps=self._step_of)
         if command is None:
             raise agent.AgentError(endpoint.url, operation, "answer names another command")
         return command
@@ -422,8 +453,13 @@ def _no_images(url: str, command_id: str) -> tuple[str, str] | None:
     return None
 
 
+def _no_steps(url: str, command_id: str) -> str | None:
+    return None
+
+
 def parse_status(status: object, commands: object, *, url: str,
-                 images: ImageOf = _no_images) -> agent.AgentStatus:
+                 images: ImageOf = _no_images,
+                 steps: Callable[[str, str], str | None] = _no_steps) -> agent.AgentStatus:
     """GET /v1/status and GET /v1/commands/ as the port's AgentStatus (boot id: the agent's
     start time, which changes with every boot)."""
     doc = _object(status, url, "get status")
@@ -436,14 +472,17 @@ def parse_status(status: object, commands: object, *, url: str,
         raise agent.AgentError(url, "get status", "commands must be a list")
     latest = None
     for item in listing:
-        command = parse_command(item, url=url, operation="get status", images=images)
+        command = parse_command(item, url=url, operation="get status", images=images,
+                                steps=steps)
         if command is not None:
             latest = command
     return agent.AgentStatus(boot_id=str(started), version=version, command=latest)
 
 
 def parse_command(body: object, *, url: str, operation: str,
-                  images: ImageOf = _no_images) -> agent.CommandStatus | None:
+                  images: ImageOf = _no_images,
+                  steps: Callable[[str, str], str | None] = _no_steps,
+                  ) -> agent.CommandStatus | None:
     """One IPA command result; None for a command the engine does not start (e.g. the
     synchronous get_clean_steps or get_hardware_info)."""
     doc = _object(body, url, operation)
@@ -466,8 +505,33 @@ def parse_command(body: object, *, url: str, operation: str,
     image = ("", "")
     if known is agent.CommandName.WRITE_IMAGE:
         image = images(url, cid) or _written_image(doc.get("command_result")) or ("", "")
+    step = ""
+    if known is agent.CommandName.CLEAN_METADATA:
+        step = steps(url, cid) or _clean_step(doc.get("command_result")) or ""
     return agent.CommandStatus(id=cid, name=known, state=state, error=error,
-                               image_url=image[0], image_checksum=image[1])
+                               image_url=image[0], image_checksum=image[1], clean_step=step)
+
+
+def _clean_step(result: object) -> str | None:
+    """The step a finished execute_clean_step ran (IPA repeats it in its result)."""
+    step = result.get("clean_step") if isinstance(result, dict) else None
+    name = step.get("step") if isinstance(step, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def target_raid_config(raid: bmh.RAIDConfig) -> dict[str, Any]:
+    """spec.raid's software volumes as Ironic's target_raid_config (BMO's
+    buildTargetSoftwareRAIDCfg): controller "software", hints as root_device maps."""
+    disks = []
+    for volume in raid.software_raid_volumes or ():
+        disks.append({
+            "size_gb": volume.size_gibibytes or "MAX",
+            "raid_level": volume.level,
+            "controller": "software",
+            "is_root_volume": volume.root_volume,
+            "physical_disks": [root_hint(h) for h in volume.physical_disks],
+        })
+    return {"logical_disks": disks}
 
 
 def _written_image(result: object) -> tuple[str, str] | None:

@@ -63,6 +63,10 @@ class CommandStatus:
     """For WRITE_IMAGE: the image it was asked to write (so the engine can tell whether the
     latest write is the one it wants now)."""
     image_checksum: str = ""
+    clean_step: str = ""
+    """For CLEAN_METADATA (IPA's execute_clean_step): which step it runs,
+    "erase_devices_metadata" (also when the agent does not say), "delete_configuration" or
+    "create_configuration" (software RAID)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,6 +117,19 @@ class ImageWrite:
     config_drive: ConfigDrive | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CleanStep:
+    """A manual clean step other than metadata cleaning: software RAID (IPA's `raid` interface
+    steps, which read the node's target RAID config)."""
+
+    interface: str
+    """"raid" or "deploy"."""
+    step: str
+    """"delete_configuration", "create_configuration" or "erase_devices_metadata"."""
+    target_raid_config: "bmh.RAIDConfig | None" = None
+    """spec.raid, for create_configuration."""
+
+
 class AgentUnavailable(outcome.MetalcubedError):
     """No agent answers at the endpoint (the host rebooted, powered off, or the agent died).
 
@@ -155,6 +172,10 @@ class Agent(Protocol):
 
     def start_clean(self, endpoint: AgentEndpoint) -> CommandStatus:
         """Start metadata cleaning of every disk."""
+        ...
+
+    def start_clean_step(self, endpoint: AgentEndpoint, step: CleanStep) -> CommandStatus:
+        """Start one manual clean step (software RAID); its status names the step."""
         ...
 
     def start_write_image(self, endpoint: AgentEndpoint, image: ImageWrite) -> CommandStatus:

@@ -133,7 +133,8 @@ def deprovision(
     if isinstance(got, ramdisk.Booting):
         return got.result
     command = got.status.command
-    cleaning_now = command is not None and command.name == agent.CommandName.CLEAN_METADATA
+    cleaning_now = (command is not None and command.name == agent.CommandName.CLEAN_METADATA
+                    and command.clean_step in ("", "erase_devices_metadata"))
     if command is None or not cleaning_now or (command.state == A.FAILED and restart_on_failure):
         ctx.agents.start_clean(got.endpoint)
         ctx.publish("CleaningStarted", "Wiping disk metadata")

@@ -59,9 +59,11 @@ class Purpose(StrEnum):
     """A firmware job (BIOS settings, firmware updates) while preparing (manual cleaning)."""
     SERVICE = "service"
     """A firmware job on a provisioned host (Ironic's servicing)."""
+    RAID = "raid"
+    """Software RAID clean steps by the agent while preparing (core/provisioning/raid.py)."""
 
 
-RAMDISK_PURPOSES = frozenset({Purpose.INSPECT, Purpose.DEPLOY, Purpose.CLEAN})
+RAMDISK_PURPOSES = frozenset({Purpose.INSPECT, Purpose.DEPLOY, Purpose.CLEAN, Purpose.RAID})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

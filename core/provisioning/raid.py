@@ -22,15 +22,18 @@ software RAID, by the agent. Here the engine does the hardware work itself, leve
 - spec.raid set to `hardwareRAIDVolumes: []` deletes every volume; no spec.raid, or no
   hardwareRAIDVolumes key, leaves the volumes alone (upstream: "keep old configuration").
 
-Software RAID (softwareRAIDVolumes) is built by the deploy agent in Ironic (IPA's software RAID
-clean steps); the metalcubed agent has no such step yet, so a host asking for it fails preparing
-with a message saying so (tracked in issue 10), rather than being provisioned without its RAID.
+Software RAID (softwareRAIDVolumes) is built by the deploy agent, as Ironic has IPA do it:
+`software` boots the ramdisk (or reuses a running agent) and runs the clean steps
+`raid.delete_configuration`, `deploy.erase_devices_metadata`, `raid.create_configuration` with
+spec.raid as the node's target RAID config (Ironic's logical disks, controller "software",
+the physical disks as root-device hint maps); the agent builds the md devices.
 """
 
 from dataclasses import dataclass
 
-from metalcubed.core import bmc, ports
+from metalcubed.core import agent, bmc, ports
 from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core.provisioning import nodes, ramdisk
 from metalcubed.core.provisioning.context import Ctx, StepFailed
 
 GIB = 1024**3
@@ -55,13 +58,9 @@ def check(raid_interface: str, target: bmh.RAIDConfig) -> None:
     if hardware and raid_interface == "no-raid":
         raise StepFailed(f"{FIELD}: RAID settings are defined, but the node's driver "
                          f"{raid_interface} does not support RAID")
-    if software:
-        if software[0].level != "1":
-            raise StepFailed("spec.raid.softwareRAIDVolumes[0].level: the level in first volume "
-                             "of software raid must be RAID1")
-        raise StepFailed("spec.raid.softwareRAIDVolumes: software RAID is built by the deploy "
-                         "agent, which the metalcubed engine does not drive yet; use "
-                         "hardwareRAIDVolumes on a Redfish host")
+    if software and software[0].level != "1":
+        raise StepFailed("spec.raid.softwareRAIDVolumes[0].level: the level in first volume "
+                         "of software raid must be RAID1")
     seen: dict[str, int] = {}
     for index, volume in enumerate(hardware):
         if volume.name and volume.name in seen:
@@ -155,6 +154,9 @@ def step(ctx: Ctx, data: ports.PrepareData) -> ports.ProvisionResult | None:
         return None
     raid = ctx.driver.raid
     check(raid.name, target)
+    done_by_agent = software(ctx, target, data.actual_raid_config)
+    if done_by_agent is not None:
+        return done_by_agent
     wanted = target.hardware_raid_volumes
     if wanted is None or (not wanted and raid.name == "no-raid"):
         return None  # hardware volumes not mentioned: left as they are
@@ -174,3 +176,69 @@ def step(ctx: Ctx, data: ports.PrepareData) -> ports.ProvisionResult | None:
                         f"{item.request.name} on controller {item.request.controller}")
             return ports.ProvisionResult.continuing(ctx.cfg.short_poll_s)
     return None
+
+
+# --- software RAID: the deploy agent's clean steps ----------------------------------------------
+
+SOFTWARE_STEPS = (
+    agent.CleanStep(interface="raid", step="delete_configuration"),
+    agent.CleanStep(interface="deploy", step="erase_devices_metadata"),
+    agent.CleanStep(interface="raid", step="create_configuration"),
+)
+"""Upstream BuildRAIDCleanSteps for software RAID, in order (the last only when volumes are
+wanted: an empty softwareRAIDVolumes only removes the old ones)."""
+
+
+def software(ctx: Ctx, target: bmh.RAIDConfig,
+             actual: bmh.RAIDConfig | None) -> ports.ProvisionResult | None:
+    """One step of software RAID by the agent; None when there is nothing (more) to do.
+
+    Started when spec.raid's software volumes differ from what status says was applied (or
+    old software volumes are to go); from then on the node record's wait (purpose RAID) says a
+    job is under way, since the host controller records spec.raid as applied as soon as
+    preparing starts. The job boots the ramdisk (or reuses a running agent), then runs the
+    steps one after the other, each started once the agent reports the previous one
+    SUCCEEDED; a FAILED step fails preparing with the agent's error.
+    """
+    node = ctx.node()
+    running = node.wait is not None and node.wait.purpose == nodes.Purpose.RAID
+    volumes = target.software_raid_volumes
+    if not running:
+        applied = actual.software_raid_volumes if actual is not None else None
+        if volumes is None or volumes == applied or (not volumes and not applied):
+            return None
+    steps = SOFTWARE_STEPS if volumes else SOFTWARE_STEPS[:2]
+    got = ramdisk.ensure_agent(ctx, nodes.Purpose.RAID, boot_mode=bmh.DEFAULT_BOOT_MODE)
+    if isinstance(got, ramdisk.Booting):
+        return got.result
+    if not running:
+        ctx.wait_for(nodes.Purpose.RAID)  # an agent left running (fast track): ours now
+        return _start(ctx, got.endpoint, steps[0], target)
+    command = got.status.command
+    names = [s.step for s in steps]
+    ours = (command is not None and command.name == agent.CommandName.CLEAN_METADATA
+            and command.clean_step in names)
+    if command is None or not ours:
+        return _start(ctx, got.endpoint, steps[0], target)
+    if command.state == agent.CommandState.RUNNING:
+        return ports.ProvisionResult.continuing(ctx.cfg.poll_s)
+    if command.state == agent.CommandState.FAILED:
+        ctx.set_wait(None)
+        raise StepFailed(f"spec.raid.softwareRAIDVolumes: software RAID step "
+                         f"{command.clean_step} failed: {command.error}")
+    index = names.index(command.clean_step)
+    if index + 1 < len(steps):
+        return _start(ctx, got.endpoint, steps[index + 1], target)
+    ctx.set_wait(None)  # built; the agent keeps running for the next operation (fast track)
+    ctx.publish("SoftwareRAIDCreated" if volumes else "SoftwareRAIDDeleted",
+                f"Software RAID {'built' if volumes else 'removed'} by the deploy agent")
+    return None
+
+
+def _start(ctx: Ctx, endpoint: agent.AgentEndpoint, step: agent.CleanStep,
+           target: bmh.RAIDConfig) -> ports.ProvisionResult:
+    ctx.agents.start_clean_step(endpoint, agent.CleanStep(
+        interface=step.interface, step=step.step,
+        target_raid_config=target if step.step == "create_configuration" else None))
+    ctx.publish("CleaningStarted", f"Software RAID: {step.interface}.{step.step}")
+    return ports.ProvisionResult.continuing(ctx.cfg.poll_s)

@@ -52,7 +52,12 @@ CHUNK = 256 * 1024
 HIDDEN_TOKEN = "******"
 HARDWARE_MANAGER_VERSIONS = {"generic_hardware_manager": "1.2"}
 """What `clean.get_clean_steps` reports and `execute_clean_step` checks (clean_version)."""
-CLEAN_STEPS = {"deploy": [dict(agent_client.CLEAN_STEP)]}
+CLEAN_STEPS = {
+    "deploy": [dict(agent_client.CLEAN_STEP)],
+    "raid": [{"step": step, "interface": "raid", "priority": 0, "reboot_requested": False,
+              "abortable": False, "requires_ramdisk": True}
+             for step in agent_client.RAID_STEPS],
+}
 
 Fetch = Callable[[str], Iterable[bytes]]
 Run = Callable[[Callable[[], None]], None]
@@ -124,6 +129,8 @@ class DiskContents:
     wipes: int = 0
     os_boots: int = 0
     """Boots from this disk with an image on it."""
+    software_raid: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Software RAID devices built by `raid.create_configuration`: (level, member disks)."""
 
 
 class Refused(Exception):
@@ -433,7 +440,9 @@ class AgentEmulator:
             if not isinstance(step, dict) or "step" not in step:
                 raise Refused(400, 'Malformed clean_step, no "step" key: '
                                    f"{step!r}")
-            job = lambda c: self._clean(running, c, step, params.get("clean_version"))  # noqa: E731
+            node = params.get("node") if isinstance(params.get("node"), dict) else {}
+            job = lambda c: self._clean(running, c, step, params.get("clean_version"),  # noqa: E731
+                                        node)
         elif name == "standby.prepare_image":
             try:
                 image = agent_client.parse_prepare_image_params(params)
@@ -484,7 +493,7 @@ class AgentEmulator:
     # --- commands --------------------------------------------------------------------------------
 
     def _clean(self, running: RunningAgent, command: Command, step: dict[str, Any],
-               clean_version: object) -> None:
+               clean_version: object, node: dict[str, Any] | None = None) -> None:
         if clean_version is not None and clean_version != HARDWARE_MANAGER_VERSIONS:
             command.finish("VERSION_MISMATCH", error={
                 "type": "VersionMismatch", "code": 409,
@@ -492,6 +501,15 @@ class AgentEmulator:
                            "version",
                 "details": f"Current state is {HARDWARE_MANAGER_VERSIONS}, provided state is "
                            f"{clean_version}"})
+            return
+        if step.get("interface") == "raid" and step.get("step") in agent_client.RAID_STEPS:
+            self._sleep(running, self.timing.clean_s)
+            disk = self.disk(running.host)
+            if step["step"] == "delete_configuration":
+                disk.software_raid = ()
+            else:
+                disk.software_raid = software_raid(running.host, node or {})
+            command.finish("SUCCEEDED", result={"clean_result": None, "clean_step": step})
             return
         if step.get("step") != "erase_devices_metadata":
             raise StepError(f"No HardwareManager found to handle method: {step.get('step')}",
@@ -574,6 +592,47 @@ class AgentEmulator:
 
 def detect_algorithm(checksum: str) -> str:
     return {32: "md5", 64: "sha256", 128: "sha512"}.get(len(checksum), "unknown")
+
+
+_RAID_MIN_MEMBERS = {"0": 2, "1": 2, "1+0": 4}
+"""IPA's software RAID: at least two member disks (four for RAID-1+0)."""
+
+
+def software_raid(host: hostmodel.HostModel,
+                  node: dict[str, Any]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """IPA's software RAID create_configuration, as the devices it would build: each logical
+    disk over the disks its physical_disks hints pick (all disks without hints)."""
+    target = node.get("target_raid_config")
+    logical = target.get("logical_disks") if isinstance(target, dict) else None
+    if not isinstance(logical, list) or not logical:
+        raise StepError("No target_raid_config with logical_disks on the node",
+                        kind="InvalidParameterValue", message="Invalid parameter value")
+    built = []
+    for index, volume in enumerate(logical):
+        if not isinstance(volume, dict) or volume.get("controller") != "software":
+            raise StepError(f"logical disk {index} is not for controller 'software'",
+                            kind="SoftwareRAIDError", message="Software RAID failed")
+        level = str(volume.get("raid_level"))
+        hints = volume.get("physical_disks") or []
+        if hints:
+            try:
+                members = tuple(root_device(host, agent_client.parse_root_hint(h))
+                                for h in hints)
+            except ValueError as err:
+                raise StepError(f"logical disk {index}: {err}", kind="SoftwareRAIDError",
+                                message="Software RAID failed") from err
+        else:
+            members = tuple(d.name for d in host.inventory.disks)
+        wanted = _RAID_MIN_MEMBERS.get(level)
+        if wanted is None:
+            raise StepError(f"RAID level {level} is not supported by software RAID",
+                            kind="SoftwareRAIDError", message="Software RAID failed")
+        if len(set(members)) < wanted:
+            raise StepError(f"Software RAID-{level} needs at least {wanted} different disks, "
+                            f"the hints of logical disk {index} found {sorted(set(members))}",
+                            kind="SoftwareRAIDError", message="Software RAID failed")
+        built.append((level, members))
+    return tuple(built)
 
 
 def root_device(host: hostmodel.HostModel, hints: bmh.RootDeviceHints | None) -> str:

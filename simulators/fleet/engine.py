@@ -315,6 +315,13 @@ class FleetAgent:
         event.callbacks.append(wiped)
         return self._start(endpoint, machine, agent.CommandName.CLEAN_METADATA, event)
 
+    def start_clean_step(self, endpoint: agent.AgentEndpoint,
+                         step: agent.CleanStep) -> agent.CommandStatus:
+        """Software RAID is not in the fleet's hardware model: refused, as an agent whose
+        hardware manager lacks the step refuses it (no scenario asks for spec.raid)."""
+        raise agent.AgentError(endpoint.url, f"start {step.interface}.{step.step}",
+                               "software RAID is not modelled in the fleet")
+
     def start_write_image(self, endpoint: agent.AgentEndpoint,
                           image: agent.ImageWrite) -> agent.CommandStatus:
         operation = f"start {agent.CommandName.WRITE_IMAGE.value}"

@@ -95,10 +95,3 @@ def test_upstreams_refusals(interface: str, config: dict[str, object], wanted: s
     with pytest.raises(StepFailed) as err:
         raid.check(interface, bmh.RAIDConfig.model_validate(config))
     assert err.value.message == wanted
-
-
-def test_software_raid_is_refused_with_a_reason_not_ignored() -> None:
-    config = bmh.RAIDConfig.model_validate({"softwareRAIDVolumes": [{"level": "1"}]})
-    with pytest.raises(StepFailed) as err:
-        raid.check("redfish", config)
-    assert "software RAID" in err.value.message and "not drive yet" in err.value.message
