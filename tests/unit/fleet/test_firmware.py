@@ -203,3 +203,16 @@ def test_unknown_component_is_refused() -> None:
     w = World()
     with pytest.raises(bmc.BmcRejected, match="no firmware component nic"):
         w.driver.firmware.start_update(w.access, "nic", BIOS_URL)
+
+
+def test_bmc_restarts_that_overlap_are_one_outage() -> None:
+    """A chassis BMC shared by several hosts: restarts asked for by two updates merge."""
+    w = World()
+    endpoint = w.endpoint
+    endpoint.reboot(100.0, 60.0)
+    endpoint.reboot(130.0, 60.0)
+    assert (endpoint.down_from, endpoint.down_until) == (100.0, 190.0)
+    w.run(200.0)
+    endpoint.reboot(300.0, 10.0)  # the earlier outage is over: a new one
+    assert (endpoint.down_from, endpoint.down_until) == (300.0, 310.0)
+    assert endpoint.reboots == 3
