@@ -10,7 +10,7 @@ them only while preparing, before provisioning.
 """
 
 from enum import StrEnum
-from typing import Annotated, ClassVar
+from typing import ClassVar
 
 from metalcubed.core.api import meta, validation
 
@@ -18,14 +18,15 @@ API_VERSION = "metal3.io/v1alpha1"
 
 
 class UpdatePolicy(StrEnum):
-    NONE = ""
     ON_PREPARING = "onPreparing"
     ON_REBOOT = "onReboot"
 
 
 class HostUpdatePolicySpec(meta.ApiModel):
-    firmware_settings: Annotated[UpdatePolicy, meta.OMIT_EMPTY] = UpdatePolicy.NONE
-    firmware_updates: Annotated[UpdatePolicy, meta.OMIT_EMPTY] = UpdatePolicy.NONE
+    """When firmware settings and updates may be applied; absent: only while preparing."""
+
+    firmware_settings: UpdatePolicy | None = None
+    firmware_updates: UpdatePolicy | None = None
 
 
 class HostUpdatePolicyStatus(meta.ApiModel):
