@@ -15,7 +15,7 @@ outcomes that are not failures:
   address and the operation, recorded on the host by the reconciler.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -50,6 +50,10 @@ class EngineConfig:
     """How long a firmware job (BIOS settings and updates, while preparing or servicing) may
     take; past it an unreachable BMC fails the job instead of being waited for (a BMC reboots
     after its own update, and may reboot during another)."""
+    bios_registry_cache_s: float = 3600.0
+    """How long a host's BIOS attribute registry read from the BMC is reused (Ironic keeps it
+    in its database; the HostFirmwareSettings controller asks for it every few minutes). A
+    firmware job drops it: an update may bring a new registry."""
     power_sync_interval_s: float = 60.0
     """Ironic's sync_power_state_interval: the power state the reconciler polls is read from
     the BMC at most this often per host; in between the last read answers (powersync.py)."""
@@ -125,6 +129,8 @@ class Ctx:
         cfg: EngineConfig,
         publish: Callable[[str, str], None],
         power_sync: powersync.PowerSync | None = None,
+        registries: "dict[str, tuple[datetime, Mapping[str, bmc.BiosAttributeSchema]]] | None"
+        = None,
     ) -> None:
         self.host = host
         self.node_id = node_id
@@ -136,6 +142,8 @@ class Ctx:
         self.cfg = cfg
         self.publish = publish
         self.power_sync = power_sync or powersync.PowerSync(interval_s=cfg.power_sync_interval_s)
+        self.registries = registries if registries is not None else {}
+        """BIOS registries read per node id, with when (shared by the engine's provisioners)."""
         self.virtual_media = access.address.type.supports_iso_preprovisioning_image
         """The ramdisk boots from the virtual CD (else over the network, PXE)."""
 

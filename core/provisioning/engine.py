@@ -37,6 +37,7 @@ Concurrency: one provisioner per host per reconcile (the workqueue serialises a 
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from metalcubed.core import agent, bmc, outcome, ports
 from metalcubed.core.api import baremetalhost as bmh
@@ -103,6 +104,8 @@ class Engine:
         self._busy_hosts = busy_hosts
         self.config = config or EngineConfig()
         self.power_sync = powersync.PowerSync(interval_s=self.config.power_sync_interval_s)
+        self.registries: dict[str, tuple[datetime, Mapping[str, bmc.BiosAttributeSchema]]] = {}
+        """BIOS attribute registries per node id (firmware.registry: reused for a while)."""
         """The last power state read per host (Ironic's synced node.power_state)."""
         self._resolved: dict[tuple[str, str, str, bool], _Resolved] = {}
         """BMO registers every host on every pass: parsing its address, composing and
@@ -150,6 +153,7 @@ class Engine:
             cfg=self.config,
             publish=publish,
             power_sync=self.power_sync,
+            registries=self.registries,
         )
 
     def node(self, node_id: str) -> nodes.Node | None:
@@ -159,6 +163,7 @@ class Engine:
     def forget(self, node_id: str) -> None:
         self._nodes.delete(node_id)
         self.power_sync.forget(node_id)
+        self.registries.pop(node_id, None)
 
     def busy_hosts(self) -> Collection[meta.ObjectKey]:
         return self._busy_hosts() if self._busy_hosts is not None else ()

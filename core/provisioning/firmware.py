@@ -16,6 +16,7 @@ A job that fails keeps its message in the record (Ironic's `service failed` / `c
 with last_error): asking again reports the same failure until the caller restarts or aborts it.
 """
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 from metalcubed.core import bmc, ports
@@ -76,9 +77,20 @@ def read_settings(ctx: Ctx, *, include_schema: bool) -> ports.FirmwareSettings:
     }
     schema = None
     if include_schema:
-        registry = ctx.driver.bios.registry(ctx.access)
-        schema = {name: _setting_schema(entry) for name, entry in registry.items()}
+        schema = {name: _setting_schema(entry) for name, entry in registry(ctx).items()}
     return ports.FirmwareSettings(settings=settings, schema=schema)
+
+
+def registry(ctx: Ctx) -> Mapping[str, bmc.BiosAttributeSchema]:
+    """The host's BIOS attribute registry: read from the BMC, then reused for
+    `bios_registry_cache_s` (it changes only with the BIOS firmware)."""
+    known = ctx.registries.get(ctx.node_id)
+    now = ctx.now()
+    if known is not None and (now - known[0]).total_seconds() < ctx.cfg.bios_registry_cache_s:
+        return known[1]
+    found = ctx.driver.bios.registry(ctx.access)
+    ctx.registries[ctx.node_id] = (now, found)
+    return found
 
 
 def read_components(ctx: Ctx) -> tuple[hfc.FirmwareComponentStatus, ...]:
@@ -133,6 +145,7 @@ def start(ctx: Ctx, job: nodes.FirmwareJob) -> None:
 
 
 def clear(ctx: Ctx) -> None:
+    ctx.registries.pop(ctx.node_id, None)  # a BIOS update may have brought a new registry
     node = ctx.node()
     if node.firmware_job is not None:
         ctx.nodes.put(replace(node, firmware_job=None))
@@ -200,8 +213,8 @@ def apply_settings(ctx: Ctx, target: dict[str, str]) -> ports.ProvisionResult:
         return ports.ProvisionResult.complete()
     staged = all(text(settings.pending.get(k)) == v for k, v in diff.items())
     if not staged:
-        registry = bios.registry(ctx.access)
-        bios.apply_settings(ctx.access, {k: typed(registry.get(k), v) for k, v in diff.items()})
+        types = registry(ctx)
+        bios.apply_settings(ctx.access, {k: typed(types.get(k), v) for k, v in diff.items()})
         return ports.ProvisionResult.continuing(ctx.cfg.short_poll_s)
     if waiting and node.wait is not None:
         if ctx.waited_s(node.wait) > ctx.cfg.bios_reboot_timeout_s:

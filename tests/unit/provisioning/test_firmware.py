@@ -212,3 +212,23 @@ def test_after_a_lost_record_servicing_waits_for_a_flash_the_bmc_still_runs() ->
                                   restart_on_failure=False) == (
         ports.ProvisionResult.complete(), False)
     assert host.model.firmware()["bios"] == "2.2.0"
+
+
+def test_the_registry_is_read_once_per_hour_and_again_after_a_firmware_job() -> None:
+    rig = Rig()
+    host = _host(rig)
+
+    def reads() -> int:
+        before = rig.bmcs.requests
+        rig.prov(host).get_firmware_settings(include_schema=True)
+        return rig.bmcs.requests - before
+
+    first, second = reads(), reads()
+    assert second == first - 1, "the registry came from the cache"
+    rig.clock.advance(3601)
+    assert reads() == first
+    assert reads() == second
+    result, _ = _service(rig, host, ports.ServicingData(
+        target_firmware_settings={"SriovGlobalEnable": "Enabled"}, has_firmware_spec=True))
+    assert result == ports.ProvisionResult.complete()
+    assert reads() == first, "a finished job drops the cached registry"
