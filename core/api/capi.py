@@ -30,6 +30,28 @@ class ClusterSpec(_View):
     infrastructure_ref: ContractVersionedObjectReference | None = None
 
 
+class V1Beta1Condition(_View):
+    type: str = ""
+    status: str = ""
+
+
+class V1Beta1Deprecated(_View):
+    conditions: tuple[V1Beta1Condition, ...] = ()
+
+
+class Deprecated(_View):
+    v1beta1: V1Beta1Deprecated | None = None
+
+
+class ClusterInitialization(_View):
+    infrastructure_provisioned: bool | None = None
+
+
+class ClusterStatus(_View):
+    initialization: ClusterInitialization | None = None
+    deprecated: Deprecated | None = None
+
+
 class Cluster(meta.Resource):
     """A Cluster API Cluster (read-only view)."""
 
@@ -39,12 +61,34 @@ class Cluster(meta.Resource):
     PLURAL: ClassVar[str] = "clusters"
 
     spec: ClusterSpec = ClusterSpec()
+    status: ClusterStatus = ClusterStatus()
+
+    def infrastructure_ready(self) -> bool:
+        """CAPM3's gate: the v1beta1 condition InfrastructureReady, which a v1beta2 Cluster
+        keeps at status.deprecated.v1beta1.conditions (CAPM3 reads only that, not
+        status.initialization.infrastructureProvisioned; the two are set together)."""
+        legacy = self.status.deprecated.v1beta1 if self.status.deprecated else None
+        return any(c.type == "InfrastructureReady" and c.status == "True"
+                   for c in (legacy.conditions if legacy else ()))
+
+
+class Bootstrap(_View):
+    data_secret_name: str | None = None
+
+
+class MachineSpec(_View):
+    cluster_name: str = ""
+    bootstrap: Bootstrap = Bootstrap()
+    failure_domain: str | None = None
+    provider_id: str | None = None
 
 
 class Machine(meta.Resource):
-    """A Cluster API Machine (read-only view: only its metadata is read so far)."""
+    """A Cluster API Machine (read-only view)."""
 
     model_config = ConfigDict(extra="ignore")
     API_VERSION: ClassVar[str] = API_VERSION
     KIND: ClassVar[str] = "Machine"
     PLURAL: ClassVar[str] = "machines"
+
+    spec: MachineSpec = MachineSpec()

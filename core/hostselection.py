@@ -1,0 +1,95 @@
+"""Which BareMetalHost a Metal3Machine may take: CAPM3's filters and choice, told truthfully.
+
+Pure: hosts, the machine's selector and failure domain and an injected rng in, a choice out.
+Upstream (CAPM3 2f6d76b8 baremetal/metal3machine_manager.go `chooseHost`) keeps a host when
+- it matches `hostSelector` (matchLabels and matchExpressions);
+- it is not being deleted, has no `status.errorMessage`, is not paused, not marked unhealthy
+  (`capm3.metal3.io/unhealthy`, deprecated `capi.metal3.io/unhealthy`);
+- it has no consumer, and is `available` or `ready` (`spec.online` is not a filter);
+and picks uniformly at random. With a failure domain it prefers hosts labelled
+`infrastructure.cluster.x-k8s.io/failure-domain=<domain>`, and silently takes any host when none
+of those is free (PR #2764). Here the fallback is returned as `Choice.fell_back`, so the
+controller says so in a condition instead of nobody noticing.
+"""
+
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core.api.capm3 import v1beta2 as v2
+
+FAILURE_DOMAIN_LABEL = "infrastructure.cluster.x-k8s.io/failure-domain"
+UNHEALTHY_ANNOTATIONS = ("capm3.metal3.io/unhealthy", "capi.metal3.io/unhealthy")
+_FREE_STATES = frozenset({bmh.ProvisioningState.AVAILABLE, bmh.ProvisioningState.READY})
+
+
+class SelectorError(ValueError):
+    """A matchExpressions operator CAPM3 does not know (field path in `field`)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def matches(selector: v2.HostSelector | None, labels: Mapping[str, str]) -> bool:
+    """Label selector semantics of apimachinery for matchLabels and matchExpressions."""
+    if selector is None:
+        return True
+    for key, value in (selector.match_labels or {}).items():
+        if labels.get(key) != value:
+            return False
+    for i, expr in enumerate(selector.match_expressions or ()):
+        op = expr.operator.lower()
+        values = set(expr.values or ())
+        present = expr.key in labels
+        if op in ("in", "=", "=="):
+            ok = present and labels[expr.key] in values
+        elif op in ("notin", "!="):
+            ok = not present or labels[expr.key] not in values
+        elif op == "exists":
+            ok = present
+        elif op in ("doesnotexist", "!"):
+            ok = not present
+        else:
+            raise SelectorError(f"spec.hostSelector.matchExpressions[{i}].operator",
+                                f"unknown operator {expr.operator!r}")
+        if not ok:
+            return False
+    return True
+
+
+def free(host: bmh.BareMetalHost) -> bool:
+    """Whether a host may be claimed at all (every filter but the selector)."""
+    annotations = host.metadata.annotations
+    return (host.metadata.deletion_timestamp is None
+            and not host.status.error_message
+            and bmh.PAUSED_ANNOTATION not in annotations
+            and not any(a in annotations for a in UNHEALTHY_ANNOTATIONS)
+            and host.spec.consumer_ref is None
+            and host.status.provisioning.state in _FREE_STATES)
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    host: bmh.BareMetalHost
+    fell_back: bool
+    """A failure domain was asked for and no free host is in it: the host is from elsewhere."""
+
+
+def choose(hosts: Iterable[bmh.BareMetalHost], *, selector: v2.HostSelector | None,
+           failure_domain: str | None, rng: random.Random) -> Choice | None:
+    """A free host matching `selector`, uniformly at random (None: no such host)."""
+    candidates: Sequence[bmh.BareMetalHost] = sorted(
+        (h for h in hosts if free(h) and matches(selector, h.metadata.labels)),
+        key=lambda h: h.metadata.name)  # sorted: the same rng gives the same choice
+    if not candidates:
+        return None
+    if failure_domain:
+        in_domain = [h for h in candidates
+                     if h.metadata.labels.get(FAILURE_DOMAIN_LABEL) == failure_domain]
+        if in_domain:
+            return Choice(rng.choice(in_domain), fell_back=False)
+        return Choice(rng.choice(candidates), fell_back=True)
+    return Choice(rng.choice(candidates), fell_back=False)
