@@ -572,3 +572,42 @@ class ProvisionerContract:
             return result
 
         drive(h, fixed, "register with the corrected credentials")
+
+    # --- DataImage and BMC event subscriptions ---------------------------------------------------
+
+    def test_a_data_image_goes_into_the_virtual_cd_and_out_again(
+        self, harness: ProvisionerHarness
+    ) -> None:
+        h = harness
+        register(h)
+        try:
+            before = h.provisioner().get_data_image_status()
+        except outcome.MetalcubedError as err:
+            # A driver without virtual media (IPMI, network boot) says so; nothing else fails.
+            assert "virtual media" in str(err), err
+            return
+        assert before is False
+        h.provisioner().attach_data_image(h.image.url)
+        h.provisioner().attach_data_image(h.image.url)  # the same image again: no change
+        assert h.provisioner().get_data_image_status() is True
+        h.provisioner().detach_data_image()
+        assert h.provisioner().get_data_image_status() is False
+        h.provisioner().detach_data_image()  # nothing inserted: a no-op
+
+    def test_an_event_subscription_is_created_and_removed(
+        self, harness: ProvisionerHarness
+    ) -> None:
+        h = harness
+        register(h)
+        result, subscription_id = h.provisioner().add_bmc_event_subscription(
+            destination="http://127.0.0.1:9/contract/", context="contract",
+            http_headers={"X-Contract": "yes"})
+        if result.error_message:
+            # A driver without an event service (IPMI) fails the step, naming it.
+            assert "event subscriptions" in result.error_message, result
+            return
+        assert result == ports.ProvisionResult.complete() and subscription_id
+        removed = h.provisioner().remove_bmc_event_subscription(subscription_id)
+        assert removed == ports.ProvisionResult.complete()
+        again = h.provisioner().remove_bmc_event_subscription(subscription_id)
+        assert again == ports.ProvisionResult.complete()
