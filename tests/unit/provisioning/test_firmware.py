@@ -232,3 +232,25 @@ def test_the_registry_is_read_once_per_hour_and_again_after_a_firmware_job() -> 
         target_firmware_settings={"SriovGlobalEnable": "Enabled"}, has_firmware_spec=True))
     assert result == ports.ProvisionResult.complete()
     assert reads() == first, "a finished job drops the cached registry"
+
+
+def test_a_restart_with_nothing_new_asked_flashes_the_failed_update_again() -> None:
+    """After a servicing error the host controller may not see the failed update as pending yet
+    (its HostFirmwareComponents conditions lag): the restart re-runs the failed step rather than
+    completing without it (found by the fleet model)."""
+    rig = Rig()
+    host = _host(rig)
+    host.model.faults = dataclasses.replace(host.model.faults, update_failure_rate=1.0)
+    data = ports.ServicingData(
+        target_firmware_components=(hfc.FirmwareUpdate(component="bios", url=BIOS_URL),),
+        has_firmware_spec=True)
+    result, _ = _service(rig, host, data)
+    assert result.error_message
+    nothing_new = ports.ServicingData(has_firmware_spec=True)
+    result, started = _service(rig, host, nothing_new, restart=True)
+    assert result.error_message and started[0]
+    assert len(host.model.firmware_tasks()) == 2, "flashed again, failed again"
+    host.model.faults = dataclasses.replace(host.model.faults, update_failure_rate=0.0)
+    result, _ = _service(rig, host, nothing_new, restart=True)
+    assert result == ports.ProvisionResult.complete()
+    assert host.model.firmware()["bios"] == "2.2.0"
