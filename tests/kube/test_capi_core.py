@@ -7,6 +7,7 @@ v1beta2 through our conversion webhook and reads back, in both versions, with no
 Needs the binaries of build-kube.sh and build-capi.sh (built on first use, minutes).
 """
 
+import base64
 import json
 import os
 import subprocess
@@ -20,7 +21,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as kconfig
 
-from metalcubed.controllers.kube import capi, capm3crds, localcluster
+from metalcubed.controllers.kube import capi, capm3crds, crdgen, localcluster
 from metalcubed.core.api.capm3 import conversion
 from tests.kube.conftest import wait_until
 from tests.unit.api import crd_support
@@ -68,7 +69,8 @@ def capi_cluster(
     directory = tmp_path_factory.mktemp("capi-cluster")
     try:
         cluster = localcluster.start(directory, binaries=kube_binaries,
-                                     lifetime=localcluster.Lifetime.TIED)
+                                     lifetime=localcluster.Lifetime.TIED,
+                                     crds=crdgen.generate_all())
         cluster = capi.start(cluster, binaries=capi_binaries,
                              lifetime=localcluster.Lifetime.TIED)
     except localcluster.LocalClusterError as exc:
@@ -312,3 +314,126 @@ def test_ipam_reconciler_allocates_upstreams_example_claim_on_the_real_api_serve
         reconciler.reconcile(key)
     assert store.list(ipam.IPAddress, namespace="ipam-e2e") == []
     assert store.list(ipam.IPClaim, namespace="ipam-e2e") == []
+
+
+def test_a_machine_goes_pending_provisioned_running_on_a_baremetalhost_and_back(
+    capi_cluster: localcluster.Cluster, api: k8s.ApiClient,
+) -> None:
+    """Real CAPI core with our Metal3Cluster and Metal3Machine reconcilers (pure, over
+    K8sStore). The test plays what is not wired here: BMO moving the host's provisioning state,
+    and the workload cluster's kubelet creating the Node (the "workload cluster" is this API
+    server, reached through the `<cluster>-kubeconfig` Secret). The Machine goes Provisioned
+    once our Metal3Machine reports the host's providerID, Running once the Node appears; deleting
+    the Cluster deprovisions and releases the host and leaves no CAPM3 object behind."""
+    from metalcubed.controllers.kube import store as kube_store
+    from metalcubed.core import clock as core_clock
+    from metalcubed.core.api import baremetalhost as bmh
+    from metalcubed.core.api import meta
+    from metalcubed.core.api.capm3 import v1beta2 as v2
+    from metalcubed.core.reconcilers import metal3cluster, metal3machine
+    from metalcubed.core.testing.fakes import RecordingEventRecorder
+
+    ns, objects, core = "e2e", k8s.CustomObjectsApi(api), k8s.CoreV1Api(api)
+    core.create_namespace({"metadata": {"name": ns}})
+    store = kube_store.K8sStore(api)
+    clock = core_clock.ManualClock()
+    m3c_reconciler = metal3cluster.Metal3ClusterReconciler(store=store, clock=clock)
+    m3m_reconciler = metal3machine.Metal3MachineReconciler(
+        store=store, clock=clock, events=RecordingEventRecorder())
+    kubeconfig = capi_cluster.kubeconfig.read_bytes()
+    core.create_namespaced_secret(ns, {
+        "metadata": {"name": "lab-kubeconfig", "labels": {"cluster.x-k8s.io/cluster-name": "lab"}},
+        "type": "cluster.x-k8s.io/secret",
+        "data": {"value": base64.b64encode(kubeconfig).decode()}})
+    core.create_namespaced_secret(ns, {"metadata": {"name": "boot"},
+                                       "stringData": {"value": "#cloud-config\n"}})
+    core.create_namespaced_secret(ns, {"metadata": {"name": "bmc"},
+                                       "stringData": {"username": "u", "password": "p"}})
+    host = store.create(bmh.BareMetalHost.model_validate({
+        "metadata": {"name": "node-0", "namespace": ns},
+        "spec": {"online": False, "bootMACAddress": "52:54:00:00:00:01",
+                 "bmc": {"address": "redfish://192.168.111.1/redfish/v1/Systems/1",
+                         "credentialsName": "bmc"}}}))
+
+    def set_state(state: bmh.ProvisioningState) -> None:
+        current = store.get(bmh.BareMetalHost, host.key)
+        status = current.status.model_copy(update={
+            "provisioning": current.status.provisioning.model_copy(update={"state": state})})
+        store.update_status(current.model_copy(update={"status": status}))
+
+    set_state(bmh.ProvisioningState.AVAILABLE)  # as BMO would after inspection
+    objects.create_namespaced_custom_object(GROUP, "v1beta2", ns, "metal3clusters", {
+        "apiVersion": conversion.V1BETA2, "kind": "Metal3Cluster", "metadata": {"name": "lab"},
+        "spec": {"controlPlaneEndpoint": {"host": "192.168.111.249", "port": 6443}}})
+    objects.create_namespaced_custom_object("cluster.x-k8s.io", "v1beta2", ns, "clusters", {
+        "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster", "metadata": {"name": "lab"},
+        "spec": {"infrastructureRef": {"apiGroup": GROUP, "kind": "Metal3Cluster",
+                                       "name": "lab"}}})
+    objects.create_namespaced_custom_object(GROUP, "v1beta2", ns, "metal3machines", {
+        "apiVersion": conversion.V1BETA2, "kind": "Metal3Machine", "metadata": {"name": "cp-0"},
+        "spec": {"image": {"url": "http://172.22.0.1/node.qcow2", "checksum": "abc",
+                           "checksumType": "sha256", "diskFormat": "qcow2"}}})
+    objects.create_namespaced_custom_object("cluster.x-k8s.io", "v1beta2", ns, "machines", {
+        "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine",
+        "metadata": {"name": "cp-0", "labels": {"cluster.x-k8s.io/cluster-name": "lab",
+                                                "cluster.x-k8s.io/control-plane": ""}},
+        "spec": {"clusterName": "lab", "bootstrap": {"dataSecretName": "boot"},
+                 "infrastructureRef": {"apiGroup": GROUP, "kind": "Metal3Machine",
+                                       "name": "cp-0"}}})
+    m3c_key, m3m_key = meta.ObjectKey(ns, "lab"), meta.ObjectKey(ns, "cp-0")
+
+    def machine() -> dict[str, Any]:
+        return _get(api, "v1beta2", "machines", "cp-0", ns, group="cluster.x-k8s.io")
+
+    def passes(predicate: Any) -> Any:
+        def step() -> bool:
+            m3c_reconciler.reconcile(m3c_key)
+            m3m_reconciler.reconcile(m3m_key)  # as their watches would
+            return bool(predicate())
+        return step
+
+    wait_until(passes(lambda: store.get(bmh.BareMetalHost, host.key).spec.consumer_ref),
+               timeout_s=90, interval_s=0.3)
+    claimed = store.get(bmh.BareMetalHost, host.key)
+    assert claimed.spec.consumer_ref is not None and claimed.spec.consumer_ref.name == "cp-0"
+    assert claimed.spec.online and claimed.spec.image is not None
+    assert claimed.spec.user_data is not None and claimed.spec.user_data.name == "boot"
+    assert machine().get("status", {}).get("phase") in (None, "Pending", "Provisioning")
+    set_state(bmh.ProvisioningState.PROVISIONED)  # BMO wrote the image and booted it
+    provider_id = f"metal3://{ns}/node-0/cp-0"
+    wait_until(passes(lambda: machine().get("status", {}).get("phase") == "Provisioned"),
+               timeout_s=90, interval_s=0.3)
+    assert machine()["spec"]["providerID"] == provider_id
+    # The workload cluster's kubelet registers the Node (CAPM3 would label it metal3.io/uuid).
+    core.create_node({"metadata": {"name": "node-0", "labels": {"metal3.io/uuid":
+                                                                claimed.metadata.uid}},
+                      "spec": {"providerID": provider_id}})
+    wait_until(passes(lambda: machine().get("status", {}).get("phase") == "Running"),
+               timeout_s=120, interval_s=0.5)
+    assert machine()["status"]["nodeRef"]["name"] == "node-0"
+
+    objects.delete_namespaced_custom_object("cluster.x-k8s.io", "v1beta2", ns, "clusters", "lab")
+
+    def deprovisioning() -> bool:
+        current = store.get(bmh.BareMetalHost, host.key)
+        if current.spec.image is None and current.status.provisioning.state == (
+                bmh.ProvisioningState.PROVISIONED):
+            set_state(bmh.ProvisioningState.AVAILABLE)  # BMO deprovisioned it
+        return current.spec.consumer_ref is None
+
+    wait_until(passes(deprovisioning), timeout_s=120, interval_s=0.5)
+
+    def all_gone() -> bool:
+        m3c_reconciler.reconcile(m3c_key)
+        m3m_reconciler.reconcile(m3m_key)
+        left = [(g, p) for g, p in ((GROUP, "metal3machines"), (GROUP, "metal3clusters"),
+                                    ("cluster.x-k8s.io", "machines"),
+                                    ("cluster.x-k8s.io", "clusters"))
+                if objects.list_namespaced_custom_object(g, "v1beta2", ns, p)["items"]]
+        return not left
+
+    wait_until(all_gone, timeout_s=120, interval_s=0.5)
+    released = store.get(bmh.BareMetalHost, host.key)
+    assert released.spec.consumer_ref is None and not released.spec.online
+    assert "cluster.x-k8s.io/cluster-name" not in released.metadata.labels
+    assert store.list(v2.Metal3Machine, namespace=ns) == []
