@@ -79,6 +79,7 @@ class Bootstrap(_View):
 class MachineSpec(_View):
     cluster_name: str = ""
     bootstrap: Bootstrap = Bootstrap()
+    infrastructure_ref: ContractVersionedObjectReference | None = None
     failure_domain: str | None = None
     provider_id: str | None = None
 

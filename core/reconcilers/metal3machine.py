@@ -40,7 +40,7 @@ reuse, pause annotations on hosts (clusterctl move), label sync, Node providerID
 import random
 from typing import Literal
 
-from metalcubed.core import hostselection, outcome, ports
+from metalcubed.core import hostselection, outcome, ports, wiring
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import capi, meta
 from metalcubed.core.api.capm3 import v1beta2 as v2
@@ -73,6 +73,37 @@ def _domain_note(m3m: v2.Metal3Machine, host: bmh.BareMetalHost) -> str:
         return ""
     return (f"failure domain {wanted!r} has no free host: took {host.metadata.name} from "
             + (f"domain {actual!r}" if actual else "no failure domain"))
+
+
+def _machine_of_host(host: bmh.BareMetalHost, _lookup: wiring.IndexLookup
+                     ) -> list[meta.ObjectKey]:
+    """A host change (state, above all) queues the Metal3Machine it names as consumer."""
+    ref = host.spec.consumer_ref
+    if ref is None or ref.kind != "Metal3Machine" or not ref.name:
+        return []
+    return [meta.ObjectKey(ref.namespace or host.metadata.namespace, ref.name)]
+
+
+def _machine_of_capi_machine(machine: capi.Machine, _lookup: wiring.IndexLookup
+                             ) -> list[meta.ObjectKey]:
+    """A Machine change (bootstrap data, failure domain) queues its Metal3Machine."""
+    ref = machine.spec.infrastructure_ref
+    if ref is None or ref.kind != "Metal3Machine" or not ref.name:
+        return []
+    return [meta.ObjectKey(machine.metadata.namespace, ref.name)]
+
+
+WIRING = wiring.Wiring(
+    name="metal3machine",
+    kind=v2.Metal3Machine,
+    watches=(wiring.Watch(v2.Metal3Machine, wiring.own_key),
+             wiring.Watch(capi.Machine, _machine_of_capi_machine),
+             wiring.Watch(bmh.BareMetalHost, _machine_of_host)),
+    indexes=(),
+)
+"""Upstream's watches but the Cluster and Metal3Cluster ones (a Cluster that becomes ready or
+unpaused requeues nothing yet: the 30 s requeue covers paused; readiness waits for the next
+Machine or host event). Not in controllerset.CONTROLLERS yet (needs the CAPM3/CAPI CRDs)."""
 
 
 class Metal3MachineReconciler:

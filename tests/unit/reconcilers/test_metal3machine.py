@@ -141,3 +141,17 @@ def test_a_data_template_is_refused_until_rendering_exists() -> None:
     lab.settle(key)
     assert conditions(lab.m3m(key))["AssociateBareMetalHost"][1] == "InvalidConfiguration"
     assert lab.consumer("h0") is None
+
+
+def test_wiring_maps_hosts_and_machines_to_the_metal3machine() -> None:
+    lab = Lab()
+    lab.host("h0")
+    key = lab.machine("m0")
+    lab.settle(key)
+    host_watch = next(w for w in metal3machine.WIRING.watches if w.kind is bmh.BareMetalHost)
+    assert list(host_watch.keys(lab.get_host("h0"), lambda _n, _v: [])) == [key]
+    machine = capi.Machine.model_validate({"metadata": {"name": "m0", "namespace": NS},
+                                           "spec": {"infrastructureRef": {
+                                               "kind": "Metal3Machine", "name": "m0"}}})
+    machine_watch = next(w for w in metal3machine.WIRING.watches if w.kind is capi.Machine)
+    assert list(machine_watch.keys(machine, lambda _n, _v: [])) == [key]
