@@ -21,6 +21,7 @@ from datetime import datetime
 
 from metalcubed.core import agent, bmc, outcome, ports
 from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core.api import firmwareschema
 from metalcubed.core.provisioning import nodes, powersync
 
 
@@ -131,6 +132,8 @@ class Ctx:
         power_sync: powersync.PowerSync | None = None,
         registries: "dict[str, tuple[datetime, Mapping[str, bmc.BiosAttributeSchema]]] | None"
         = None,
+        schemas: "dict[str, tuple[object, Mapping[str, firmwareschema.SettingSchema]]] | None"
+        = None,
     ) -> None:
         self.host = host
         self.node_id = node_id
@@ -144,6 +147,8 @@ class Ctx:
         self.power_sync = power_sync or powersync.PowerSync(interval_s=cfg.power_sync_interval_s)
         self.registries = registries if registries is not None else {}
         """BIOS registries read per node id, with when (shared by the engine's provisioners)."""
+        self.schemas = schemas if schemas is not None else {}
+        """Per node id, a registry and its FirmwareSchema entries (converted once)."""
         self.virtual_media = access.address.type.supports_iso_preprovisioning_image
         """The ramdisk boots from the virtual CD (else over the network, PXE)."""
 

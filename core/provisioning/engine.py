@@ -41,9 +41,9 @@ from datetime import datetime
 
 from metalcubed.core import agent, bmc, outcome, ports
 from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core.api import firmwareschema, meta
 from metalcubed.core.api import hardwaredata as hwd
 from metalcubed.core.api import hostfirmwarecomponents as hfc
-from metalcubed.core.api import meta
 from metalcubed.core.provisioning import (
     bmcevents,
     dataimage,
@@ -106,6 +106,8 @@ class Engine:
         self.power_sync = powersync.PowerSync(interval_s=self.config.power_sync_interval_s)
         self.registries: dict[str, tuple[datetime, Mapping[str, bmc.BiosAttributeSchema]]] = {}
         """BIOS attribute registries per node id (firmware.registry: reused for a while)."""
+        self.schemas: dict[str, tuple[object, Mapping[str, firmwareschema.SettingSchema]]] = {}
+        """Per node id, a registry and its FirmwareSchema entries (firmware.read_settings)."""
         """The last power state read per host (Ironic's synced node.power_state)."""
         self._resolved: dict[tuple[str, str, str, bool], _Resolved] = {}
         """BMO registers every host on every pass: parsing its address, composing and
@@ -154,6 +156,7 @@ class Engine:
             publish=publish,
             power_sync=self.power_sync,
             registries=self.registries,
+            schemas=self.schemas,
         )
 
     def node(self, node_id: str) -> nodes.Node | None:
@@ -164,6 +167,7 @@ class Engine:
         self._nodes.delete(node_id)
         self.power_sync.forget(node_id)
         self.registries.pop(node_id, None)
+        self.schemas.pop(node_id, None)
 
     def busy_hosts(self) -> Collection[meta.ObjectKey]:
         return self._busy_hosts() if self._busy_hosts is not None else ()

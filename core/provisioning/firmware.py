@@ -77,7 +77,13 @@ def read_settings(ctx: Ctx, *, include_schema: bool) -> ports.FirmwareSettings:
     }
     schema = None
     if include_schema:
-        schema = {name: _setting_schema(entry) for name, entry in registry(ctx).items()}
+        raw = registry(ctx)
+        known = ctx.schemas.get(ctx.node_id)
+        if known is not None and known[0] is raw:
+            schema = known[1]  # the same object while the registry is: callers may memoise
+        else:
+            schema = {name: _setting_schema(entry) for name, entry in raw.items()}
+            ctx.schemas[ctx.node_id] = (raw, schema)
     return ports.FirmwareSettings(settings=settings, schema=schema)
 
 
@@ -146,6 +152,7 @@ def start(ctx: Ctx, job: nodes.FirmwareJob) -> None:
 
 def clear(ctx: Ctx) -> None:
     ctx.registries.pop(ctx.node_id, None)  # a BIOS update may have brought a new registry
+    ctx.schemas.pop(ctx.node_id, None)
     node = ctx.node()
     if node.firmware_job is not None:
         ctx.nodes.put(replace(node, firmware_job=None))

@@ -27,6 +27,8 @@ from metalcubed.core.api import hostfirmwaresettings as hfs_api
 from metalcubed.core.reconcilers import hostsub
 
 HFS = hfs_api.HostFirmwareSettings
+_NAMES_MAX = 4096
+"""Registries whose schema name is remembered (one per host at most); starts over past this."""
 
 
 class HostFirmwareSettingsReconciler:
@@ -43,6 +45,9 @@ class HostFirmwareSettingsReconciler:
         self._factory = provisioner_factory
         self._clock = clock
         self._events = events
+        self._names: dict[
+            int, tuple[Mapping[str, firmwareschema.SettingSchema], str,
+                       dict[str, firmwareschema.SettingSchema]]] = {}
 
     def reconcile(self, key: meta.ObjectKey) -> outcome.Outcome:
         try:
@@ -63,26 +68,45 @@ class HostFirmwareSettingsReconciler:
         except outcome.MetalcubedError:
             # upstream: the provisioner is not ready or returned an error; try again later.
             return outcome.Outcome.after(hostsub.PROVISIONER_RETRY_DELAY_S)
-        schema = self._schema(host, hfs, read.schema or {})
-        hfs = self._update_status(hfs, read.settings, schema, events)
+        name, entries = self._named(read.schema or {})
+        ref = hfs_api.SchemaReference(namespace=hfs.metadata.namespace, name=name)
+        if hfs.status.schema_ != ref:
+            # A new or changed registry: find or create its FirmwareSchema, owned by this
+            # object. Once status names it, later passes skip this (upstream gets and updates
+            # the schema on every pass).
+            self._schema(host, hfs, name, entries)
+        hfs = self._update_status(hfs, read.settings, ref, entries, events)
         for reason, message in events:
             self._events.record(hfs, type=ports.EventType.NORMAL, reason=reason, message=message)
         if hostsub.is_true(hfs.status.conditions, hfs_api.CHANGE_DETECTED):
             return outcome.Outcome.after(hostsub.REQUEUE_DELAY_CHANGE_DETECTED_S)
         return outcome.Outcome.after(hostsub.REQUEUE_DELAY_S)
 
-    def _schema(
-        self, host: bmh.BareMetalHost, hfs: HFS,
-        registry: Mapping[str, firmwareschema.SettingSchema],
-    ) -> firmwareschema.FirmwareSchema:
-        """upstream getOrCreateFirmwareSchema: the schema of this registry in the namespace,
-        with `hfs` among its owners (password attributes never stored)."""
+    def _named(
+        self, registry: Mapping[str, firmwareschema.SettingSchema],
+    ) -> tuple[str, dict[str, firmwareschema.SettingSchema]]:
+        """The registry's schema name and stored entries (password attributes never stored),
+        computed once per registry object (the engine hands the same one out for an hour)."""
+        known = self._names.get(id(registry))
+        if known is not None and known[0] is registry:
+            return known[1], known[2]
         entries = {
             name: entry for name, entry in registry.items()
             if "Password" not in name
             and entry.attribute_type != firmwareschema.AttributeType.PASSWORD
         }
         name = firmwareschema.schema_name(registry)
+        if len(self._names) >= _NAMES_MAX:
+            self._names.clear()
+        self._names[id(registry)] = (registry, name, entries)
+        return name, entries
+
+    def _schema(
+        self, host: bmh.BareMetalHost, hfs: HFS, name: str,
+        entries: dict[str, firmwareschema.SettingSchema],
+    ) -> firmwareschema.FirmwareSchema:
+        """upstream getOrCreateFirmwareSchema: the schema of this registry in the namespace,
+        with `hfs` among its owners."""
         key = meta.ObjectKey(hfs.metadata.namespace, name)
         try:
             found = self._store.get(firmwareschema.FirmwareSchema, key)
@@ -107,13 +131,12 @@ class HostFirmwareSettingsReconciler:
         return self._store.update(found.with_meta(owner_references=owners))
 
     def _update_status(
-        self, hfs: HFS, settings: Mapping[str, str],
-        schema: firmwareschema.FirmwareSchema, events: list[tuple[str, str]],
+        self, hfs: HFS, settings: Mapping[str, str], ref: hfs_api.SchemaReference,
+        schema: Mapping[str, firmwareschema.SettingSchema], events: list[tuple[str, str]],
     ) -> HFS:
-        """upstream updateStatus: the new status; written when it changed."""
+        """upstream updateStatus: the new status; written when it changed. `schema` is the
+        registry the FirmwareSchema named by `ref` holds."""
         current = {k: v for k, v in settings.items() if "Password" not in k}
-        ref = hfs_api.SchemaReference(namespace=schema.metadata.namespace,
-                                      name=schema.metadata.name)
         old = hfs.status
         dirty = old.schema_ != ref or old.settings != current
         generation = hfs.metadata.generation
@@ -131,7 +154,7 @@ class HostFirmwareSettingsReconciler:
 
         if mismatch:
             dirty = set_(hfs_api.CHANGE_DETECTED, True, hfs_api.REASON_SUCCESS) or dirty
-            errors = hfs_api.invalid_settings(spec, current, schema.spec.schema_)
+            errors = hfs_api.invalid_settings(spec, current, schema)
             if not errors:
                 dirty = set_(hfs_api.VALID, True, hfs_api.REASON_SUCCESS) or dirty
             else:

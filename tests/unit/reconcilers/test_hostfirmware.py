@@ -231,3 +231,30 @@ def test_no_updates_is_valid_without_change() -> None:
     assert w.hfc.reconcile(KEY) == outcome.Outcome.after(300.0)
     hfc = w.store.get(hfc_api.HostFirmwareComponents, KEY)
     assert _conditions(hfc) == [("Valid", "True", "OK", ""), ("ChangeDetected", "False", "OK", "")]
+
+
+def test_steady_passes_leave_the_shared_schema_alone() -> None:
+    """Once status names the schema, a pass does not read or write the FirmwareSchema (shared
+    by every host of a model: upstream gets and updates it on every pass)."""
+    w = World()
+    w.settings({})
+    w.hfs.reconcile(KEY)
+    touched: list[str] = []
+    real_get, real_update = w.store.get, w.store.update
+
+    def get(kind, key):  # type: ignore[no-untyped-def]
+        if kind is firmwareschema.FirmwareSchema:
+            touched.append("get")
+        return real_get(kind, key)
+
+    def update(obj):  # type: ignore[no-untyped-def]
+        if isinstance(obj, firmwareschema.FirmwareSchema):
+            touched.append("update")
+        return real_update(obj)
+
+    w.store.get, w.store.update = get, update  # type: ignore[method-assign]
+    w.clock.advance(300)
+    w.hfs.reconcile(KEY)
+    assert touched == []
+    assert w.store.get(hfs_api.HostFirmwareSettings, KEY).status.schema_ == \
+        hfs_api.SchemaReference(namespace=NS, name=SCHEMA_NAME)
