@@ -11,7 +11,9 @@ the URL to the BMC, and nothing on the hosts' network can guess it to take a hos
   redfish-virtual-media. The same file answers every request of that boot, byte ranges
   included (BMCs read virtual media piecewise). A host whose PreprovisioningImage names
   network data gets it in its ISO as `metal3/nmstate.yaml` (`set_network_data`; a new version
-  rebuilds the ISO): the URL is the PreprovisioningImage's status.imageUrl;
+  rebuilds the ISO): the URL is the PreprovisioningImage's status.imageUrl; until that network
+  data is there, the ISO of a host that names some answers 503 (Retry-After 5), so the host
+  does not boot a ramdisk without its static network;
 - `GET /boot/<key>/<node id>/parameters.img`: the same parameters on an `ir-vfd-dev` image, for a
   prebuilt deploy ISO (DEPLOY_ISO_URL) whose command line cannot carry them; IPA reads it
   when booted with `boot_method=vmedia`;
@@ -106,6 +108,9 @@ class BootServer:
         """node id -> (token, network data version, ISO file)."""
         self._network: dict[str, tuple[str, bytes]] = {}
         """node id -> (version, nmstate YAML) of its PreprovisioningImage (set_network_data)."""
+        self.network_data_name: Callable[[str], str] = lambda node_name: ""
+        """The network data Secret a node's host names (node name "namespace~name"); "" for
+        none. Set by the manager from its host cache: such a node's ISO waits for its image."""
         self._iso_lock = threading.Lock()
         self.max_isos = max_isos
         """Per-host ISOs kept on disk (the most recently fetched); an older one is rebuilt,
@@ -189,8 +194,16 @@ class BootServer:
         if not (self.deploy_kernel_url and self.deploy_ramdisk_url):
             return self._error(404, "no per-host deploy ISOs: DEPLOY_KERNEL_URL and "
                                     "DEPLOY_RAMDISK_URL are not set")
-        if self.table.get(node_id) is None:
+        node = self.table.get(node_id)
+        if node is None:
             return self._error(404, f"node {node_id} is not registered")
+        if self.network_data_name(node.name) and self.network_data_version(node_id) is None:
+            # Its PreprovisioningImage is not built yet: a ramdisk without the host's static
+            # network would never call back. 503: the BMC's insert fails as a passing fault,
+            # the engine retries it shortly (as upstream's host waits for the image).
+            return httpserve.Response(503, json.dumps({
+                "error": f"the PreprovisioningImage of node {node_id} ({node.name}) is not "
+                         "built yet"}).encode(), headers={"Retry-After": "5"})
         try:
             kernel = self._cached(self.deploy_kernel_url)
             ramdisk = self._cached(self.deploy_ramdisk_url)

@@ -14,12 +14,14 @@ image of their own), and only when the boot server builds per-host ISOs (DEPLOY_
 DEPLOY_RAMDISK_URL).
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import yaml
 
 from metalcubed.controllers import bootserver
-from metalcubed.core import imageprovider
+from metalcubed.core import imageprovider, outcome
+from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core.api import meta
 from metalcubed.core.provisioning import nodes
 
 NMSTATE_KEY = "nmstate"
@@ -79,3 +81,22 @@ def nmstate(network_data: Mapping[str, str], secret: str) -> bytes:
             f"network data Secret {secret!r}: {NMSTATE_KEY} is not an nmstate document "
             "(a YAML mapping such as `interfaces: [...]`)")
     return raw
+
+
+def network_data_names(
+    host: Callable[[meta.ObjectKey], bmh.BareMetalHost],
+) -> Callable[[str], str]:
+    """The boot server's `network_data_name` over a host lookup (the manager's cache): node
+    name "namespace~name" -> the host's spec.preprovisioningNetworkDataName ("" when none, or
+    no such host)."""
+
+    def name_of(node_name: str) -> str:
+        namespace, sep, name = node_name.partition("~")
+        if not sep:
+            return ""
+        try:
+            return host(meta.ObjectKey(namespace, name)).spec.preprovisioning_network_data_name
+        except outcome.NotFound:
+            return ""
+
+    return name_of

@@ -412,6 +412,9 @@ def compose(
         image_provider=(imageprovider.BootImageProvider(services.services.boot)
                         if services is not None else None),
     )
+    if services is not None:
+        services.services.boot.network_data_name = imageprovider.network_data_names(
+            lambda key: cached.get(bmh.BareMetalHost, key))
     for index in controllerset.shared_indexes(controllers):
         by_kind[index.kind].add_index(index.name, index.values)
     running: dict[str, worker.Controller] = {}

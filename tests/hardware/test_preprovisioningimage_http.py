@@ -4,6 +4,7 @@ boot server's per-host ISO URL, and the ISO fetched from that URL (as the BMC fe
 carries the network configuration; a new Secret version gives a new ISO."""
 
 import base64
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
@@ -128,3 +129,19 @@ def test_network_data_the_ramdisk_cannot_use_is_an_error_on_the_image(
     assert error is not None and (error.status, error.reason, error.message) == (
         "True", "ImageBuildInvalid", wanted)
     assert image.status.image_url == ""
+
+
+def test_the_iso_of_a_host_naming_network_data_waits_for_its_image(
+    boot: bootserver.BootServer
+) -> None:
+    lab = Lab(boot)
+    boot.network_data_name = imageprovider.network_data_names(
+        lambda key: lab.store.get(bmh.BareMetalHost, key))
+    url = boot.deploy_iso_url_template().replace("{node_id}", nodes.node_id_for(KEY))
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=10)
+    assert refused.value.code == 503 and refused.value.headers["Retry-After"] == "5"
+    assert b"is not built yet" in refused.value.read()
+    image = lab.settle()  # the controller builds the image: the ISO is served, with the data
+    assert image.status.image_url == url
+    assert _iso_files(url)[bootiso.NMSTATE_FILE].decode() == NMSTATE
