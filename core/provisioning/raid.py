@@ -200,8 +200,8 @@ def software(ctx: Ctx, target: bmh.RAIDConfig,
     steps one after the other, each started once the agent reports the previous one
     SUCCEEDED; a FAILED step fails preparing with the agent's error.
     """
-    node = ctx.node()
-    running = node.wait is not None and node.wait.purpose == nodes.Purpose.RAID
+    node = ctx.nodes.get(ctx.node_id)  # None: not registered, so no job of ours either
+    running = node is not None and node.wait is not None and node.wait.purpose == nodes.Purpose.RAID
     volumes = target.software_raid_volumes
     if not running:
         applied = actual.software_raid_volumes if actual is not None else None
