@@ -11,9 +11,10 @@ way a user does, through the API only:
 3. once the controllers have seen the change (a condition of each written object observed its
    new generation), or after `REBOOT_WAIT_S` at most, the reboot annotation on the host.
 
-The host stays unsettled (observer.held) from the request until the reboot has visibly begun
-(the host servicing, in error, or powered off since the annotation); from there its status says
-whether it is at work (annotation, `operationalStatus: servicing`, power not as asked).
+The host stays unsettled (observer.held) from the request until the work shows in its status
+(`operationalStatus: servicing`, or an error), or, when none shows, until it has rebooted and
+stayed unchanged for `QUIET_S`; from there its status says whether it is at work (annotation,
+servicing, power not as asked).
 
 At the end `check` compares what each host's status says with the hardware's truth (the
 machine's flashed versions and BIOS values), adding invariant violations:
@@ -51,6 +52,9 @@ from metalcubed.simulators.fleet.observer import Observer
 REBOOT_WAIT_S = 600.0
 """Longest wait for the controllers to see a firmware change before rebooting anyway."""
 
+QUIET_S = 120.0
+"""How long a rebooted host that shows no servicing must stay unchanged to count as settled."""
+
 OS = bmh.OperationalStatus
 _POLICIES = {
     scenario.UpdatePolicy.ON_REBOOT: hup.UpdatePolicy.ON_REBOOT,
@@ -78,6 +82,7 @@ class Request:
     """Kind -> generation written (the objects whose controllers must see the change)."""
     rebooted_at: float | None = None
     boots_at_reboot: int = 0
+    last_change_at: float = 0.0
     servicing_since: float | None = None
     settled_at: float | None = None
 
@@ -226,18 +231,34 @@ class Servicing:
             self.in_servicing.append(now - req.servicing_since)
             req.servicing_since = None
         rebooted_at = req.rebooted_at
-        if rebooted_at is not None and host.key in self._observer.held and (
-                servicing or host.status.operational_status == OS.ERROR
-                or not host.status.powered_on or req.machine.boots > req.boots_at_reboot):
-            # The reboot shows (servicing, a failure, the status powered off, or the machine
-            # booted again): from here the host's own status says whether it is at work.
-            # Until then a pass that only took the annotation off would look settled.
-            self._release(host.key)
+        if rebooted_at is not None and host.key in self._observer.held:
+            if servicing or host.status.operational_status == OS.ERROR:
+                # The work shows: from here the host's own status says whether it is busy.
+                self._release(host.key)
+            elif not host.status.powered_on or req.machine.boots > req.boots_at_reboot:
+                # Rebooted, and nothing shows (yet): a pass that only took the annotation off
+                # looks settled for an instant before the next one starts servicing. Release
+                # once the host has been quiet for QUIET_S (as a policy that allows nothing
+                # leaves it).
+                req.last_change_at = now
+                timer = self._env.timeout(QUIET_S)
+                timer.callbacks.append(lambda _e, key=host.key, at=now: self._quiet(key, at))
         if rebooted_at is not None and req.settled_at is None:
             record = self._observer.hosts.get(host.key)
             if record is not None and record.label is not None:
                 req.settled_at = now
                 self.windows.append(now - rebooted_at)
+
+    def _quiet(self, key: meta.ObjectKey, changed_at: float) -> None:
+        req = self.requests[key]
+        if req.last_change_at != changed_at or key not in self._observer.held:
+            return  # changed since, or released already
+        self._release(key)
+        record = self._observer.hosts.get(key)
+        if req.settled_at is None and record is not None and record.label is not None \
+                and req.rebooted_at is not None:
+            req.settled_at = changed_at  # settled then; the quiet period only confirmed it
+            self.windows.append(changed_at - req.rebooted_at)
 
     # --- the end -----------------------------------------------------------------------------
 
