@@ -199,9 +199,20 @@ def test_engine_as_deployed_survives_kill_9_mid_provisioning(
                 e2e.GROUP, e2e.VERSION, ns, e2e.PLURAL, info.name)
         support.wait(lambda: not e2e.list_hosts(kube_api, ns), timeout_s=PHASE_TIMEOUT_S,
                      interval_s=0.5, what="every host deleted")
-        left = k8s.CustomObjectsApi(kube_api).list_namespaced_custom_object(
-            e2e.GROUP, e2e.VERSION, ns, "hardwaredata")["items"]
-        assert left == [], "HardwareData left behind"
+        # The objects a host owns (HardwareData, HostFirmwareSettings/Components) go by garbage
+        # collection, which runs after the host is gone: wait for it, then nothing is left.
+        owned = ("hardwaredata", "hostfirmwaresettings", "hostfirmwarecomponents")
+
+        def left_behind() -> dict[str, list[str]]:
+            found = {plural: [o["metadata"]["name"] for o in k8s.CustomObjectsApi(kube_api)
+                              .list_namespaced_custom_object(e2e.GROUP, e2e.VERSION, ns,
+                                                             plural)["items"]]
+                     for plural in owned}
+            return {plural: names for plural, names in found.items() if names}
+
+        support.wait(lambda: not left_behind(), timeout_s=PHASE_TIMEOUT_S, interval_s=0.5,
+                     what="the hosts' HardwareData and firmware objects garbage-collected")
+        assert left_behind() == {}
         final = shards.disks()
         for name, disk in sorted(final.items()):
             assert disk["power"] == "Off" and not disk["media_inserted"], (name, disk)
