@@ -437,3 +437,124 @@ def test_a_machine_goes_pending_provisioned_running_on_a_baremetalhost_and_back(
     assert released.spec.consumer_ref is None and not released.spec.online
     assert "cluster.x-k8s.io/cluster-name" not in released.metadata.labels
     assert store.list(v2.Metal3Machine, namespace=ns) == []
+
+
+def test_a_machinedeployment_scales_up_and_down_over_baremetalhosts(
+    capi_cluster: localcluster.Cluster, api: k8s.ApiClient,
+) -> None:
+    """CAPI core clones our Metal3MachineTemplate (contract label -> v1beta2) into one
+    Metal3Machine per replica; each claims its own host. Scaling 3 -> 1 deletes two Machines,
+    and their hosts are deprovisioned and released."""
+    from metalcubed.controllers.kube import store as kube_store
+    from metalcubed.core import clock as core_clock
+    from metalcubed.core.api import baremetalhost as bmh
+    from metalcubed.core.api import meta
+    from metalcubed.core.api.capm3 import v1beta2 as v2
+    from metalcubed.core.reconcilers import metal3cluster, metal3machine
+    from metalcubed.core.testing.fakes import RecordingEventRecorder
+
+    ns, objects, core = "md", k8s.CustomObjectsApi(api), k8s.CoreV1Api(api)
+    core.create_namespace({"metadata": {"name": ns}})
+    store = kube_store.K8sStore(api)
+    clock = core_clock.ManualClock()
+    m3c_reconciler = metal3cluster.Metal3ClusterReconciler(store=store, clock=clock)
+    m3m_reconciler = metal3machine.Metal3MachineReconciler(
+        store=store, clock=clock, events=RecordingEventRecorder())
+    core.create_namespaced_secret(ns, {"metadata": {"name": "boot"},
+                                       "stringData": {"value": "#cloud-config\\n"}})
+    hosts = []
+    for i in range(4):
+        host = store.create(bmh.BareMetalHost.model_validate({
+            "metadata": {"name": f"node-{i}", "namespace": ns},
+            "spec": {"online": False, "bootMACAddress": f"52:54:00:00:01:0{i}"}}))
+        available = host.status.provisioning.model_copy(
+            update={"state": bmh.ProvisioningState.AVAILABLE})
+        status = host.status.model_copy(update={"provisioning": available})
+        hosts.append(store.update_status(host.model_copy(update={"status": status})))
+    objects.create_namespaced_custom_object(GROUP, "v1beta2", ns, "metal3clusters", {
+        "apiVersion": conversion.V1BETA2, "kind": "Metal3Cluster", "metadata": {"name": "lab"},
+        "spec": {"controlPlaneEndpoint": {"host": "192.168.111.249", "port": 6443}}})
+    objects.create_namespaced_custom_object("cluster.x-k8s.io", "v1beta2", ns, "clusters", {
+        "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster", "metadata": {"name": "lab"},
+        "spec": {"infrastructureRef": {"apiGroup": GROUP, "kind": "Metal3Cluster",
+                                       "name": "lab"}}})
+    objects.create_namespaced_custom_object(GROUP, "v1beta2", ns, "metal3machinetemplates", {
+        "apiVersion": conversion.V1BETA2, "kind": "Metal3MachineTemplate",
+        "metadata": {"name": "workers"},
+        "spec": {"template": {"spec": {"image": {
+            "url": "http://172.22.0.1/node.qcow2", "checksum": "abc", "checksumType": "sha256",
+            "diskFormat": "qcow2"}}}}})
+    selector = {"cluster.x-k8s.io/cluster-name": "lab",
+                "cluster.x-k8s.io/deployment-name": "workers"}
+    objects.create_namespaced_custom_object("cluster.x-k8s.io", "v1beta2", ns,
+                                            "machinedeployments", {
+        "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "MachineDeployment",
+        "metadata": {"name": "workers", "labels": {"cluster.x-k8s.io/cluster-name": "lab"}},
+        # Complete, as CAPI's (unregistered) defaulting webhook would leave it.
+        "spec": {"clusterName": "lab", "replicas": 3, "selector": {"matchLabels": selector},
+                 "rollout": {"strategy": {"type": "RollingUpdate", "rollingUpdate": {
+                     "maxSurge": 1, "maxUnavailable": 0}}},
+                 "deletion": {"order": "Random"},
+                 "template": {"metadata": {"labels": selector},
+                              "spec": {"clusterName": "lab",
+                                       "bootstrap": {"dataSecretName": "boot"},
+                                       "infrastructureRef": {
+                                           "apiGroup": GROUP, "kind": "Metal3MachineTemplate",
+                                           "name": "workers"}}}}})
+
+    def consumers() -> dict[str, str]:
+        return {h.metadata.name: h.spec.consumer_ref.name
+                for h in store.list(bmh.BareMetalHost, namespace=ns) if h.spec.consumer_ref}
+
+    def step() -> None:
+        m3c_reconciler.reconcile(meta.ObjectKey(ns, "lab"))
+        for m3m in store.list(v2.Metal3Machine, namespace=ns):
+            m3m_reconciler.reconcile(m3m.key)
+        for host in store.list(bmh.BareMetalHost, namespace=ns):  # BMO, played
+            state = host.status.provisioning.state
+            if host.spec.image is None and state == bmh.ProvisioningState.PROVISIONED:
+                new = bmh.ProvisioningState.AVAILABLE
+            elif host.spec.image is not None and state == bmh.ProvisioningState.AVAILABLE:
+                new = bmh.ProvisioningState.PROVISIONED
+            else:
+                continue
+            status = host.status.model_copy(update={"provisioning": host.status.provisioning
+                                                    .model_copy(update={"state": new})})
+            store.update_status(host.model_copy(update={"status": status}))
+
+    seen: dict[str, Any] = {}
+
+    def settled(replicas: int) -> Any:
+        def check() -> bool:
+            step()
+            machines = objects.list_namespaced_custom_object(
+                "cluster.x-k8s.io", "v1beta2", ns, "machines")["items"]
+            m3ms = store.list(v2.Metal3Machine, namespace=ns)
+            seen.update(machines=[(m["metadata"]["name"], m.get("status", {}).get("phase"))
+                                  for m in machines],
+                        m3ms=[(m.metadata.name, m.metadata.owner_references, m.status)
+                              for m in m3ms], consumers=consumers(),
+                        sets=objects.list_namespaced_custom_object(
+                            "cluster.x-k8s.io", "v1beta2", ns, "machinesets")["items"])
+            return (len(machines) == replicas and len(m3ms) == replicas
+                    and len(consumers()) == replicas
+                    and all(m.get("spec", {}).get("providerID") for m in machines))
+        return check
+
+    def wait_settled(replicas: int) -> None:
+        try:
+            wait_until(settled(replicas), timeout_s=120, interval_s=0.5)
+        except AssertionError:
+            raise AssertionError(f"not settled at {replicas} replicas: {seen}") from None
+
+    wait_settled(3)
+    assert sorted(consumers().values()) == sorted(
+        m.metadata.name for m in store.list(v2.Metal3Machine, namespace=ns))
+    assert len(set(consumers().values())) == 3  # one host each
+    objects.patch_namespaced_custom_object("cluster.x-k8s.io", "v1beta2", ns,
+                                           "machinedeployments", "workers",
+                                           {"spec": {"replicas": 1}})
+    wait_settled(1)
+    free = [h for h in store.list(bmh.BareMetalHost, namespace=ns) if h.spec.consumer_ref is None]
+    assert len(free) == 3
+    assert all(h.spec.image is None and not h.spec.online for h in free)
