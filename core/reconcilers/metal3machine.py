@@ -134,11 +134,14 @@ class Metal3MachineReconciler:
             return self._wait(m3m, "WaitingForMetal3MachineOwnerRef")
         cluster = self._cluster(machine)
         if cluster is None:
-            return self._wait(m3m, "WaitingForCluster")
+            self._wait(m3m, "WaitingForCluster")
+            return outcome.Outcome.after(REQUEUE_S)
         if cluster.spec.paused or capi.PAUSED_ANNOTATION in m3m.metadata.annotations:
             return outcome.Outcome.after(REQUEUE_S)
         if not cluster.infrastructure_ready():
-            return self._wait(m3m, "WaitingForClusterInfrastructureReady")
+            # Nothing of ours changes when the Cluster does (WIRING does not watch Clusters).
+            self._wait(m3m, "WaitingForClusterInfrastructureReady")
+            return outcome.Outcome.after(REQUEUE_S)
         spec = m3m.spec or v2.Metal3MachineSpec()
         if FINALIZER not in m3m.metadata.finalizers or (
                 spec.failure_domain != machine.spec.failure_domain):

@@ -71,6 +71,8 @@ def test_gates_before_claiming_name_what_is_awaited() -> None:
     lab.host("h0")
     key = lab.machine("m0")
     lab.settle(key)
+    # Clusters are not watched: a machine waiting for one looks again by itself.
+    assert lab.reconciler.reconcile(key).requeue_after_s == metal3machine.REQUEUE_S
     assert conditions(lab.m3m(key))["AssociateBareMetalHost"][1] == (
         "WaitingForClusterInfrastructureReady")
     lab2 = Lab()
