@@ -101,9 +101,9 @@ WIRING = wiring.Wiring(
              wiring.Watch(bmh.BareMetalHost, _machine_of_host)),
     indexes=(),
 )
-"""Upstream's watches but the Cluster and Metal3Cluster ones (a Cluster that becomes ready or
-unpaused requeues nothing yet: the 30 s requeue covers paused; readiness waits for the next
-Machine or host event). Not in controllerset.CONTROLLERS yet (needs the CAPM3/CAPI CRDs)."""
+"""Upstream's watches but the Cluster and Metal3Cluster ones (a machine waiting for its Cluster,
+or paused, looks again every 30 s instead). Not in controllerset.CONTROLLERS yet (the manager
+would then need the CAPM3 and CAPI CRDs)."""
 
 
 class Metal3MachineReconciler:
