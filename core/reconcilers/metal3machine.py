@@ -26,9 +26,10 @@ A pass, level-triggered, one side effect at a time:
    released once it is back in a free state (consumerRef and cluster label removed), then the
    finalizer goes.
 3. finalizer; `spec.failureDomain` follows the Machine's;
-4. no host: choose one (`hostselection`) and name it; next pass, claim it in one write
-   (consumerRef, cluster label, image, userData from the bootstrap secret,
-   automatedCleaningMode, online true), or choose again if it was taken. None free:
+4. no host: choose one (`hostselection`), name it, then claim it in one write (consumerRef,
+   cluster label, image, userData from the bootstrap secret, automatedCleaningMode, online
+   true); a 409 on either ends the pass (the next one claims the named host if still free, or
+   chooses again). None free:
    condition "No available host found", Event, look again in 30 s. A failure domain nobody in it
    can serve: the host comes from elsewhere and the condition says so.
 5. the host is provisioned: `spec.providerID = metal3://<ns>/<host>/<m3m>`,
@@ -246,10 +247,11 @@ class Metal3MachineReconciler:
                                                NO_HOST)})
             return outcome.Outcome.after(REQUEUE_S)
         host = choice.host
-        self._store.update(m3m.with_meta(annotations={
+        m3m = self._store.update(m3m.with_meta(annotations={
             **m3m.metadata.annotations,
             HOST_ANNOTATION: f"{host.metadata.namespace}/{host.metadata.name}"}))
-        return outcome.Outcome.after(0.0)
+        # Named at our current resourceVersion: our view of the machine was fresh, claim now.
+        return self._claim(m3m, host, cluster, secret)
 
     def _claim(self, m3m: v2.Metal3Machine, host: bmh.BareMetalHost, cluster: capi.Cluster,
                secret: str) -> outcome.Outcome:
