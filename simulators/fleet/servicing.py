@@ -32,6 +32,7 @@ failed flashes and restarts.
 """
 
 import contextlib
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -242,14 +243,14 @@ class Servicing:
                 # leaves it).
                 req.last_change_at = now
                 timer = self._env.timeout(QUIET_S)
-                timer.callbacks.append(lambda _e, key=host.key, at=now: self._quiet(key, at))
+                timer.callbacks.append(functools.partial(self._quiet, host.key, now))
         if rebooted_at is not None and req.settled_at is None:
             record = self._observer.hosts.get(host.key)
             if record is not None and record.label is not None:
                 req.settled_at = now
                 self.windows.append(now - rebooted_at)
 
-    def _quiet(self, key: meta.ObjectKey, changed_at: float) -> None:
+    def _quiet(self, key: meta.ObjectKey, changed_at: float, _event: simpy.Event) -> None:
         req = self.requests[key]
         if req.last_change_at != changed_at or key not in self._observer.held:
             return  # changed since, or released already
