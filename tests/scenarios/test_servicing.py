@@ -110,3 +110,14 @@ def test_servicing_runs_are_reproducible() -> None:
     second.pop("wall_s")
     assert first == second
     assert first["servicing"]["requested"] == 10
+
+
+def test_bmcs_that_restart_mid_update_lengthen_the_maintenance_window() -> None:
+    """What the model shows: a BMC restarting during the flash answers nothing (each request
+    hangs for the client timeout and is retried), so servicing takes longer."""
+    step = "firmware: [bios-2.4.1]"
+    calm, _ = run(service(step))
+    stormy, _ = run(service(step, faults="faults: {bmc: {reboot_during_update: 100%}}"))
+    assert calm["invariants"]["ok"] and stormy["invariants"]["ok"]
+    assert stormy["bmc"]["replies"].get("TIMEOUT", 0) > calm["bmc"]["replies"].get("TIMEOUT", 0)
+    assert stormy["servicing"]["durations_s"]["p50"] > calm["servicing"]["durations_s"]["p50"]
