@@ -267,6 +267,10 @@ def test_the_manager_works_with_the_cluster_role_as_its_own_identity(
     registers a host whose Secret was not labelled, with leader election in its namespace."""
     ns, system = kube_namespace, "metalcubed-system"
     kubectl("apply", "-k", str(NAMESPACED.parent))
+    # No webhook server runs here (tests/kube/test_webhooks.py covers admission); left
+    # registered with failurePolicy Fail, the configuration would refuse every host write.
+    kubectl("delete", "validatingwebhookconfiguration", "--ignore-not-found",
+            "metalcubed-validating-webhook-configuration")
     token = kubectl("create", "token", "metalcubed-manager", f"--namespace={system}",
                     "--duration=1h").stdout.strip()
     kubeconfig = _token_kubeconfig(kube_cluster, token, tmp_path / "sa.kubeconfig")
