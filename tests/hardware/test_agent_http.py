@@ -166,7 +166,9 @@ def test_bad_checksum_over_http_is_a_provisioning_failure(lab: Lab) -> None:
     model, prov = add_host(lab, 1, scheme="ipmi")
     data = provision_data(lab, "d41d8cd98f00b204e9800998ecf8427e")  # md5 of nothing
     result = until_done(lambda: prov.provision(data, force_reboot=False))
-    assert result.error_message.startswith("Image failed to verify against checksum.")
+    # The engine prefixes upstream's "Image provisioning failed (url: ...): " (Ironic's wording).
+    assert result.error_message.startswith(f"Image provisioning failed (url: {data.image.url}): ")
+    assert "Image failed to verify against checksum." in result.error_message
     assert "d41d8cd98f00b204e9800998ecf8427e" in result.error_message
     assert model.boots[0].device is hostmodel.BootDevice.PXE
     assert lab.agents.disk(model).image_url == ""
@@ -283,8 +285,9 @@ def test_an_agent_that_sends_garbage_fails_the_step_naming_it(lab: Lab) -> None:
         data = provision_data(lab, lab.images.checksum("os.raw", "sha256"))
         result = prov.provision(data, force_reboot=False)
         assert not result.dirty
-        assert result.error_message == (f"deploy agent at {callback} failed during get status: "
-                                        "response is not JSON")
+        assert result.error_message.endswith(
+            f": deploy agent at {callback} failed during get status: response is not JSON")
+        assert result.error_message.startswith("Image provisioning failed (url: ")
         assert model.power is hostmodel.Power.OFF  # nothing was booted on its word
     finally:
         garbage.stop()
