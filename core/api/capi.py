@@ -1,12 +1,13 @@
 """The few Cluster API core (cluster.x-k8s.io/v1beta2) fields CAPM3's controllers read.
 
-Read-only views: unknown fields are ignored, so these models must never be written back (Cluster
-API core owns these objects). Field names as Cluster API v1.13.6 `api/core/v1beta2`.
+Views that keep what they do not name (pydantic `extra="allow"`): Cluster API core owns these
+objects, and the one write CAPM3 makes (remediation's OwnerRemediated condition on a Machine's
+status) must lose nothing. Field names as Cluster API v1.13.6 `api/core/v1beta2`.
 """
 
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 from metalcubed.core.api import meta
 
@@ -16,7 +17,7 @@ PAUSED_ANNOTATION = "cluster.x-k8s.io/paused"
 
 
 class _View(meta.ApiModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
 
 
 class ContractVersionedObjectReference(_View):
@@ -33,6 +34,21 @@ class ClusterSpec(_View):
 class V1Beta1Condition(_View):
     type: str = ""
     status: str = ""
+    severity: str | None = None
+    last_transition_time: meta.Time | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+class Condition(_View):
+    """metav1.Condition as Cluster API v1beta2 objects hold them in status.conditions."""
+
+    type: str = ""
+    status: str = ""
+    observed_generation: int | None = None
+    last_transition_time: meta.Time | None = None
+    reason: str = ""
+    message: str | None = None
 
 
 class V1Beta1Deprecated(_View):
@@ -53,9 +69,9 @@ class ClusterStatus(_View):
 
 
 class Cluster(meta.Resource):
-    """A Cluster API Cluster (read-only view)."""
+    """A Cluster API Cluster (view)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
     API_VERSION: ClassVar[str] = API_VERSION
     KIND: ClassVar[str] = "Cluster"
     PLURAL: ClassVar[str] = "clusters"
@@ -81,15 +97,27 @@ class MachineSpec(_View):
     bootstrap: Bootstrap = Bootstrap()
     infrastructure_ref: ContractVersionedObjectReference | None = None
     failure_domain: str | None = None
-    provider_id: str | None = None
+    provider_id: Annotated[str | None, Field(alias="providerID")] = None
+
+
+class MachineNodeReference(_View):
+    name: str = ""
+
+
+class MachineStatus(_View):
+    node_ref: MachineNodeReference | None = None
+    phase: str | None = None
+    conditions: tuple[Condition, ...] | None = None
+    deprecated: Deprecated | None = None
 
 
 class Machine(meta.Resource):
-    """A Cluster API Machine (read-only view)."""
+    """A Cluster API Machine (view; see the module docstring for the one write)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
     API_VERSION: ClassVar[str] = API_VERSION
     KIND: ClassVar[str] = "Machine"
     PLURAL: ClassVar[str] = "machines"
 
     spec: MachineSpec = MachineSpec()
+    status: MachineStatus = MachineStatus()
