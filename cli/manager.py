@@ -1,4 +1,11 @@
-"""`metalcubed manager`: the BareMetalHost controller as a production manager.
+"""`metalcubed manager`: the Metal3 controllers as a production manager.
+
+`--controllers bmo,capm3,ipam` picks the controller groups (core/controllerset.py), one per
+upstream project: `bmo` (BareMetalHost and the controllers upstream BMO runs), `capm3` (Cluster
+API Provider Metal3: Metal3Cluster, Metal3Machine, Metal3DataTemplate, ...), `ipam` (IPPool,
+...). By default every group whose CRDs the API server serves runs; a named group whose CRDs
+are missing stops the manager with an error naming them. Only `bmo` drives hardware: the
+engine's agent API and boot server start only with it.
 
 Flags and environment follow upstream BMO's main.go where it has them (docs/deploy.md lists
 them all): `--namespace` defaults to $WATCH_NAMESPACE, the concurrency to $BMO_CONCURRENCY or
@@ -38,6 +45,7 @@ from typing import Any
 
 from metalcubed.controllers import manager
 from metalcubed.controllers.kube import certs, health, runtime, webhook
+from metalcubed.core import controllerset
 from metalcubed.core.provisioning import context, fixture
 
 log = logging.getLogger("metalcubed.manager")
@@ -88,7 +96,7 @@ def _env_int(name: str, default: int, *, minimum: int) -> int:
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser(
         "manager",
-        help="run the BareMetalHost controller against a Kubernetes API server",
+        help="run the Metal3 controllers (BMO, CAPM3, IPAM) against a Kubernetes API server",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -96,6 +104,11 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
                    help="kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
     p.add_argument("--namespace", metavar="NS", default=os.environ.get("WATCH_NAMESPACE", ""),
                    help="watch only this namespace (default: $WATCH_NAMESPACE, else all)")
+    p.add_argument("--controllers", default=None, metavar="GROUPS",
+                   help="comma-separated controller groups to run: "
+                        f"{', '.join(controllerset.GROUPS)} (BareMetalHost and the other BMO "
+                        "controllers; Cluster API Provider Metal3; IP address manager). "
+                        "Default: every group whose CRDs the API server serves")
     p.add_argument("--provisioner", choices=manager.PROVISIONERS, default="engine",
                    help="provisioning backend: engine (real BMCs and deploy agents) or "
                         "fixture (upstream's test provisioner); default engine")
@@ -249,8 +262,25 @@ def _namespace(flag: str, value: str) -> str | None:
     return value
 
 
+def controller_groups(value: str | None) -> tuple[str, ...] | None:
+    """`--controllers`: None (not given: every group), else the named groups; ValueError
+    naming the flag and a bad or empty name."""
+    if value is None:
+        return None
+    groups = tuple(g.strip() for g in value.split(","))
+    if not value.strip() or any(not g for g in groups):
+        raise ValueError(f"--controllers: {value!r} has an empty group name (groups: "
+                         f"{', '.join(controllerset.GROUPS)}, comma-separated)")
+    try:
+        controllerset.in_groups(groups)
+    except ValueError as err:
+        raise ValueError(f"--controllers: {err}") from None
+    return tuple(dict.fromkeys(groups))
+
+
 def options_from(args: argparse.Namespace) -> manager.ManagerOptions:
     """The manager's options from flags and environment; ValueError names the bad one."""
+    groups = controller_groups(args.controllers)
     if args.concurrency < 0:
         raise ValueError(f"--concurrency: controller concurrency value {args.concurrency} is "
                          "invalid")
@@ -318,6 +348,7 @@ def options_from(args: argparse.Namespace) -> manager.ManagerOptions:
     hooks = _webhook_options(args)
     options = manager.ManagerOptions(
         **hooks,
+        controllers=groups,
         kubeconfig=args.kubeconfig or None,
         namespace=namespace,
         provisioner=args.provisioner,
@@ -355,7 +386,7 @@ def options_from(args: argparse.Namespace) -> manager.ManagerOptions:
             health.parse_address(address)
         except ValueError:
             raise ValueError(f"{flag}: {address!r} is not host:port (port 0-65535)") from None
-    if options.provisioner == "engine":
+    if options.provisioner == "engine" and (groups is None or controllerset.BMO in groups):
         manager.engine_service_config(options)  # checks the engine's flags and variables
     return options
 

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import cast
 
 import yaml
+from kubernetes import client as k8s_client
 
 from metalcubed.controllers import engine_services, imageprovider, memory
 from metalcubed.controllers.bmc import hardware
@@ -168,6 +169,11 @@ class ManagerOptions:
     """More names (DNS or IP) for the self-managed certificate, e.g. 127.0.0.1."""
     webhook_configuration: str = webhook.CONFIGURATION_NAME
     """The ValidatingWebhookConfiguration whose caBundle the manager writes; "": none."""
+    # --- which controllers (core/controllerset groups) ---
+    controllers: tuple[str, ...] | None = None
+    """The controller groups to run (`--controllers`: bmo, capm3, ipam). None: every group
+    whose CRDs the API server serves (a group missing some is skipped, with a warning); named
+    groups must have their CRDs served (else `build` raises naming them)."""
 
 
 @dataclass(slots=True)
@@ -349,10 +355,12 @@ def compose(
     clock: ports.Clock | None = None,
     provisioner_factory: ports.ProvisionerFactory | None = None,
     drivers: engine.DriverFor | None = None,
-    controllers: Sequence[controllerset.ControllerDef] = controllerset.CONTROLLERS,
+    controllers: Sequence[controllerset.ControllerDef] = controllerset.BMO_CONTROLLERS,
 ) -> Composition:
-    """Wire `controllers` (core/controllerset: BareMetalHost and the others upstream's manager
-    runs) over `backend` (any Store) into one Manager.
+    """Wire `controllers` (core/controllerset; by default BMO's: BareMetalHost and the others
+    upstream's BMO manager runs; `build` picks them by `options.controllers`) over `backend`
+    (any Store) into one Manager. Only when one of them uses the provisioner (group bmo) is
+    one built (and the engine's services started).
 
     One informer per kind, shared by every controller that watches or indexes it, and one
     CachedStore over them all; per controller a workqueue with `options.concurrency` workers
@@ -388,6 +396,9 @@ def compose(
     factory: ports.ProvisionerFactory
     if provisioner_factory is not None:
         factory = provisioner_factory
+    elif not any(c.uses_provisioner for c in controllers):
+        # A CAPM3 or IPAM manager: no hardware, no engine services, no ports bound.
+        factory = _NoProvisioner()
     elif options.provisioner == "engine":
 
         def store_hosts() -> list[bmh.BareMetalHost]:
@@ -421,7 +432,7 @@ def compose(
     for definition in controllers:
         controller_wiring = definition.wiring
         waits: list[worker.Syncable] = [by_kind[kind] for kind in controller_wiring.kinds]
-        if services is not None:
+        if services is not None and definition.uses_provisioner:
             waits.append(services)
         controller = worker.Controller(
             controller_wiring.name,
@@ -464,6 +475,72 @@ def compose(
         registry=registry,
         services=services,
     )
+
+
+class _NoProvisioner:
+    """The provisioner factory of a manager without BMO's controllers: nobody may call it."""
+
+    def new_provisioner(
+        self, host: ports.HostData, publish: Callable[[str, str], None]
+    ) -> ports.Provisioner:
+        raise RuntimeError("this manager runs no BareMetalHost controller (--controllers has "
+                           "no bmo group): it has no provisioner")
+
+
+def selected_controllers(
+    groups: Sequence[str] | None, served: Callable[[type[meta.Resource]], bool],
+) -> tuple[controllerset.ControllerDef, ...]:
+    """The controllers of `groups` (None: every group) whose kinds `served` says the API server
+    serves. A named group with an unserved kind is a ValueError naming the CRDs and the flag;
+    without `groups` such a group is left out with a warning (a BMO-only cluster, no Cluster
+    API installed, still gets its BareMetalHost controllers)."""
+    chosen = controllerset.in_groups(controllerset.GROUPS if groups is None else groups)
+    missing = {
+        group: [k for k in kinds if not served(k)]
+        for group, kinds in controllerset.group_kinds(chosen).items()
+    }
+    missing = {g: ks for g, ks in missing.items() if ks}
+    for group, kinds in missing.items():
+        names = ", ".join(f"{k.PLURAL}.{k.API_VERSION.rpartition('/')[0] or 'core'} "
+                          f"({k.API_VERSION})" for k in kinds)
+        if groups is not None:
+            raise ValueError(f"--controllers {group}: the API server does not serve {names}: "
+                             "install the CRDs (controllers/manifests/crds; Cluster API core "
+                             "for cluster.x-k8s.io) or leave the group out of --controllers")
+        log.warning("not running the %s controllers: the API server does not serve %s "
+                    "(install the CRDs, or pass --controllers to choose groups)", group, names)
+    chosen = tuple(c for c in chosen if c.group not in missing)
+    if not chosen:
+        raise ValueError("--controllers: no controller group can run (their CRDs are not "
+                         "served)")
+    return chosen
+
+
+def api_serves(api: client.ThrottledApiClient) -> Callable[[type[meta.Resource]], bool]:
+    """Whether the API server serves a kind (discovery: /apis/<group>/<version>, one request
+    per group version, remembered)."""
+    known: dict[str, frozenset[str]] = {}
+
+    def serves(kind: type[meta.Resource]) -> bool:
+        version = kind.API_VERSION
+        if version not in known:
+            path = f"/apis/{version}" if "/" in version else f"/api/{version}"
+            try:
+                data = api.call_api(path, "GET", header_params={"Accept": "application/json"},
+                                    response_types_map={200: "object"},
+                                    auth_settings=["BearerToken"],
+                                    _return_http_data_only=True, _preload_content=True,
+                                    _request_timeout=30)
+            except k8s_client.ApiException as exc:
+                if exc.status != 404:
+                    raise OSError(f"API discovery of {version}: {exc.status} {exc.reason}"
+                                  ) from exc
+                data = {}
+            known[version] = frozenset(r.get("name", "") for r in
+                                       (data or {}).get("resources", ()))
+        return kind.PLURAL in known[version]
+
+    return serves
 
 
 def _index_lookup(
@@ -529,6 +606,8 @@ def build(options: ManagerOptions) -> Composition:
             ),
             runtime_metrics=rt,
         )
+    controllers = selected_controllers(options.controllers, api_serves(api))
+    log.info("controllers: %s", ", ".join(f"{c.name} ({c.group})" for c in controllers))
     probes = health.Probes()
     servers = []
     metrics_at = health.parse_address(options.metrics_bind_address)
@@ -560,6 +639,7 @@ def build(options: ManagerOptions) -> Composition:
         elector=elector,
         servers=servers,
         probes=probes,
+        controllers=controllers,
     )
     if options.webhook_port:
         hooks = webhook_runnable(options, api)

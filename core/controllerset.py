@@ -11,8 +11,14 @@ A runtime keeps one cache per kind, shared by every controller that watches or i
 (`shared_caches` checks that the controllers agree on each kind's label selector), and one
 workqueue and worker pool per controller.
 
-To add a controller: write its Wiring in core/wiring.py, its reconciler in core/reconcilers/,
-and append a `ControllerDef` here.
+Each controller belongs to a group, as upstream ships three managers: `bmo` (baremetal-operator),
+`capm3` (cluster-api-provider-metal3) and `ipam` (ip-address-manager). `metalcubed manager
+--controllers bmo,capm3` runs the groups named (`in_groups`); the shipped manifests run one
+Deployment per group. Only the `bmo` group uses the provisioner (and the engine's services).
+
+To add a controller: write its Wiring beside its reconciler (core/reconcilers/<kind>.py
+`WIRING`), a `_<kind>(deps)` constructor here and a `ControllerDef(WIRING, _<kind>,
+group=...)` in `CONTROLLERS` (docs: /work/notes/controllergroups.md during issue 11).
 """
 
 import random
@@ -28,6 +34,10 @@ from metalcubed.core.reconcilers import (
     hostfirmwarecomponents,
     hostfirmwaresettings,
     hostwork,
+    ippool,
+    metal3cluster,
+    metal3datatemplate,
+    metal3machine,
     preprovisioningimage,
 )
 from metalcubed.core.reconcilers import host as host_reconciler
@@ -56,16 +66,35 @@ class Deps:
     PreprovisioningImage controller does nothing (as upstream, which does not start it)."""
 
 
+BMO = "bmo"
+CAPM3 = "capm3"
+IPAM = "ipam"
+GROUPS: tuple[str, ...] = (BMO, CAPM3, IPAM)
+"""The controller groups, one per upstream project (and per shipped Deployment)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ControllerDef:
-    """A controller: what it watches (its Wiring) and its reconciler's constructor."""
+    """A controller: what it watches (its Wiring), its reconciler's constructor and the group
+    (upstream project) it belongs to."""
 
     wiring: wiring.Wiring
     new_reconciler: Callable[[Deps], Reconciler]
+    group: str = BMO
+
+    def __post_init__(self) -> None:
+        if self.group not in GROUPS:
+            raise ValueError(f"controller {self.wiring.name}: unknown group {self.group!r} "
+                             f"(groups: {', '.join(GROUPS)})")
 
     @property
     def name(self) -> str:
         return self.wiring.name
+
+    @property
+    def uses_provisioner(self) -> bool:
+        """Only BMO's controllers drive hardware; CAPM3 and IPAM only read and write objects."""
+        return self.group == BMO
 
 
 def _baremetalhost(deps: Deps) -> Reconciler:
@@ -126,11 +155,71 @@ PREPROVISIONINGIMAGE = ControllerDef(preprovisioningimage.WIRING, _preprovisioni
 DATAIMAGE = ControllerDef(dataimage.WIRING, _dataimage)
 BMCEVENTSUBSCRIPTION = ControllerDef(bmceventsubscription.WIRING, _bmceventsubscription)
 
-CONTROLLERS: tuple[ControllerDef, ...] = (
+# --- CAPM3 (cluster-api-provider-metal3) ---------------------------------------------------------
+
+
+def _metal3cluster(deps: Deps) -> Reconciler:
+    return metal3cluster.Metal3ClusterReconciler(store=deps.store, clock=deps.clock)
+
+
+def _metal3machine(deps: Deps) -> Reconciler:
+    return metal3machine.Metal3MachineReconciler(
+        store=deps.store, clock=deps.clock, events=deps.events, rng=deps.rng)
+
+
+def _metal3datatemplate(deps: Deps) -> Reconciler:
+    return metal3datatemplate.Metal3DataTemplateReconciler(store=deps.store, clock=deps.clock)
+
+
+METAL3CLUSTER = ControllerDef(metal3cluster.WIRING, _metal3cluster, group=CAPM3)
+METAL3MACHINE = ControllerDef(metal3machine.WIRING, _metal3machine, group=CAPM3)
+METAL3DATATEMPLATE = ControllerDef(metal3datatemplate.WIRING, _metal3datatemplate, group=CAPM3)
+
+# --- IPAM (ip-address-manager) -------------------------------------------------------------------
+
+
+def _ippool(deps: Deps) -> Reconciler:
+    return ippool.IPPoolReconciler(
+        store=deps.store, clock=deps.clock, events=deps.events, rng=deps.rng)
+
+
+IPPOOL = ControllerDef(ippool.WIRING, _ippool, group=IPAM)
+
+BMO_CONTROLLERS: tuple[ControllerDef, ...] = (
     BAREMETALHOST, HOSTFIRMWARESETTINGS, PREPROVISIONINGIMAGE, BMCEVENTSUBSCRIPTION,
     HOSTFIRMWARECOMPONENTS, DATAIMAGE,
 )
-"""Every controller, in upstream main.go's order; the BareMetalHost controller first."""
+"""BMO's controllers, in upstream main.go's order; the BareMetalHost controller first."""
+
+CONTROLLERS: tuple[ControllerDef, ...] = (
+    *BMO_CONTROLLERS,
+    METAL3CLUSTER, METAL3MACHINE, METAL3DATATEMPLATE,
+    IPPOOL,
+)
+"""Every controller of every group: BMO's first (upstream main.go's order), then CAPM3's
+(main.go's order: Metal3Cluster, Metal3Machine, Metal3DataTemplate, ...), then IPAM's."""
+
+
+def in_groups(groups: Iterable[str], controllers: Iterable[ControllerDef] = CONTROLLERS,
+              ) -> tuple[ControllerDef, ...]:
+    """The controllers of the named groups, in `controllers`' order; an unknown group is a
+    ValueError naming it and the known ones."""
+    wanted = list(dict.fromkeys(groups))
+    unknown = [g for g in wanted if g not in GROUPS]
+    if unknown:
+        raise ValueError(f"unknown controller group(s) {', '.join(map(repr, unknown))} "
+                         f"(groups: {', '.join(GROUPS)})")
+    return tuple(c for c in controllers if c.group in wanted)
+
+
+def group_kinds(controllers: Iterable[ControllerDef]) -> dict[str, tuple[type[meta.Resource], ...]]:
+    """Per group, every kind its controllers need a cache of (the CRDs it needs served)."""
+    found: dict[str, dict[type[meta.Resource], None]] = {}
+    for c in controllers:
+        kinds = found.setdefault(c.group, {})
+        for kind in c.wiring.kinds:
+            kinds[kind] = None
+    return {group: tuple(kinds) for group, kinds in found.items()}
 
 
 def select(names: Iterable[str], controllers: Iterable[ControllerDef] = CONTROLLERS,
