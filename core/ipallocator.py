@@ -63,8 +63,12 @@ def allocate(
     requested: str | None,
     in_use: Mapping[ipam.IP, str],
     rng: random.Random,
+    owner: str | None = None,
 ) -> Allocation:
-    """An address for `claim`. `in_use` maps every taken address to its claim's name.
+    """An address for `claim`. `in_use` maps every taken address to its holder: `owner` for
+    this claim (default: the claim's name; the pool passes "<kind>/<name>" so that an IPClaim
+    and a CAPI IPAddressClaim of the same name never share an address, as they do upstream).
+    Pre-allocations are looked up by the claim's name.
 
     Raises AllocationError (EXHAUSTED, REQUESTED_NOT_AVAILABLE, PREALLOCATED_OUT_OF_BOUNDS,
     CONFLICTING, or "invalid requested IP address ...").
@@ -76,20 +80,21 @@ def allocate(
         raise AllocationError(f"invalid requested IP address {requested}")
     if pre is not None and wanted is not None and pre != wanted:
         raise AllocationError(CONFLICTING)
+    holder = owner if owner is not None else claim
     taken = dict(in_use)
     for name, text in (spec.pre_allocations or {}).items():
         ip = ipam.parse_ip(text)
         if ip is not None and name != claim:
-            taken.setdefault(ip, name)  # reserved for its claim
+            taken.setdefault(ip, f"pre-allocated:{name}")  # reserved for its claim
     target = pre or wanted
     for pool in spec.pools or ():
         reserved = ipam.reserved(spec, pool)
         if target is not None:
             if (ipam.in_bounds(pool, target) and _in_range(pool, target)
-                    and target not in reserved and taken.get(target, claim) == claim):
+                    and target not in reserved and taken.get(target, holder) == holder):
                 return _result(spec, pool, target)
             continue
-        found = _scan(pool, reserved, taken, claim, spec.allocation_strategy, rng)
+        found = _scan(pool, reserved, taken, holder, spec.allocation_strategy, rng)
         if found is not None:
             return _result(spec, pool, found)
     if pre is not None:

@@ -21,15 +21,18 @@ create means someone else took it: the pass ends and is retried at once).
 5. `status.indexes` (claim -> address) and `lastUpdated` are written when they changed.
 
 Claims are matched by `spec.pool.name` in the pool's namespace (an empty or equal
-`spec.pool.namespace`), as upstream. Pause (Cluster paused, `cluster.x-k8s.io/paused`) and the
-CAPI IPAddressClaim loop are not handled yet.
+`spec.pool.namespace`), as upstream.
+6. Cluster API IPAddressClaims whose poolRef names this pool are served in the same pass
+   (`ippool_capi`): both kinds' addresses count as in use, held by "<kind>/<claim>".
+Pause (Cluster paused, `cluster.x-k8s.io/paused`) is not handled yet.
 """
 
 import contextlib
 import random
 
 from metalcubed.core import ipallocator, outcome, ports, wiring
-from metalcubed.core.api import ipam, meta
+from metalcubed.core.api import capiipam, ipam, meta
+from metalcubed.core.reconcilers import ippool_capi
 
 REQUEUE_S = 0.0
 """After a lost race on an IPAddress name (409): look again at once, as upstream."""
@@ -43,6 +46,16 @@ def _pool_of_claim(claim: ipam.IPClaim, _lookup: wiring.IndexLookup) -> list[met
 def _pool_of_address(address: ipam.IPAddress, _lookup: wiring.IndexLookup
                      ) -> list[meta.ObjectKey]:
     return pool_key_of_address(address)
+
+
+def _pool_of_capi(obj: capiipam.IPAddressClaim | capiipam.IPAddress,
+                  _lookup: wiring.IndexLookup) -> list[meta.ObjectKey]:
+    """A CAPI claim or address naming a Metal3 IPPool queues that pool."""
+    ref = obj.spec.pool_ref
+    if not ref.name or ref.kind not in ("", "IPPool") or ref.api_group not in (
+            "", ippool_capi.POOL_GROUP):
+        return []
+    return [meta.ObjectKey(obj.metadata.namespace, ref.name)]
 
 
 def pool_key_of_claim(claim: ipam.IPClaim) -> list[meta.ObjectKey]:
@@ -67,12 +80,14 @@ WIRING = wiring.Wiring(
         wiring.Watch(ipam.IPPool, wiring.own_key),
         wiring.Watch(ipam.IPClaim, _pool_of_claim),
         wiring.Watch(ipam.IPAddress, _pool_of_address),
+        wiring.Watch(capiipam.IPAddressClaim, _pool_of_capi),
+        wiring.Watch(capiipam.IPAddress, _pool_of_capi),
     ),
     indexes=(),
 )
-"""Upstream's IPPool controller watches: the pool, its claims, its addresses (a freed address
-requeues the pool, so exhausted claims get it). Not in controllerset.CONTROLLERS yet: the
-manager would then need the IPAM CRDs installed to start."""
+"""Upstream's IPPool controllers' watches (its two, for IPClaim and for IPAddressClaim, are one
+here): the pool, its claims, its addresses (a freed address requeues the pool, so exhausted
+claims get it)."""
 
 
 class IPPoolReconciler:
@@ -82,6 +97,8 @@ class IPPoolReconciler:
         self._clock = clock
         self._events = events
         self._rng = rng or random.Random(0)
+        self._capi = ippool_capi.CapiClaims(store=store, events=events, rng=self._rng,
+                                            now=clock.now)
 
     def reconcile(self, key: meta.ObjectKey) -> outcome.Outcome:
         try:
@@ -95,18 +112,39 @@ class IPPoolReconciler:
         addresses = self._addresses(pool)
         claims = self._claims(pool)
         addresses = self._drop_orphans(pool, addresses, claims)
-        for claim in claims:
-            try:
-                addresses = self._claim(pool, claim, addresses, allocate=not deleting)
-            except outcome.Conflict:
-                return outcome.Outcome.after(REQUEUE_S)
+        capi_addresses = ippool_capi.addresses(self._store, pool)
+        capi_claims = ippool_capi.claims(self._store, pool)
+        capi_addresses = ippool_capi.drop_orphans(self._store, capi_addresses, capi_claims)
+        in_use = self._in_use(addresses, capi_addresses)
+        try:
+            for claim in claims:
+                addresses = self._claim(pool, claim, addresses, in_use, allocate=not deleting)
+            for capi_claim in capi_claims:
+                capi_addresses = self._capi.handle(pool, capi_claim, capi_addresses, in_use,
+                                                   allocate=not deleting)
+        except outcome.Conflict:
+            return outcome.Outcome.after(REQUEUE_S)
         if deleting:
-            if not addresses and ipam.POOL_FINALIZER in pool.metadata.finalizers:
+            if not addresses and not capi_addresses and (
+                    ipam.POOL_FINALIZER in pool.metadata.finalizers):
                 self._store.update(pool.with_meta(finalizers=tuple(
                     f for f in pool.metadata.finalizers if f != ipam.POOL_FINALIZER)))
             return outcome.Outcome.done()
-        self._write_status(pool, addresses)
+        self._write_status(pool, addresses, capi_addresses)
         return outcome.Outcome.done()
+
+    @staticmethod
+    def _in_use(addresses: dict[str, ipam.IPAddress],
+                capi_addresses: dict[str, capiipam.IPAddress]) -> dict[ipam.IP, str]:
+        """Every address taken in the pool, by holder ("<kind>/<claim>")."""
+        out: dict[ipam.IP, str] = {}
+        for a in addresses.values():
+            if (ip := ipam.parse_ip(a.spec.address)) is not None:
+                out[ip] = ippool_capi.holder(ipam.IPClaim.KIND, a.spec.claim.name)
+        for c in capi_addresses.values():
+            if (ip := ipam.parse_ip(c.spec.address)) is not None:
+                out[ip] = ippool_capi.holder(capiipam.IPAddressClaim.KIND, c.spec.claim_ref.name)
+        return out
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -155,12 +193,14 @@ class IPPoolReconciler:
         return kept
 
     def _claim(self, pool: ipam.IPPool, claim: ipam.IPClaim,
-               addresses: dict[str, ipam.IPAddress], *, allocate: bool
-               ) -> dict[str, ipam.IPAddress]:
+               addresses: dict[str, ipam.IPAddress], in_use: dict[ipam.IP, str], *,
+               allocate: bool) -> dict[str, ipam.IPAddress]:
         mine = [a for a in addresses.values() if a.spec.claim.name == claim.metadata.name]
         if claim.metadata.deletion_timestamp is not None:
             for address in mine:
                 self._delete_address(address)
+                if (ip := ipam.parse_ip(address.spec.address)) is not None:
+                    in_use.pop(ip, None)
             if ipam.CLAIM_FINALIZER in claim.metadata.finalizers:
                 with contextlib.suppress(outcome.NotFound):
                     self._store.update(claim.with_meta(finalizers=tuple(
@@ -177,13 +217,12 @@ class IPPoolReconciler:
             return {n: a for n, a in addresses.items() if a not in extra}
         if not allocate:  # the pool is being deleted: nothing new is handed out
             return addresses
-        in_use = {ip: a.spec.claim.name or "" for a in addresses.values()
-                  if (ip := ipam.parse_ip(a.spec.address)) is not None}
+        owner = ippool_capi.holder(ipam.IPClaim.KIND, claim.metadata.name)
         try:
             got = ipallocator.allocate(
                 pool.spec, claim=claim.metadata.name,
                 requested=claim.metadata.annotations.get(ipam.IP_ADDRESS_ANNOTATION),
-                in_use=in_use, rng=self._rng)
+                in_use=in_use, rng=self._rng, owner=owner)
         except ipallocator.AllocationError as err:
             if (claim.status.error_message if claim.status else None) != err.message:
                 self._events.record(claim, type=ports.EventType.WARNING,
@@ -192,6 +231,7 @@ class IPPoolReconciler:
             self._link(claim, None, error=err.message)
             return addresses
         created = self._store.create(self._address(pool, claim, got))
+        in_use[got.address] = owner
         self._link(claim, created.metadata.name, error=None)
         return {**addresses, created.metadata.name: created}
 
@@ -228,8 +268,10 @@ class IPPoolReconciler:
             with contextlib.suppress(outcome.NotFound):
                 self._store.update_status(claim.model_copy(update={"status": status}))
 
-    def _write_status(self, pool: ipam.IPPool, addresses: dict[str, ipam.IPAddress]) -> None:
+    def _write_status(self, pool: ipam.IPPool, addresses: dict[str, ipam.IPAddress],
+                      capi_addresses: dict[str, capiipam.IPAddress]) -> None:
         indexes = {a.spec.claim.name or "": a.spec.address for a in addresses.values()}
+        indexes.update({c.spec.claim_ref.name: c.spec.address for c in capi_addresses.values()})
         current = pool.status.indexes if pool.status else None
         if (current or {}) == indexes and pool.status is not None:
             return

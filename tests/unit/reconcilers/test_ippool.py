@@ -6,7 +6,7 @@ import random
 import pytest
 
 from metalcubed.core import ipallocator
-from metalcubed.core.api import ipam, meta
+from metalcubed.core.api import capiipam, ipam, meta
 from metalcubed.core.clock import ManualClock
 from metalcubed.core.memory_store import MemoryStore
 from metalcubed.core.reconcilers import ippool
@@ -168,4 +168,88 @@ def test_wiring_maps_claims_and_addresses_to_their_pool() -> None:
     assert ippool.pool_key_of_claim(claim) == [meta.ObjectKey(NS, "pool")]
     assert ippool.pool_key_of_claim(elsewhere) == []  # as upstream: never allocated
     assert ippool.pool_key_of_address(address) == [meta.ObjectKey(NS, "pool")]
-    assert {w.kind for w in ippool.WIRING.watches} == {ipam.IPPool, ipam.IPClaim, ipam.IPAddress}
+    assert {w.kind for w in ippool.WIRING.watches} == {
+        ipam.IPPool, ipam.IPClaim, ipam.IPAddress, capiipam.IPAddressClaim, capiipam.IPAddress}
+
+
+# --- Cluster API IPAddressClaims served from the pool ------------------------------------------
+
+
+def _capi_claim(lab: Lab, name: str, *, kind: str = "IPPool") -> None:
+    lab.store.create(capiipam.IPAddressClaim(
+        metadata=meta.ObjectMeta(name=name, namespace=NS),
+        spec=capiipam.IPAddressClaimSpec(pool_ref=capiipam.IPPoolReference(
+            name="pool", kind=kind, api_group="ipam.metal3.io"))))
+
+
+def _capi_address(lab: Lab, name: str) -> str | None:
+    claim = lab.store.get(capiipam.IPAddressClaim, meta.ObjectKey(NS, name))
+    ref = claim.status.address_ref if claim.status else None
+    if ref is None:
+        return None
+    return lab.store.get(capiipam.IPAddress, meta.ObjectKey(NS, ref.name)).spec.address
+
+
+def test_a_capi_claim_gets_an_address_and_a_ready_condition() -> None:
+    lab = Lab(SMALL)
+    _capi_claim(lab, "k0")
+    lab.settle()
+    assert _capi_address(lab, "k0") == "10.0.0.2"
+    claim = lab.store.get(capiipam.IPAddressClaim, meta.ObjectKey(NS, "k0"))
+    assert claim.status is not None and claim.status.conditions is not None
+    assert [(c.type, c.status) for c in claim.status.conditions] == [("Ready", "True")]
+    assert capiipam.CLAIM_FINALIZER in claim.metadata.finalizers
+    address = lab.store.get(capiipam.IPAddress, meta.ObjectKey(NS, "p-10-0-0-2"))
+    assert (address.spec.prefix, address.spec.gateway) == (0, "10.0.0.1")
+    assert address.spec.pool_ref.kind == "IPPool"
+    pool = lab.store.get(ipam.IPPool, lab.key)
+    assert pool.status is not None and pool.status.indexes == {"k0": "10.0.0.2"}
+
+
+def test_an_ipclaim_and_a_capi_claim_of_one_name_never_share_an_address() -> None:
+    """Upstream keys allocations by claim name alone, so these two alias each other."""
+    lab = Lab(SMALL)
+    lab.claim("same")
+    _capi_claim(lab, "same")
+    lab.settle()
+    assert {lab.address_of("same"), _capi_address(lab, "same")} == {"10.0.0.2", "10.0.0.3"}
+
+
+def test_a_capi_claim_of_another_pool_kind_is_not_served() -> None:
+    lab = Lab(SMALL)
+    _capi_claim(lab, "k0", kind="InClusterIPPool")
+    lab.settle()
+    assert _capi_address(lab, "k0") is None
+    assert lab.store.list(capiipam.IPAddress, namespace=NS) == []
+
+
+def test_an_exhausted_capi_claim_says_so_and_gets_a_freed_address() -> None:
+    lab = Lab(SMALL)
+    for i in range(5):
+        lab.claim(f"c{i}")
+    _capi_claim(lab, "late")
+    lab.settle()
+    claim = lab.store.get(capiipam.IPAddressClaim, meta.ObjectKey(NS, "late"))
+    assert claim.failure() == ipallocator.EXHAUSTED
+    assert claim.status is not None and claim.status.conditions is not None
+    assert claim.status.conditions[0].reason == capiipam.POOL_EXHAUSTED
+    assert lab.events.reasons(meta.ObjectKey(NS, "late")) == ["IPAllocationFailed"]
+    lab.store.delete(ipam.IPClaim, meta.ObjectKey(NS, "c1"))
+    lab.settle()
+    assert _capi_address(lab, "late") == "10.0.0.3"
+    after = lab.store.get(capiipam.IPAddressClaim, meta.ObjectKey(NS, "late"))
+    assert after.failure() is None
+
+
+def test_deleting_a_capi_claim_frees_its_address_and_an_orphan_address_goes() -> None:
+    lab = Lab(SMALL)
+    _capi_claim(lab, "k0")
+    _capi_claim(lab, "k1")
+    lab.settle()
+    lab.store.delete(capiipam.IPAddressClaim, meta.ObjectKey(NS, "k0"))
+    claim = lab.store.get(capiipam.IPAddressClaim, meta.ObjectKey(NS, "k1"))
+    lab.store.update(claim.with_meta(finalizers=()))  # force delete: #694 for CAPI claims
+    lab.store.delete(capiipam.IPAddressClaim, claim.key)
+    lab.settle()
+    assert lab.store.list(capiipam.IPAddressClaim, namespace=NS) == []
+    assert lab.store.list(capiipam.IPAddress, namespace=NS) == []
