@@ -23,7 +23,9 @@ What `start` does on a running local cluster:
 - runs `capi-manager` on loopback (health, webhook; diagnostics off; leader election off;
   MachinePool and MachineSet preflight checks off; no CRD storage migration) and waits for
   /readyz. The process is recorded in the cluster's state.json, so `localcluster.stop` and
-  `metalcubed kube stop` stop it too.
+  `metalcubed kube stop` stop it too;
+- runs the lab kubelet (kubelet.py, process `lab-kubelet`): the Nodes of provisioned hosts, so
+  Machines reach Running (`kubelet=False` leaves it out, for callers that embed their own).
 """
 
 import datetime
@@ -50,6 +52,7 @@ CAPI_VERSION = "v1.13.6"
 """Cluster API core built by build-capi.sh (keep in step with its CAPI_VERSION default)."""
 CACHE_ENV = "METALCUBED_CAPI_CACHE"
 PROCESS_NAME = "capi-manager"
+KUBELET_PROCESS = "lab-kubelet"
 CONVERSION_PROCESS = "capm3-conversion-webhook"
 FEATURE_GATES = "MachinePool=false,MachineSetPreflightChecks=false"
 """MachinePools are out of scope; preflight checks need a control-plane provider (KCP)."""
@@ -182,6 +185,7 @@ def start(
     lifetime: localcluster.Lifetime,
     timeout_s: float = 120.0,
     log: Callable[[str], None] | None = None,
+    kubelet: bool = True,
 ) -> localcluster.Cluster:
     """Serve CAPM3 conversion, install the CAPM3/IPAM and CAPI core CRDs, start capi-manager
     against `cluster`; ready on return.
@@ -222,6 +226,12 @@ def start(
     localcluster.wait_http(proc, f"http://127.0.0.1:{health}/readyz", deadline=deadline)
     say(f"Cluster API {CAPI_VERSION} core ready, health on 127.0.0.1:{health} "
         f"({time.monotonic() - began:.1f} s)")
+    if kubelet:
+        cluster, _ = localcluster.launch_extra(
+            cluster, KUBELET_PROCESS,
+            [sys.executable, "-m", "metalcubed.controllers.kube.kubelet",
+             f"--kubeconfig={cluster.kubeconfig}"], port=0, lifetime=lifetime)
+        say("lab kubelet running: a Node for each host provisioned for a Metal3Machine")
     return cluster
 
 

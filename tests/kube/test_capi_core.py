@@ -71,8 +71,9 @@ def capi_cluster(
         cluster = localcluster.start(directory, binaries=kube_binaries,
                                      lifetime=localcluster.Lifetime.TIED,
                                      crds=crdgen.generate_all())
+        # This module plays the workload cluster's kubelet itself (no lab kubelet).
         cluster = capi.start(cluster, binaries=capi_binaries,
-                             lifetime=localcluster.Lifetime.TIED)
+                             lifetime=localcluster.Lifetime.TIED, kubelet=False)
     except localcluster.LocalClusterError as exc:
         localcluster.stop(directory)
         pytest.fail(str(exc), pytrace=False)
