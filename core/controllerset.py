@@ -38,6 +38,7 @@ from metalcubed.core.reconcilers import (
     metal3cluster,
     metal3datatemplate,
     metal3machine,
+    metal3remediation,
     preprovisioningimage,
 )
 from metalcubed.core.reconcilers import host as host_reconciler
@@ -175,6 +176,14 @@ METAL3CLUSTER = ControllerDef(metal3cluster.WIRING, _metal3cluster, group=CAPM3)
 METAL3MACHINE = ControllerDef(metal3machine.WIRING, _metal3machine, group=CAPM3)
 METAL3DATATEMPLATE = ControllerDef(metal3datatemplate.WIRING, _metal3datatemplate, group=CAPM3)
 
+
+def _metal3remediation(deps: Deps) -> Reconciler:
+    return metal3remediation.Metal3RemediationReconciler(
+        store=deps.store, clock=deps.clock, events=deps.events)
+
+
+METAL3REMEDIATION = ControllerDef(metal3remediation.WIRING, _metal3remediation, group=CAPM3)
+
 # --- IPAM (ip-address-manager) -------------------------------------------------------------------
 
 
@@ -193,7 +202,7 @@ BMO_CONTROLLERS: tuple[ControllerDef, ...] = (
 
 CONTROLLERS: tuple[ControllerDef, ...] = (
     *BMO_CONTROLLERS,
-    METAL3CLUSTER, METAL3MACHINE, METAL3DATATEMPLATE,
+    METAL3CLUSTER, METAL3MACHINE, METAL3DATATEMPLATE, METAL3REMEDIATION,
     IPPOOL,
 )
 """Every controller of every group: BMO's first (upstream main.go's order), then CAPM3's
