@@ -19,8 +19,9 @@ AlreadyExists ends the pass and it is retried).
    A Metal3Data whose claim no longer exists (force-deleted) is deleted: nothing leaks.
 3. Deleting the template: claims left -> wait; Metal3Data left -> look again in 30 s; then the
    finalizer goes.
-Rendering the Metal3Data's secrets (metaData/networkData) is the Metal3Data controller's part,
-not written yet.
+The Metal3Machine ownerRef copied onto the Metal3Data is a plain one (the claim is the
+controller), as upstream. Rendering the Metal3Data's Secrets is the Metal3Data controller's part
+(core/reconcilers/metal3data.py).
 """
 
 import contextlib
@@ -162,7 +163,8 @@ class Metal3DataTemplateReconciler:
         owners = [meta.OwnerReference(api_version=v2.API_VERSION, kind="Metal3DataClaim",
                                       name=claim.metadata.name, uid=claim.metadata.uid or "",
                                       controller=True)]
-        owners += [r for r in claim.metadata.owner_references if r.kind == "Metal3Machine"]
+        owners += [r.model_copy(update={"controller": None, "block_owner_deletion": None})
+                   for r in claim.metadata.owner_references if r.kind == "Metal3Machine"]
         return v2.Metal3Data(
             metadata=meta.ObjectMeta(name=data_name(template.metadata.name, index),
                                      namespace=namespace, labels=dict(claim.metadata.labels),

@@ -1,0 +1,376 @@
+"""The Metal3Data controller: a machine's addresses claimed, its template rendered into Secrets.
+
+Upstream: CAPM3 2f6d76b8 controllers/metal3data_controller.go + baremetal/metal3data_manager.go.
+The Metal3DataTemplate controller creates one Metal3Data per Metal3DataClaim; this controller:
+1. deleting: deletes what the Data made (its IPClaims and IPAddressClaims, `<data>-<pool>`, our
+   finalizer first, and its rendered Secrets), then drops its finalizer. Upstream leaves the
+   Secrets to the garbage collector; deleting them here means nothing is left even where no
+   collector runs;
+2. otherwise: our finalizer; the template (spec.template), the claim and its Metal3Machine (the
+   claim's Metal3Machine ownerRef); the Secret names (spec.metaData / spec.networkData, default
+   `<m3m>-metadata` / `<m3m>-networkdata`); both Secrets there -> ready (upstream never re-renders
+   an existing Secret: a host reprovisions in the same state);
+3. the CAPI Machine (the Metal3Machine's owner) and the BareMetalHost (its `metal3.io/
+   BareMetalHost` annotation) -> waiting until both are known;
+4. a claim per referenced pool: an IPClaim for a Metal3 IPPool, a CAPI IPAddressClaim for any
+   other kind; each owned by the Data (controller) with our finalizer. Their addresses are read
+   back; a claim with no address yet is waited for, with the cause shown: the IPPool does not
+   exist ("IPPool X not found") or the pool could not give one ("IPPool X: Exhausted IP Pools").
+   A claim of the same name owned by an older Metal3Data is waited out (upstream #680);
+5. both documents rendered (core/datatemplate.py) and written as Secrets (type
+   `infrastructure.cluster.x-k8s.io/secret`, label cluster-name, controller ownerRef the Data);
+   `status.ready` true.
+What the user must fix (a missing template or pool, an exhausted pool, a template that cannot
+be rendered for this host) is set on `status.errorMessage` and, when it changes, recorded as a
+Warning Event on the Metal3Data and on its Metal3Machine, naming the pool or the template field.
+The Data is looked at again when one of its claims changes (watch) and every 30 s while it
+waits; a wait that is no one's fault (the host not chosen yet, an address on its way) leaves
+`ready` false without an error.
+"""
+
+import base64
+import contextlib
+from collections.abc import Iterable
+
+from metalcubed.core import datatemplate, outcome, ports, wiring
+from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core.api import capi, capiipam, ipam, meta
+from metalcubed.core.api.capm3 import v1beta2 as v2
+
+DATA_FINALIZER = "metal3data.infrastructure.cluster.x-k8s.io"
+"""On the Metal3Data and on the IPClaims/IPAddressClaims it makes (upstream's DataFinalizer)."""
+M3M_CLAIM_FINALIZER = "metal3machine.infrastructure.cluster.x-k8s.io"
+"""The Metal3Machine's finalizer on its Metal3DataClaim (set by the Metal3Machine controller)."""
+HOST_ANNOTATION = "metal3.io/BareMetalHost"
+SECRET_TYPE = "infrastructure.cluster.x-k8s.io/secret"
+REQUEUE_S = 30.0
+
+
+def secret_names(m3m_name: str) -> tuple[str, str]:
+    """Upstream's default names of the rendered metaData and networkData Secrets."""
+    return f"{m3m_name}-metadata", f"{m3m_name}-networkdata"
+
+
+def claim_name(data_name: str, pool: str) -> str:
+    """The IPClaim / IPAddressClaim a Metal3Data makes for a pool."""
+    return f"{data_name}-{pool}"
+
+
+def _owner_data(obj: meta.Resource, _lookup: wiring.IndexLookup) -> list[meta.ObjectKey]:
+    """A claim or Secret change queues the Metal3Data that controls it."""
+    return [meta.ObjectKey(obj.metadata.namespace, r.name) for r in obj.metadata.owner_references
+            if r.kind == "Metal3Data" and r.controller]
+
+
+def machine_of_data(data: v2.Metal3Data, _lookup: wiring.IndexLookup) -> list[meta.ObjectKey]:
+    """For the Metal3Machine controller's wiring: a Metal3Data change queues its Metal3Machine."""
+    return [meta.ObjectKey(data.metadata.namespace, r.name)
+            for r in data.metadata.owner_references if r.kind == "Metal3Machine"]
+
+
+WIRING = wiring.Wiring(
+    name="metal3data",
+    kind=v2.Metal3Data,
+    watches=(wiring.Watch(v2.Metal3Data, wiring.own_key),
+             wiring.Watch(ipam.IPClaim, _owner_data),
+             wiring.Watch(capiipam.IPAddressClaim, _owner_data)),
+    indexes=(),
+)
+"""Upstream's watches: the Data, and the IP claims it owns (an address given, or an error)."""
+
+
+class Waiting(Exception):
+    """Not ready yet, for a reason worth showing (`message`), looked at again later."""
+
+    def __init__(self, message: str, *, warn: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.warn = warn
+        """An Event reason when the wait is the user's to fix (missing or exhausted pool)."""
+
+
+class Metal3DataReconciler:
+    def __init__(self, *, store: ports.Store, clock: ports.Clock,
+                 events: ports.EventRecorder) -> None:
+        self._store = store
+        self._clock = clock
+        self._events = events
+
+    def reconcile(self, key: meta.ObjectKey) -> outcome.Outcome:
+        try:
+            data = self._store.get(v2.Metal3Data, key)
+        except outcome.NotFound:
+            return outcome.Outcome.done()
+        if data.metadata.deletion_timestamp is not None:
+            self._release(data)
+            return outcome.Outcome.done()
+        if DATA_FINALIZER not in data.metadata.finalizers:
+            data = self._store.update(data.with_meta(
+                finalizers=(*data.metadata.finalizers, DATA_FINALIZER)))
+        m3m: v2.Metal3Machine | None = None
+        try:
+            template, m3m = self._inputs(data)
+            data = self._name_secrets(data, template, m3m)
+            self._render(data, template, m3m)
+        except Waiting as wait:
+            self._report(data, m3m, wait.message, warn=wait.warn)
+            return outcome.Outcome.after(REQUEUE_S)
+        except datatemplate.RenderError as err:
+            self._report(data, m3m, str(err), warn="RenderFailed")
+            return outcome.Outcome.after(REQUEUE_S)
+        self._set_status(data, ready=True, error=None)
+        return outcome.Outcome.done()
+
+    # --- inputs --------------------------------------------------------------------------------
+
+    def _get(self, kind: type[ports.R], namespace: str, name: str) -> ports.R | None:
+        try:
+            return self._store.get(kind, meta.ObjectKey(namespace, name))
+        except outcome.NotFound:
+            return None
+
+    def _inputs(self, data: v2.Metal3Data) -> tuple[v2.Metal3DataTemplate, v2.Metal3Machine]:
+        namespace = data.metadata.namespace
+        ref = data.spec.template if data.spec else None
+        if ref is None or not ref.name:
+            raise Waiting("spec.template is not set")
+        template = self._get(v2.Metal3DataTemplate, namespace, ref.name)
+        if template is None:
+            raise Waiting(f"Metal3DataTemplate {ref.name} not found", warn="TemplateNotFound")
+        claim_ref = data.spec.claim if data.spec else None
+        if claim_ref is None or not claim_ref.name:
+            raise Waiting("spec.claim is not set")
+        claim = self._get(v2.Metal3DataClaim, namespace, claim_ref.name)
+        if claim is None:
+            raise Waiting(f"Metal3DataClaim {claim_ref.name} not found")
+        owner = next((r.name for r in claim.metadata.owner_references
+                      if r.kind == "Metal3Machine"
+                      and r.api_version.startswith("infrastructure.cluster.x-k8s.io/")), None)
+        if owner is None:
+            raise Waiting(f"Metal3DataClaim {claim_ref.name} has no Metal3Machine owner")
+        m3m = self._get(v2.Metal3Machine, namespace, owner)
+        if m3m is None:
+            raise Waiting(f"Metal3Machine {owner} not found")
+        return template, m3m
+
+    def _name_secrets(self, data: v2.Metal3Data, template: v2.Metal3DataTemplate,
+                      m3m: v2.Metal3Machine) -> v2.Metal3Data:
+        """Fill spec.metaData / spec.networkData with the default names (persisted once)."""
+        spec = data.spec or v2.Metal3DataSpec()
+        tspec = template.spec or v2.Metal3DataTemplateSpec()
+        meta_name, network_name = secret_names(m3m.metadata.name)
+        update = {}
+        ns = data.metadata.namespace
+        if tspec.meta_data is not None and not (spec.meta_data and spec.meta_data.name):
+            update["meta_data"] = v2.ObjectRef(name=meta_name, namespace=ns)
+        if tspec.network_data is not None and not (spec.network_data and spec.network_data.name):
+            update["network_data"] = v2.ObjectRef(name=network_name, namespace=ns)
+        if not update:
+            return data
+        return self._store.update(data.model_copy(update={"spec": spec.model_copy(
+            update=update)}))
+
+    def _machine_and_host(self, m3m: v2.Metal3Machine) -> tuple[capi.Machine,
+                                                                 bmh.BareMetalHost]:
+        namespace = m3m.metadata.namespace
+        owner = next((r.name for r in m3m.metadata.owner_references if r.kind == "Machine"),
+                     None)
+        machine = self._get(capi.Machine, namespace, owner) if owner else None
+        if machine is None:
+            raise Waiting("waiting for Machine Controller to set OwnerRef on Metal3Machine")
+        host_ref = m3m.metadata.annotations.get(HOST_ANNOTATION, "")
+        host_ns, _, host_name = host_ref.rpartition("/")
+        host = self._get(bmh.BareMetalHost, host_ns or namespace, host_name) if host_name else None
+        if host is None:
+            raise Waiting("waiting for BareMetalHost to become available")
+        return machine, host
+
+    # --- rendering -----------------------------------------------------------------------------
+
+    def _render(self, data: v2.Metal3Data, template: v2.Metal3DataTemplate,
+                m3m: v2.Metal3Machine) -> None:
+        spec = data.spec or v2.Metal3DataSpec()
+        tspec = template.spec or v2.Metal3DataTemplateSpec()
+        namespace = data.metadata.namespace
+        wanted = [(ref.name, key, doc) for ref, key, doc in (
+            (spec.meta_data, "metaData", tspec.meta_data),
+            (spec.network_data, "networkData", tspec.network_data))
+            if doc is not None and ref is not None and ref.name
+            and self._get(meta.Secret, namespace, ref.name) is None]
+        if not wanted:
+            return
+        machine, host = self._machine_and_host(m3m)
+        objs = datatemplate.Objects(namespace=namespace, index=spec.index or 0,
+                                    metal3machine=m3m, machine=machine, host=host)
+        pools = datatemplate.referenced_pools(tspec, objs)
+        addresses = self._addresses(data, pools)
+        cluster = machine.spec.cluster_name or machine.metadata.labels.get(
+            capi.CLUSTER_NAME_LABEL, "")
+        for name, key, _doc in wanted:
+            document = (datatemplate.meta_data(tspec, objs, addresses) if key == "metaData"
+                        else datatemplate.network_data(tspec, objs, addresses))
+            assert document is not None  # the template has this document (`wanted`)
+            self._write_secret(data, name, key, datatemplate.to_yaml(document), cluster)
+
+    def _write_secret(self, data: v2.Metal3Data, name: str, key: str, text: str,
+                      cluster: str) -> None:
+        owner = meta.OwnerReference(api_version=v2.API_VERSION, kind="Metal3Data",
+                                    name=data.metadata.name, uid=data.metadata.uid or "",
+                                    controller=True)
+        secret = meta.Secret(
+            metadata=meta.ObjectMeta(name=name, namespace=data.metadata.namespace,
+                                     labels={capi.CLUSTER_NAME_LABEL: cluster},
+                                     owner_references=(owner,)),
+            type=SECRET_TYPE, data={key: base64.b64encode(text.encode()).decode()})
+        with contextlib.suppress(outcome.Conflict):  # written by a pass before us: keep it
+            self._store.create(secret)
+
+    # --- addresses ---------------------------------------------------------------------------
+
+    def _owned(self, obj: meta.Resource, data: v2.Metal3Data) -> bool:
+        return any(r.uid == data.metadata.uid for r in obj.metadata.owner_references)
+
+    def _claim_meta(self, data: v2.Metal3Data, pool: str) -> meta.ObjectMeta:
+        owner = meta.OwnerReference(api_version=v2.API_VERSION, kind="Metal3Data",
+                                    name=data.metadata.name, uid=data.metadata.uid or "",
+                                    controller=True)
+        return meta.ObjectMeta(name=claim_name(data.metadata.name, pool),
+                               namespace=data.metadata.namespace,
+                               labels=dict(data.metadata.labels), finalizers=(DATA_FINALIZER,),
+                               owner_references=(owner,))
+
+    def _addresses(self, data: v2.Metal3Data, pools: dict[str, datatemplate.PoolRef]
+                   ) -> dict[str, datatemplate.PoolAddress]:
+        """Every pool's address for this Data; claims created first, all of them, so the pools
+        work in parallel. Raises Waiting naming the first pool not served yet."""
+        pending: list[Waiting] = []
+        out = {}
+        for name, ref in sorted(pools.items()):
+            try:
+                out[name] = (self._from_ipclaim(data, name) if ref.metal3
+                             else self._from_capi_claim(data, ref))
+            except Waiting as wait:
+                pending.append(wait)
+        if pending:
+            worst = next((w for w in pending if w.warn), pending[0])
+            raise Waiting("; ".join(w.message for w in pending), warn=worst.warn)
+        return out
+
+    def _from_ipclaim(self, data: v2.Metal3Data, pool: str) -> datatemplate.PoolAddress:
+        namespace = data.metadata.namespace
+        name = claim_name(data.metadata.name, pool)
+        claim = self._get(ipam.IPClaim, namespace, name)
+        if claim is None:
+            claim = self._store.create(ipam.IPClaim(
+                metadata=self._claim_meta(data, pool),
+                spec=ipam.IPClaimSpec(pool=meta.ObjectReference(name=pool,
+                                                                namespace=namespace))))
+        if not self._owned(claim, data):
+            if claim.metadata.deletion_timestamp is not None:
+                self._drop_finalizer(claim)
+            raise Waiting(f"IPClaim {name} belongs to an older Metal3Data: waiting for it "
+                          "to go")
+        status = claim.status or ipam.IPClaimStatus()
+        if status.error_message:
+            raise Waiting(f"IP Allocation for {pool} failed : {status.error_message}",
+                          warn="IPPoolExhausted")
+        if status.address is None or not status.address.name:
+            if self._get(ipam.IPPool, namespace, pool) is None:
+                raise Waiting(f"IPPool {pool} not found", warn="IPPoolNotFound")
+            raise Waiting(f"waiting for an address from IPPool {pool}")
+        address = self._get(ipam.IPAddress, namespace, status.address.name)
+        if address is None:
+            raise Waiting(f"waiting for IPAddress {status.address.name} of IPPool {pool}")
+        return datatemplate.PoolAddress(address=address.spec.address,
+                                        prefix=address.spec.prefix or 0,
+                                        gateway=address.spec.gateway or "",
+                                        dns_servers=tuple(address.spec.dns_servers))
+
+    def _from_capi_claim(self, data: v2.Metal3Data, ref: datatemplate.PoolRef
+                         ) -> datatemplate.PoolAddress:
+        namespace = data.metadata.namespace
+        name = claim_name(data.metadata.name, ref.name)
+        claim = self._get(capiipam.IPAddressClaim, namespace, name)
+        if claim is None:
+            claim = self._store.create(capiipam.IPAddressClaim(
+                metadata=self._claim_meta(data, ref.name),
+                spec=capiipam.IPAddressClaimSpec(pool_ref=capiipam.IPPoolReference(
+                    name=ref.name, kind=ref.kind, api_group=ref.api_group))))
+        if claim.metadata.deletion_timestamp is not None or not self._owned(claim, data):
+            raise Waiting(f"IPAddressClaim {name} belongs to an older Metal3Data: waiting for "
+                          "it to go")
+        failure = claim.failure()
+        if failure:
+            raise Waiting(f"IP Allocation for {ref.name} failed : {failure}",
+                          warn="IPPoolExhausted")
+        address_ref = claim.status.address_ref if claim.status else None
+        if address_ref is None or not address_ref.name:
+            raise Waiting(f"waiting for an address from {ref.kind} {ref.name}")
+        address = self._get(capiipam.IPAddress, namespace, address_ref.name)
+        if address is None:
+            raise Waiting(f"waiting for IPAddress {address_ref.name} of {ref.kind} {ref.name}")
+        return datatemplate.PoolAddress(address=address.spec.address,
+                                        prefix=address.spec.prefix,
+                                        gateway=address.spec.gateway or "",
+                                        dns_servers=self._pool_dns(namespace, ref, address))
+
+    def _pool_dns(self, namespace: str, ref: datatemplate.PoolRef,
+                  address: capiipam.IPAddress) -> tuple[str, ...]:
+        """A CAPI IPAddress has no DNS servers: a Metal3 pool's are read from its spec."""
+        if not ref.metal3:
+            return ()
+        pool = self._get(ipam.IPPool, namespace, ref.name)
+        ip = ipam.parse_ip(address.spec.address)
+        if pool is None or ip is None:
+            return ()
+        for entry in pool.spec.pools or ():
+            if ipam.in_bounds(entry, ip):
+                return tuple(entry.dns_servers or pool.spec.dns_servers or ())
+        return ()
+
+    # --- release -------------------------------------------------------------------------------
+
+    def _drop_finalizer(self, obj: meta.Resource) -> None:
+        if DATA_FINALIZER in obj.metadata.finalizers:
+            with contextlib.suppress(outcome.NotFound):
+                self._store.update(obj.with_meta(finalizers=tuple(
+                    f for f in obj.metadata.finalizers if f != DATA_FINALIZER)))
+
+    def _release(self, data: v2.Metal3Data) -> None:
+        """Delete the claims and Secrets this Data made, then let it go."""
+        namespace = data.metadata.namespace
+        claims: Iterable[type[meta.Resource]] = (ipam.IPClaim, capiipam.IPAddressClaim)
+        for kind in claims:
+            for obj in self._store.list(kind, namespace=namespace):
+                if self._owned(obj, data):
+                    self._delete(obj)
+        for ref in (data.spec.meta_data, data.spec.network_data) if data.spec else ():
+            secret = self._get(meta.Secret, namespace, ref.name) if ref and ref.name else None
+            if secret is not None and self._owned(secret, data):
+                self._delete(secret)
+        self._drop_finalizer(data)
+
+    def _delete(self, obj: meta.Resource) -> None:
+        self._drop_finalizer(obj)
+        with contextlib.suppress(outcome.NotFound):
+            self._store.delete(type(obj), obj.key)
+
+    # --- status --------------------------------------------------------------------------------
+
+    def _report(self, data: v2.Metal3Data, m3m: v2.Metal3Machine | None, message: str, *,
+                warn: str) -> None:
+        old = data.status.error_message if data.status else None
+        if warn and old != message:
+            for obj in (data, m3m):
+                if obj is not None:
+                    self._events.record(obj, type=ports.EventType.WARNING, reason=warn,
+                                        message=f"Metal3Data {data.metadata.name}: {message}")
+        self._set_status(data, ready=False, error=message if warn else None)
+
+    def _set_status(self, data: v2.Metal3Data, *, ready: bool, error: str | None) -> None:
+        status = v2.Metal3DataStatus(ready=ready, error_message=error)
+        if data.status == status:
+            return
+        current = self._store.get(v2.Metal3Data, data.key)
+        with contextlib.suppress(outcome.NotFound):
+            self._store.update_status(current.model_copy(update={"status": status}))
