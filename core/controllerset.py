@@ -36,6 +36,7 @@ from metalcubed.core.reconcilers import (
     hostwork,
     ippool,
     metal3cluster,
+    metal3data,
     metal3datatemplate,
     metal3machine,
     metal3remediation,
@@ -177,6 +178,13 @@ METAL3MACHINE = ControllerDef(metal3machine.WIRING, _metal3machine, group=CAPM3)
 METAL3DATATEMPLATE = ControllerDef(metal3datatemplate.WIRING, _metal3datatemplate, group=CAPM3)
 
 
+def _metal3data(deps: Deps) -> Reconciler:
+    return metal3data.Metal3DataReconciler(store=deps.store, clock=deps.clock, events=deps.events)
+
+
+METAL3DATA = ControllerDef(metal3data.WIRING, _metal3data, group=CAPM3)
+
+
 def _metal3remediation(deps: Deps) -> Reconciler:
     return metal3remediation.Metal3RemediationReconciler(
         store=deps.store, clock=deps.clock, events=deps.events)
@@ -202,7 +210,7 @@ BMO_CONTROLLERS: tuple[ControllerDef, ...] = (
 
 CONTROLLERS: tuple[ControllerDef, ...] = (
     *BMO_CONTROLLERS,
-    METAL3CLUSTER, METAL3MACHINE, METAL3DATATEMPLATE, METAL3REMEDIATION,
+    METAL3CLUSTER, METAL3MACHINE, METAL3DATATEMPLATE, METAL3DATA, METAL3REMEDIATION,
     IPPOOL,
 )
 """Every controller of every group: BMO's first (upstream main.go's order), then CAPM3's
