@@ -36,6 +36,7 @@ import yaml
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
+from metalcubed.controllers.kube import capm3crds
 from metalcubed.core.api import (
     baremetalhost,
     bmceventsubscription,
@@ -419,10 +420,13 @@ def write(out_dir: Path, crds: Iterable[Mapping[str, Any]]) -> list[Path]:
         path = out_dir / file_name(crd)
         path.write_text(to_yaml(crd))
         paths.append(path)
+    # Upstream's CAPM3 and IPAM CRDs beside ours (written by capm3crds.py) are listed too.
+    shipped = [p for group in (capm3crds.CAPM3_GROUP, capm3crds.IPAM_GROUP)
+               for p in sorted(out_dir.glob(f"{group}_*.yaml"))]
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
-        "resources": [p.name for p in paths],
+        "resources": [p.name for p in [*paths, *shipped]],
     }
     (out_dir / "kustomization.yaml").write_text(
         HEADER + yaml.safe_dump(kustomization, sort_keys=False)

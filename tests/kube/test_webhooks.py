@@ -402,7 +402,9 @@ def test_the_cert_manager_variant_mounts_what_cert_manager_issues(kubectl: Kubec
                                                 "name": issuer["metadata"]["name"]}
     assert certificate["spec"]["dnsNames"] == certs.service_names(
         webhook.SERVICE_NAME, webhook.SERVICE_NAMESPACE)[:2]
-    (deployment,) = by_kind["Deployment"]
+    # the BMO manager serves the webhooks (the capm3 and ipam Deployments do not)
+    (deployment,) = [d for d in by_kind["Deployment"]
+                     if d["metadata"]["name"] == "metalcubed-manager"]
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     args = cli_main.build_parser().parse_args(["manager", *container["args"]])
