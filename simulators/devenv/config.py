@@ -72,6 +72,16 @@ SLOW = HardwareTiming(
     clean_s=3.0, poll_s=3.0, short_poll_s=1.0, busy_retry_s=2.0,
 )
 TIMINGS = {"fast": FAST, "slow": SLOW}
+VM = HardwareTiming(
+    power_on_s=1.0, soft_off_s=10.0, hard_off_s=1.5, agent_boot_s=30.0, heartbeat_s=10.0,
+    clean_s=1.0, poll_s=2.0, short_poll_s=1.0, busy_retry_s=2.0,
+)
+"""The libvirt backend's real VMs under TCG (docs/devenv.md's figures): a ramdisk boot takes
+10-25 s alone and more under load, so the engine's ramdisk timeout (20 x agent_boot_s) is 10
+minutes; `--timing` does not apply to them."""
+BACKENDS = ("emulated", "libvirt")
+MAX_VMS = 8
+"""Most libvirt VMs per lab: each costs ~0.7 GB and 9-20 CPU-seconds per boot under TCG."""
 
 DEFAULT_NAMESPACE = "metal3"
 MAX_HOSTS = 5000
@@ -105,9 +115,11 @@ class LabConfig:
     username: str = "admin"
     password: str = "password"
     """BMC password of every emulated host (the lab generates one per lab)."""
+    backend: str = "emulated"
+    """"emulated" (simulators/hostmodel servers) or "libvirt" (real TCG VMs, libvirtlab/)."""
 
     def hardware(self) -> HardwareTiming:
-        return TIMINGS[self.timing]
+        return VM if self.backend == "libvirt" else TIMINGS[self.timing]
 
     def schemes(self) -> list[str]:
         return [scheme_for(i, self.bmc) for i in range(self.hosts)]
@@ -152,6 +164,16 @@ def check(config: LabConfig) -> LabConfig:
     if config.provisioning_limit < 1:
         raise ConfigError("--provisioning-limit",
                           f"must be at least 1 (got {config.provisioning_limit})")
+    if config.backend not in BACKENDS:
+        raise ConfigError("--backend", f"must be one of {', '.join(BACKENDS)} "
+                          f"(got {config.backend!r})")
+    if config.backend == "libvirt":
+        if config.hosts > MAX_VMS:
+            raise ConfigError("--hosts", f"at most {MAX_VMS} VMs with --backend libvirt (got "
+                              f"{config.hosts}): each needs ~0.7 GB and a TCG boot")
+        if config.kubeconfig is not None:
+            raise ConfigError("--kubeconfig", "not supported with --backend libvirt yet (the "
+                              "libvirt lab runs the manager over its memory store)")
     if config.image_size_mib < 1:
         raise ConfigError("--image-size-mib", f"must be at least 1 (got {config.image_size_mib})")
     return config

@@ -193,6 +193,8 @@ def up(config: lab_config.LabConfig, directory: Path, *, start_timeout_s: float 
     fails to start (with the reason from its log).
     """
     lab_config.check(config)
+    if config.backend == "libvirt":  # a first run builds the deploy ramdisk and OS image
+        start_timeout_s = max(start_timeout_s, 1200.0)
     directory = directory.resolve()
     if config.kubeconfig is not None:
         config = lab_config.LabConfig(**{**_fields(config),
@@ -226,11 +228,13 @@ def up(config: lab_config.LabConfig, directory: Path, *, start_timeout_s: float 
         if failed is not None or code is not None:
             proc.wait(timeout=30)
             (directory / PID).unlink(missing_ok=True)
+            _teardown_libvirt(directory)  # whatever a failed libvirt lab left, if anything
             reason = (failed or {}).get("error") or f"the lab process exited with status {code}"
             raise DevenvError(f"the lab did not start: {reason} (log: {directory / LOG})")
         if time.monotonic() > deadline:
-            _stop(proc.pid, [], timeout_s=10)
+            _stop(proc.pid, [], timeout_s=60)
             (directory / PID).unlink(missing_ok=True)
+            _teardown_libvirt(directory)
             raise DevenvError(f"the lab did not start within {start_timeout_s:.0f} s "
                               f"(log: {directory / LOG})")
         time.sleep(0.1)
@@ -308,9 +312,12 @@ class Stopped:
     """The lab process's pid, if it was running."""
     bmc: tuple[int, ...]
     """BMC processes that were still running."""
+    libvirt: tuple[str, ...] = ()
+    """What a libvirt lab's ledger still held (domains, network, pool, processes, chains) and
+    `down` removed: left by a lab process that died or failed half way."""
 
     def __bool__(self) -> bool:
-        return self.lab is not None or bool(self.bmc)
+        return self.lab is not None or bool(self.bmc) or bool(self.libvirt)
 
 
 def _stop(pid: int, bmc_pids: list[int], *, timeout_s: float) -> Stopped:
@@ -335,10 +342,25 @@ def down(directory: Path, *, timeout_s: float = 120.0) -> Stopped:
     stopped = Stopped(None, ())
     if pid is not None:
         stopped = _stop(pid, bmc_pids, timeout_s=timeout_s)
+    removed = _teardown_libvirt(directory)
+    if removed and not stopped:
+        stopped = Stopped(None, (), tuple(removed))
+    elif removed:
+        stopped = Stopped(stopped.lab, stopped.bmc, tuple(removed))
     for name in (STATE, PID, CONFIG):  # config.json holds the BMC password too
         (directory / name).unlink(missing_ok=True)
     remove_manifests(directory)
     return stopped
+
+
+def _teardown_libvirt(directory: Path) -> list[str]:
+    """Undo what a libvirt lab's ledger still records (the lab process normally did it and
+    removed the ledger; after a kill -9 or a failed start it is still there)."""
+    from metalcubed.simulators.devenv.libvirtlab import ledger
+
+    if ledger.load(directory) is None:
+        return []
+    return ledger.teardown(directory)
 
 
 def remove_manifests(directory: Path) -> None:

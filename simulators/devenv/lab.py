@@ -62,6 +62,7 @@ from metalcubed.core.provisioning import context
 from metalcubed.simulators import imageserver
 from metalcubed.simulators.devenv import config as lab_config
 from metalcubed.simulators.devenv import control, image, shard, status
+from metalcubed.simulators.devenv.libvirtlab import backend as libvirt_backend
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,8 @@ def host_for(info: shard.HostInfo, config: lab_config.LabConfig, lab_id: str
                                  labels={LABEL: lab_id}),
         spec=bmh.BareMetalHostSpec.model_validate({
             "online": True,
-            "bootMode": "UEFI",
+            # The libvirt lab's domains boot SeaBIOS (its deploy ISO is BIOS-bootable).
+            "bootMode": "legacy" if config.backend == "libvirt" else "UEFI",
             "bootMACAddress": info.boot_mac,
             "bmc": {"address": info.bmc_address, "credentialsName": f"{info.name}-bmc-secret"},
         }),
@@ -263,6 +265,8 @@ class Lab:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._stack: list[Callable[[], None]] = []
+        self.vm: libvirt_backend.VmLab | None = None
+        """The libvirt backend's VMs, network and BMCs (backend "libvirt")."""
 
     # --- starting ------------------------------------------------------------------------------
 
@@ -270,6 +274,8 @@ class Lab:
         """Start the services, BMC shards and controller, then (unless `enroll` is False: call
         `enroll()` later, as the benchmark does to time it) create the hosts."""
         try:
+            if self.config.backend == "libvirt":
+                self._start_vm_lab()
             self._start_services()
             self._start_manager()
             self._start_shards()
@@ -280,9 +286,26 @@ class Lab:
             raise
         return self
 
+    def _start_vm_lab(self) -> None:
+        """The libvirt backend: network, pool, images and daemons before the manager (whose
+        agent API listens on the network's address); its stop undoes them from its ledger."""
+        if self.directory is None:
+            raise LabError("the libvirt backend needs a lab directory (for its ledger)")
+        self.vm = libvirt_backend.VmLab(self.config, self.directory, self.lab_id,
+                                        log_file=self._log_file)
+        self._stack.append(self.vm.stop)
+        try:
+            self.vm.prepare()
+        except libvirt_backend.VmLabError as err:
+            raise LabError(str(err)) from err
+
     def _start_services(self) -> None:
         self.images.start()
         self._stack.append(self.images.stop)
+        if self.vm is not None:  # the VMs fetch the real images from the network's address
+            self.image_url = self.vm.image_url
+            self.image_checksum = self.vm.image_checksum
+            return
         self.deploy_kernel_url = self.images.add(DEPLOY_KERNEL, b"metalcubed deploy kernel\n")
         self.deploy_ramdisk_url = self.images.add(DEPLOY_RAMDISK,
                                                   b"metalcubed deploy ramdisk\n" * 2048)
@@ -292,6 +315,13 @@ class Lab:
         log.info("image server %s", self.images.base_url)
 
     def _start_shards(self) -> None:
+        if self.vm is not None:
+            try:
+                self.hosts = self.vm.start_hosts()
+            except libvirt_backend.VmLabError as err:
+                raise LabError(str(err)) from err
+            log.info("%d libvirt domains", len(self.hosts))
+            return
         specs = [
             shard.ShardSpec(hosts=tuple(plans), username=self.config.username,
                             password=self.config.password, lookup_url=self.lookup_url,
@@ -350,11 +380,14 @@ class Lab:
     def _start_manager_here(self) -> None:
         """The memory store: controllers/manager.compose in this process."""
         cfg = self.config
+        vm = self.vm
         options = manager.ManagerOptions(
             namespace=cfg.namespace, concurrency=cfg.concurrency, provisioner="engine",
             provisioning_limit=cfg.provisioning_limit, identity=f"devenv-{self.lab_id}",
-            agent_api_bind_address="127.0.0.1:0", boot_server_bind_address="127.0.0.1:0",
+            agent_api_bind_address=vm.agent_bind if vm else "127.0.0.1:0",
+            boot_server_bind_address="127.0.0.1:0",
             deploy_kernel_url=self.deploy_kernel_url, deploy_ramdisk_url=self.deploy_ramdisk_url,
+            deploy_iso_url=vm.deploy_iso_url if vm else "",
             agent_timeout_s=self.timing.agent_timeout_s,
             engine=self.engine_config(),
         )
@@ -543,6 +576,10 @@ class Lab:
     def snapshot(self) -> dict[str, Any]:
         """`devenv status --json`: the lab's services and every host's row."""
         host_rows = status.rows(self.host_objects())
+        if self.vm is not None:  # each VM's domain, its state, address and OS report
+            domains = self.vm.domain_rows()
+            for row in host_rows:
+                row.update(domains.get(row["name"], {}))
         return {"lab": self.describe(), "summary": status.summary(host_rows),
                 "hosts": host_rows, "events": self.events.latest()}
 
@@ -569,6 +606,8 @@ class Lab:
             "redfishEndpoints": [e for e in redfish if e],
             "bmcProcesses": [p.pid for p in self.shard_processes],
             "manifests": str(self.directory / "manifests") if self.directory else None,
+            "backend": cfg.backend,
+            "libvirt": self.vm.describe() if self.vm is not None else None,
         }
 
     def shard_stats(self) -> list[dict[str, Any]]:
