@@ -666,7 +666,7 @@ def webhook_runnable(options: ManagerOptions, api: client.ThrottledApiClient,
                    *options.webhook_cert_names],
             clock=clock or memory.WallClock())
     configurations = (options.webhook_configuration,) if options.webhook_configuration else ()
-    handlers = webhook.admission_handlers()
+    handlers = webhook.admission_handlers(peers=webhook.api_lister(api))
     handlers[CONVERSION_PATH] = webhook.conversion_handler(capm3_conversion.convert)
     return webhook.WebhookRunnable(
         (options.webhook_host or "0.0.0.0", options.webhook_port), source=source,

@@ -37,8 +37,11 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from kubernetes import client as k8s
+
 from metalcubed.controllers.kube import certs
-from metalcubed.core.api import validation
+from metalcubed.core import outcome
+from metalcubed.core.api import ipam, validation
 
 log = logging.getLogger(__name__)
 
@@ -188,10 +191,52 @@ def _kind_matches(request: Mapping[str, Any], entry: validation.KindEntry) -> st
     return ""
 
 
-def validating_handler(entry: validation.KindEntry) -> Handler:
+Lister = Callable[[validation.KindEntry, str], list[dict[str, Any]]]
+"""(kind, namespace) -> the stored objects of that kind in that namespace (wire dicts)."""
+
+PeerRule = Callable[[Mapping[str, Any], list[dict[str, Any]]], list[outcome.SpecError]]
+"""(the object being admitted, the stored objects of its kind in its namespace) -> errors."""
+
+PEER_RULES: Mapping[tuple[str, str], PeerRule] = {
+    (ipam.API_VERSION, ipam.IPPool.KIND): ipam.name_prefix_taken,
+}
+"""Admission rules that need the other stored objects of the kind, checked on CREATE and
+UPDATE when the handler has a lister: two IPPools of a namespace may not share a namePrefix
+(their IPAddress names would collide; upstream IPAM #1437)."""
+
+
+def api_lister(api: Any) -> Lister:
+    """A Lister reading through the API server (the manager's client)."""
+    def list_kind(entry: validation.KindEntry, namespace: str) -> list[dict[str, Any]]:
+        found = k8s.CustomObjectsApi(api).list_namespaced_custom_object(
+            entry.group, entry.version, namespace, entry.plural)
+        return list(found.get("items") or [])
+
+    return list_kind
+
+
+def _peer_errors(entry: validation.KindEntry, request: Mapping[str, Any],
+                 peers: Lister | None) -> list[outcome.SpecError]:
+    rule = PEER_RULES.get((entry.api_version, entry.kind))
+    obj = request.get("object")
+    if rule is None or peers is None or request["operation"] not in ("CREATE", "UPDATE") or (
+            not isinstance(obj, dict)):
+        return []
+    namespace = request.get("namespace") or (obj.get("metadata") or {}).get("namespace") or ""
+    try:
+        stored = peers(entry, namespace)
+    except Exception as err:  # the API server unreachable: fail closed, saying why
+        return [outcome.SpecError("metadata.namespace", f"cannot list the {entry.kind}s of "
+                                                        f"namespace {namespace!r} to check "
+                                                        f"this one against them: {err}")]
+    return rule(obj, stored)
+
+
+def validating_handler(entry: validation.KindEntry, peers: Lister | None = None) -> Handler:
     """Upstream's validating webhook for one kind: `validation.admit` (schema, the kind's rules,
     update rules against the old object; an old object our model cannot read gets the create
-    rules only; DELETE runs the kind's delete rules, none for BareMetalHost)."""
+    rules only; DELETE runs the kind's delete rules, none for BareMetalHost), then the kind's
+    `PEER_RULES` against the stored objects `peers` lists."""
 
     def handle(body: dict[str, Any]) -> dict[str, Any]:
         request = _admission_request(body)
@@ -210,6 +255,9 @@ def validating_handler(entry: validation.KindEntry) -> Handler:
         if operation == "CONNECT" or (operation == "DELETE" and old is None):
             return review(uid, allowed=True)
         result = validation.admit(operation, obj, old)
+        if result.allowed:
+            result = validation.Admission(tuple(_peer_errors(entry, request, peers)),
+                                          result.warnings)
         if not result.allowed:
             return review(uid, allowed=False, code=403, message=result.message(),
                           warnings=result.warnings)
@@ -265,15 +313,16 @@ def mutating_handler(entry: validation.KindEntry, default: Defaulter | None = No
 
 
 def admission_handlers(
-    entries: Iterable[validation.KindEntry] | None = None,
+    entries: Iterable[validation.KindEntry] | None = None, *, peers: Lister | None = None,
 ) -> dict[str, Handler]:
     """Path -> handler for every kind with admission rules in `validation.KINDS` (or
-    `entries`): its validating path, and its mutating path where upstream has a defaulter."""
+    `entries`): its validating path, and its mutating path where upstream has a defaulter.
+    `peers` (the manager passes `api_lister`) enables the `PEER_RULES`."""
     routes: dict[str, Handler] = {}
     for entry in entries if entries is not None else validation.webhooks():
         if entry.webhook is None or entry.model is None:
             continue
-        routes[entry.webhook_path] = validating_handler(entry)
+        routes[entry.webhook_path] = validating_handler(entry, peers)
         if entry.kind in UPSTREAM_DEFAULTERS:
             routes[path_for(entry.api_version, entry.kind, mutating=True)] = (
                 mutating_handler(entry))

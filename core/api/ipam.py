@@ -376,6 +376,28 @@ def name_prefix_conflicts(pools: Iterable[IPPool]) -> list[tuple[IPPool, outcome
     return out
 
 
+def name_prefix_taken(obj: Mapping[str, object], stored: Iterable[Mapping[str, object]]
+                      ) -> list[outcome.SpecError]:
+    """The admission rule that needs the other pools (the webhook lists its namespace's):
+    `obj` (an IPPool being created or updated, wire dict) may not use a namePrefix another
+    stored IPPool of its namespace already uses (upstream IPAM #1437)."""
+    try:
+        pool = IPPool.from_wire(obj)
+    except ValueError:
+        return []  # its own schema check reports it
+    for doc in stored:
+        try:
+            other = IPPool.from_wire(doc)
+        except ValueError:
+            continue
+        if other.metadata.name != pool.metadata.name and (
+                other.spec.name_prefix == pool.spec.name_prefix):
+            return [_invalid("spec.namePrefix", pool.spec.name_prefix,
+                             f"is already used by IPPool {json.dumps(other.metadata.name)} in "
+                             "this namespace: the pools' IPAddress names would collide")]
+    return []
+
+
 def cross_check(docs: Iterable[Mapping[str, object]]) -> list[tuple[int, outcome.SpecError]]:
     """Rules that need several objects, over wire dicts (e.g. every document `metalcubed
     validate` reads): (position in `docs`, error) for each IPPool whose namePrefix an earlier
