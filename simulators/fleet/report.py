@@ -139,8 +139,25 @@ def _servicing(outcome: RunOutcome) -> dict[str, Any]:
     }
 
 
+def _clusters(outcome: RunOutcome) -> dict[str, Any]:
+    """The Cluster API clusters (clusters.py's figures) and every manager's API writes."""
+    assert outcome.clusters is not None
+    section = outcome.clusters.report()
+    section["api_writes"] = {
+        manager: {"writes": sum(stats.writes.values()), "throttled": stats.throttled,
+                  "throttle_wait_s": _r(stats.throttle_wait_s)}
+        for manager, stats in sorted(outcome.group_api_stats.items())}
+    return section
+
+
 def _slo_actual(report: dict[str, Any], metric: str) -> float:
     parts = metric.split(".")
+    if parts[0] == "clusters":
+        section = report.get("clusters", {})
+        if len(parts) == 3:
+            return float(section.get(parts[1], {}).get(parts[2], math.inf if parts[1] in (
+                "settle_s", "machine_running_s") else 0.0))
+        return float(section.get(parts[1], 0))
     if parts[0] == "servicing":
         section = report.get("servicing", {})
         if len(parts) == 3:
@@ -252,6 +269,8 @@ def build(outcome: RunOutcome) -> dict[str, Any]:
     }
     if outcome.servicing is not None:
         report["servicing"] = _servicing(outcome)
+    if outcome.clusters is not None:
+        report["clusters"] = _clusters(outcome)
     report["slo"] = evaluate_slos(spec, report)
     report["ok"] = report["invariants"]["ok"] and all(v["ok"] for v in report["slo"].values())
     return report

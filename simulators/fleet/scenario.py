@@ -31,8 +31,8 @@ import yaml
 from metalcubed.core import bmcaddress, controllerset, outcome, yamlinput
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.simulators import firmwareimage
+from metalcubed.simulators.fleet import clusterspec, quantity
 from metalcubed.simulators.fleet import distribution as dist
-from metalcubed.simulators.fleet import quantity
 
 T = TypeVar("T")
 
@@ -356,6 +356,8 @@ class Scenario:
     workload: tuple[Step, ...] = ()
     slos: tuple[Slo, ...] = ()
     firmware: dict[str, FirmwareImage] = field(default_factory=dict)
+    clusters: "clusterspec.Clusters | None" = None
+    """Cluster API clusters over the hosts (clusterspec.py); None: hosts only."""
 
     @property
     def services(self) -> bool:
@@ -1105,6 +1107,7 @@ SLO_METRICS = (
     "servicing.<requested|serviced|failed|unserviced>",
     "servicing.durations_s.<p50|p95|p99|max>",
     "servicing.<updates_failed|bmc_reboots>",
+    "clusters.<figure> (clusterspec.METRICS)",
 )
 """The report figures an SLO may name (docs/scenarios.md lists them)."""
 
@@ -1142,6 +1145,11 @@ def _check_metric(metric: str, path: str) -> bool:
         return True
     if parts[0] == "peak" and len(parts) == 2 and parts[1] in _PEAKS:
         return False
+    if parts[0] == "clusters":
+        try:
+            return clusterspec.check_metric(metric, None)
+        except ValueError as err:
+            raise _Invalid(path, str(err)) from None
     if parts[0] == "servicing":
         if len(parts) == 2 and parts[1] in SERVICING_HOST_COUNTS + SERVICING_COUNTS:
             return False
@@ -1197,6 +1205,7 @@ _TOP_KEYS = (
     "workload",
     "slos",
     "firmware",
+    "clusters",
 )
 
 
@@ -1289,6 +1298,12 @@ def parse(data: Any, *, source: str = "<scenario>") -> Scenario:
 
     faults = attempt(lambda: _faults(top.get("faults"), "faults", seen_groups), Faults())
 
+    clusters = None
+    if top.get("clusters") is not None:
+        clusters = attempt(lambda: clusterspec.parse(
+            top["clusters"], "clusters", images=images,
+            namespaces=tuple(group.namespace for group in groups)), None)
+
     steps: list[Step] = []
     raw_steps = top.get("workload")
     if not isinstance(raw_steps, list) or not raw_steps:
@@ -1316,6 +1331,19 @@ def parse(data: Any, *, source: str = "<scenario>") -> Scenario:
                 errors.append(outcome.SpecError(
                     _join(_join("slos", slo.name), "metric"),
                     "a servicing figure needs a workload step with action: service"))
+    for slo in slos:
+        if not slo.metric.startswith("clusters."):
+            continue
+        where = _join(_join("slos", slo.name), "metric")
+        if clusters is None:
+            if top.get("clusters") is None:
+                errors.append(outcome.SpecError(where, "a cluster figure needs a `clusters` "
+                                                       "section"))
+            continue
+        try:
+            clusterspec.check_metric(slo.metric, clusters.steps)
+        except ValueError as err:
+            errors.append(outcome.SpecError(where, str(err)))
     if errors:
         raise ScenarioError(source, errors)
     return Scenario(
@@ -1333,6 +1361,7 @@ def parse(data: Any, *, source: str = "<scenario>") -> Scenario:
         workload=tuple(steps),
         slos=tuple(slos),
         firmware=catalog,
+        clusters=clusters,
     )
 
 

@@ -28,7 +28,7 @@ import simpy
 from metalcubed.core import controllerset, memory_store
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.simulators import hostmodel
-from metalcubed.simulators.fleet import cost, scenario
+from metalcubed.simulators.fleet import capicore, clusters, cost, scenario
 from metalcubed.simulators.fleet import engine as fleet_engine
 from metalcubed.simulators.fleet.bmc import Bmc, BmcStats
 from metalcubed.simulators.fleet.machine import HostFaultPlan, Machine
@@ -68,6 +68,10 @@ class RunOutcome:
     servicing: Servicing | None = None
     serviced: dict[str, int] | None = None
     """Serviced hosts by outcome (servicing.check), when the workload services."""
+    clusters: "clusters.ClusterWorld | None" = None
+    """The Cluster API clusters' world, when the scenario has a `clusters` section."""
+    group_api_stats: dict[str, cost.ApiStats] = field(default_factory=dict)
+    """API writes per manager (controller group, and `capi` for Cluster API core)."""
 
 
 GC_THRESHOLD = (2000, 10, 100)
@@ -158,6 +162,17 @@ class Simulation:
             max_provisioning_retries=controller_settings.max_provisioning_retries,
         )
         self.controllers: list[Controller] = []
+        # Each group is its own Deployment upstream (BMO, CAPM3, IPAM): its own client and
+        # rate limiter. BMO's is `metered` (its figures are the report's `api`).
+        self.group_api_stats: dict[str, cost.ApiStats] = {controllerset.BMO: self.api_stats}
+        clients: dict[str, cost.MeteredStore] = {controllerset.BMO: metered}
+        for group in controllerset.GROUPS:
+            if group not in clients:
+                stats = self.group_api_stats[group] = cost.ApiStats()
+                clients[group] = cost.MeteredStore(
+                    self.store, self.meter, latency=controller_settings.api_latency,
+                    qps=controller_settings.kube_api_qps, burst=controller_settings.kube_api_burst,
+                    now_s=lambda: env.now, epoch=EPOCH, stats=stats)
         for definition in controllerset.select(controller_settings.controllers) \
                 if controller_settings.controllers else controllerset.CONTROLLERS:
             is_host = definition.wiring.kind is bmh.BareMetalHost
@@ -167,7 +182,8 @@ class Simulation:
             self.controllers.append(Controller(
                 env,
                 clock=self.clock,
-                reconciler=definition.new_reconciler(dataclasses.replace(deps, rng=rng)),
+                reconciler=definition.new_reconciler(dataclasses.replace(
+                    deps, rng=rng, store=clients[definition.group])),
                 concurrency=controller_settings.concurrency,
                 meter=self.meter,
                 watch_latency=controller_settings.watch_latency,
@@ -177,6 +193,9 @@ class Simulation:
             ))
         self.controller = self.controllers[0]
         self.store.watch(bmh.BareMetalHost, self.observer.handle)
+        self.clusters: clusters.ClusterWorld | None = None
+        if spec.clusters is not None:
+            self.clusters = capicore.build(self, spec.clusters)
         Informers(self.controllers).watch(self.store)
         self.servicing: Servicing | None = None
         if spec.services:
@@ -275,6 +294,8 @@ class Simulation:
 
     def _changed(self) -> None:
         self.workload.check()
+        if self.clusters is not None and not self.clusters.done:
+            return
         if self.workload.done and self.observer.all_settled() and not self.finished.triggered:
             self.finished.succeed()
 
@@ -312,6 +333,8 @@ class Simulation:
             double_writes=sum(machine.double_writes for machine in self.machines),
         )
         serviced = self.servicing.check() if self.servicing is not None else None
+        if self.clusters is not None:
+            self.clusters.check_end()
         if hit:
             self.observer.violations.add(
                 "time-limit", f"the run reached its time limit ({limit:.0f} s) unfinished"
@@ -333,4 +356,6 @@ class Simulation:
             controllers=list(self.controllers),
             servicing=self.servicing,
             serviced=serviced,
+            clusters=self.clusters,
+            group_api_stats=dict(self.group_api_stats),
         )

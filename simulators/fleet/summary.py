@@ -187,6 +187,34 @@ def _servicing(report: dict[str, Any]) -> Table | None:
     return table
 
 
+def _clusters(report: dict[str, Any]) -> Table | None:
+    """Cluster API clusters: Machines, remediation, what each step took."""
+    data = report.get("clusters")
+    if data is None:
+        return None
+    table = Table(title="Clusters (Cluster API core modelled, CAPM3 and IPAM as shipped)",
+                  title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    table.add_row("Machines", f"{data['machines_created']} created, {data['machines_running']} "
+                              f"running at the end in {data['clusters']} clusters")
+    stats = data["machine_running_s"]
+    if stats["count"]:
+        table.add_row("Created to Running",
+                      f"p50 {format_duration(stats['p50'])}, p95 {format_duration(stats['p95'])}, "
+                      f"max {format_duration(stats['max'])}")
+    table.add_row("Remediation",
+                  f"{data['marked_unhealthy']} marked unhealthy, {data['remediated']} replaced; "
+                  f"{data['short_circuits']} MachineHealthCheck short-circuits (maxUnhealthy)")
+    for step, seconds in data["settle_s"].items():
+        table.add_row(f"Step {step}", f"settled after {format_duration(seconds)}")
+    for step in data["unsettled_steps"]:
+        table.add_row(f"Step {step}", Text("never settled", style="bold red"))
+    writes = ", ".join(f"{m} {v['writes']}" for m, v in data["api_writes"].items())
+    table.add_row("API writes", writes)
+    return table
+
+
 def _verdicts(report: dict[str, Any]) -> Table:
     table = Table(title="SLOs and invariants", title_justify="left")
     table.add_column("")
@@ -195,7 +223,8 @@ def _verdicts(report: dict[str, Any]) -> Table:
     table.add_column("actual", justify="right")
     for name, slo in report["slo"].items():
         timed = slo["metric"] == "makespan_s" or slo["metric"].startswith(
-            ("state_durations_s", "servicing.durations_s"))
+            ("state_durations_s", "servicing.durations_s", "clusters.machine_running_s",
+             "clusters.settle_s"))
         show = format_duration if timed else (lambda v: f"{v:g}")
         table.add_row(
             Text("✔", style="green") if slo["ok"] else Text("✘", style="bold red"),
@@ -208,7 +237,9 @@ def _verdicts(report: dict[str, Any]) -> Table:
         Text("✔", style="green") if invariants["ok"] else Text("✘", style="bold red"),
         "all invariants hold (legal transitions, no host lost or consumed twice, counters"
         + ("; servicing: no image lost, every failure visible" if "servicing" in report
-           else "") + ")",
+           else "")
+        + ("; clusters: no host with two consumers, no IP with two claims, nothing leaked"
+           if "clusters" in report else "") + ")",
         "0",
         str(invariants["count"]),
     )
@@ -229,6 +260,9 @@ def render(report: dict[str, Any], console: Console) -> None:
     serviced = _servicing(report)
     if serviced is not None:
         parts.append(serviced)
+    clusters = _clusters(report)
+    if clusters is not None:
+        parts.append(clusters)
     parts.extend([_traffic(report), _verdicts(report)])
     for message in report["invariants"]["violations"][:10]:
         parts.append(Text(f"  {message}", style="red"))
