@@ -5,13 +5,18 @@ before calling them (matchPolicy Equivalent). Messages are upstream's, in apimac
 `field` format: `Invalid value: <value>: <detail>`, `Required value: <detail>`,
 `Forbidden: <detail>`, with upstream's field paths (`Spec.Image.URL` is spelt so upstream).
 Defaulting (Metal3Cluster port 6443, cloudProviderEnabled false) is not applied.
+
+Ours, beyond upstream, on a new Metal3DataTemplate (`_template_renders`): what upstream finds
+only when it renders the template for a machine, and then reports on the Metal3Data where no
+one looks, is refused when the template is created: one pool name referenced as two different
+kinds, a bond parameter that would overwrite a structured key (`bond_mode`, ...).
 """
 
 import json
 import urllib.parse
 from collections.abc import Callable
 
-from metalcubed.core import outcome
+from metalcubed.core import datatemplate, outcome
 from metalcubed.core.api.capm3 import v1beta2 as v2
 
 MIN_TIMEOUT_S = 100
@@ -210,6 +215,24 @@ def validate_metal3datatemplate(obj: v2.Metal3DataTemplate, *,
                     annotation and annotation.object):
                 errors.append(_required(f"spec.networkData.networks.{family}.{i}.fromPoolRef.name",
                                         "fromPoolRef needs to contain a reference to an IPPool"))
+    if old is None:
+        errors += _template_renders(spec)
+    return errors
+
+
+def _template_renders(spec: v2.Metal3DataTemplateSpec) -> Errors:
+    errors: Errors = []
+    try:
+        datatemplate.referenced_pools(spec)
+    except datatemplate.RenderError as err:
+        errors.append(outcome.SpecError(err.field, f"Invalid value: {err.message}"))
+    links = spec.network_data.links if spec.network_data else None
+    for i, bond in enumerate((links.bonds if links else None) or ()):
+        for j, param in enumerate(bond.parameters):
+            if param.name in ("mode", "xmit_hash_policy", "links"):
+                errors.append(_invalid(f"spec.networkData.links.bonds[{i}].parameters[{j}].name",
+                                       param.name, f"would overwrite bond_{param.name}, which "
+                                                   "the bond's own field sets"))
     return errors
 
 

@@ -97,3 +97,24 @@ def test_webhooks_are_served_for_v1beta2_only_at_upstreams_paths() -> None:
     paths = {e.webhook_path for e in validation.webhooks() if e.group == conversion.GROUP}
     assert paths == {f"/validate-infrastructure-cluster-x-k8s-io-v1beta2-{k.lower()}"
                      for k in conversion.KINDS if k != "Metal3ClusterTemplate"}
+
+
+def test_a_template_that_could_never_render_is_refused_at_creation() -> None:
+    """Ours: upstream finds these only when it renders for a machine (an error on a Metal3Data)."""
+    bond = {"id": "b0", "bondMode": "balance-rr", "macAddress": {"string": "52:54:00:00:00:01"},
+            "parameters": [{"name": "mode"}, {"name": "miimon"}]}
+    spec = {"metaData": {"ipAddressesFromPool": [{"key": "ip", "name": "p"}]},
+            "networkData": {"links": {"bonds": [bond]}, "networks": {"ipv4": [{
+                "id": "n", "link": "b0", "fromPoolRef": {
+                    "name": "p", "kind": "InClusterIPPool",
+                    "apiGroup": "ipam.cluster.x-k8s.io"}}]}}}
+    got = errors(obj("Metal3DataTemplate", spec))
+    assert got == [
+        "spec.networkData.networks.ipv4[0].fromPoolRef: Invalid value: pool 'p' is referenced "
+        "as IPPool (ipam.metal3.io) and as InClusterIPPool (ipam.cluster.x-k8s.io): multiple "
+        "references with the same name but different resource types",
+        'spec.networkData.links.bonds[0].parameters[0].name: Invalid value: "mode": would '
+        "overwrite bond_mode, which the bond's own field sets"]
+    bond["parameters"] = [{"name": "miimon"}]
+    spec["networkData"]["networks"]["ipv4"][0]["fromPoolRef"] = {"name": "p"}  # type: ignore[index]
+    assert errors(obj("Metal3DataTemplate", spec)) == []
