@@ -1,6 +1,7 @@
 """`metalcubed devenv up|status|down`: a bare-metal lab on this machine.
 
-  metalcubed devenv up --hosts N [--bmc redfish|ipmi|mixed] [--provision] [--kubeconfig PATH]
+  metalcubed devenv up --hosts N [--backend emulated|libvirt] [--bmc redfish|ipmi|mixed]
+                       [--provision] [--kubeconfig PATH]
   metalcubed devenv status [--json]
   metalcubed devenv down
 
@@ -11,7 +12,10 @@ lab process over its memory store or, with --kubeconfig, the `metalcubed manager
 engine` process against that API server. It writes each host's Secret and
 BareMetalHost into <dir>/manifests and returns once every host is registered; --provision then
 gives every host the image and waits until all are provisioned. `status` shows each host's
-state, power and BMC endpoint; `down` stops everything `up` started. docs/devenv.md has more.
+state, power and BMC endpoint; `down` stops everything `up` started. With `--backend libvirt`
+the servers are real TCG virtual machines on an isolated libvirt network behind sushy-tools
+(libvirt driver) and virtualbmc, booting a real deploy ramdisk and OS image (needs root and
+`make devenv-deps`; docs/devenv.md has the walkthrough).
 
 Exit status: 0 done, 1 failed (lab did not start, timeout, no lab running for status), 2 bad
 input (the message names the flag).
@@ -57,6 +61,9 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     up.add_argument("--hosts", type=checks.whole(minimum=1, maximum=lab_config.MAX_HOSTS),
                     required=True, metavar="N",
                     help=f"how many emulated hosts (1 to {lab_config.MAX_HOSTS})")
+    up.add_argument("--backend", choices=list(lab_config.BACKENDS), default="emulated",
+                    help="emulated servers (default), or libvirt: real TCG virtual machines "
+                         f"(at most {lab_config.MAX_VMS}; needs root and make devenv-deps)")
     up.add_argument("--bmc", choices=[m.value for m in lab_config.BmcMix], default="redfish",
                     help="BMC protocol: redfish (virtual media), ipmi, or mixed (Redfish and "
                          "IPMI alternate) (default redfish)")
@@ -172,7 +179,7 @@ def run_up(args: argparse.Namespace) -> int:
             hosts=args.hosts, bmc=lab_config.BmcMix(args.bmc), namespace=args.namespace,
             kubeconfig=args.kubeconfig, timing=args.timing, concurrency=args.concurrency,
             hosts_per_process=args.hosts_per_process, password=secrets.token_urlsafe(12),
-            provisioning_limit=args.provisioning_limit,
+            provisioning_limit=args.provisioning_limit, backend=args.backend,
         ))
         started = time.monotonic()
         lab = control.up(config, directory)
@@ -192,6 +199,12 @@ def run_up(args: argparse.Namespace) -> int:
     print(f"  boot server:   {info['bootServer']}")
     if info.get("managerProcess"):
         print(f"  manager:       pid {info['managerProcess']} (metalcubed manager)")
+    if info.get("libvirt"):
+        vm = info["libvirt"]
+        print(f"  libvirt:       network {vm['network']} ({vm['gateway']}/24, bridge "
+              f"{vm['bridge']}), pool {vm['pool']}, disks and consoles in {vm['vmDir']}")
+        print(f"  lab files:     {vm['files']}/files/ (deploy ISO, iPXE, kernel, initrd, OS "
+              "image)")
     print(f"  log:           {directory / 'lab.log'}")
     try:
         snap = _wait(directory, what="registering", test=registered, total=config.hosts,
@@ -227,13 +240,22 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def _table(snap: Snapshot) -> str:
-    head = ("NAME", "STATE", "OPERATIONAL", "POWER", "BMC", "ENDPOINT", "ERROR")
+    vms = any("domain" in r for r in snap["hosts"])
+    head: tuple[str, ...] = ("NAME", "STATE", "OPERATIONAL", "POWER", "BMC", "ENDPOINT")
+    if vms:
+        head += ("DOMAIN", "VM", "IP", "OS")
+    head += ("ERROR",)
     lines = [head]
     for r in snap["hosts"]:
         error = f"{r['errorType']}: {r['errorMessage']}" if r["errorType"] else ""
-        lines.append((r["name"], r["state"] or "-", r["operationalStatus"] or "-",
-                      "on" if r["poweredOn"] else "off", r["scheme"], r["bmcEndpoint"],
-                      error[:80]))
+        line: tuple[str, ...] = (r["name"], r["state"] or "-", r["operationalStatus"] or "-",
+                                 "on" if r["poweredOn"] else "off", r["scheme"],
+                                 r["bmcEndpoint"])
+        if vms:
+            report = r.get("osReport") or {}
+            line += (r.get("domain", "-"), r.get("domainState", "-"), r.get("ip", "-"),
+                     f"booted as {report['hostname']}" if report.get("hostname") else "-")
+        lines.append((*line, error[:80]))
     widths = [max(len(line[i]) for line in lines) for i in range(len(head) - 1)]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(line[:-1], widths, strict=True))
@@ -286,5 +308,7 @@ def run_down(args: argparse.Namespace) -> int:
     if stopped.bmc:
         parts.append(f"{len(stopped.bmc)} BMC process(es) "
                      f"(pid {', '.join(map(str, stopped.bmc))})")
+    if stopped.libvirt:
+        parts.append(f"the libvirt lab's leftovers ({', '.join(stopped.libvirt)})")
     print(f"stopped {' and '.join(parts)}")
     return 0

@@ -11,13 +11,12 @@ import shutil
 APT_PACKAGES = (
     "libvirt-daemon-system", "libvirt-daemon-driver-qemu", "libvirt-clients",
     "qemu-system-x86", "qemu-utils", "ovmf", "ipxe-qemu", "dnsmasq-base", "ipmitool",
-    "xorriso", "pkg-config", "libvirt-dev", "gcc", "python3-dev",
-    "grub-common", "grub-pc-bin", "grub-efi-amd64-bin", "mtools",
+    "pkg-config", "libvirt-dev", "gcc", "python3-dev",
 )
 """Debian packages: the daemons, QEMU and its firmware (SeaBIOS, OVMF, iPXE ROMs), qemu-img,
-dnsmasq for the network's DHCP, ipmitool, the ISO and GRUB tools of the ramdisk builder, and
-what libvirt-python builds against. qemu-utils and dnsmasq-base are only Recommends of the
-daemon packages, so they are named."""
+dnsmasq for the network's DHCP, ipmitool, and what libvirt-python builds against (the deploy
+ramdisk is built from downloaded Debian packages: nothing to install for it). qemu-utils and
+dnsmasq-base are only Recommends of the daemon packages, so they are named."""
 PIP_PACKAGES = ("libvirt-python", "sushy-tools", "virtualbmc")
 APT_COMMAND = ("apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "
                "--no-install-recommends " + " ".join(APT_PACKAGES))
@@ -35,11 +34,8 @@ _FILES = {
     "/usr/lib/ipxe/qemu/efi-virtio.rom": "ipxe-qemu",
     "/usr/sbin/dnsmasq": "dnsmasq-base",
     "/usr/bin/ipmitool": "ipmitool",
-    "/usr/bin/xorriso": "xorriso",
-    "/usr/bin/grub-mkrescue": "grub-common",
-    "/usr/lib/grub/i386-pc": "grub-pc-bin",
-    "/usr/lib/grub/x86_64-efi": "grub-efi-amd64-bin",
-    "/usr/bin/mformat": "mtools",
+    "/usr/bin/pkg-config": "pkg-config",
+    "/usr/include/libvirt/libvirt.h": "libvirt-dev",
 }
 _MODULES = {"libvirt": "libvirt-python", "sushy_tools": "sushy-tools",
             "virtualbmc": "virtualbmc"}

@@ -15,8 +15,10 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from metalcubed.simulators.devenv.libvirtlab import daemons
 
@@ -82,18 +84,18 @@ def stop_process(pid: int, mark: str, timeout_s: float = 10.0) -> bool:
     return True
 
 
-def _step(what: str, action: object) -> None:
+def _step(what: str, action: Callable[[], None]) -> None:
     try:
-        action()  # type: ignore[operator]
+        action()
     except Exception as err:  # one failed step must not keep the others from running
         log.warning("teardown: %s: %s", what, err)
 
 
-def _remove_domain(conn: object, name: str) -> None:
+def _remove_domain(conn: Any, name: str) -> None:
     import libvirt
 
     try:
-        dom = conn.lookupByName(name)  # type: ignore[attr-defined]
+        dom = conn.lookupByName(name)
     except libvirt.libvirtError:
         return
     with contextlib.suppress(libvirt.libvirtError):
@@ -104,11 +106,11 @@ def _remove_domain(conn: object, name: str) -> None:
                       | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
 
 
-def _remove_network(conn: object, name: str) -> None:
+def _remove_network(conn: Any, name: str) -> None:
     import libvirt
 
     try:
-        net = conn.networkLookupByName(name)  # type: ignore[attr-defined]
+        net = conn.networkLookupByName(name)
     except libvirt.libvirtError:
         return
     if net.isActive():
@@ -116,11 +118,11 @@ def _remove_network(conn: object, name: str) -> None:
     net.undefine()
 
 
-def _remove_pool(conn: object, name: str) -> None:
+def _remove_pool(conn: Any, name: str) -> None:
     import libvirt
 
     try:
-        pool = conn.storagePoolLookupByName(name)  # type: ignore[attr-defined]
+        pool = conn.storagePoolLookupByName(name)
     except libvirt.libvirtError:
         return
     if pool.isActive():
@@ -133,10 +135,11 @@ def _remove_pool(conn: object, name: str) -> None:
     pool.undefine()
 
 
-def others_in_use(conn: object) -> bool:
-    """Domains or active networks not of any metalcubed lab: libvirtd serves someone else."""
-    domains = [d.name() for d in conn.listAllDomains()]  # type: ignore[attr-defined]
-    nets = [n.name() for n in conn.listAllNetworks() if n.isActive()]  # type: ignore[attr-defined]
+def others_in_use(conn: Any) -> bool:
+    """Any domain defined or network active (after this lab's are gone): libvirtd serves
+    someone else (another lab, a user), so the daemons this lab started stay up."""
+    domains = [d.name() for d in conn.listAllDomains()]
+    nets = [n.name() for n in conn.listAllNetworks() if n.isActive()]
     return bool(domains) or bool(nets)
 
 
@@ -188,9 +191,9 @@ def teardown(directory: Path) -> list[str]:
     return removed
 
 
-def _connect() -> object | None:
-    """A connection to libvirtd; starts it again (recorded nowhere: the teardown stops it)
-    when the lab's own daemon died, so the domains can still be removed."""
+def _connect() -> Any:
+    """A connection to libvirtd, or None when it does not answer (then there is nothing to
+    undefine through it; the files and processes are still removed)."""
     import libvirt
 
     if not daemons.libvirtd_answers():
