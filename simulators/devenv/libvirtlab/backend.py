@@ -18,6 +18,7 @@ mixed`) through iPXE, which DHCP points at the lab's iPXE script.
 import hashlib
 import importlib
 import logging
+import os
 import subprocess
 import uuid as uuid_module
 from pathlib import Path
@@ -65,6 +66,22 @@ def _used_prefixes(conn: Any) -> set[str]:
         if "inet" in fields:
             used.add(fields[fields.index("inet") + 1].split("/")[0].rsplit(".", 1)[0])
     return used
+
+
+def qemu_usage(domain: str) -> dict[str, Any]:
+    """The domain's QEMU process: its pid, CPU seconds so far and resident memory (MiB), from
+    libvirt's pid file and /proc; empty when it is not running."""
+    try:
+        pid = int(Path(f"/run/libvirt/qemu/{domain}.pid").read_text().strip())
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (OSError, ValueError):
+        return {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    rss_kib = next((int(line.split()[1]) for line in status.splitlines()
+                    if line.startswith("VmRSS:")), 0)
+    return {"qemuPid": pid, "cpuSeconds": round((int(fields[11]) + int(fields[12])) / ticks, 1),
+            "rssMiB": rss_kib // 1024}
 
 
 class VmLab:
@@ -269,9 +286,19 @@ class VmLab:
             rows[self.config.host_name(i)] = {
                 "domain": vm.name, "domainState": state, "mac": vm.mac,
                 "ip": self.net.hosts[i][1], "firmware": "uefi" if vm.uefi else "bios",
-                "console": vm.console, "osReport": report,
+                "console": vm.console, "osReport": report, **qemu_usage(vm.name),
             }
         return rows
+
+    def restart_sushy(self) -> None:
+        """Start the Redfish emulator again on its port (after it was stopped or died)."""
+        if self.sushy is None:
+            raise VmLabError("this lab has no Redfish host")
+        self.sushy.stop()
+        try:
+            self._record(self.sushy.start(), self.sushy.mark)
+        except bmcs.BmcError as err:
+            raise VmLabError(str(err)) from err
 
     def describe(self) -> dict[str, Any]:
         return {
