@@ -6,7 +6,7 @@ names are `metalcubed.core`, `metalcubed.controllers`, ...: `metalcubed` itself 
 
 from setuptools import find_namespace_packages, setup
 
-ROOTS = ("cli", "core", "controllers", "simulators", "scenarios")
+ROOTS = ("cli", "core", "controllers", "simulators", "scenarios", "ramdisk")
 packages = [
     f"metalcubed.{name}"
     for name in find_namespace_packages(include=[f"{root}*" for root in ROOTS])
@@ -20,7 +20,8 @@ setup(
         "metalcubed.core": ["py.typed"],
         "metalcubed.controllers": ["manifests/**/*"],
         "metalcubed.cli": ["py.typed"],
-        "metalcubed.controllers.kube": ["build-kube.sh", "build-capi.sh"],
+        "metalcubed.controllers.kube": ["build-kube.sh", "build-capi.sh", "build-helm.sh"],
+        "metalcubed.ramdisk": ["files/*"],
     },
     include_package_data=True,
 )
