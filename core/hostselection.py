@@ -10,6 +10,12 @@ and picks uniformly at random. With a failure domain it prefers hosts labelled
 `infrastructure.cluster.x-k8s.io/failure-domain=<domain>`, and silently takes any host when none
 of those is free (PR #2764). Here the fallback is returned as `Choice.fell_back`, so the
 controller says so in a condition instead of nobody noticing.
+
+Node reuse (upstream chooseHost): a host labelled `infrastructure.cluster.x-k8s.io/node-reuse`
+is booked for one MachineDeployment (`md-<name>`) or control plane (`cp-<name>`); only a
+machine of that one may take it (its consumerRef is then the Cluster, the booking), and such a
+machine takes a booked host before any other. A booked host that is still deprovisioning is
+waited for (`Choice.wait`), never replaced by a fresh one.
 """
 
 import random
@@ -20,6 +26,7 @@ from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api.capm3 import v1beta2 as v2
 
 FAILURE_DOMAIN_LABEL = "infrastructure.cluster.x-k8s.io/failure-domain"
+NODE_REUSE_LABEL = "infrastructure.cluster.x-k8s.io/node-reuse"
 UNHEALTHY_ANNOTATIONS = ("capm3.metal3.io/unhealthy", "capi.metal3.io/unhealthy")
 _FREE_STATES = frozenset({bmh.ProvisioningState.AVAILABLE, bmh.ProvisioningState.READY})
 
@@ -60,30 +67,52 @@ def matches(selector: v2.HostSelector | None, labels: Mapping[str, str]) -> bool
     return True
 
 
-def free(host: bmh.BareMetalHost) -> bool:
-    """Whether a host may be claimed at all (every filter but the selector)."""
+def _usable(host: bmh.BareMetalHost) -> bool:
     annotations = host.metadata.annotations
     return (host.metadata.deletion_timestamp is None
             and not host.status.error_message
             and bmh.PAUSED_ANNOTATION not in annotations
-            and not any(a in annotations for a in UNHEALTHY_ANNOTATIONS)
-            and host.spec.consumer_ref is None
-            and host.status.provisioning.state in _FREE_STATES)
+            and not any(a in annotations for a in UNHEALTHY_ANNOTATIONS))
+
+
+def free(host: bmh.BareMetalHost, reuse: str = "") -> bool:
+    """Whether a host may be claimed at all (every filter but the selector): unbooked and
+    without a consumer, or booked for `reuse` (a machine's node-reuse label value)."""
+    booking = host.metadata.labels.get(NODE_REUSE_LABEL)
+    if booking is not None:
+        unclaimed = booking == reuse and bool(reuse) and (
+            host.spec.consumer_ref is None or host.spec.consumer_ref.kind == "Cluster")
+    else:
+        unclaimed = host.spec.consumer_ref is None
+    return _usable(host) and unclaimed and host.status.provisioning.state in _FREE_STATES
 
 
 @dataclass(frozen=True, slots=True)
 class Choice:
-    host: bmh.BareMetalHost
-    fell_back: bool
+    host: bmh.BareMetalHost | None
+    fell_back: bool = False
     """A failure domain was asked for and no free host is in it: the host is from elsewhere."""
+    wait: str = ""
+    """No host yet: a host booked for this machine (named) is not free again yet."""
 
 
 def choose(hosts: Iterable[bmh.BareMetalHost], *, selector: v2.HostSelector | None,
-           failure_domain: str | None, rng: random.Random) -> Choice | None:
-    """A free host matching `selector`, uniformly at random (None: no such host)."""
-    candidates: Sequence[bmh.BareMetalHost] = sorted(
-        (h for h in hosts if free(h) and matches(selector, h.metadata.labels)),
-        key=lambda h: h.metadata.name)  # sorted: the same rng gives the same choice
+           failure_domain: str | None, rng: random.Random, reuse: str = "",
+           ) -> Choice | None:
+    """A free host matching `selector`, uniformly at random (None: no such host). With
+    `reuse`, a host booked for it first (or a Choice to wait for one)."""
+    matching = sorted((h for h in hosts if matches(selector, h.metadata.labels)),
+                      key=lambda h: h.metadata.name)  # sorted: same rng, same choice
+    if reuse:
+        booked = [h for h in matching
+                  if h.metadata.labels.get(NODE_REUSE_LABEL) == reuse and _usable(h)]
+        ready = [h for h in booked if free(h, reuse)]
+        if ready:
+            return Choice(rng.choice(ready))
+        if booked:
+            return Choice(None, wait=booked[0].metadata.name)
+    candidates: Sequence[bmh.BareMetalHost] = [
+        h for h in matching if free(h) and NODE_REUSE_LABEL not in h.metadata.labels]
     if not candidates:
         return None
     if failure_domain:

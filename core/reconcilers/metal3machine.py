@@ -1,4 +1,5 @@
-"""The Metal3Machine controller (first part): claim a BareMetalHost safely, provision, release.
+"""The Metal3Machine controller: claim a BareMetalHost safely, render its data, provision it,
+give the workload Node its providerID, pause it for clusterctl move, release it.
 
 Upstream (CAPM3 2f6d76b8 controllers/metal3machine_controller.go, baremetal/
 metal3machine_manager.go) guards its host claim with a process-wide mutex and uncached reads,
@@ -11,31 +12,43 @@ a host someone else has claimed since ("stealing"). Here the claim is safe by co
   there and claims nothing;
 - then the host is claimed with an `update` carrying the resourceVersion it was read at: a 409
   means another machine (or anyone) changed it first, and the pass ends to choose again;
-- a host is only ever written while its `consumerRef` is this Metal3Machine or empty; a host
-  that names another consumer is never touched (our annotation is dropped, a new host chosen);
-- the association is found again from the hosts' consumerRef when the Metal3Machine's
-  `metal3.io/BareMetalHost` annotation was not written (a crash between the two writes leaks
-  no host).
+- a host is only ever written while its `consumerRef` is this Metal3Machine or empty (or the
+  machine's node-reuse booking); a host that names another consumer is never touched;
+- the association is found again from the hosts' consumerRef when the annotation was not
+  written (a crash between the two writes leaks no host).
 
-A pass, level-triggered, one side effect at a time:
-1. no Metal3Machine: done. No owner Machine, no Cluster, Cluster infrastructure not ready
-   (CAPM3 reads the v1beta1 condition InfrastructureReady), no bootstrap data secret: condition
-   AssociateBareMetalHost False with upstream's reason, done (their watches bring it back).
-   Cluster paused or `cluster.x-k8s.io/paused` on the Metal3Machine: look again in 30 s.
-2. deleting: the host is deprovisioned (image, customDeploy, userData cleared, `online` false),
-   released once it is back in a free state (consumerRef and cluster label removed), then the
-   finalizer goes.
-3. finalizer; `spec.failureDomain` follows the Machine's;
-4. no host: choose one (`hostselection`), name it, then claim it in one write (consumerRef,
-   cluster label, image, userData from the bootstrap secret, automatedCleaningMode, online
-   true); a 409 on either ends the pass (the next one claims the named host if still free, or
-   chooses again). None free:
-   condition "No available host found", Event, look again in 30 s. A failure domain nobody in it
-   can serve: the host comes from elsewhere and the condition says so.
-5. the host is provisioned: `spec.providerID = metal3://<ns>/<host>/<m3m>`,
-   `status.initialization.provisioned`, `status.addresses` from the host's inventory.
-Not yet: Metal3DataTemplate rendering (a `dataTemplate` is refused with a condition), node
-reuse, pause annotations on hosts (clusterctl move), label sync, Node providerID.
+A pass, level-triggered, one side effect at a time (what is written on the host:
+capm3host.py; the Node: capm3node.py):
+1. no Metal3Machine: done. Deleting: `_delete` (below). No owner Machine, no Cluster, Cluster
+   infrastructure not ready (v1beta1 condition InfrastructureReady), no bootstrap data:
+   condition AssociateBareMetalHost False with upstream's reason; watches bring it back.
+2. pause and move: an associated host carries `clusterctl.cluster.x-k8s.io/block-move`; when
+   the Cluster is paused the host is paused for the move (with its status saved), and unpaused
+   (only CAPM3's own pause) when the Cluster is not. Paused Cluster or `cluster.x-k8s.io/paused`
+   on the machine: nothing else, look again in 30 s.
+3. finalizer; `spec.failureDomain` follows the Machine's; `status.userData` the bootstrap data.
+4. no host: choose one (`hostselection`: hostSelector, failure domain, a node-reuse booking
+   first), name it, claim it in one write. None: condition "No available host found" and a
+   Warning Event once; the machine is queued again when any host of its namespace becomes free
+   (index `metal3machine-waiting`), and every 30 s. A failure domain nobody free is in: the
+   host comes from elsewhere and the condition says so.
+5. `spec.dataTemplate`: the Metal3DataClaim named after the machine (owned by it); once its
+   Metal3Data is ready, `status.renderedData/metaData/networkData` (condition
+   AssociateMetal3MachineMetaData); the Data's error is the condition's message.
+6. the host's spec follows (`capm3host.synced`): image, userData, metaData, networkData while the
+   host has neither image nor customDeploy; `online` and `automatedCleaningMode` always.
+7. the host is provisioned: `spec.providerID = metal3://<ns>/<host>/<m3m>`,
+   `status.initialization.provisioned`, `status.addresses`; the host's Node (label
+   `metal3.io/uuid=<host uid>`, else its hostname) gets the same providerID. Two Nodes for one
+   host, or a Node with another providerID: condition Ready False
+   `SettingProviderIDOnNodeFailed` and an Event.
+
+Deletion, upstream's order: the Metal3DataClaim goes (its deletion removes the Metal3Data, its
+Secrets and IP claims); the host is deprovisioned (no image, data, powered off) and, back in a
+free state, released: no consumer, no cluster label, no pause of ours, or booked for the
+machine's MachineDeployment / control plane when its Metal3MachineTemplate has `nodeReuse` (found
+through CAPI's `cluster.x-k8s.io/cloned-from-name` annotation) and the Cluster is not being
+deleted. Then the finalizer goes.
 """
 
 import random
@@ -43,22 +56,25 @@ from typing import Literal
 
 from metalcubed.core import hostselection, outcome, ports, wiring
 from metalcubed.core.api import baremetalhost as bmh
-from metalcubed.core.api import capi, meta
+from metalcubed.core.api import capi, meta, node
 from metalcubed.core.api.capm3 import v1beta2 as v2
+from metalcubed.core.reconcilers import capm3host, capm3node
 
 FINALIZER = "metal3machine.infrastructure.cluster.x-k8s.io"
 HOST_ANNOTATION = "metal3.io/BareMetalHost"
+CLONED_FROM_ANNOTATION = "cluster.x-k8s.io/cloned-from-name"
 REQUEUE_S = 30.0
 ASSOCIATE = "AssociateBareMetalHost"
+METADATA = "AssociateMetal3MachineMetaData"
 READY = "Ready"
 NO_HOST = "No available host found"
+WAITING_INDEX = "metal3machine-waiting"
+"""Metal3Machines without a host: value = namespace."""
+HOST_INDEX = "metal3machine-host"
+"""Metal3Machines by their host: "namespace/host"."""
+HOST_UID_INDEX = "metal3machine-host-uid"
+"""BareMetalHosts by uid (a Node's `metal3.io/uuid` label names one)."""
 Status = Literal["True", "False", "Unknown"]
-_RELEASED_STATES = frozenset({
-    bmh.ProvisioningState.REGISTERING, bmh.ProvisioningState.MATCH_PROFILE,
-    bmh.ProvisioningState.INSPECTING, bmh.ProvisioningState.READY,
-    bmh.ProvisioningState.AVAILABLE, bmh.ProvisioningState.NONE,
-    bmh.ProvisioningState.UNMANAGED})
-"""Upstream's states in which a deprovisioned host may lose its consumer."""
 
 
 def provider_id(m3m: v2.Metal3Machine, host: bmh.BareMetalHost) -> str:
@@ -76,13 +92,31 @@ def _domain_note(m3m: v2.Metal3Machine, host: bmh.BareMetalHost) -> str:
             + (f"domain {actual!r}" if actual else "no failure domain"))
 
 
-def _machine_of_host(host: bmh.BareMetalHost, _lookup: wiring.IndexLookup
-                     ) -> list[meta.ObjectKey]:
-    """A host change (state, above all) queues the Metal3Machine it names as consumer."""
+# --- wiring ---------------------------------------------------------------------------------
+
+
+def _waiting(m3m: v2.Metal3Machine) -> list[str]:
+    has_host = HOST_ANNOTATION in m3m.metadata.annotations
+    return [] if has_host or m3m.metadata.deletion_timestamp else [m3m.metadata.namespace]
+
+
+def _host_of(m3m: v2.Metal3Machine) -> list[str]:
+    name = m3m.metadata.annotations.get(HOST_ANNOTATION, "").rpartition("/")[2]
+    return [f"{m3m.metadata.namespace}/{name}"] if name else []
+
+
+def _machines_of_host(host: bmh.BareMetalHost, lookup: wiring.IndexLookup
+                      ) -> list[meta.ObjectKey]:
+    """A host change queues its consumer (and the machine that named it); a free host queues
+    every machine of its namespace still waiting for one."""
+    keys: list[meta.ObjectKey] = []
     ref = host.spec.consumer_ref
-    if ref is None or ref.kind != "Metal3Machine" or not ref.name:
-        return []
-    return [meta.ObjectKey(ref.namespace or host.metadata.namespace, ref.name)]
+    if ref is not None and ref.kind == "Metal3Machine" and ref.name:
+        keys.append(meta.ObjectKey(ref.namespace or host.metadata.namespace, ref.name))
+    keys.extend(lookup(HOST_INDEX, f"{host.metadata.namespace}/{host.metadata.name}"))
+    if hostselection.free(host) or host.metadata.labels.get(hostselection.NODE_REUSE_LABEL):
+        keys.extend(lookup(WAITING_INDEX, host.metadata.namespace))
+    return list(dict.fromkeys(keys))
 
 
 def _machine_of_capi_machine(machine: capi.Machine, _lookup: wiring.IndexLookup
@@ -94,23 +128,47 @@ def _machine_of_capi_machine(machine: capi.Machine, _lookup: wiring.IndexLookup
     return [meta.ObjectKey(machine.metadata.namespace, ref.name)]
 
 
+def _machine_of_node(found: node.Node, lookup: wiring.IndexLookup) -> list[meta.ObjectKey]:
+    """A Node change queues the machine of its host (`metal3.io/uuid` -> host -> machine)."""
+    uid = found.metadata.labels.get(node.UUID_LABEL)
+    if not uid:
+        return []
+    return [key for host in lookup(HOST_UID_INDEX, uid)
+            for key in lookup(HOST_INDEX, f"{host.namespace}/{host.name}")]
+
+
+def _machine_of_owned(obj: meta.Resource, _lookup: wiring.IndexLookup) -> list[meta.ObjectKey]:
+    """A Metal3DataClaim or Metal3Data change queues the Metal3Machine owning it."""
+    return [meta.ObjectKey(obj.metadata.namespace, r.name) for r in obj.metadata.owner_references
+            if r.kind == "Metal3Machine" and r.api_version.startswith(capm3host.GROUP + "/")]
+
+
 WIRING = wiring.Wiring(
     name="metal3machine",
     kind=v2.Metal3Machine,
     watches=(wiring.Watch(v2.Metal3Machine, wiring.own_key),
              wiring.Watch(capi.Machine, _machine_of_capi_machine),
-             wiring.Watch(bmh.BareMetalHost, _machine_of_host)),
-    indexes=(),
+             wiring.Watch(bmh.BareMetalHost, _machines_of_host),
+             wiring.Watch(v2.Metal3DataClaim, _machine_of_owned),
+             wiring.Watch(v2.Metal3Data, _machine_of_owned),
+             wiring.Watch(node.Node, _machine_of_node)),
+    indexes=(wiring.Index(WAITING_INDEX, v2.Metal3Machine, _waiting),
+             wiring.Index(HOST_INDEX, v2.Metal3Machine, _host_of),
+             wiring.Index(HOST_UID_INDEX, bmh.BareMetalHost,
+                          lambda h: [h.metadata.uid] if h.metadata.uid else [])),
 )
 """Upstream's watches but the Cluster and Metal3Cluster ones (a machine waiting for its Cluster,
-or paused, looks again every 30 s instead). Not in controllerset.CONTROLLERS yet (the manager
-would then need the CAPM3 and CAPI CRDs)."""
+or paused, looks again every 30 s instead); plus Nodes (their providerID) and free hosts (for
+machines waiting for one)."""
 
 
 class Metal3MachineReconciler:
     def __init__(self, *, store: ports.Store, clock: ports.Clock, events: ports.EventRecorder,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, node_store: ports.Store | None = None,
+                 ) -> None:
         self._store = store
+        self._nodes = node_store or store
+        """The workload cluster's API (the same API server in the lab)."""
         self._clock = clock
         self._events = events
         self._rng = rng or random.Random(0)
@@ -127,44 +185,61 @@ class Metal3MachineReconciler:
             return outcome.Outcome.after(0.0)
 
     def _reconcile(self, m3m: v2.Metal3Machine) -> outcome.Outcome:
-        deleting = m3m.metadata.deletion_timestamp is not None
-        if deleting:
-            return self._delete(m3m)
         machine = self._owner_machine(m3m)
+        cluster = self._cluster(machine) if machine is not None else None
+        if m3m.metadata.deletion_timestamp is not None:
+            return self._delete(m3m, machine, cluster)
         if machine is None:
             return self._wait(m3m, "WaitingForMetal3MachineOwnerRef")
-        cluster = self._cluster(machine)
         if cluster is None:
             self._wait(m3m, "WaitingForCluster")
             return outcome.Outcome.after(REQUEUE_S)
-        if cluster.spec.paused or capi.PAUSED_ANNOTATION in m3m.metadata.annotations:
+        host = self._host(m3m)
+        paused = bool(cluster.spec.paused) or capi.PAUSED_ANNOTATION in m3m.metadata.annotations
+        if host is not None:
+            step = (capm3host.pause_step(host) if cluster.spec.paused else capm3host.block_move(
+                capm3host.unpause(host, cluster=cluster.metadata.name)))
+            if step is not host:
+                self._store.update(step)
+                return outcome.Outcome.done()  # the host's watch brings us back
+        if paused:
             return outcome.Outcome.after(REQUEUE_S)
         if not cluster.infrastructure_ready():
-            # Nothing of ours changes when the Cluster does (WIRING does not watch Clusters).
             self._wait(m3m, "WaitingForClusterInfrastructureReady")
             return outcome.Outcome.after(REQUEUE_S)
         spec = m3m.spec or v2.Metal3MachineSpec()
         if FINALIZER not in m3m.metadata.finalizers or (
                 spec.failure_domain != machine.spec.failure_domain):
-            m3m = self._store.update(m3m.with_meta(
+            self._store.update(m3m.with_meta(
                 finalizers=tuple(dict.fromkeys((*m3m.metadata.finalizers, FINALIZER))))
                 .model_copy(update={"spec": spec.model_copy(
                     update={"failure_domain": machine.spec.failure_domain})}))
             return outcome.Outcome.after(0.0)
-        if spec.data_template is not None:
-            return self._wait(m3m, "InvalidConfiguration",
-                              "spec.dataTemplate: not supported by metalcubed yet")
-        secret = machine.spec.bootstrap.data_secret_name
+        secret = spec.user_data.name if spec.user_data else machine.spec.bootstrap.data_secret_name
         if not secret:
             return self._wait(m3m, "WaitingForBootstrapData")
-        host = self._host(m3m)
+        status = m3m.status or v2.Metal3MachineStatus()
+        if status.user_data is None or status.user_data.name != secret:
+            self._set_status(m3m, {}, user_data=secret)
+            return outcome.Outcome.after(0.0)
         if host is None:
-            return self._associate(m3m, machine, cluster, secret)
+            return self._associate(m3m, machine, cluster)
+        if spec.data_template is not None:
+            waiting = self._metadata(m3m, spec.data_template)
+            if waiting is not None:
+                return waiting
+        elif not (status.meta_data == spec.meta_data and status.network_data == spec.network_data):
+            self._set_status(m3m, {}, meta_data=spec.meta_data, network_data=spec.network_data)
+            return outcome.Outcome.after(0.0)
+        synced = capm3host.synced(host, m3m)
+        if synced is not host:
+            self._store.update(synced)
+            return outcome.Outcome.done()  # the host's watch brings us back
         if host.status.provisioning.state != bmh.ProvisioningState.PROVISIONED:
             self._set_status(m3m, {ASSOCIATE: ("True", "AssociateBareMetalHostSuccess",
-                                               _domain_note(m3m, host))}, user_data=secret)
+                                               _domain_note(m3m, host))})
             return outcome.Outcome.done()  # the host's watch brings us back
-        return self._provisioned(m3m, host, secret)
+        return self._provisioned(m3m, host)
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -194,31 +269,25 @@ class Metal3MachineReconciler:
             try:
                 host = self._store.get(bmh.BareMetalHost,
                                        meta.ObjectKey(m3m.metadata.namespace, name))
-                if self._ours(host, m3m):
+                if capm3host.is_consumer(host, m3m):
                     return host
             except outcome.NotFound:
                 pass
         for host in self._store.list(bmh.BareMetalHost, namespace=m3m.metadata.namespace):
-            if self._ours(host, m3m):
+            if capm3host.is_consumer(host, m3m):
                 return host
         return None
 
-    @staticmethod
-    def _ours(host: bmh.BareMetalHost, m3m: v2.Metal3Machine) -> bool:
-        ref = host.spec.consumer_ref
-        return ref is not None and ref.kind == "Metal3Machine" and (
-            ref.name == m3m.metadata.name) and (ref.namespace or host.metadata.namespace) == (
-            m3m.metadata.namespace)
-
     # --- claiming ---------------------------------------------------------------------------
 
-    def _associate(self, m3m: v2.Metal3Machine, machine: capi.Machine, cluster: capi.Cluster,
-                   secret: str) -> outcome.Outcome:
+    def _associate(self, m3m: v2.Metal3Machine, machine: capi.Machine, cluster: capi.Cluster
+                   ) -> outcome.Outcome:
         """Two guarded steps. First the Metal3Machine names its choice (an update at its own
         resourceVersion: a stale copy of the machine, e.g. from a lagging cache, fails here and
         claims nothing). Then the host is claimed (an update at the host's resourceVersion: a
         host someone changed since fails here). A machine therefore never holds two hosts."""
         spec = m3m.spec or v2.Metal3MachineSpec()
+        reuse = capm3host.reuse_label(machine)
         named = m3m.metadata.annotations.get(HOST_ANNOTATION, "").rpartition("/")[2]
         if named:
             try:
@@ -226,9 +295,9 @@ class Metal3MachineReconciler:
                                        meta.ObjectKey(m3m.metadata.namespace, named))
             except outcome.NotFound:
                 host = None
-            if host is not None and hostselection.free(host) and hostselection.matches(
+            if host is not None and hostselection.free(host, reuse) and hostselection.matches(
                     spec.host_selector, host.metadata.labels):
-                return self._claim(m3m, host, cluster, secret)
+                return self._claim(m3m, host, cluster)
             annotations = dict(m3m.metadata.annotations)  # taken or gone: choose again
             del annotations[HOST_ANNOTATION]
             self._store.update(m3m.with_meta(annotations=annotations))
@@ -236,50 +305,76 @@ class Metal3MachineReconciler:
         hosts = self._store.list(bmh.BareMetalHost, namespace=m3m.metadata.namespace)
         try:
             choice = hostselection.choose(hosts, selector=spec.host_selector,
-                                          failure_domain=spec.failure_domain, rng=self._rng)
+                                          failure_domain=spec.failure_domain, rng=self._rng,
+                                          reuse=reuse)
         except hostselection.SelectorError as err:
             return self._wait(m3m, "InvalidConfiguration", str(err))
-        if choice is None:
-            if self._condition_reason(m3m, ASSOCIATE) != "AssociateBareMetalHostFailed":
+        if choice is None or choice.host is None:
+            message = NO_HOST if choice is None else (
+                f"waiting for host {choice.wait}, kept for this machine's {reuse} (node reuse)")
+            if self._condition(m3m, ASSOCIATE) != ("False", message):
                 self._events.record(m3m, type=ports.EventType.WARNING,
-                                    reason="NoAvailableHost", message=NO_HOST)
+                                    reason="NoAvailableHost", message=message)
             self._set_status(m3m, {ASSOCIATE: ("False", "AssociateBareMetalHostFailed",
-                                               NO_HOST)})
+                                               message)})
             return outcome.Outcome.after(REQUEUE_S)
         host = choice.host
         m3m = self._store.update(m3m.with_meta(annotations={
             **m3m.metadata.annotations,
             HOST_ANNOTATION: f"{host.metadata.namespace}/{host.metadata.name}"}))
         # Named at our current resourceVersion: our view of the machine was fresh, claim now.
-        return self._claim(m3m, host, cluster, secret)
+        return self._claim(m3m, host, cluster)
 
-    def _claim(self, m3m: v2.Metal3Machine, host: bmh.BareMetalHost, cluster: capi.Cluster,
-               secret: str) -> outcome.Outcome:
-        spec = m3m.spec or v2.Metal3MachineSpec()
-        claimed = host.with_meta(labels={**host.metadata.labels,
-                                         capi.CLUSTER_NAME_LABEL: cluster.metadata.name})
-        image = spec.image
-        host_spec = host.spec.model_copy(update={
-            "consumer_ref": meta.ObjectReference(
-                api_version=v2.API_VERSION, kind="Metal3Machine", name=m3m.metadata.name,
-                namespace=m3m.metadata.namespace),
-            "online": True,
-            "image": bmh.Image.model_validate({
-                "url": image.url, "checksum": image.checksum or "",
-                "checksumType": image.checksum_type, "format": image.disk_format,
-            }) if image is not None and host.spec.image is None else host.spec.image,
-            "user_data": meta.SecretReference(name=secret, namespace=m3m.metadata.namespace),
-            **({"automated_cleaning_mode": bmh.AutomatedCleaningMode(
-                spec.automated_cleaning_mode)} if spec.automated_cleaning_mode else {}),
-        })
+    def _claim(self, m3m: v2.Metal3Machine, host: bmh.BareMetalHost, cluster: capi.Cluster
+               ) -> outcome.Outcome:
         # The claim: one update at the resourceVersion the host was read at (409: lost).
-        self._store.update(claimed.model_copy(update={"spec": host_spec}))
+        self._store.update(capm3host.claimed(host, m3m, cluster=cluster.metadata.name))
         self._set_status(m3m, {ASSOCIATE: ("True", "AssociateBareMetalHostSuccess",
-                                           _domain_note(m3m, host))}, user_data=secret)
+                                           _domain_note(m3m, host))})
         return outcome.Outcome.done()
 
-    def _provisioned(self, m3m: v2.Metal3Machine, host: bmh.BareMetalHost, secret: str
-                     ) -> outcome.Outcome:
+    # --- data -------------------------------------------------------------------------------
+
+    def _metadata(self, m3m: v2.Metal3Machine, template: v2.ObjectRef) -> outcome.Outcome | None:
+        """The Metal3DataClaim and its rendered Metal3Data: None once the machine's status has
+        the data, else what to wait for (upstream AssociateM3Metadata + WaitForM3Metadata)."""
+        ns = m3m.metadata.namespace
+        try:
+            claim = self._store.get(v2.Metal3DataClaim, m3m.key)
+        except outcome.NotFound:
+            self._store.create(v2.Metal3DataClaim(
+                metadata=meta.ObjectMeta(
+                    name=m3m.metadata.name, namespace=ns, labels=dict(m3m.metadata.labels),
+                    finalizers=(FINALIZER,),
+                    owner_references=(meta.OwnerReference(
+                        api_version=v2.API_VERSION, kind="Metal3Machine",
+                        name=m3m.metadata.name, uid=m3m.metadata.uid or "", controller=True),)),
+                spec=v2.Metal3DataClaimSpec(template=v2.ObjectRef(
+                    name=template.name, namespace=template.namespace or ns))))
+            return outcome.Outcome.done()  # the claim's watch brings us back
+        claim_status = claim.status or v2.Metal3DataClaimStatus()
+        rendered = claim_status.rendered_data
+        data = None
+        if rendered is not None and rendered.name:
+            try:
+                data = self._store.get(v2.Metal3Data, meta.ObjectKey(ns, rendered.name))
+            except outcome.NotFound:
+                data = None
+        error = claim_status.error_message or (
+            data.status.error_message if data is not None and data.status else None)
+        if data is None or not (data.status and data.status.ready):
+            message = error or f"waiting for the Metal3Data of template {template.name}"
+            self._set_status(m3m, {METADATA: ("False", "WaitingForMetal3Data", message)})
+            return outcome.Outcome.after(REQUEUE_S)
+        data_spec = data.spec or v2.Metal3DataSpec()
+        self._set_status(m3m, {METADATA: ("True", "AssociateMetal3MachineMetaDataSuccess", "")},
+                         rendered_data=rendered, meta_data=data_spec.meta_data,
+                         network_data=data_spec.network_data)
+        return None
+
+    # --- provisioned ------------------------------------------------------------------------
+
+    def _provisioned(self, m3m: v2.Metal3Machine, host: bmh.BareMetalHost) -> outcome.Outcome:
         spec = m3m.spec or v2.Metal3MachineSpec()
         wanted = provider_id(m3m, host)
         if spec.provider_id != wanted:
@@ -292,35 +387,70 @@ class Metal3MachineReconciler:
                 addresses.append(v2.MachineAddress(address=nic.ip, type="InternalIP"))
         if hardware and hardware.hostname:
             addresses.append(v2.MachineAddress(address=hardware.hostname, type="Hostname"))
+            addresses.append(v2.MachineAddress(address=hardware.hostname, type="InternalDNS"))
+        ready: tuple[Status, str, str] = ("True", "Ready", "")
+        try:
+            found = capm3node.find(self._nodes, host, [a.address for a in addresses
+                                                       if a.type == "Hostname"])
+            if found is not None:
+                given = capm3node.with_provider_id(found, wanted)
+                if given is not found:
+                    self._nodes.update(given)
+        except capm3node.NodeError as err:
+            ready = ("False", "SettingProviderIDOnNodeFailed", str(err))
+            if self._condition(m3m, READY) != ready[::2]:
+                self._events.record(m3m, type=ports.EventType.WARNING,
+                                    reason="SettingProviderIDOnNodeFailed", message=str(err))
         self._set_status(m3m, {ASSOCIATE: ("True", "AssociateBareMetalHostSuccess",
-                                           _domain_note(m3m, host)),
-                               READY: ("True", "Ready", "")},
-                         user_data=secret, provisioned=True, addresses=tuple(addresses))
+                                           _domain_note(m3m, host)), READY: ready},
+                         provisioned=True, addresses=tuple(addresses))
         return outcome.Outcome.done()
 
     # --- releasing --------------------------------------------------------------------------
 
-    def _delete(self, m3m: v2.Metal3Machine) -> outcome.Outcome:
-        self._set_status(m3m, {READY: ("False", "Deleting", "")})
+    def _delete(self, m3m: v2.Metal3Machine, machine: capi.Machine | None,
+                cluster: capi.Cluster | None) -> outcome.Outcome:
+        m3m = self._set_status(m3m, {READY: ("False", "Deleting", "")})
+        try:
+            claim = self._store.get(v2.Metal3DataClaim, m3m.key)
+        except outcome.NotFound:
+            claim = None
+        if claim is not None:  # first the data (upstream DissociateM3Metadata)
+            if FINALIZER in claim.metadata.finalizers:
+                claim = self._store.update(claim.with_meta(finalizers=tuple(
+                    f for f in claim.metadata.finalizers if f != FINALIZER)))
+            if claim.metadata.deletion_timestamp is None:
+                self._store.delete(v2.Metal3DataClaim, claim.key)
         host = self._host(m3m)
         if host is not None:
-            spec = host.spec
-            deprovisioned = spec.model_copy(update={
-                "image": None, "custom_deploy": None, "user_data": None, "online": False})
-            if deprovisioned != spec:
-                self._store.update(host.model_copy(update={"spec": deprovisioned}))
+            off = capm3host.deprovisioned(host, m3m)
+            if off is not host:
+                self._store.update(off)
                 return outcome.Outcome.done()  # the host's watch brings us back
-            if host.status.provisioning.state not in _RELEASED_STATES:
+            if host.status.provisioning.state not in capm3host.RELEASED_STATES:
                 return outcome.Outcome.after(REQUEUE_S)
-            labels = {k: v for k, v in host.metadata.labels.items()
-                      if k != capi.CLUSTER_NAME_LABEL}
-            self._store.update(host.with_meta(labels=labels).model_copy(
-                update={"spec": spec.model_copy(update={"consumer_ref": None})}))
+            reuse = ""
+            if machine is not None and cluster is not None and (
+                    cluster.metadata.deletion_timestamp is None) and self._node_reuse(m3m):
+                reuse = capm3host.reuse_label(machine)
+            self._store.update(capm3host.released(host, cluster=cluster, reuse=reuse or None))
         if FINALIZER in m3m.metadata.finalizers:
             current = self._store.get(v2.Metal3Machine, m3m.key)
             self._store.update(current.with_meta(finalizers=tuple(
                 f for f in current.metadata.finalizers if f != FINALIZER)))
         return outcome.Outcome.done()
+
+    def _node_reuse(self, m3m: v2.Metal3Machine) -> bool:
+        """The machine's Metal3MachineTemplate (CAPI's cloned-from annotation) asks for reuse."""
+        name = m3m.metadata.annotations.get(CLONED_FROM_ANNOTATION)
+        if not name:
+            return False
+        try:
+            template = self._store.get(v2.Metal3MachineTemplate,
+                                       meta.ObjectKey(m3m.metadata.namespace, name))
+        except outcome.NotFound:
+            return False  # upstream: a template already deleted means a normal release
+        return bool(template.spec.node_reuse)
 
     # --- status -----------------------------------------------------------------------------
 
@@ -329,13 +459,15 @@ class Metal3MachineReconciler:
         return outcome.Outcome.done()
 
     @staticmethod
-    def _condition_reason(m3m: v2.Metal3Machine, kind: str) -> str | None:
+    def _condition(m3m: v2.Metal3Machine, kind: str) -> tuple[str, str] | None:
         conditions = m3m.status.conditions if m3m.status else None
-        return next((c.reason for c in conditions or () if c.type == kind), None)
+        return next(((c.status, c.message or "") for c in conditions or () if c.type == kind),
+                    None)
 
-    def _set_status(self, m3m: v2.Metal3Machine, changes: dict[str, tuple[Status, str, str]], *,
-                    user_data: str | None = None, provisioned: bool | None = None,
-                    addresses: tuple[v2.MachineAddress, ...] | None = None) -> None:
+    def _set_status(self, m3m: v2.Metal3Machine, changes: dict[str, tuple[Status, str, str]],
+                    **fields: object) -> v2.Metal3Machine:
+        """Write the conditions and `fields` (user_data: a Secret name; provisioned: bool;
+        addresses; rendered_data/meta_data/network_data: refs) when they change anything."""
         status = m3m.status or v2.Metal3MachineStatus()
         current = {c.type: c for c in status.conditions or ()}
         now = meta.format_time(self._clock.now())
@@ -350,16 +482,19 @@ class Metal3MachineReconciler:
                 if old is not None and old.status == value else now)
         update: dict[str, object] = {
             "conditions": tuple(sorted(current.values(), key=lambda c: c.type))}
-        if user_data is not None:
-            update["user_data"] = v2.ObjectRef(name=user_data, namespace=m3m.metadata.namespace)
-        if provisioned is not None:
-            update["initialization"] = v2.Metal3MachineInitializationStatus(
-                provisioned=provisioned)
-        if addresses is not None:
-            update["addresses"] = addresses or None
+        for name, given in fields.items():
+            if name == "user_data":
+                update[name] = v2.ObjectRef(name=str(given), namespace=m3m.metadata.namespace)
+            elif name == "provisioned":
+                update["initialization"] = v2.Metal3MachineInitializationStatus(
+                    provisioned=bool(given))
+            elif name == "addresses":
+                update[name] = given or None
+            else:
+                update[name] = given
         new = status.model_copy(update=update)
         if new == status:
-            return
+            return m3m
         new = new.model_copy(update={"last_updated": now})
         current_obj = self._store.get(v2.Metal3Machine, m3m.key)
-        self._store.update_status(current_obj.model_copy(update={"status": new}))
+        return self._store.update_status(current_obj.model_copy(update={"status": new}))

@@ -47,16 +47,23 @@ class Lab:
         self.store.update_status(host.model_copy(update={"status": status}))
 
     def machine(self, name: str, *, secret: str | None = "boot", spec: dict[str, object] | None
-                = None, failure_domain: str | None = None) -> meta.ObjectKey:
+                = None, failure_domain: str | None = None, deployment: str | None = None,
+                cloned_from: str | None = None) -> meta.ObjectKey:
+        """A Machine of cluster c1 (of MachineDeployment `deployment`) and its Metal3Machine
+        (cloned from the Metal3MachineTemplate `cloned_from`, as CAPI annotates it)."""
+        labels = {capi.CLUSTER_NAME_LABEL: "c1"}
+        if deployment:
+            labels["cluster.x-k8s.io/deployment-name"] = deployment
         machine = self.store.create(capi.Machine.model_validate({
-            "metadata": {"name": name, "namespace": NS,
-                         "labels": {capi.CLUSTER_NAME_LABEL: "c1"}},
+            "metadata": {"name": name, "namespace": NS, "labels": labels},
             "spec": {"clusterName": "c1", "bootstrap": {"dataSecretName": secret},
                      "failureDomain": failure_domain}}))
         owner = meta.OwnerReference(api_version=capi.API_VERSION, kind="Machine", name=name,
                                     uid=machine.metadata.uid or "")
+        annotations = {"cluster.x-k8s.io/cloned-from-name": cloned_from} if cloned_from else {}
         m3m = self.store.create(v2.Metal3Machine(
-            metadata=meta.ObjectMeta(name=name, namespace=NS, owner_references=(owner,)),
+            metadata=meta.ObjectMeta(name=name, namespace=NS, owner_references=(owner,),
+                                     annotations=annotations),
             spec=v2.Metal3MachineSpec.model_validate(spec if spec is not None
                                                      else {"image": IMAGE})))
         return m3m.key
