@@ -30,6 +30,7 @@ waits; a wait that is no one's fault (the host not chosen yet, an address on its
 
 import base64
 import contextlib
+import json
 from collections.abc import Iterable
 
 from metalcubed.core import datatemplate, outcome, ports, wiring
@@ -43,6 +44,9 @@ M3M_CLAIM_FINALIZER = "metal3machine.infrastructure.cluster.x-k8s.io"
 """The Metal3Machine's finalizer on its Metal3DataClaim (set by the Metal3Machine controller)."""
 HOST_ANNOTATION = "metal3.io/BareMetalHost"
 SECRET_TYPE = "infrastructure.cluster.x-k8s.io/secret"
+ADDRESSES_ANNOTATION = "metal3data.metalcubed.io/addresses"
+"""Ours: the addresses the Secrets were rendered with, {pool: [address, apiGroup, kind]}, so a
+claim deleted behind the Data's back is claimed again for the same address."""
 REQUEUE_S = 30.0
 
 
@@ -111,12 +115,16 @@ class Metal3DataReconciler:
         try:
             template, m3m = self._inputs(data)
             data = self._name_secrets(data, template, m3m)
-            self._render(data, template, m3m)
+            data = self._render(data, template, m3m)
+            lost = self._keep_claims(data)
         except Waiting as wait:
             self._report(data, m3m, wait.message, warn=wait.warn)
             return outcome.Outcome.after(REQUEUE_S)
         except datatemplate.RenderError as err:
             self._report(data, m3m, str(err), warn="RenderFailed")
+            return outcome.Outcome.after(REQUEUE_S)
+        if lost:
+            self._report(data, m3m, lost, warn="IPAddressLost", ready=True)
             return outcome.Outcome.after(REQUEUE_S)
         self._set_status(data, ready=True, error=None)
         return outcome.Outcome.done()
@@ -188,7 +196,7 @@ class Metal3DataReconciler:
     # --- rendering -----------------------------------------------------------------------------
 
     def _render(self, data: v2.Metal3Data, template: v2.Metal3DataTemplate,
-                m3m: v2.Metal3Machine) -> None:
+                m3m: v2.Metal3Machine) -> v2.Metal3Data:
         spec = data.spec or v2.Metal3DataSpec()
         tspec = template.spec or v2.Metal3DataTemplateSpec()
         namespace = data.metadata.namespace
@@ -198,12 +206,17 @@ class Metal3DataReconciler:
             if doc is not None and ref is not None and ref.name
             and self._get(meta.Secret, namespace, ref.name) is None]
         if not wanted:
-            return
+            return data
         machine, host = self._machine_and_host(m3m)
         objs = datatemplate.Objects(namespace=namespace, index=spec.index or 0,
                                     metal3machine=m3m, machine=machine, host=host)
         pools = datatemplate.referenced_pools(tspec, objs)
         addresses = self._addresses(data, pools)
+        record = json.dumps({name: [addresses[name].address, ref.api_group, ref.kind]
+                             for name, ref in sorted(pools.items())}, separators=(",", ":"))
+        if data.metadata.annotations.get(ADDRESSES_ANNOTATION) != record:
+            data = self._store.update(data.with_meta(annotations={
+                **data.metadata.annotations, ADDRESSES_ANNOTATION: record}))
         cluster = machine.spec.cluster_name or machine.metadata.labels.get(
             capi.CLUSTER_NAME_LABEL, "")
         for name, key, _doc in wanted:
@@ -211,6 +224,52 @@ class Metal3DataReconciler:
                         else datatemplate.network_data(tspec, objs, addresses))
             assert document is not None  # the template has this document (`wanted`)
             self._write_secret(data, name, key, datatemplate.to_yaml(document), cluster)
+        return data
+
+    def _keep_claims(self, data: v2.Metal3Data) -> str | None:
+        """The Secrets are rendered: each address they hold stays claimed. A claim deleted
+        behind the Data's back (finalizers stripped) is made again asking for the same
+        address; the answer when the pool cannot give it back (someone else took it)."""
+        try:
+            record = json.loads(data.metadata.annotations.get(ADDRESSES_ANNOTATION, "{}"))
+        except ValueError:
+            return None
+        lost = []
+        for pool, (address, group, kind) in sorted(record.items()):
+            ref = datatemplate.PoolRef(name=pool, api_group=group, kind=kind)
+            got = self._reclaim(data, ref, address)
+            if got is not None:
+                lost.append(got)
+        return "; ".join(lost) or None
+
+    def _reclaim(self, data: v2.Metal3Data, ref: datatemplate.PoolRef, address: str
+                 ) -> str | None:
+        namespace, name = data.metadata.namespace, claim_name(data.metadata.name, ref.name)
+        kind: type[ipam.IPClaim] | type[capiipam.IPAddressClaim] = (
+            ipam.IPClaim if ref.metal3 else capiipam.IPAddressClaim)
+        if self._get(kind, namespace, name) is None:
+            metadata = self._claim_meta(data, ref.name)
+            metadata = metadata.model_copy(update={"annotations": {
+                ipam.IP_ADDRESS_ANNOTATION: address}})
+            self._store.create(ipam.IPClaim(metadata=metadata, spec=ipam.IPClaimSpec(
+                pool=meta.ObjectReference(name=ref.name, namespace=namespace)))
+                if ref.metal3 else capiipam.IPAddressClaim(
+                    metadata=metadata, spec=capiipam.IPAddressClaimSpec(
+                        pool_ref=capiipam.IPPoolReference(name=ref.name, kind=ref.kind,
+                                                          api_group=ref.api_group))))
+            return None
+        try:
+            now = (self._from_ipclaim(data, ref.name) if ref.metal3
+                   else self._from_capi_claim(data, ref))
+        except Waiting as wait:
+            if not wait.warn:
+                return None  # on its way
+            return (f"{kind.KIND} {name} was deleted and made again, but the address "
+                    f"{address} the Secrets hold is not given back: {wait.message}")
+        if now.address != address:
+            return (f"{kind.KIND} {name} holds {now.address}, but the Secrets were rendered "
+                    f"with {address}")
+        return None
 
     def _write_secret(self, data: v2.Metal3Data, name: str, key: str, text: str,
                       cluster: str) -> None:
@@ -358,14 +417,14 @@ class Metal3DataReconciler:
     # --- status --------------------------------------------------------------------------------
 
     def _report(self, data: v2.Metal3Data, m3m: v2.Metal3Machine | None, message: str, *,
-                warn: str) -> None:
+                warn: str, ready: bool = False) -> None:
         old = data.status.error_message if data.status else None
         if warn and old != message:
             for obj in (data, m3m):
                 if obj is not None:
                     self._events.record(obj, type=ports.EventType.WARNING, reason=warn,
                                         message=f"Metal3Data {data.metadata.name}: {message}")
-        self._set_status(data, ready=False, error=message if warn else None)
+        self._set_status(data, ready=ready, error=message if warn else None)
 
     def _set_status(self, data: v2.Metal3Data, *, ready: bool, error: str | None) -> None:
         status = v2.Metal3DataStatus(ready=ready, error_message=error)

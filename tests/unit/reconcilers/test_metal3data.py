@@ -145,3 +145,43 @@ def test_wiring_maps_owned_claims_to_their_data() -> None:
                          spec=ipam.IPClaimSpec(pool=meta.ObjectReference(name="p")))
     (watch,) = [w for w in metal3data.WIRING.watches if w.kind is ipam.IPClaim]
     assert list(watch.keys(claim, lambda _i, _v: ())) == [meta.ObjectKey(NS, "tpl-0")]
+
+
+def _force_delete_ipclaim(lab: DataLab, machine: str) -> None:
+    name = f"{lab.data_of(machine).metadata.name}-pool1"
+    claim = lab.store.get(ipam.IPClaim, meta.ObjectKey(NS, name))
+    claim = lab.store.update(claim.with_meta(finalizers=()))
+    lab.store.delete(ipam.IPClaim, claim.key)
+
+
+def test_a_force_deleted_ipclaim_is_claimed_again_for_the_rendered_address() -> None:
+    """The Secrets hold the address: it must stay claimed, or another machine would get it."""
+    lab = DataLab()
+    lab.pool()
+    lab.machine("m0")
+    lab.settle()
+    _force_delete_ipclaim(lab, "m0")
+    lab.settle()
+    data = lab.data_of("m0")
+    claim = lab.store.get(ipam.IPClaim, meta.ObjectKey(NS, f"{data.metadata.name}-pool1"))
+    assert claim.metadata.annotations == {ipam.IP_ADDRESS_ANNOTATION: "10.0.0.2"}
+    assert lab.store.get(ipam.IPAddress, meta.ObjectKey(NS, "pool1-10-0-0-2")).spec.claim.name == (
+        claim.metadata.name)
+    assert data.status == v2.Metal3DataStatus(ready=True)
+
+
+def test_a_rendered_address_taken_by_another_claim_meanwhile_is_reported() -> None:
+    lab = DataLab()
+    lab.pool(subnet="10.0.0.0/30")  # one address
+    lab.machine("m0")
+    lab.machine("m1")
+    lab.settle()
+    _force_delete_ipclaim(lab, "m0")
+    lab.pools.reconcile(meta.ObjectKey(NS, "pool1"))  # m1's waiting claim takes the address
+    lab.settle()
+    assert lab.data_of("m1").status == v2.Metal3DataStatus(ready=True)
+    status = lab.data_of("m0").status
+    assert status is not None and status.ready is True  # its Secrets exist: it was rendered
+    assert status.error_message is not None and "the address 10.0.0.2 the Secrets hold is not " \
+        "given back" in status.error_message
+    assert lab.events.reasons(meta.ObjectKey(NS, "m0"))[-1] == "IPAddressLost"
