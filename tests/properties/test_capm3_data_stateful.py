@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from metalcubed.core import outcome
-from metalcubed.core.api import ipam, meta
+from metalcubed.core.api import baremetalhost as bmh
+from metalcubed.core.api import capi, ipam, meta
 from metalcubed.core.api.capm3 import v1beta2 as v2
 from metalcubed.core.reconcilers import ippool, metal3data, metal3datatemplate
 from metalcubed.core.testing.fakes import RecordingEventRecorder
@@ -95,8 +96,6 @@ class DataChain(RuleBasedStateMachine):
         self.released.discard(name)
 
     def _clear_machine(self, name: str) -> None:
-        from metalcubed.core.api import baremetalhost as bmh
-        from metalcubed.core.api import capi
         for kind, obj_name in ((v2.Metal3Machine, name), (capi.Machine, name),
                                (bmh.BareMetalHost, f"host-{name}")):
             with contextlib.suppress(outcome.NotFound):
@@ -139,12 +138,12 @@ class DataChain(RuleBasedStateMachine):
                                           events=self.lab.events)
             key = meta.ObjectKey(NS, "pool1")
         else:
-            self.stale.refresh() if pick % 3 == 0 else None  # the cache lags, then catches up
+            if pick % 3 == 0:
+                self.stale.refresh()  # the cache lags, then catches up
             rec, key = self.stale_pools, meta.ObjectKey(NS, "pool1")
-        try:
+        # a crash, or a write based on a stale read refused: retried later
+        with contextlib.suppress(Crash, outcome.Conflict, outcome.NotFound):
             rec.reconcile(key)
-        except (Crash, outcome.Conflict, outcome.NotFound):
-            pass  # a crash, or a write based on a stale read refused: retried later
 
     @rule()
     def every_controller_once(self) -> None:
