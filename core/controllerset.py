@@ -38,6 +38,7 @@ from metalcubed.core.reconcilers import (
     metal3cluster,
     metal3data,
     metal3datatemplate,
+    metal3labelsync,
     metal3machine,
     metal3remediation,
     preprovisioningimage,
@@ -192,6 +193,13 @@ def _metal3remediation(deps: Deps) -> Reconciler:
 
 METAL3REMEDIATION = ControllerDef(metal3remediation.WIRING, _metal3remediation, group=CAPM3)
 
+
+def _metal3labelsync(deps: Deps) -> Reconciler:
+    return metal3labelsync.Metal3LabelSyncReconciler(store=deps.store, events=deps.events)
+
+
+METAL3LABELSYNC = ControllerDef(metal3labelsync.WIRING, _metal3labelsync, group=CAPM3)
+
 # --- IPAM (ip-address-manager) -------------------------------------------------------------------
 
 
@@ -211,6 +219,7 @@ BMO_CONTROLLERS: tuple[ControllerDef, ...] = (
 CONTROLLERS: tuple[ControllerDef, ...] = (
     *BMO_CONTROLLERS,
     METAL3CLUSTER, METAL3MACHINE, METAL3DATATEMPLATE, METAL3DATA, METAL3REMEDIATION,
+    METAL3LABELSYNC,
     IPPOOL,
 )
 """Every controller of every group: BMO's first (upstream main.go's order), then CAPM3's
