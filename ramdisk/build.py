@@ -240,7 +240,9 @@ def build_all(out_dir: Path, *, api_url: str = "", boot_url: str = "", report_ur
     ldlinux = trees.find("usr/lib/syslinux/modules/bios/ldlinux.c32")
     params = deploy_params(api_url, extra_params)
     iso = out_dir / "deploy.iso"
-    isolinux.build(iso, kernel=kernel, initrd=deploy, params=params, label=DEPLOY_LABEL,
+    # From a CD the agent also reads an ir-vfd-dev parameters image, as IPA does.
+    isolinux.build(iso, kernel=kernel, initrd=deploy, params=params + " boot_method=vmedia",
+                   label=DEPLOY_LABEL,
                    isolinux_bin=isolinux_bin, ldlinux=ldlinux, hybrid=False)
     ipxe = out_dir / "boot.ipxe"
     ipxe.write_text(ipxe_script(boot_url, params))

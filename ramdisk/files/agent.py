@@ -312,11 +312,21 @@ def _size_bytes(device: str) -> int:
 
 
 def erase_metadata(device: str) -> None:
-    """IPA's erase_devices_metadata, in effect: the partition tables (MBR, GPT and its backup)
-    and filesystem signatures at the start and end of the disk are zeroed."""
+    """IPA's erase_devices_metadata, in effect: the first MiB of every partition (filesystem
+    signatures, a config drive's ISO header) and of the disk (MBR, GPT, an ISO's volume
+    descriptors), and the disk's last MiB (GPT backup) are zeroed."""
     size = _size_bytes(device)
     zeros = b"\0" * min(ERASE_BYTES, size)
+    name = os.path.basename(device)
+    starts = []  # each partition's start, as wipefs would clear each one's signatures
+    for part in os.listdir(f"/sys/block/{name}") if os.path.isdir(f"/sys/block/{name}") else ():
+        if part.startswith(name) and os.path.exists(f"/sys/block/{name}/{part}/start"):
+            starts.append(int(_read(f"/sys/block/{name}/{part}/start", "0")) * SECTOR)
     with open(device, "r+b", buffering=0) as f:
+        for start in starts:
+            f.seek(start)
+            f.write(zeros[:max(0, min(len(zeros), size - start))])
+        f.seek(0)
         f.write(zeros)
         if size > len(zeros):
             f.seek(size - len(zeros))
