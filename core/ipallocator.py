@@ -11,6 +11,8 @@ As upstream (ip-address-manager 1f5fa681, ipam/ippool_manager.go):
   offset (the injected rng) and wraps;
 - prefix, gateway and DNS servers come from the range when it sets them, else from the pool.
 Unlike upstream:
+- a range with a subnet and no prefix set anywhere gives the subnet's prefix length (upstream
+  gives 0, which renders as a netmask of 0.0.0.0);
 - the gateway (the range's, else the pool's) and a subnet's network and broadcast addresses are
   never given (upstream hands out the broadcast, and the gateway unless pre-allocated elsewhere);
 - other claims' pre-allocations are reserved for them, whether or not those claims exist yet;
@@ -18,6 +20,7 @@ Unlike upstream:
   index (same answer, O(1) instead of O(range)).
 """
 
+import ipaddress
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,10 +50,19 @@ class Allocation:
     dns_servers: tuple[str, ...]
 
 
+def _subnet_prefix(pool: ipam.Pool) -> int | None:
+    if pool.subnet is None:
+        return None
+    try:
+        return ipaddress.ip_network(pool.subnet, strict=False).prefixlen
+    except ValueError:
+        return None
+
+
 def _result(spec: ipam.IPPoolSpec, pool: ipam.Pool, address: ipam.IP) -> Allocation:
     return Allocation(
         address=address,
-        prefix=pool.prefix if pool.prefix else spec.prefix,
+        prefix=pool.prefix or spec.prefix or _subnet_prefix(pool),
         gateway=pool.gateway or spec.gateway,
         dns_servers=tuple(pool.dns_servers or spec.dns_servers or ()),
     )

@@ -200,7 +200,7 @@ def test_a_capi_claim_gets_an_address_and_a_ready_condition() -> None:
     assert [(c.type, c.status) for c in claim.status.conditions] == [("Ready", "True")]
     assert capiipam.CLAIM_FINALIZER in claim.metadata.finalizers
     address = lab.store.get(capiipam.IPAddress, meta.ObjectKey(NS, "p-10-0-0-2"))
-    assert (address.spec.prefix, address.spec.gateway) == (0, "10.0.0.1")
+    assert (address.spec.prefix, address.spec.gateway) == (29, "10.0.0.1")  # from the subnet
     assert address.spec.pool_ref.kind == "IPPool"
     pool = lab.store.get(ipam.IPPool, lab.key)
     assert pool.status is not None and pool.status.indexes == {"k0": "10.0.0.2"}

@@ -22,7 +22,7 @@ def test_a_claim_gets_rendered_secrets_with_an_address_from_the_pool() -> None:
                                          "providerid": f"{NS}/host-m0/m0"}
     network = lab.secret("m0-networkdata")
     assert network["networks"] == [{
-        "type": "ipv4", "id": "public", "link": "enp1s0", "netmask": "0.0.0.0",
+        "type": "ipv4", "id": "public", "link": "enp1s0", "netmask": "255.255.255.248",
         "ip_address": "10.0.0.2", "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0",
                                               "gateway": "10.0.0.1", "services": []}]}]
     assert network["services"] == [{"type": "dns", "address": "10.0.0.53"}]
