@@ -149,7 +149,7 @@ def _ipv4(name: str) -> str | None:
 
 
 def interfaces() -> list[dict[str, object]]:
-    result = []
+    result: list[dict[str, object]] = []
     for name in sorted(os.listdir("/sys/class/net")):
         base = f"/sys/class/net/{name}"
         if name == "lo" or not os.path.exists(base + "/device"):
@@ -175,7 +175,7 @@ def interfaces() -> list[dict[str, object]]:
 
 def cpu() -> dict[str, object]:
     info = _read("/proc/cpuinfo")
-    count, model, mhz, flags = 0, "", "", []
+    count, model, mhz, flags = 0, "", "", list[str]()
     for line in info.splitlines():
         key, _, value = (part.strip() for part in line.partition(":"))
         if key == "processor":

@@ -16,6 +16,7 @@ import hashlib
 import http.server
 import struct
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -159,6 +160,14 @@ def test_a_vm_boots_the_ramdisk_writes_the_image_and_boots_it(
         artefacts: build.Artefacts, table: lookup.LockedNodeTable, files: Files,
         machine: lab.Vm) -> None:
     client = agent_client.HttpAgent(timeout_s=60)
+    figures: dict[str, float] = {}  # printed for docs/ramdisk.md; nothing asserts on time
+    mark = time.monotonic()
+
+    def phase(name: str) -> None:
+        nonlocal mark
+        figures[name + " s"] = round(time.monotonic() - mark, 1)
+        mark = time.monotonic()
+
     image_url = f"http://{lab.GUEST_HOST}:{FILES_PORT}/files/os.img"
     mib = 1024 * 1024
 
@@ -169,6 +178,8 @@ def test_a_vm_boots_the_ramdisk_writes_the_image_and_boots_it(
                   append=build.deploy_params(f"http://{lab.GUEST_HOST}:{API_PORT}", advertise)
                   + " BOOTIF=01-" + lab.MAC.replace(":", "-"))
     endpoint = lab.wait_for("the agent's heartbeat", lambda: table.agent(NODE), BOOT_S, machine)
+    figures["kernel boot CPU s"] = round(machine.cpu_s(), 1)
+    phase("kernel+initrd boot to heartbeat")
     assert endpoint.url == f"http://127.0.0.1:{machine.agent_port}" and endpoint.token
 
     details = client.inventory(endpoint)
@@ -181,6 +192,7 @@ def test_a_vm_boots_the_ramdisk_writes_the_image_and_boots_it(
                                                                 "MC-DISK-0")
     assert "QEMU" in disk.model
     assert details.system_vendor.manufacturer == "QEMU"
+    phase("inventory")
 
     drive = agent.ConfigDrive(meta_data=configdrive.default_meta_data(NODE, KEY))
     bad = agent.ImageWrite(url=image_url, checksum="0" * 64, checksum_type="sha256",
@@ -192,12 +204,14 @@ def test_a_vm_boots_the_ramdisk_writes_the_image_and_boots_it(
     assert "Image failed to verify against checksum" in failed.error
     assert artefacts.os_sha256 in failed.error
     assert _read(machine.disk, 0, mib) == bytes(mib), "a refused image reached the disk"
+    phase("refused write")
 
     good = dataclasses.replace(bad, checksum=artefacts.os_sha256)
     started = client.start_write_image(endpoint, good)
     written = lab.wait_for("the image write", _finished(client, endpoint, started.id), 120,
                            machine)
     assert written.state is agent.CommandState.SUCCEEDED, written.error
+    phase("image + config drive write")
     assert (written.image_url, written.image_checksum) == (image_url, artefacts.os_sha256)
     image = artefacts.os_image.read_bytes()
     on_disk = _read(machine.disk, 0, len(image))
@@ -213,11 +227,14 @@ def test_a_vm_boots_the_ramdisk_writes_the_image_and_boots_it(
 
     client.start_power_off(endpoint)
     assert machine.wait_exit(120) == 0
+    phase("power off")
 
     # The VM boots its disk: the tiny OS reads the config drive and reports.
     table.put(dataclasses.replace(table.get(NODE), wait=None))  # type: ignore[arg-type]
     machine.start(boot="c")
     [report] = lab.wait_for("the tiny OS's report", lambda: files.reports[:1], BOOT_S, machine)
+    figures["disk boot CPU s"] = round(machine.cpu_s(), 1)
+    phase("disk boot to report")
     assert (report["hostname"], report["uuid"], report["mac"]) == ("host-0", NODE, lab.MAC)
     assert f"METALCUBED-OS: hostname=host-0 uuid={NODE}" in machine.console()
     machine.stop()
@@ -231,6 +248,8 @@ def test_a_vm_boots_the_ramdisk_writes_the_image_and_boots_it(
     machine.start(cdroms=(artefacts.iso, params), boot="d")
     again = lab.wait_for("the agent's heartbeat from the ISO", lambda: table.agent(NODE),
                          BOOT_S, machine)
+    figures["ISO boot CPU s"] = round(machine.cpu_s(), 1)
+    phase("ISO boot to heartbeat")
     assert again.token != endpoint.token  # a fresh token for the new boot
     details = client.inventory(again)
     assert details.nics[0].pxe is False  # booted from the CD, not the network
@@ -238,6 +257,8 @@ def test_a_vm_boots_the_ramdisk_writes_the_image_and_boots_it(
     cleaned = lab.wait_for("metadata cleaning", _finished(client, again, started.id), 120,
                            machine)
     assert cleaned.state is agent.CommandState.SUCCEEDED, cleaned.error
+    phase("metadata cleaning")
+    print("ramdisk lifecycle figures:", figures)
     assert _read(machine.disk, 0, mib) == bytes(mib)
     assert _read(machine.disk, (1 << 30) - mib, mib) == bytes(mib)
     assert _read(machine.disk, start * 512, mib) == bytes(mib), "config drive still there"

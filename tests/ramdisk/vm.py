@@ -88,6 +88,14 @@ class Vm:
                                      stdin=subprocess.DEVNULL)
         log.close()
 
+    def cpu_s(self) -> float:
+        """CPU seconds the running qemu used so far (0 when it is not running)."""
+        if not self.running():
+            return 0.0
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def console(self) -> str:
         try:
             return self.serial.read_text(errors="replace")
