@@ -37,6 +37,15 @@ trap 'rm -rf "$TMP"' EXIT
 # Stamp the version as helm's Makefile does, so `helm version` tells the truth.
 LD="-s -w -X helm.sh/helm/$MAJOR/internal/version.version=$HV"
 LD+=" -X helm.sh/helm/$MAJOR/internal/version.gitTreeState=clean"
+# And the Kubernetes version `helm template`/`lint` assume without a cluster (Helm 3's Makefile
+# derives it from client-go's v0.<minor>; unstamped, Helm 3 assumes v1.20 and refuses charts
+# needing a newer kubeVersion). Helm 4 reads it from its build info and lacks these symbols.
+GOMOD=$(go mod download -json "helm.sh/helm/$MAJOR@$HV" \
+  | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')
+KMINOR=$(awk '$1=="k8s.io/client-go"{split($2,v,".");print v[2];exit}' "$GOMOD")
+for p in pkg/lint/rules pkg/chartutil; do
+  LD+=" -X helm.sh/helm/$MAJOR/$p.k8sVersionMajor=1 -X helm.sh/helm/$MAJOR/$p.k8sVersionMinor=$KMINOR"
+done
 log "helm $HV: fetching modules and compiling"
 GOBIN="$TMP" go install -trimpath -ldflags "$LD" "helm.sh/helm/$MAJOR/cmd/helm@$HV"
 mv "$TMP/helm" "$OUT/helm"
