@@ -24,19 +24,24 @@ Claims are matched by `spec.pool.name` in the pool's namespace (an empty or equa
 `spec.pool.namespace`), as upstream.
 6. Cluster API IPAddressClaims whose poolRef names this pool are served in the same pass
    (`ippool_capi`): both kinds' addresses count as in use, held by "<kind>/<claim>".
-Pause (Cluster paused, `cluster.x-k8s.io/paused`) is not handled yet.
+0. As upstream: a pool with `spec.clusterName` gets the cluster-name label and an owner reference
+   to that Cluster (garbage-collected with it); the Cluster missing (a Warning Event), paused,
+   or the pool annotated `cluster.x-k8s.io/paused`: nothing is done, looked at again in 30 s
+   (a pool being moved by clusterctl hands out nothing).
 """
 
 import contextlib
 import random
 
 from metalcubed.core import ipallocator, outcome, ports, wiring
-from metalcubed.core.api import capiipam, ipam, meta
+from metalcubed.core.api import capi, capiipam, ipam, meta
 from metalcubed.core.reconcilers import ippool_capi
 
 REQUEUE_S = 0.0
 """After a lost race on an IPAddress name (409): look again at once, as upstream."""
-PAUSED_ANNOTATION = "cluster.x-k8s.io/paused"
+PAUSED_ANNOTATION = capi.PAUSED_ANNOTATION
+PAUSE_S = 30.0
+"""A paused pool (or one whose Cluster is paused or missing) is looked at again this late."""
 
 
 def _pool_of_claim(claim: ipam.IPClaim, _lookup: wiring.IndexLookup) -> list[meta.ObjectKey]:
@@ -105,6 +110,14 @@ class IPPoolReconciler:
             pool = self._store.get(ipam.IPPool, key)
         except outcome.NotFound:
             return outcome.Outcome.done()
+        if pool.spec.cluster_name:
+            pool, cluster = self._cluster(pool)
+            if cluster is None:
+                return outcome.Outcome.after(PAUSE_S)
+            if cluster.spec.paused:
+                return outcome.Outcome.after(PAUSE_S)
+        if PAUSED_ANNOTATION in pool.metadata.annotations:
+            return outcome.Outcome.after(PAUSE_S)
         deleting = pool.metadata.deletion_timestamp is not None
         if not deleting and ipam.POOL_FINALIZER not in pool.metadata.finalizers:
             pool = self._store.update(pool.with_meta(
@@ -145,6 +158,29 @@ class IPPoolReconciler:
             if (ip := ipam.parse_ip(c.spec.address)) is not None:
                 out[ip] = ippool_capi.holder(capiipam.IPAddressClaim.KIND, c.spec.claim_ref.name)
         return out
+
+    def _cluster(self, pool: ipam.IPPool) -> tuple[ipam.IPPool, capi.Cluster | None]:
+        """Upstream: a pool of a cluster carries its cluster-name label and a (non-controller)
+        owner reference to the Cluster, so it is garbage-collected with it (IPAM #134). A
+        missing Cluster is reported once and looked for again."""
+        name = pool.spec.cluster_name or ""
+        try:
+            cluster = self._store.get(capi.Cluster, meta.ObjectKey(pool.metadata.namespace,
+                                                                  name))
+        except outcome.NotFound:
+            self._events.record(pool, type=ports.EventType.WARNING, reason="ClusterNotFound",
+                                message=f"spec.clusterName: Cluster {name} not found; the pool "
+                                        "hands out nothing until it exists")
+            return pool, None
+        owner = meta.OwnerReference(api_version=capi.API_VERSION, kind=capi.Cluster.KIND,
+                                    name=name, uid=cluster.metadata.uid or "")
+        labels = {**pool.metadata.labels, capi.CLUSTER_NAME_LABEL: name}
+        owners = pool.metadata.owner_references
+        if not any(r.kind == owner.kind and r.name == name for r in owners):
+            owners = (*owners, owner)
+        if labels != pool.metadata.labels or owners != pool.metadata.owner_references:
+            pool = self._store.update(pool.with_meta(labels=labels, owner_references=owners))
+        return pool, cluster
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -271,7 +307,8 @@ class IPPoolReconciler:
     def _write_status(self, pool: ipam.IPPool, addresses: dict[str, ipam.IPAddress],
                       capi_addresses: dict[str, capiipam.IPAddress]) -> None:
         indexes = {a.spec.claim.name or "": a.spec.address for a in addresses.values()}
-        indexes.update({c.spec.claim_ref.name: c.spec.address for c in capi_addresses.values()})
+        for c in capi_addresses.values():  # an IPClaim of the same name keeps its entry
+            indexes.setdefault(c.spec.claim_ref.name, c.spec.address)
         current = pool.status.indexes if pool.status else None
         if (current or {}) == indexes and pool.status is not None:
             return

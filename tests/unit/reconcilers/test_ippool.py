@@ -6,7 +6,7 @@ import random
 import pytest
 
 from metalcubed.core import ipallocator
-from metalcubed.core.api import capiipam, ipam, meta
+from metalcubed.core.api import capi, capiipam, ipam, meta
 from metalcubed.core.clock import ManualClock
 from metalcubed.core.memory_store import MemoryStore
 from metalcubed.core.reconcilers import ippool
@@ -253,3 +253,39 @@ def test_deleting_a_capi_claim_frees_its_address_and_an_orphan_address_goes() ->
     lab.settle()
     assert lab.store.list(capiipam.IPAddressClaim, namespace=NS) == []
     assert lab.store.list(capiipam.IPAddress, namespace=NS) == []
+
+
+# --- clusterName and pause -------------------------------------------------------------------
+
+
+def test_a_pool_of_a_cluster_is_owned_by_it_and_idle_while_it_is_paused() -> None:
+    lab = Lab(SMALL.model_copy(update={"cluster_name": "c1"}))
+    lab.claim("c0")
+    lab.settle()
+    assert lab.address_of("c0") is None
+    assert lab.events.reasons(lab.key) == ["ClusterNotFound"] * 10
+    cluster = lab.store.create(capi.Cluster(metadata=meta.ObjectMeta(name="c1", namespace=NS),
+                                            spec=capi.ClusterSpec(paused=True)))
+    assert lab.reconciler.reconcile(lab.key).requeue_after_s == ippool.PAUSE_S
+    assert lab.address_of("c0") is None
+    pool = lab.store.get(ipam.IPPool, lab.key)
+    assert pool.metadata.labels == {capi.CLUSTER_NAME_LABEL: "c1"}
+    assert [(r.kind, r.name, r.uid, r.controller) for r in pool.metadata.owner_references] == [
+        ("Cluster", "c1", cluster.metadata.uid, None)]
+    lab.store.update(lab.store.get(capi.Cluster, cluster.key).model_copy(
+        update={"spec": capi.ClusterSpec(paused=False)}))
+    lab.settle()
+    assert lab.address_of("c0") == "10.0.0.2"
+
+
+def test_a_pool_annotated_paused_hands_out_nothing() -> None:
+    lab = Lab(SMALL)
+    pool = lab.store.get(ipam.IPPool, lab.key)
+    lab.store.update(pool.with_meta(annotations={capi.PAUSED_ANNOTATION: ""}))
+    lab.claim("c0")
+    lab.settle()
+    assert lab.address_of("c0") is None
+    pool = lab.store.get(ipam.IPPool, lab.key)
+    lab.store.update(pool.with_meta(annotations={}))
+    lab.settle()
+    assert lab.address_of("c0") == "10.0.0.2"
