@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     except debs.BuildError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        print(f"error: {err.filename or args.out}: {err.strerror or err}", file=sys.stderr)
+        return 2
     print(artefacts.as_json())
     return 0
 

@@ -14,6 +14,7 @@ files here); the ISO, iPXE script and disk image carry URLs, so they are written
 
 import hashlib
 import json
+import os
 import shutil
 import stat
 import subprocess
@@ -83,8 +84,9 @@ class _Trees:
 
 
 def _trees(cache: Path) -> _Trees:
-    kernel_pkg = debs.kernel_package(cache)
-    trees = {name: debs.extract(name, cache) for name in PACKAGES}
+    versions = debs.candidates([*PACKAGES, debs.KERNEL_META])
+    kernel_pkg = debs.kernel_package(cache, versions[debs.KERNEL_META])
+    trees = {name: debs.extract(name, cache, versions[name]) for name in PACKAGES}
     return _Trees(kernel_pkg, debs.extract(kernel_pkg, cache), trees)
 
 
@@ -177,21 +179,34 @@ def _compile(trees: _Trees, binary: Path, stdlib: Path) -> None:
 
 
 def _initrds(cache: Path, trees: _Trees) -> tuple[Path, Path, Path]:
-    """(kernel, deploy initrd, tiny OS initrd), built once per input digest."""
-    out = cache / "build" / _digest(trees)
+    """(kernel, deploy initrd, tiny OS initrd), built once per input digest (into a scratch
+    folder renamed into place, so concurrent builders never see half a build); builds of
+    other inputs are removed."""
+    builds = cache / "build"
+    out = builds / _digest(trees)
     kernel, deploy, tiny = out / "vmlinuz", out / "initrd.gz", out / "os-initrd.gz"
-    if (out / ".done").exists():
-        return kernel, deploy, tiny
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    version = trees.modules_dir.name
-    shutil.copyfile(trees.kernel_tree / "boot" / f"vmlinuz-{version}", kernel)
-    entries = _base(trees, "deploy-init.sh")
-    entries.update(_python(trees, out / "work"))
-    cpio.write(entries, deploy)
-    cpio.write(_base(trees, "os-init.sh"), tiny, level=9)
-    shutil.rmtree(out / "work")
-    (out / ".done").write_text(version)
+    if not (out / ".done").exists():
+        scratch = builds / f".tmp-{out.name}-{os.getpid()}"
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+        try:
+            version = trees.modules_dir.name
+            shutil.copyfile(trees.kernel_tree / "boot" / f"vmlinuz-{version}",
+                            scratch / kernel.name)
+            entries = _base(trees, "deploy-init.sh")
+            entries.update(_python(trees, scratch / "work"))
+            cpio.write(entries, scratch / deploy.name)
+            cpio.write(_base(trees, "os-init.sh"), scratch / tiny.name, level=9)
+            shutil.rmtree(scratch / "work")
+            (scratch / ".done").write_text(version)
+            if not (out / ".done").exists():
+                shutil.rmtree(out, ignore_errors=True)
+                scratch.replace(out)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    for other in builds.iterdir():
+        if other != out and not other.name.startswith(".tmp-"):
+            shutil.rmtree(other, ignore_errors=True)
     return kernel, deploy, tiny
 
 

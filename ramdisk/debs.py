@@ -36,15 +36,16 @@ def _run(argv: list[str], *, cwd: Path | None = None) -> str:
     return done.stdout
 
 
-def download(package: str, cache: Path) -> Path:
-    """The .deb of `package` (apt's candidate version), fetched once into the cache."""
+def download(package: str, cache: Path, version: str = "") -> Path:
+    """The .deb of `package` (`version`, else apt's candidate), fetched once into the cache."""
     debs = cache / "debs"
     debs.mkdir(parents=True, exist_ok=True)
-    version = candidate(package)
+    version = version or candidates([package])[package]
+    name = f"{package}_{version.replace(':', '_')}_"
     for existing in debs.glob(f"{package}_*.deb"):
-        if _deb_version(existing) == version:
+        if existing.name.startswith(name):
             return existing
-    scratch = debs / f".get-{package}"
+    scratch = debs / f".get-{package}-{os.getpid()}"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir()
     try:
@@ -53,25 +54,30 @@ def download(package: str, cache: Path) -> Path:
         if len(got) != 1:
             raise BuildError(f"apt-get download {package} gave {len(got)} files")
         target = debs / got[0].name.replace("%3a", "_")
-        got[0].replace(target)
+        got[0].replace(target)  # atomic: a concurrent download of the same file is the same
         return target
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def candidate(package: str) -> str:
-    """The version apt would install; BuildError when apt does not know the package."""
-    out = _run(["apt-cache", "policy", package])
+def candidates(packages: list[str]) -> dict[str, str]:
+    """The versions apt would install (one apt-cache call); BuildError naming a package apt
+    does not know."""
+    out = _run(["apt-cache", "policy", *packages])
+    found: dict[str, str] = {}
+    current = ""
     for line in out.splitlines():
+        if line and not line[0].isspace() and line.rstrip().endswith(":"):
+            current = line.rstrip()[:-1].split(":")[0]
+            continue
         key, _, value = line.strip().partition(":")
-        if key == "Candidate" and value.strip() and value.strip() != "(none)":
-            return value.strip()
-    raise BuildError(f"apt knows no package {package!r}: run `apt-get update` (Debian 12 "
-                     f"bookworm sources) and retry")
-
-
-def _deb_version(deb: Path) -> str:
-    return _run(["dpkg-deb", "-f", str(deb), "Version"]).strip()
+        if key == "Candidate" and current and value.strip() not in ("", "(none)"):
+            found[current] = value.strip()
+    missing = [p for p in packages if p not in found]
+    if missing:
+        raise BuildError(f"apt knows no package {', '.join(missing)}: run `apt-get update` "
+                         f"(Debian 12 bookworm sources) and retry")
+    return found
 
 
 def depends(deb: Path) -> list[str]:
@@ -83,23 +89,30 @@ def depends(deb: Path) -> list[str]:
     return names
 
 
-def kernel_package(cache: Path) -> str:
+def kernel_package(cache: Path, version: str = "") -> str:
     """The versioned kernel package the metapackage points at (linux-image-6.1.0-NN-amd64)."""
-    meta = download(KERNEL_META, cache)
+    meta = download(KERNEL_META, cache, version)
     for name in depends(meta):
         if name.startswith("linux-image-") and name != KERNEL_META:
             return name
     raise BuildError(f"{KERNEL_META} depends on no linux-image package")
 
 
-def extract(package: str, cache: Path) -> Path:
+def extract(package: str, cache: Path, version: str = "") -> Path:
     """The file tree of `package`, extracted once (dpkg-deb -x) next to its .deb."""
-    deb = download(package, cache)
+    deb = download(package, cache, version)
     tree = cache / "trees" / deb.stem
     if (tree / ".done").exists():
         return tree
-    shutil.rmtree(tree, ignore_errors=True)
-    tree.mkdir(parents=True)
-    _run(["dpkg-deb", "-x", str(deb), str(tree)])
-    (tree / ".done").write_text(deb.name)
+    scratch = tree.with_name(f".tmp-{deb.stem}-{os.getpid()}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    try:
+        _run(["dpkg-deb", "-x", str(deb), str(scratch)])
+        (scratch / ".done").write_text(deb.name)
+        if not (tree / ".done").exists():
+            shutil.rmtree(tree, ignore_errors=True)
+            scratch.replace(tree)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return tree
