@@ -171,7 +171,8 @@ def _metal3machine(deps: Deps) -> Reconciler:
 
 
 def _metal3datatemplate(deps: Deps) -> Reconciler:
-    return metal3datatemplate.Metal3DataTemplateReconciler(store=deps.store, clock=deps.clock)
+    return metal3datatemplate.Metal3DataTemplateReconciler(store=deps.store, clock=deps.clock,
+                                                           events=deps.events)
 
 
 METAL3CLUSTER = ControllerDef(metal3cluster.WIRING, _metal3cluster, group=CAPM3)

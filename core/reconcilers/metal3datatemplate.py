@@ -19,6 +19,9 @@ AlreadyExists ends the pass and it is retried).
    A Metal3Data whose claim no longer exists (force-deleted) is deleted: nothing leaks.
 3. Deleting the template: claims left -> wait; Metal3Data left -> look again in 30 s; then the
    finalizer goes.
+4. No template of that name (never created, or force-deleted): its claims being deleted are
+   released (nothing leaks); the others get `status.errorMessage` "Metal3DataTemplate X not
+   found" and a Warning Event (upstream leaves them waiting without a word).
 The Metal3Machine ownerRef copied onto the Metal3Data is a plain one (the claim is the
 controller), as upstream. Rendering the Metal3Data's Secrets is the Metal3Data controller's part
 (core/reconcilers/metal3data.py).
@@ -70,19 +73,51 @@ WIRING = wiring.Wiring(
 
 
 class Metal3DataTemplateReconciler:
-    def __init__(self, *, store: ports.Store, clock: ports.Clock) -> None:
+    def __init__(self, *, store: ports.Store, clock: ports.Clock,
+                 events: ports.EventRecorder | None = None) -> None:
         self._store = store
         self._clock = clock
+        self._events = events
 
     def reconcile(self, key: meta.ObjectKey) -> outcome.Outcome:
         try:
             template = self._store.get(v2.Metal3DataTemplate, key)
         except outcome.NotFound:
+            try:
+                self._without_template(key)
+            except outcome.Conflict:
+                return outcome.Outcome.after(0.0)
             return outcome.Outcome.done()
         try:
             return self._reconcile(template)
         except outcome.Conflict:
             return outcome.Outcome.after(0.0)  # a name or resourceVersion race: look again
+
+    def _without_template(self, key: meta.ObjectKey) -> None:
+        """Claims naming a template that does not exist: a claim being deleted is released
+        (the template was force-deleted: its Metal3Data must not leak); a waiting one says why
+        (`status.errorMessage` and a Warning Event, once), and is served when the template
+        is created (the template's watch brings it here)."""
+        datas = {d.metadata.name: d
+                 for d in self._store.list(v2.Metal3Data, namespace=key.namespace)
+                 if d.spec is not None and d.spec.template is not None
+                 and d.spec.template.name == key.name}
+        message = f"Metal3DataTemplate {key.name} not found"
+        for claim in self._store.list(v2.Metal3DataClaim, namespace=key.namespace):
+            if claim.spec is None or claim.spec.template is None or (
+                    claim.spec.template.name != key.name):
+                continue
+            if claim.metadata.deletion_timestamp is not None:
+                self._release(claim, datas)
+                continue
+            status = claim.status or v2.Metal3DataClaimStatus()
+            if status.rendered_data is not None or status.error_message == message:
+                continue
+            if self._events is not None:
+                self._events.record(claim, type=ports.EventType.WARNING,
+                                    reason="TemplateNotFound", message=message)
+            self._store.update_status(claim.model_copy(update={
+                "status": status.model_copy(update={"error_message": message})}))
 
     def _reconcile(self, template: v2.Metal3DataTemplate) -> outcome.Outcome:
         name, namespace = template.metadata.name, template.metadata.namespace

@@ -13,6 +13,7 @@ from metalcubed.core.api.capm3 import v1beta2 as v2
 from metalcubed.core.clock import ManualClock
 from metalcubed.core.memory_store import MemoryStore
 from metalcubed.core.reconcilers import metal3datatemplate as m3dt
+from metalcubed.core.testing.fakes import RecordingEventRecorder
 
 NS = "lab"
 KEY = meta.ObjectKey(NS, "tpl")
@@ -175,3 +176,41 @@ def test_wiring_maps_claims_and_data_to_their_template() -> None:
     for kind, obj in ((v2.Metal3DataClaim, claim), (v2.Metal3Data, lab.datas()["tpl-0"])):
         watch = next(w for w in m3dt.WIRING.watches if w.kind is kind)
         assert list(watch.keys(obj, lambda _n, _v: [])) == [KEY]
+
+
+def test_a_claim_of_a_missing_template_says_so_and_is_served_once_it_exists() -> None:
+    lab = Lab()
+    events = RecordingEventRecorder()
+    reconciler = m3dt.Metal3DataTemplateReconciler(store=lab.store, clock=lab.clock,
+                                                   events=events)
+    lab.store.create(v2.Metal3DataClaim(
+        metadata=meta.ObjectMeta(name="lost", namespace=NS),
+        spec=v2.Metal3DataClaimSpec(template=v2.ObjectRef(name="later"))))
+    key = meta.ObjectKey(NS, "later")
+    for _ in range(3):
+        reconciler.reconcile(key)
+    claim = lab.store.get(v2.Metal3DataClaim, meta.ObjectKey(NS, "lost"))
+    assert claim.status == v2.Metal3DataClaimStatus(
+        error_message="Metal3DataTemplate later not found")
+    assert events.reasons(claim.key) == ["TemplateNotFound"]  # once, not every pass
+    lab.store.create(v2.Metal3DataTemplate(metadata=meta.ObjectMeta(name="later", namespace=NS),
+                                           spec=v2.Metal3DataTemplateSpec()))
+    for _ in range(3):
+        reconciler.reconcile(key)
+    claim = lab.store.get(v2.Metal3DataClaim, claim.key)
+    assert claim.status is not None and claim.status.error_message is None
+    assert claim.status.rendered_data is not None
+    assert claim.status.rendered_data.name == "later-0"
+
+
+def test_a_force_deleted_template_leaks_no_metal3data() -> None:
+    lab = Lab()
+    lab.claim("a")
+    lab.settle()
+    template = lab.store.get(v2.Metal3DataTemplate, KEY)
+    lab.store.update(template.with_meta(finalizers=()))
+    lab.store.delete(v2.Metal3DataTemplate, KEY)
+    lab.store.delete(v2.Metal3DataClaim, meta.ObjectKey(NS, "a"))
+    lab.settle()
+    assert lab.datas() == {}
+    assert lab.store.list(v2.Metal3DataClaim, namespace=NS) == []
