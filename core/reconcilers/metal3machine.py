@@ -18,7 +18,7 @@ a host someone else has claimed since ("stealing"). Here the claim is safe by co
   written (a crash between the two writes leaks no host).
 
 A pass, level-triggered, one side effect at a time (what is written on the host:
-capm3host.py; the Node: capm3node.py):
+capm3host.py; the Node: capm3node.py; the data claim: capm3data.py):
 1. no Metal3Machine: done. Deleting: `_delete` (below). No owner Machine, no Cluster, Cluster
    infrastructure not ready (v1beta1 condition InfrastructureReady), no bootstrap data:
    condition AssociateBareMetalHost False with upstream's reason; watches bring it back.
@@ -58,7 +58,7 @@ from metalcubed.core import hostselection, outcome, ports, wiring
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import capi, meta, node
 from metalcubed.core.api.capm3 import v1beta2 as v2
-from metalcubed.core.reconcilers import capm3host, capm3node
+from metalcubed.core.reconcilers import capm3data, capm3host, capm3node
 
 FINALIZER = "metal3machine.infrastructure.cluster.x-k8s.io"
 HOST_ANNOTATION = "metal3.io/BareMetalHost"
@@ -336,40 +336,18 @@ class Metal3MachineReconciler:
     # --- data -------------------------------------------------------------------------------
 
     def _metadata(self, m3m: v2.Metal3Machine, template: v2.ObjectRef) -> outcome.Outcome | None:
-        """The Metal3DataClaim and its rendered Metal3Data: None once the machine's status has
-        the data, else what to wait for (upstream AssociateM3Metadata + WaitForM3Metadata)."""
-        ns = m3m.metadata.namespace
-        try:
-            claim = self._store.get(v2.Metal3DataClaim, m3m.key)
-        except outcome.NotFound:
-            self._store.create(v2.Metal3DataClaim(
-                metadata=meta.ObjectMeta(
-                    name=m3m.metadata.name, namespace=ns, labels=dict(m3m.metadata.labels),
-                    finalizers=(FINALIZER,),
-                    owner_references=(meta.OwnerReference(
-                        api_version=v2.API_VERSION, kind="Metal3Machine",
-                        name=m3m.metadata.name, uid=m3m.metadata.uid or "", controller=True),)),
-                spec=v2.Metal3DataClaimSpec(template=v2.ObjectRef(
-                    name=template.name, namespace=template.namespace or ns))))
+        """None once the machine's status has its rendered data, else what to wait for."""
+        claim = capm3data.claim(self._store, m3m, finalizer=FINALIZER, template=template)
+        if claim is None:
             return outcome.Outcome.done()  # the claim's watch brings us back
-        claim_status = claim.status or v2.Metal3DataClaimStatus()
-        rendered = claim_status.rendered_data
-        data = None
-        if rendered is not None and rendered.name:
-            try:
-                data = self._store.get(v2.Metal3Data, meta.ObjectKey(ns, rendered.name))
-            except outcome.NotFound:
-                data = None
-        error = claim_status.error_message or (
-            data.status.error_message if data is not None and data.status else None)
-        if data is None or not (data.status and data.status.ready):
-            message = error or f"waiting for the Metal3Data of template {template.name}"
-            self._set_status(m3m, {METADATA: ("False", "WaitingForMetal3Data", message)})
+        state = capm3data.rendered(self._store, claim, template)
+        if state.data is None:
+            self._set_status(m3m, {METADATA: ("False", "WaitingForMetal3Data", state.waiting)})
             return outcome.Outcome.after(REQUEUE_S)
-        data_spec = data.spec or v2.Metal3DataSpec()
+        spec = state.data.spec or v2.Metal3DataSpec()
         self._set_status(m3m, {METADATA: ("True", "AssociateMetal3MachineMetaDataSuccess", "")},
-                         rendered_data=rendered, meta_data=data_spec.meta_data,
-                         network_data=data_spec.network_data)
+                         rendered_data=(claim.status or v2.Metal3DataClaimStatus()).rendered_data,
+                         meta_data=spec.meta_data, network_data=spec.network_data)
         return None
 
     # --- provisioned ------------------------------------------------------------------------
@@ -411,16 +389,7 @@ class Metal3MachineReconciler:
     def _delete(self, m3m: v2.Metal3Machine, machine: capi.Machine | None,
                 cluster: capi.Cluster | None) -> outcome.Outcome:
         m3m = self._set_status(m3m, {READY: ("False", "Deleting", "")})
-        try:
-            claim = self._store.get(v2.Metal3DataClaim, m3m.key)
-        except outcome.NotFound:
-            claim = None
-        if claim is not None:  # first the data (upstream DissociateM3Metadata)
-            if FINALIZER in claim.metadata.finalizers:
-                claim = self._store.update(claim.with_meta(finalizers=tuple(
-                    f for f in claim.metadata.finalizers if f != FINALIZER)))
-            if claim.metadata.deletion_timestamp is None:
-                self._store.delete(v2.Metal3DataClaim, claim.key)
+        capm3data.release(self._store, m3m, finalizer=FINALIZER)  # first the data
         host = self._host(m3m)
         if host is not None:
             off = capm3host.deprovisioned(host, m3m)
