@@ -103,7 +103,12 @@ def vmlab(tmp_path: Path) -> Iterator[lab.Lab]:
     cfg = config.LabConfig(hosts=2, bmc=config.BmcMix.MIXED, backend="libvirt",
                            hosts_per_process=0, concurrency=4, password="libvirt-lab-pw")
     running = lab.Lab(cfg, directory=tmp_path, lab_id=uuid.uuid4().hex[:8])
+    started = time.monotonic()
     running.start()
+    _EPOCH[:] = [time.monotonic()]
+    TIMELINE.clear()
+    _LAST.clear()
+    TIMELINE["lab"] = {"up": round(time.monotonic() - started, 1)}
     try:
         yield running
     finally:
@@ -124,11 +129,31 @@ def _consoles(running: lab.Lab) -> str:
     return "\n".join(out)
 
 
+TIMELINE: dict[str, dict[str, float]] = {}
+"""Per host: when (seconds since the lab was up) each state, and the OS report, was first seen;
+the figures in docs/devenv.md come from it."""
+_EPOCH: list[float] = []
+_LAST: dict[str, str] = {}
+
+
+def _note(rows: dict[str, dict[str, Any]]) -> None:
+    now = round(time.monotonic() - _EPOCH[0], 1)
+    for name, row in rows.items():
+        seen = TIMELINE.setdefault(name, {})
+        state = f"error ({row['state']})" if row["errorType"] else row["state"]
+        if _LAST.get(name) != state:
+            _LAST[name] = state
+            seen[f"{len(seen)}: {state}"] = now
+        if (row.get("osReport") or {}).get("hostname"):
+            seen.setdefault("OS reported", now)
+
+
 def _wait(running: lab.Lab, goal: Callable[[dict[str, dict[str, Any]]], bool], *, what: str,
           timeout_s: float = PHASE_S) -> float:
     started = time.monotonic()
     while True:
         rows = _rows(running)
+        _note(rows)
         if goal(rows):
             return round(time.monotonic() - started, 1)
         if time.monotonic() - started > timeout_s:
@@ -227,6 +252,7 @@ def test_two_vms_enroll_inspect_provision_through_a_bmc_outage_deprovision_delet
         with pytest.raises(outcome.NotFound):
             store.get(bmh.BareMetalHost, key)
     print("libvirt lab figures:", json.dumps(figures))
+    print("libvirt lab timeline:", json.dumps(TIMELINE))
 
 
 def test_the_lab_stops_leaving_nothing(tmp_path: Path) -> None:

@@ -124,7 +124,8 @@ def _stop(proc: "subprocess.Popen[bytes] | None", timeout_s: float = 10.0) -> No
 
 
 class Vbmc:
-    """vbmcd with its own config folder; one `vbmc add` + `vbmc start` per IPMI domain."""
+    """vbmcd (vbmcd.py: with pyghmi's cipher-suite fix and cold resets) with its own config
+    folder; one `vbmc add` + `vbmc start` per IPMI domain."""
 
     def __init__(self, directory: Path, *, username: str, password: str,
                  log: IO[str] | None) -> None:
@@ -152,8 +153,8 @@ class Vbmc:
     def start(self) -> int:
         out = self._log if self._log is not None else subprocess.DEVNULL
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from virtualbmc.cmd.vbmcd import main; "
-             "sys.exit(main())", "--foreground"],
+            [sys.executable, "-m", "metalcubed.simulators.devenv.libvirtlab.vbmcd",
+             "--foreground"],
             env=self._env(), stdin=subprocess.DEVNULL, stdout=out, stderr=out,
             preexec_fn=_die_with_parent)
         deadline = time.monotonic() + 30
