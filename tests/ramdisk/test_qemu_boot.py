@@ -2,13 +2,13 @@
 real agent API (controllers/lookup.py) and driven by the engine's real agent client
 (controllers/agent_client.py), all on loopback.
 
-One VM goes through a host's life: network boot of the ramdisk (kernel + initrd with the
-iPXE script's parameters) -> lookup, heartbeat -> inventory matches the VM -> an image with a
-wrong checksum is refused and nothing reaches the disk -> the image is written with its config
-drive -> power off -> the VM boots the written disk and reports the hostname from the config
-drive's meta_data -> the ramdisk boots again from the deploy ISO (virtual media, with an
-ir-vfd-dev parameters image) -> metadata cleaning leaves the disk's and the config drive's
-headers zeroed.
+One VM goes through a host's life: network boot of the ramdisk (the NIC's iPXE runs the
+builder's boot.ipxe: kernel and initrd over HTTP, BOOTIF) -> lookup, heartbeat -> inventory
+matches the VM -> an image with a wrong checksum is refused and nothing reaches the disk ->
+the image is written with its config drive -> power off -> the VM boots the written disk and
+reports the hostname from the config drive's meta_data -> the ramdisk boots again from the
+deploy ISO (virtual media, with an ir-vfd-dev parameters image) -> metadata cleaning leaves
+the disk's and the config drive's headers zeroed.
 """
 
 import dataclasses
@@ -171,15 +171,19 @@ def test_a_vm_boots_the_ramdisk_writes_the_image_and_boots_it(
     image_url = f"http://{lab.GUEST_HOST}:{FILES_PORT}/files/os.img"
     mib = 1024 * 1024
 
-    # Network boot (PXE delivers this kernel, initrd and command line: boot.ipxe's).
+    # Network boot: the NIC's iPXE runs the builder's script, which fetches kernel and
+    # initrd over HTTP and passes BOOTIF.
     _booting(table, nodes.Purpose.DEPLOY)
     advertise = f"ipa-advertise-host=127.0.0.1 ipa-advertise-port={machine.agent_port}"
-    machine.start(kernel=artefacts.kernel, initrd=artefacts.initrd,
-                  append=build.deploy_params(f"http://{lab.GUEST_HOST}:{API_PORT}", advertise)
-                  + " BOOTIF=01-" + lab.MAC.replace(":", "-"))
+    tftp = machine.workdir / "tftp"
+    tftp.mkdir()
+    (tftp / "boot.ipxe").write_text(build.ipxe_script(
+        f"http://{lab.GUEST_HOST}:{FILES_PORT}/files",
+        build.deploy_params(f"http://{lab.GUEST_HOST}:{API_PORT}", advertise)))
+    machine.start(boot="n", tftp=tftp)
     endpoint = lab.wait_for("the agent's heartbeat", lambda: table.agent(NODE), BOOT_S, machine)
-    figures["kernel boot CPU s"] = round(machine.cpu_s(), 1)
-    phase("kernel+initrd boot to heartbeat")
+    figures["PXE boot CPU s"] = round(machine.cpu_s(), 1)
+    phase("PXE (iPXE, HTTP) boot to heartbeat")
     assert endpoint.url == f"http://127.0.0.1:{machine.agent_port}" and endpoint.token
 
     details = client.inventory(endpoint)

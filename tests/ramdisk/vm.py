@@ -23,7 +23,8 @@ GUEST_HOST = "10.0.2.100"
 """Where the guest reaches the host's forwarded services."""
 MAC = "52:54:00:12:34:56"
 RELAY = Path(__file__).with_name("relay.py")
-INSTALL = "apt-get install -y --no-install-recommends qemu-system-x86 qemu-utils"
+INSTALL = "apt-get install -y --no-install-recommends qemu-system-x86 ipxe-qemu"
+"""(make devenv-deps installs both.)"""
 
 
 def qemu_binary() -> str:
@@ -55,8 +56,10 @@ class Vm:
         self.serial = workdir / "serial-0.log"
         self.boots = 0
 
-    def _netdev(self) -> str:
+    def _netdev(self, tftp: Path | None) -> str:
         parts = ["user", "id=n0", "restrict=on", "net=10.0.2.0/24"]
+        if tftp is not None:  # PXE: qemu's DHCP names boot.ipxe, its TFTP serves it
+            parts += [f"tftp={tftp}", "bootfile=boot.ipxe"]
         for guest_port, host_port in self.forwards.items():
             parts.append(f"guestfwd=tcp:{GUEST_HOST}:{guest_port}-cmd:{sys.executable} "
                          f"{RELAY} 127.0.0.1 {host_port}")
@@ -64,16 +67,18 @@ class Vm:
         return ",".join(parts)
 
     def start(self, *, kernel: Path | None = None, initrd: Path | None = None,
-              append: str = "", cdroms: tuple[Path, ...] = (), boot: str = "c") -> None:
-        """Power on: direct kernel boot (what PXE delivers), from CD (`boot="d"`) or disk."""
+              append: str = "", cdroms: tuple[Path, ...] = (), boot: str = "c",
+              tftp: Path | None = None) -> None:
+        """Power on: from the network (`boot="n"`: the NIC's iPXE ROM runs `tftp`/boot.ipxe),
+        from CD (`boot="d"`), from disk (`"c"`), or a direct kernel boot."""
         assert self.proc is None or self.proc.poll() is not None, "VM is running"
         self.boots += 1
         self.serial = self.workdir / f"serial-{self.boots}.log"
         argv = [qemu_binary(), "-machine", "q35,accel=tcg", "-cpu", "max", "-smp", "1",
                 "-m", str(self.memory_mib), "-nodefaults", "-display", "none", "-no-reboot",
                 "-serial", f"file:{self.serial}", "-monitor", "none",
-                "-netdev", self._netdev(),
-                "-device", f"virtio-net-pci,netdev=n0,mac={MAC},romfile=",
+                "-netdev", self._netdev(tftp),
+                "-device", f"virtio-net-pci,netdev=n0,mac={MAC}",
                 "-drive", f"file={self.disk},format=raw,if=none,id=d0,cache=writethrough",
                 "-device", "ide-hd,drive=d0,bus=ide.0,serial=MC-DISK-0"]
         for index, iso in enumerate(cdroms, start=1):
@@ -95,6 +100,12 @@ class Vm:
         assert self.proc is not None
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def failed_to_start(self) -> str:
+        """qemu's own complaint when it exited at once (e.g. a missing NIC ROM)."""
+        if self.proc is None or self.proc.poll() is None:
+            return ""
+        return (self.workdir / f"qemu-{self.boots}.log").read_text(errors="replace")
 
     def console(self) -> str:
         try:
@@ -131,4 +142,7 @@ def wait_for(what: str, check, timeout_s: float, vm: Vm | None = None):  # type:
             break
         time.sleep(0.25)
     tail = "\n".join(vm.console().splitlines()[-25:]) if vm is not None else ""
+    if vm is not None and "romfile" in vm.failed_to_start():
+        pytest.fail(f"qemu has no iPXE ROM for the NIC: {INSTALL}\n{vm.failed_to_start()}",
+                    pytrace=False)
     pytest.fail(f"{what}: not seen within {timeout_s:.0f} s\nconsole:\n{tail}", pytrace=False)
