@@ -17,7 +17,7 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-PACKAGES = ("cli", "core", "controllers", "simulators", "scenarios")
+PACKAGES = ("cli", "core", "controllers", "simulators", "scenarios", "ramdisk")
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,8 @@ def test_outer_layers_pass_mypy(package_tree: pathlib.Path) -> None:
     subclass untyped library classes such as sushy's resources)."""
     _run(
         [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"),
-         "-p", "metalcubed.controllers", "-p", "metalcubed.simulators", "-p", "metalcubed.cli"],
+         "-p", "metalcubed.controllers", "-p", "metalcubed.simulators", "-p", "metalcubed.cli",
+         "-p", "metalcubed.ramdisk"],
         package_tree,
         package_tree,
     )
@@ -84,7 +85,8 @@ def test_import_contracts_hold(package_tree: pathlib.Path) -> None:
 # --- docs name only files the repository holds -----------------------------------------------
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-_TOP = ("benchmarks", "cli", "controllers", "core", "docs", "scenarios", "simulators", "tests",
+_TOP = ("benchmarks", "cli", "controllers", "core", "docs", "ramdisk", "scenarios", "simulators",
+        "tests",
         r"\.ci", "shared")  # shared/: the reference notes outside the repo, never to be cited
 _REPO_PATH = re.compile(rf"(?<![\w./-])((?:{'|'.join(_TOP)})/[\w./*-]*)")
 _API_GROUP_VERSION = re.compile(r"[a-z0-9.]+/v\d+((alpha|beta)\d+)?")
