@@ -19,6 +19,7 @@ The pool arithmetic (`address_at`, `pool_size`, `in_bounds`, `check_pool`) is up
 `api/v1alpha1/utils.go` semantics on Python's `ipaddress`, shared by admission and the allocator.
 """
 
+import functools
 import ipaddress
 import json
 from collections.abc import Iterable, Mapping
@@ -139,8 +140,10 @@ class PoolError(ValueError):
     """A pool range that cannot be used (upstream's error text)."""
 
 
+@functools.lru_cache(maxsize=65536)
 def parse_ip(text: str | None) -> IP | None:
-    """An IP address, or None when `text` is not one (net.ParseIP's contract)."""
+    """An IP address, or None when `text` is not one (net.ParseIP's contract). Cached: a
+    pool pass parses the same range bounds and addresses again and again."""
     if not text:
         return None
     try:
@@ -149,6 +152,7 @@ def parse_ip(text: str | None) -> IP | None:
         return None
 
 
+@functools.lru_cache(maxsize=4096)
 def _network(text: str) -> Network:
     try:
         return ipaddress.ip_network(text, strict=False)

@@ -32,6 +32,8 @@ Claims are matched by `spec.pool.name` in the pool's namespace (an empty or equa
 
 import contextlib
 import random
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from metalcubed.core import ipallocator, outcome, ports, wiring
 from metalcubed.core.api import capi, capiipam, ipam, meta
@@ -95,6 +97,16 @@ here): the pool, its claims, its addresses (a freed address requeues the pool, s
 claims get it)."""
 
 
+A = TypeVar("A")
+
+
+def _by_claim(addresses: Iterable[A], claim_of: Callable[[A], str]) -> dict[str, list[A]]:
+    out: dict[str, list[A]] = {}
+    for address in addresses:
+        out.setdefault(claim_of(address), []).append(address)
+    return out
+
+
 class IPPoolReconciler:
     def __init__(self, *, store: ports.Store, clock: ports.Clock, events: ports.EventRecorder,
                  rng: random.Random | None = None) -> None:
@@ -129,12 +141,16 @@ class IPPoolReconciler:
         capi_claims = ippool_capi.claims(self._store, pool)
         capi_addresses = ippool_capi.drop_orphans(self._store, capi_addresses, capi_claims)
         in_use = self._in_use(addresses, capi_addresses)
+        by_claim = _by_claim(addresses.values(), lambda a: a.spec.claim.name or "")
+        capi_by_claim = _by_claim(capi_addresses.values(), lambda a: a.spec.claim_ref.name)
         try:
             for claim in claims:
-                addresses = self._claim(pool, claim, addresses, in_use, allocate=not deleting)
+                self._claim(pool, claim, addresses, by_claim.get(claim.metadata.name, []),
+                            in_use, allocate=not deleting)
             for capi_claim in capi_claims:
-                capi_addresses = self._capi.handle(pool, capi_claim, capi_addresses, in_use,
-                                                   allocate=not deleting)
+                self._capi.handle(pool, capi_claim, capi_addresses,
+                                  capi_by_claim.get(capi_claim.metadata.name, []), in_use,
+                                  allocate=not deleting)
         except outcome.Conflict:
             return outcome.Outcome.after(REQUEUE_S)
         if deleting:
@@ -229,19 +245,21 @@ class IPPoolReconciler:
         return kept
 
     def _claim(self, pool: ipam.IPPool, claim: ipam.IPClaim,
-               addresses: dict[str, ipam.IPAddress], in_use: dict[ipam.IP, str], *,
-               allocate: bool) -> dict[str, ipam.IPAddress]:
-        mine = [a for a in addresses.values() if a.spec.claim.name == claim.metadata.name]
+               addresses: dict[str, ipam.IPAddress], mine: list[ipam.IPAddress],
+               in_use: dict[ipam.IP, str], *, allocate: bool) -> None:
+        """Serve or release one claim (`mine`: its addresses); `addresses` and `in_use` are
+        kept up to date in place (a pass over N claims stays O(N))."""
         if claim.metadata.deletion_timestamp is not None:
             for address in mine:
                 self._delete_address(address)
+                addresses.pop(address.metadata.name, None)
                 if (ip := ipam.parse_ip(address.spec.address)) is not None:
                     in_use.pop(ip, None)
             if ipam.CLAIM_FINALIZER in claim.metadata.finalizers:
                 with contextlib.suppress(outcome.NotFound):
                     self._store.update(claim.with_meta(finalizers=tuple(
                         f for f in claim.metadata.finalizers if f != ipam.CLAIM_FINALIZER)))
-            return {n: a for n, a in addresses.items() if a not in mine}
+            return
         if ipam.CLAIM_FINALIZER not in claim.metadata.finalizers:
             claim = self._store.update(claim.with_meta(
                 finalizers=(*claim.metadata.finalizers, ipam.CLAIM_FINALIZER)))
@@ -249,10 +267,11 @@ class IPPoolReconciler:
             keep, *extra = sorted(mine, key=lambda a: a.metadata.name)
             for address in extra:  # never two addresses for one claim
                 self._delete_address(address)
+                addresses.pop(address.metadata.name, None)
             self._link(claim, keep.metadata.name, error=None)
-            return {n: a for n, a in addresses.items() if a not in extra}
+            return
         if not allocate:  # the pool is being deleted: nothing new is handed out
-            return addresses
+            return
         owner = ippool_capi.holder(ipam.IPClaim.KIND, claim.metadata.name)
         try:
             got = ipallocator.allocate(
@@ -265,11 +284,11 @@ class IPPoolReconciler:
                                     reason="IPAllocationFailed",
                                     message=f"pool {pool.metadata.name}: {err.message}")
             self._link(claim, None, error=err.message)
-            return addresses
+            return
         created = self._store.create(self._address(pool, claim, got))
         in_use[got.address] = owner
+        addresses[created.metadata.name] = created
         self._link(claim, created.metadata.name, error=None)
-        return {**addresses, created.metadata.name: created}
 
     def _address(self, pool: ipam.IPPool, claim: ipam.IPClaim,
                  got: ipallocator.Allocation) -> ipam.IPAddress:

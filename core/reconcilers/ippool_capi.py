@@ -91,22 +91,23 @@ class CapiClaims:
         self._now = now
 
     def handle(self, pool: ipam.IPPool, claim: capiipam.IPAddressClaim,
-               found: dict[str, capiipam.IPAddress], in_use: dict[ipam.IP, str], *,
-               allocate: bool) -> dict[str, capiipam.IPAddress]:
-        """Serve or release one claim; returns the pool's CAPI addresses after it. `in_use` is
-        updated in place. Raises outcome.Conflict when another writer took the address name."""
-        mine = [a for a in found.values() if a.spec.claim_ref.name == claim.metadata.name]
+               found: dict[str, capiipam.IPAddress], mine: list[capiipam.IPAddress],
+               in_use: dict[ipam.IP, str], *, allocate: bool) -> None:
+        """Serve or release one claim (`mine`: its addresses); the pool's CAPI addresses
+        (`found`) and `in_use` are updated in place. Raises outcome.Conflict when another
+        writer took the address name."""
         if claim.metadata.deletion_timestamp is not None:
             others = [f for f in claim.metadata.finalizers if f != capiipam.CLAIM_FINALIZER]
             if others:
-                return found  # still in use by whoever holds the other finalizers (upstream)
+                return  # still in use by whoever holds the other finalizers (upstream)
             for address in mine:
                 delete_address(self._store, address)
+                found.pop(address.metadata.name, None)
                 ip = ipam.parse_ip(address.spec.address)
                 if ip is not None:
                     in_use.pop(ip, None)
             _drop(self._store, claim, capiipam.CLAIM_FINALIZER)
-            return {n: a for n, a in found.items() if a not in mine}
+            return
         if capiipam.CLAIM_FINALIZER not in claim.metadata.finalizers:
             claim = self._store.update(claim.with_meta(
                 finalizers=(*claim.metadata.finalizers, capiipam.CLAIM_FINALIZER)))
@@ -114,10 +115,11 @@ class CapiClaims:
             keep, *extra = sorted(mine, key=lambda a: a.metadata.name)
             for address in extra:
                 delete_address(self._store, address)
+                found.pop(address.metadata.name, None)
             self._status(claim, keep.metadata.name, reason=None, message="")
-            return {n: a for n, a in found.items() if a not in extra}
+            return
         if not allocate:
-            return found
+            return
         try:
             got = ipallocator.allocate(
                 pool.spec, claim=claim.metadata.name,
@@ -132,11 +134,11 @@ class CapiClaims:
                                     reason="IPAllocationFailed",
                                     message=f"pool {pool.metadata.name}: {err.message}")
             self._status(claim, None, reason=reason, message=err.message)
-            return found
+            return
         created = self._store.create(self._address(pool, claim, got))
         in_use[got.address] = holder(capiipam.IPAddressClaim.KIND, claim.metadata.name)
+        found[created.metadata.name] = created
         self._status(claim, created.metadata.name, reason=None, message="")
-        return {**found, created.metadata.name: created}
 
     def _address(self, pool: ipam.IPPool, claim: capiipam.IPAddressClaim,
                  got: ipallocator.Allocation) -> capiipam.IPAddress:
