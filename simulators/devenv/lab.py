@@ -587,6 +587,8 @@ class Lab:
         cfg = self.config
         redfish = sorted({p.info.redfish_endpoint for p in self.shard_processes if p.info}
                          | {s.info.redfish_endpoint for s in self.shards if s.info})
+        if self.vm is not None and self.vm.sushy is not None:
+            redfish.append(self.vm.sushy.endpoint)
         return {
             "id": self.lab_id,
             "hosts": cfg.hosts,

@@ -90,6 +90,8 @@ def leftovers(lab_id: str, directory: Path, before: tuple[list[str], bool]) -> l
             if (str(directory).encode() in seen or prefix.encode() in seen) \
                     and b" Z " not in (proc / "stat").read_bytes():
                 found.append(f"process {proc.name}: {(proc / 'cmdline').read_bytes()[:80]!r}")
+    found += [f"lab file {name}" for name in ledger.LAB_FILES + ledger.LAB_FOLDERS
+              if (directory / name).exists()]  # BMC passwords, images
     chains, daemon_ran = before
     found += [f"iptables chain {c}" for c in daemons.existing_chains() if c not in chains]
     if daemons.libvirtd_answers() and not daemon_ran:

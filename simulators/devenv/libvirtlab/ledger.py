@@ -9,6 +9,7 @@ idempotent; a step that fails is logged and the others still run.
 """
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -159,13 +160,14 @@ def teardown(directory: Path) -> list[str]:
         conn = _connect()
     if conn is not None:
         for name in ledger.domains:
-            _step(f"domain {name}", lambda n=name: _remove_domain(conn, n))
+            _step(f"domain {name}", functools.partial(_remove_domain, conn, name))
             removed.append(f"domain {name}")
         if ledger.network:
-            _step(f"network {ledger.network}", lambda: _remove_network(conn, ledger.network))
+            _step(f"network {ledger.network}",
+                  functools.partial(_remove_network, conn, ledger.network))
             removed.append(f"network {ledger.network}")
         if ledger.pool:
-            _step(f"pool {ledger.pool}", lambda: _remove_pool(conn, ledger.pool))
+            _step(f"pool {ledger.pool}", functools.partial(_remove_pool, conn, ledger.pool))
             removed.append(f"pool {ledger.pool}")
     if ledger.vm_dir:
         shutil.rmtree(ledger.vm_dir, ignore_errors=True)
@@ -187,8 +189,22 @@ def teardown(directory: Path) -> list[str]:
     if conn is not None:
         conn.close()
     daemons.restore_kvm(ledger.kvm_mode)
+    remove_lab_files(directory)
     (directory / FILE).unlink(missing_ok=True)
     return removed
+
+
+LAB_FILES = ("sushy.conf", "sushy.htpasswd", "virtlogd.pid", "libvirtd.pid")
+LAB_FOLDERS = ("vbmc", "images")
+"""What the backend writes into the lab directory besides the log: the BMCs' configurations
+(vbmc's hold the BMC password in clear), the daemons' pid files, the built images (~50 MB)."""
+
+
+def remove_lab_files(directory: Path) -> None:
+    for name in LAB_FILES:
+        (directory / name).unlink(missing_ok=True)
+    for name in LAB_FOLDERS:
+        shutil.rmtree(directory / name, ignore_errors=True)
 
 
 def _connect() -> Any:
