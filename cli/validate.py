@@ -33,6 +33,7 @@ import yaml
 from metalcubed.cli import checks
 from metalcubed.core import yamlinput
 from metalcubed.core.api import ipam, validation
+from metalcubed.core.api.capm3 import conversion
 
 
 class _Loader(yamlinput.Loader):
@@ -239,8 +240,25 @@ def _check_object(
             )
         else:
             doc = _with_stored_status(doc, old)
-    for error in validation.validate_object(doc, old=old):
+    errors = validation.validate_object(doc, old=old)
+    for error in errors:
         yield Line(path, index, prefix + error.field, error.message)
+    if not errors and api_version == conversion.V1BETA1:
+        yield from _as_stored(path, index, doc, old, prefix=prefix)
+
+
+def _as_stored(path: str, index: int, doc: Mapping[str, Any], old: Mapping[str, Any] | None,
+               *, prefix: str) -> Iterator[Line]:
+    """A v1beta1 CAPM3 object gets upstream's (v1beta2) webhook rules as the API server applies
+    them: converted to v1beta2 first; the field paths are v1beta2's."""
+    try:
+        converted = conversion.convert(doc, conversion.V1BETA2)
+        converted_old = conversion.convert(old, conversion.V1BETA2) if old else None
+    except ValueError:
+        return  # what cannot be converted was reported by the schema check
+    for error in validation.validate_object(converted, old=converted_old):
+        yield Line(path, index, prefix + error.field, f"{error.message} (checked as "
+                                                      f"{conversion.V1BETA2})")
 
 
 def _yaml_problem(err: yaml.YAMLError) -> str:

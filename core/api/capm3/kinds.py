@@ -3,8 +3,8 @@
 Each is checked against its version's model (upstream's schema, field for field). v1beta2
 kinds also get upstream's webhook rules (`admission`), registered for v1beta2 only as upstream
 does: the manager serves them at upstream's paths, and the API server converts a v1beta1
-request before calling them. `metalcubed validate` therefore applies them to v1beta2 documents
-only (a v1beta1 document gets its schema checked).
+request before calling them. `metalcubed validate` does the same: a v1beta1 document gets its
+schema checked, then is converted and checked with the v1beta2 rules.
 """
 
 from metalcubed.core.api import validation
