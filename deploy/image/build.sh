@@ -4,7 +4,9 @@
 # dependencies installed into it, assembled into an OCI image with buildah (Debian's package)
 # and committed to the local containers-storage that podman reads.
 #
-# usage: deploy/image/build.sh            (or `make image`; run as root, from the repo root)
+# usage: deploy/image/build.sh            (or `make image`; run as root)
+#        deploy/image/build.sh --print-digest   the source digest only (no build): the image
+#          carries it as label metalcubed.source-digest, so a test can tell a stale image
 # env:   IMAGE (default localhost/metalcubed:<version from pyproject.toml>; also tagged :latest)
 #        DEBIAN_SUITE (bookworm)  DEBIAN_MIRROR (http://deb.debian.org/debian)
 #        METALCUBED_IMAGE_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/metalcubed/image): the
@@ -28,6 +30,16 @@ IMAGE=${IMAGE:-localhost/metalcubed:$VERSION}
 # The base's packages: the interpreter the wheel runs on and the CA bundle for TLS to BMCs.
 PACKAGES=python3,ca-certificates
 UID_GID=65532
+# What goes into the wheel (setup.py's roots) and into the image: all the digest covers.
+SOURCES=(setup.py pyproject.toml README.md cli core controllers simulators scenarios ramdisk deploy/image)
+source_files() {
+  git -C "$REPO" ls-files -z --cached --others --exclude-standard -- "${SOURCES[@]}" \
+    | (cd "$REPO" && xargs -0 -r ls -d 2>/dev/null) | grep -v -e '__pycache__' -e '\.pyc$' | sort
+}
+source_digest() {
+  (cd "$REPO" && source_files | tr '\n' '\0' | xargs -0 -r sha256sum | sha256sum | cut -c1-16)
+}
+if [ "${1:-}" = "--print-digest" ]; then source_digest; exit 0; fi
 log() { printf '[build-image %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 2; }
 
@@ -74,14 +86,15 @@ HOST_PY=$("$PYTHON" -c 'import sys;print(f"python{sys.version_info[0]}.{sys.vers
 log "building the project's wheel"
 # From a copy of the checkout's files (tracked and not ignored): the build leaves nothing in it.
 mkdir -p "$WORK/src"
-git -C "$REPO" ls-files -z --cached --others --exclude-standard \
-  | (cd "$REPO" && tar --null --ignore-failed-read -T - -cf -) 2>/dev/null | tar -C "$WORK/src" -xf -
+DIGEST=$(source_digest)
+(cd "$REPO" && source_files | tar -T - -cf -) | tar -C "$WORK/src" -xf -
 "$PYTHON" -m pip wheel -q --no-deps --disable-pip-version-check -w "$WORK/wheel" "$WORK/src" >&2
 WHEEL=$(ls "$WORK"/wheel/metalcubed-*.whl)
 SITE="$ROOTFS/usr/local/lib/$IMAGE_PY/dist-packages"    # on Debian's python3 sys.path
 log "installing $(basename "$WHEEL") and its dependencies into the image"
 PIP_BREAK_SYSTEM_PACKAGES=1 "$PYTHON" -m pip install -q --no-warn-script-location \
-  --disable-pip-version-check --target "$SITE" "$WHEEL" >&2
+  --disable-pip-version-check --no-warn-conflicts --root-user-action=ignore \
+  --target "$SITE" "$WHEEL" >&2
 rm -rf "$SITE/bin"        # console scripts with the build host's interpreter in the shebang
 cat >"$ROOTFS/usr/local/bin/metalcubed" <<'EOF'
 #!/usr/bin/python3
@@ -112,6 +125,7 @@ buildah config \
   --port 6180/tcp --port 6385/tcp --port 8443/tcp --port 9440/tcp --port 9443/tcp \
   --label org.opencontainers.image.title=metalcubed \
   --label org.opencontainers.image.version="$VERSION" \
+  --label metalcubed.source-digest="$DIGEST" \
   --label org.opencontainers.image.description="Metal3 (bare-metal host management for Kubernetes) in Python" \
   --label org.opencontainers.image.base.name="debian:$SUITE (debootstrap minbase)" \
   "$ctr"
