@@ -215,21 +215,27 @@ def api_lister(api: Any) -> Lister:
     return list_kind
 
 
-def _peer_errors(entry: validation.KindEntry, request: Mapping[str, Any],
-                 peers: Lister | None) -> list[outcome.SpecError]:
+def _peer_check(entry: validation.KindEntry, request: Mapping[str, Any],
+                peers: Lister | None) -> validation.Admission:
+    """The kind's PEER_RULES against the stored objects. When they cannot be listed (no RBAC,
+    the API server busy) the object is admitted with a warning saying what was not checked:
+    the controllers cope with what these rules refuse (a pool skips the addresses whose names
+    another pool holds), so refusing every write would only block users."""
     rule = PEER_RULES.get((entry.api_version, entry.kind))
     obj = request.get("object")
     if rule is None or peers is None or request["operation"] not in ("CREATE", "UPDATE") or (
             not isinstance(obj, dict)):
-        return []
+        return validation.Admission()
     namespace = request.get("namespace") or (obj.get("metadata") or {}).get("namespace") or ""
     try:
         stored = peers(entry, namespace)
-    except Exception as err:  # the API server unreachable: fail closed, saying why
-        return [outcome.SpecError("metadata.namespace", f"cannot list the {entry.kind}s of "
-                                                        f"namespace {namespace!r} to check "
-                                                        f"this one against them: {err}")]
-    return rule(obj, stored)
+    except Exception as err:  # a library or API error: reported, not raised
+        log.warning("admission of %s %s/%s: cannot list its peers: %s", entry.kind, namespace,
+                    (obj.get("metadata") or {}).get("name"), err)
+        return validation.Admission(warnings=(
+            f"not checked against the other {entry.kind}s of namespace {namespace!r} (they "
+            f"could not be listed: {err})",))
+    return validation.Admission(tuple(rule(obj, stored)))
 
 
 def validating_handler(entry: validation.KindEntry, peers: Lister | None = None) -> Handler:
@@ -256,8 +262,8 @@ def validating_handler(entry: validation.KindEntry, peers: Lister | None = None)
             return review(uid, allowed=True)
         result = validation.admit(operation, obj, old)
         if result.allowed:
-            result = validation.Admission(tuple(_peer_errors(entry, request, peers)),
-                                          result.warnings)
+            peer = _peer_check(entry, request, peers)
+            result = validation.Admission(peer.errors, result.warnings + peer.warnings)
         if not result.allowed:
             return review(uid, allowed=False, code=403, message=result.message(),
                           warnings=result.warnings)

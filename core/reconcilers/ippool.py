@@ -134,13 +134,20 @@ class IPPoolReconciler:
         if not deleting and ipam.POOL_FINALIZER not in pool.metadata.finalizers:
             pool = self._store.update(pool.with_meta(
                 finalizers=(*pool.metadata.finalizers, ipam.POOL_FINALIZER)))
-        addresses = self._addresses(pool)
+        addresses, foreign = self._addresses(pool)
         claims = self._claims(pool)
         addresses = self._drop_orphans(pool, addresses, claims)
         capi_addresses = ippool_capi.addresses(self._store, pool)
         capi_claims = ippool_capi.claims(self._store, pool)
         capi_addresses = ippool_capi.drop_orphans(self._store, capi_addresses, capi_claims)
         in_use = self._in_use(addresses, capi_addresses)
+        if foreign:
+            others = sorted({o.removeprefix("IPPool/") for o in foreign.values()})
+            self._events.record(pool, type=ports.EventType.WARNING, reason="NamePrefixShared",
+                                message=f"spec.namePrefix {pool.spec.name_prefix!r} is also "
+                                        f"used by IPPool {', '.join(others)}: addresses whose "
+                                        "IPAddress name the other pool holds are skipped")
+            in_use = {**foreign, **in_use}
         by_claim = _by_claim(addresses.values(), lambda a: a.spec.claim.name or "")
         capi_by_claim = _by_claim(capi_addresses.values(), lambda a: a.spec.claim_ref.name)
         try:
@@ -200,17 +207,25 @@ class IPPoolReconciler:
 
     # --- reading ----------------------------------------------------------------------------
 
-    def _addresses(self, pool: ipam.IPPool) -> dict[str, ipam.IPAddress]:
-        """Live IPAddresses of the pool by name; those being deleted lose our finalizer."""
+    def _addresses(self, pool: ipam.IPPool
+                   ) -> tuple[dict[str, ipam.IPAddress], dict[ipam.IP, str]]:
+        """Live IPAddresses of the pool by name (those being deleted lose our finalizer), and
+        the addresses whose IPAddress name another pool holds (a shared namePrefix, upstream
+        #1437: never chosen, or the create would fail forever)."""
         out = {}
+        foreign: dict[ipam.IP, str] = {}
         for address in self._store.list(ipam.IPAddress, namespace=pool.metadata.namespace):
             if address.spec.pool.name != pool.metadata.name:
+                ip = ipam.parse_ip(address.spec.address)
+                if ip is not None and address.metadata.name == ipam.address_name(
+                        pool.spec.name_prefix, address.spec.address):
+                    foreign[ip] = f"IPPool/{address.spec.pool.name}"
                 continue
             if address.metadata.deletion_timestamp is not None:
                 self._release_finalizer(address)
                 continue
             out[address.metadata.name] = address
-        return out
+        return out, foreign
 
     def _claims(self, pool: ipam.IPPool) -> list[ipam.IPClaim]:
         namespace = pool.metadata.namespace

@@ -1,7 +1,7 @@
 """Admission rules that need the other stored objects: an IPPool whose namePrefix another pool of
 its namespace uses is refused (IPAM #1437), duplicate preAllocations too (#1440); a lister that
-fails refuses the request saying why. (The lister is a fake here: this tests the handler alone;
-tests/kube/test_ipam_admission.py runs it against the API server.)"""
+fails admits with a warning saying what was not checked. (The lister is a fake here: this tests
+the handler alone; tests/kube/test_ipam_admission.py runs it against the API server.)"""
 
 from typing import Any
 
@@ -63,15 +63,17 @@ def test_duplicate_preallocations_are_refused_before_any_listing() -> None:
     assert asked == []
 
 
-def test_a_failing_lister_refuses_naming_the_cause() -> None:
+def test_a_failing_lister_admits_with_a_warning_naming_the_cause() -> None:
+    """The pool controller copes with a shared prefix (test_ippool); refusing every pool
+    because the webhook cannot list them (missing RBAC) would only block users."""
     def broken(entry: validation.KindEntry, namespace: str) -> list[dict[str, Any]]:
         raise ConnectionError("apiserver unreachable")
 
     handler = webhook.admission_handlers(peers=broken)[PATH]
     answer = handler(_review(_pool("b", "p")))["response"]
-    assert answer["allowed"] is False
-    assert "cannot list the IPPools of namespace 'lab'" in answer["status"]["message"]
-    assert "apiserver unreachable" in answer["status"]["message"]
+    assert answer["allowed"] is True
+    assert answer["warnings"] == ["not checked against the other IPPools of namespace 'lab' "
+                                  "(they could not be listed: apiserver unreachable)"]
 
 
 def test_without_a_lister_only_the_pools_own_rules_apply() -> None:

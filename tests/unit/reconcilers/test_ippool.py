@@ -289,3 +289,18 @@ def test_a_pool_annotated_paused_hands_out_nothing() -> None:
     lab.store.update(pool.with_meta(annotations={}))
     lab.settle()
     assert lab.address_of("c0") == "10.0.0.2"
+
+
+def test_a_pool_sharing_a_name_prefix_skips_the_names_the_other_holds_and_says_so() -> None:
+    """Admission refuses the shared prefix; a pool that got past it (created before the webhook
+    ran) still serves its claims instead of requeueing forever on a 409 (upstream #1437)."""
+    lab = Lab(SMALL)
+    lab.store.create(ipam.IPPool(metadata=meta.ObjectMeta(name="twin", namespace=NS),
+                                 spec=SMALL))
+    lab.store.create(ipam.IPClaim(metadata=meta.ObjectMeta(name="t0", namespace=NS),
+                                  spec=ipam.IPClaimSpec(pool=meta.ObjectReference(name="twin"))))
+    lab.reconciler.reconcile(meta.ObjectKey(NS, "twin"))  # twin takes p-10-0-0-2
+    lab.claim("c0")
+    lab.settle()
+    assert lab.address_of("c0") == "10.0.0.3"
+    assert "NamePrefixShared" in lab.events.reasons(lab.key)
