@@ -311,6 +311,8 @@ CAPM3_ALLOWED = [
     ("create", "ipaddressclaims.ipam.cluster.x-k8s.io", "", "team-a"),
     ("create", "secrets", "", "team-a"),
     ("update", "nodes", "", ""),
+    ("delete", "nodes", "", ""),  # remediation's legacy mode
+    ("patch", "machines.cluster.x-k8s.io", "status", "team-a"),  # OwnerRemediated
     ("create", "events", "", "team-a"),
     ("update", "leases.coordination.k8s.io", "", SYSTEM),
 ]
@@ -323,7 +325,6 @@ CAPM3_DENIED = [
     ("delete", "machines.cluster.x-k8s.io", "", "team-a"),
     ("update", "clusters.cluster.x-k8s.io", "", "team-a"),
     ("create", "ipaddresses.ipam.metal3.io", "", "team-a"),
-    ("delete", "nodes", "", ""),
     ("get", "pods", "", "team-a"),
     ("update", "customresourcedefinitions.apiextensions.k8s.io", "", ""),
     ("update", "validatingwebhookconfigurations.admissionregistration.k8s.io", "", ""),
