@@ -16,7 +16,9 @@ The Metal3DataTemplate controller creates one Metal3Data per Metal3DataClaim; th
    other kind; each owned by the Data (controller) with our finalizer. Their addresses are read
    back; a claim with no address yet is waited for, with the cause shown: the IPPool does not
    exist ("IPPool X not found") or the pool could not give one ("IPPool X: Exhausted IP Pools").
-   A claim of the same name owned by an older Metal3Data is waited out (upstream #680);
+   A claim of the same name owned by an older Metal3Data is waited out (upstream #680).
+   IPClaims are named `<data>-<pool>`, or `<host>-<pool>` with `host_named_claims` (upstream's
+   --enable-bmh-name-based-preallocation, for preAllocations that follow the host);
 5. both documents rendered (core/datatemplate.py) and written as Secrets (type
    `infrastructure.cluster.x-k8s.io/secret`, label cluster-name, controller ownerRef the Data);
    `status.ready` true.
@@ -44,6 +46,9 @@ M3M_CLAIM_FINALIZER = "metal3machine.infrastructure.cluster.x-k8s.io"
 """The Metal3Machine's finalizer on its Metal3DataClaim (set by the Metal3Machine controller)."""
 HOST_ANNOTATION = "metal3.io/BareMetalHost"
 SECRET_TYPE = "infrastructure.cluster.x-k8s.io/secret"
+DATA_LABEL = "infrastructure.cluster.x-k8s.io/data-name"
+POOL_LABEL = "infrastructure.cluster.x-k8s.io/pool-name"
+"""Upstream's labels on host-named IPClaims."""
 ADDRESSES_ANNOTATION = "metal3data.metalcubed.io/addresses"
 """Ours: the addresses the Secrets were rendered with, {pool: [address, apiGroup, kind]}, so a
 claim deleted behind the Data's back is claimed again for the same address."""
@@ -53,6 +58,11 @@ REQUEUE_S = 30.0
 def secret_names(m3m_name: str) -> tuple[str, str]:
     """Upstream's default names of the rendered metaData and networkData Secrets."""
     return f"{m3m_name}-metadata", f"{m3m_name}-networkdata"
+
+
+def _host_of(m3m: v2.Metal3Machine) -> str | None:
+    """The host a Metal3Machine names (its `metal3.io/BareMetalHost` annotation)."""
+    return m3m.metadata.annotations.get(HOST_ANNOTATION, "").rpartition("/")[2] or None
 
 
 def claim_name(data_name: str, pool: str) -> str:
@@ -95,10 +105,14 @@ class Waiting(Exception):
 
 class Metal3DataReconciler:
     def __init__(self, *, store: ports.Store, clock: ports.Clock,
-                 events: ports.EventRecorder) -> None:
+                 events: ports.EventRecorder, host_named_claims: bool = False) -> None:
+        """`host_named_claims`: upstream's --enable-bmh-name-based-preallocation: IPClaims are
+        named `<host>-<pool>`, so a pool's preAllocations can pin each host's address across
+        machine replacements (upstream docs/ip_reuse.md)."""
         self._store = store
         self._clock = clock
         self._events = events
+        self._host_named = host_named_claims
 
     def reconcile(self, key: meta.ObjectKey) -> outcome.Outcome:
         try:
@@ -116,7 +130,7 @@ class Metal3DataReconciler:
             template, m3m = self._inputs(data)
             data = self._name_secrets(data, template, m3m)
             data = self._render(data, template, m3m)
-            lost = self._keep_claims(data)
+            lost = self._keep_claims(data, _host_of(m3m))
         except Waiting as wait:
             self._report(data, m3m, wait.message, warn=wait.warn)
             return outcome.Outcome.after(REQUEUE_S)
@@ -211,7 +225,7 @@ class Metal3DataReconciler:
         objs = datatemplate.Objects(namespace=namespace, index=spec.index or 0,
                                     metal3machine=m3m, machine=machine, host=host)
         pools = datatemplate.referenced_pools(tspec, objs)
-        addresses = self._addresses(data, pools)
+        addresses = self._addresses(data, pools, host.metadata.name)
         record = json.dumps({name: [addresses[name].address, ref.api_group, ref.kind]
                              for name, ref in sorted(pools.items())}, separators=(",", ":"))
         if data.metadata.annotations.get(ADDRESSES_ANNOTATION) != record:
@@ -226,7 +240,7 @@ class Metal3DataReconciler:
             self._write_secret(data, name, key, datatemplate.to_yaml(document), cluster)
         return data
 
-    def _keep_claims(self, data: v2.Metal3Data) -> str | None:
+    def _keep_claims(self, data: v2.Metal3Data, host: str | None) -> str | None:
         """The Secrets are rendered: each address they hold stays claimed. A claim deleted
         behind the Data's back (finalizers stripped) is made again asking for the same
         address; the answer when the pool cannot give it back (someone else took it)."""
@@ -237,18 +251,22 @@ class Metal3DataReconciler:
         lost = []
         for pool, (address, group, kind) in sorted(record.items()):
             ref = datatemplate.PoolRef(name=pool, api_group=group, kind=kind)
-            got = self._reclaim(data, ref, address)
+            got = self._reclaim(data, ref, address, host)
             if got is not None:
                 lost.append(got)
         return "; ".join(lost) or None
 
-    def _reclaim(self, data: v2.Metal3Data, ref: datatemplate.PoolRef, address: str
-                 ) -> str | None:
-        namespace, name = data.metadata.namespace, claim_name(data.metadata.name, ref.name)
+    def _reclaim(self, data: v2.Metal3Data, ref: datatemplate.PoolRef, address: str,
+                 host: str | None) -> str | None:
+        namespace = data.metadata.namespace
         kind: type[ipam.IPClaim] | type[capiipam.IPAddressClaim] = (
             ipam.IPClaim if ref.metal3 else capiipam.IPAddressClaim)
-        if self._get(kind, namespace, name) is None:
-            metadata = self._claim_meta(data, ref.name)
+        name, found = (self._ipclaim_of(data, ref.name, host) if ref.metal3 else (
+            claim_name(data.metadata.name, ref.name),
+            self._get(capiipam.IPAddressClaim, namespace,
+                      claim_name(data.metadata.name, ref.name))))
+        if found is None:
+            metadata = self._claim_meta(data, ref.name, name)
             metadata = metadata.model_copy(update={"annotations": {
                 ipam.IP_ADDRESS_ANNOTATION: address}})
             self._store.create(ipam.IPClaim(metadata=metadata, spec=ipam.IPClaimSpec(
@@ -259,7 +277,7 @@ class Metal3DataReconciler:
                                                           api_group=ref.api_group))))
             return None
         try:
-            now = (self._from_ipclaim(data, ref.name) if ref.metal3
+            now = (self._from_ipclaim(data, ref.name, host) if ref.metal3
                    else self._from_capi_claim(data, ref))
         except Waiting as wait:
             if not wait.warn:
@@ -289,24 +307,42 @@ class Metal3DataReconciler:
     def _owned(self, obj: meta.Resource, data: v2.Metal3Data) -> bool:
         return any(r.uid == data.metadata.uid for r in obj.metadata.owner_references)
 
-    def _claim_meta(self, data: v2.Metal3Data, pool: str) -> meta.ObjectMeta:
+    def _claim_meta(self, data: v2.Metal3Data, pool: str, name: str | None = None
+                    ) -> meta.ObjectMeta:
         owner = meta.OwnerReference(api_version=v2.API_VERSION, kind="Metal3Data",
                                     name=data.metadata.name, uid=data.metadata.uid or "",
                                     controller=True)
-        return meta.ObjectMeta(name=claim_name(data.metadata.name, pool),
-                               namespace=data.metadata.namespace,
-                               labels=dict(data.metadata.labels), finalizers=(DATA_FINALIZER,),
-                               owner_references=(owner,))
+        labels = dict(data.metadata.labels)
+        if self._host_named:  # upstream labels host-named claims with their Data and pool
+            labels.update({DATA_LABEL: data.metadata.name, POOL_LABEL: pool})
+        return meta.ObjectMeta(name=name or claim_name(data.metadata.name, pool),
+                               namespace=data.metadata.namespace, labels=labels,
+                               finalizers=(DATA_FINALIZER,), owner_references=(owner,))
 
-    def _addresses(self, data: v2.Metal3Data, pools: dict[str, datatemplate.PoolRef]
-                   ) -> dict[str, datatemplate.PoolAddress]:
+    def _ipclaim_of(self, data: v2.Metal3Data, pool: str, host: str | None
+                    ) -> tuple[str, ipam.IPClaim | None]:
+        """The Data's IPClaim for `pool` (upstream's lookup: `<data>-<pool>`, then
+        `<host>-<pool>`), else the name to create it under (`<host>-<pool>` when claims are
+        host-named)."""
+        namespace = data.metadata.namespace
+        names = [claim_name(data.metadata.name, pool)]
+        if host:
+            names.append(claim_name(host, pool))
+        for name in names:
+            found = self._get(ipam.IPClaim, namespace, name)
+            if found is not None:
+                return name, found
+        return (names[-1] if self._host_named and host else names[0]), None
+
+    def _addresses(self, data: v2.Metal3Data, pools: dict[str, datatemplate.PoolRef],
+                   host: str) -> dict[str, datatemplate.PoolAddress]:
         """Every pool's address for this Data; claims created first, all of them, so the pools
         work in parallel. Raises Waiting naming the first pool not served yet."""
         pending: list[Waiting] = []
         out = {}
         for name, ref in sorted(pools.items()):
             try:
-                out[name] = (self._from_ipclaim(data, name) if ref.metal3
+                out[name] = (self._from_ipclaim(data, name, host) if ref.metal3
                              else self._from_capi_claim(data, ref))
             except Waiting as wait:
                 pending.append(wait)
@@ -315,13 +351,13 @@ class Metal3DataReconciler:
             raise Waiting("; ".join(w.message for w in pending), warn=worst.warn)
         return out
 
-    def _from_ipclaim(self, data: v2.Metal3Data, pool: str) -> datatemplate.PoolAddress:
+    def _from_ipclaim(self, data: v2.Metal3Data, pool: str, host: str | None
+                      ) -> datatemplate.PoolAddress:
         namespace = data.metadata.namespace
-        name = claim_name(data.metadata.name, pool)
-        claim = self._get(ipam.IPClaim, namespace, name)
+        name, claim = self._ipclaim_of(data, pool, host)
         if claim is None:
             claim = self._store.create(ipam.IPClaim(
-                metadata=self._claim_meta(data, pool),
+                metadata=self._claim_meta(data, pool, name),
                 spec=ipam.IPClaimSpec(pool=meta.ObjectReference(name=pool,
                                                                 namespace=namespace))))
         if not self._owned(claim, data):

@@ -185,3 +185,26 @@ def test_a_rendered_address_taken_by_another_claim_meanwhile_is_reported() -> No
     assert status.error_message is not None and "the address 10.0.0.2 the Secrets hold is not " \
         "given back" in status.error_message
     assert lab.events.reasons(meta.ObjectKey(NS, "m0"))[-1] == "IPAddressLost"
+
+
+def test_host_named_claims_let_a_preallocation_pin_a_hosts_address() -> None:
+    """Upstream's --enable-bmh-name-based-preallocation (docs/ip_reuse.md): the IPClaim is
+    named <host>-<pool>, so preAllocations keyed by it survive machine replacement."""
+    lab = DataLab()
+    lab.datas = metal3data.Metal3DataReconciler(store=lab.store, clock=lab.clock,
+                                                events=lab.events, host_named_claims=True)
+    lab.pool()
+    pool = lab.store.get(ipam.IPPool, meta.ObjectKey(NS, "pool1"))
+    lab.store.update(pool.model_copy(update={"spec": pool.spec.model_copy(update={
+        "pre_allocations": {"host-m1-pool1": "10.0.0.5"}})}))
+    lab.machine("m0")
+    lab.machine("m1")
+    lab.settle()
+    assert lab.secret("m1-metadata")["ip"] == "10.0.0.5"
+    claim = lab.store.get(ipam.IPClaim, meta.ObjectKey(NS, "host-m1-pool1"))
+    assert claim.metadata.labels[metal3data.DATA_LABEL] == lab.data_of("m1").metadata.name
+    assert claim.metadata.labels[metal3data.POOL_LABEL] == "pool1"
+    lab.release("m0")
+    lab.release("m1")
+    lab.settle()
+    assert lab.leftovers() == {}
