@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+from metalcubed.cli import main as cli_main
+from metalcubed.cli import manager as manager_cli
 from metalcubed.controllers.kube import chartgen, localcluster
 from tests.deploy import conftest
 
@@ -50,6 +52,22 @@ def env(c: Doc) -> dict[str, str]:
 def test_generated_templates_are_fresh() -> None:
     assert chartgen.stale() == [], (
         "run: python3 -m metalcubed.controllers.kube.chartgen")
+
+
+def test_chartgen_names_a_folder_without_a_chart(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert chartgen.main(["--check", "--chart", str(tmp_path)]) == 2
+    assert f"--chart {tmp_path}: no Chart.yaml there" in capsys.readouterr().err
+
+
+def test_chartgen_check_names_a_stale_file(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "Chart.yaml").write_text("name: x\n")
+    chartgen.write(tmp_path)
+    victim = tmp_path / "templates" / "generated" / "rbac" / "role.yaml"
+    victim.write_text(victim.read_text() + "# edited by hand\n")
+    assert chartgen.main(["--check", "--chart", str(tmp_path)]) == 1
+    assert f"stale: {victim}" in capsys.readouterr().err
 
 
 def test_lint(any_helm: Helm) -> None:
@@ -287,3 +305,21 @@ def test_readme_firewall_table_lists_the_ports_the_chart_opens(tmp_path: Path) -
     pxe = render(helm, *COMBINATIONS["pxe"][0])
     assert table["virtual media"] == _opened(vm)
     assert table["PXE"] == _opened(pxe)
+
+
+# --- what the chart passes, the manager accepts ---------------------------------------------
+
+@pytest.mark.parametrize("name", list(COMBINATIONS))
+def test_every_managers_flags_pass_its_own_checks(tmp_path: Path, name: str) -> None:
+    helm = conftest.helm_runner(conftest.build_helm(conftest.HELM_VERSIONS[0]), home=tmp_path)
+    docs = render(helm, *COMBINATIONS[name][0])
+    for dep in (d for d in docs if d["kind"] == "Deployment"):
+        c = dep["spec"]["template"]["spec"]["containers"][0]
+        assert c["command"] == ["metalcubed", "manager"]
+        # As the kubelet expands $(POD_IP) before the manager sees it.
+        argv = ["manager", *(a.replace("$(POD_IP)", "10.0.0.7") for a in c["args"])]
+        options = manager_cli.options_from(cli_main.build_parser().parse_args(argv))
+        assert options is not None
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        for probe in ("livenessProbe", "readinessProbe"):
+            assert c[probe]["httpGet"]["port"] in ports
