@@ -161,6 +161,8 @@ def test_a_cluster_runs_on_baremetalhosts_scales_down_and_leaves_nothing(
         _wait("the Cluster gone, every host available and free", nothing_left, 150, state)
         for group, plural in ((lab.INFRA, "metal3datas"), (lab.INFRA, "metal3dataclaims"),
                               ("ipam.metal3.io", "ipclaims"), ("ipam.metal3.io", "ipaddresses"),
+                              ("ipam.cluster.x-k8s.io", "ipaddressclaims"),
+                              ("ipam.cluster.x-k8s.io", "ipaddresses"),
                               (lab.CAPI_GROUP, "machinesets"),
                               (lab.CAPI_GROUP, "machinedeployments")):
             assert ns.items(group, plural) == [], plural
