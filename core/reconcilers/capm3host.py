@@ -63,11 +63,13 @@ def _secret(ref: v2.ObjectRef | None, namespace: str) -> meta.SecretReference | 
 def claimed(host: bmh.BareMetalHost, m3m: v2.Metal3Machine, *, cluster: str
             ) -> bmh.BareMetalHost:
     """The host claimed for `m3m` of `cluster` (one write): consumerRef, the cluster label, no
-    node-reuse label (the booking is used), and `synced`'s spec."""
+    node-reuse label (the booking is used), `synced`'s spec, and block-move (the claimed host
+    is in flux: clusterctl must not move it)."""
     labels = {k: v for k, v in host.metadata.labels.items() if k != NODE_REUSE_LABEL}
     labels[capi.CLUSTER_NAME_LABEL] = cluster
     spec = host.spec.model_copy(update={"consumer_ref": consumer_ref(m3m)})
-    return synced(host.with_meta(labels=labels).model_copy(update={"spec": spec}), m3m)
+    return block_move(synced(host.with_meta(labels=labels).model_copy(update={"spec": spec}),
+                             m3m))
 
 
 def synced(host: bmh.BareMetalHost, m3m: v2.Metal3Machine) -> bmh.BareMetalHost:

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 
 from metalcubed.core import outcome, ports
 from metalcubed.core.api import baremetalhost as bmh
-from metalcubed.core.api import meta, node
+from metalcubed.core.api import node
 from metalcubed.core.api.capm3 import v1beta2 as v2
 
 PREFIX_ANNOTATION = "metal3.io/metal3-label-sync-prefixes"
@@ -50,11 +50,8 @@ def find(node_store: ports.Store, host: bmh.BareMetalHost,
                             f"{host.metadata.namespace}/{host.metadata.name})")
         if found:
             return found[0]
-    wanted = set(hostnames)
-    if not wanted:
-        return None
-    by_name = [n for n in node_store.list(node.Node)
-               if n.metadata.labels.get(HOSTNAME_LABEL) in wanted]
+    by_name = [n for name in dict.fromkeys(hostnames)
+               for n in node_store.list(node.Node, label_selector=f"{HOSTNAME_LABEL}={name}")]
     return by_name[0] if len(by_name) == 1 else None
 
 
@@ -107,5 +104,3 @@ def synced_labels(node_labels: Mapping[str, str], host_labels: Mapping[str, str]
     return labels
 
 
-def node_key(found: node.Node) -> meta.ObjectKey:
-    return meta.ObjectKey("", found.metadata.name)
