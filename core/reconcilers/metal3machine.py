@@ -74,6 +74,8 @@ HOST_INDEX = "metal3machine-host"
 """Metal3Machines by their host: "namespace/host"."""
 HOST_UID_INDEX = "metal3machine-host-uid"
 """BareMetalHosts by uid (a Node's `metal3.io/uuid` label names one)."""
+CLUSTER_INDEX = "metal3machine-cluster"
+"""Metal3Machines by "namespace/cluster" (the cluster-name label Cluster API puts on them)."""
 Status = Literal["True", "False", "Unknown"]
 
 
@@ -137,6 +139,17 @@ def _machine_of_node(found: node.Node, lookup: wiring.IndexLookup) -> list[meta.
             for key in lookup(HOST_INDEX, f"{host.namespace}/{host.name}")]
 
 
+def _machines_of_cluster(cluster: capi.Cluster, lookup: wiring.IndexLookup
+                         ) -> list[meta.ObjectKey]:
+    """A Cluster change (paused, infrastructure ready) queues its machines."""
+    return list(lookup(CLUSTER_INDEX, f"{cluster.metadata.namespace}/{cluster.metadata.name}"))
+
+
+def _cluster_of(m3m: v2.Metal3Machine) -> list[str]:
+    name = m3m.metadata.labels.get(capi.CLUSTER_NAME_LABEL)
+    return [f"{m3m.metadata.namespace}/{name}"] if name else []
+
+
 def _machine_of_owned(obj: meta.Resource, _lookup: wiring.IndexLookup) -> list[meta.ObjectKey]:
     """A Metal3DataClaim or Metal3Data change queues the Metal3Machine owning it."""
     return [meta.ObjectKey(obj.metadata.namespace, r.name) for r in obj.metadata.owner_references
@@ -151,15 +164,18 @@ WIRING = wiring.Wiring(
              wiring.Watch(bmh.BareMetalHost, _machines_of_host),
              wiring.Watch(v2.Metal3DataClaim, _machine_of_owned),
              wiring.Watch(v2.Metal3Data, _machine_of_owned),
-             wiring.Watch(node.Node, _machine_of_node)),
+             wiring.Watch(node.Node, _machine_of_node),
+             wiring.Watch(capi.Cluster, _machines_of_cluster)),
     indexes=(wiring.Index(WAITING_INDEX, v2.Metal3Machine, _waiting),
+             wiring.Index(CLUSTER_INDEX, v2.Metal3Machine, _cluster_of),
              wiring.Index(HOST_INDEX, v2.Metal3Machine, _host_of),
              wiring.Index(HOST_UID_INDEX, bmh.BareMetalHost,
                           lambda h: [h.metadata.uid] if h.metadata.uid else [])),
 )
-"""Upstream's watches but the Cluster and Metal3Cluster ones (a machine waiting for its Cluster,
-or paused, looks again every 30 s instead); plus Nodes (their providerID) and free hosts (for
-machines waiting for one)."""
+"""Upstream's watches but the Metal3Cluster one; the Cluster through the cluster-name label
+Cluster API puts on its machines (a machine without it, waiting for its Cluster or paused, also
+looks again every 30 s); plus Nodes (their providerID) and free hosts (for machines waiting for
+one)."""
 
 
 class Metal3MachineReconciler:

@@ -343,3 +343,13 @@ def test_a_machine_waits_for_its_booked_host_instead_of_taking_another() -> None
     lab.set_state("booked", P.AVAILABLE)
     lab.settle(key)
     assert lab.consumer("booked") == "m0"
+
+
+def test_pausing_the_cluster_queues_its_machines() -> None:
+    cluster = capi.Cluster(metadata=meta.ObjectMeta(name="c1", namespace=NS))
+    m3m = v2.Metal3Machine(metadata=meta.ObjectMeta(
+        name="m0", namespace=NS, labels={capi.CLUSTER_NAME_LABEL: "c1"}))
+    assert metal3machine._cluster_of(m3m) == [f"{NS}/c1"]
+    watch = next(w for w in metal3machine.WIRING.watches if w.kind is capi.Cluster)
+    index = {(metal3machine.CLUSTER_INDEX, f"{NS}/c1"): [m3m.key]}
+    assert list(watch.keys(cluster, lambda n, v: index.get((n, v), []))) == [m3m.key]
