@@ -301,8 +301,9 @@ def run(
     result and whether a job was started by this call.
 
     - a failed job: aborted when the user removed every firmware spec (`has_spec` false);
-      reported again unless `restart_on_failure`; else replaced by the job asked for now, or,
-      when nothing is asked, run again from the step that failed;
+      reported again unless `restart_on_failure`; else replaced by the job asked for now (the
+      caller still asks for the failed work while its spec does), or, when nothing is asked
+      (the user backed the failed part out), complete, as upstream's restart with no steps;
     - a running job: advanced (a change of spec meanwhile waits for the next job);
     - no job: started when `unprepared` and there is something to do, else complete.
     """
@@ -317,13 +318,6 @@ def run(
             return ports.ProvisionResult.continuing(ctx.cfg.short_poll_s), True
         if not restart_on_failure:
             return ports.ProvisionResult.failed(job.failed), False
-        if wanted is None:
-            # Restarted with nothing new asked (the caller may not see the failed work as
-            # pending yet): the failed job runs again from the step that failed, so a failure
-            # never turns into "done" without the change applied.
-            again = replace(job, failed="", task_id="", since=ctx.now())
-            start(ctx, again)
-            return advance(ctx, again), True
         clear(ctx)
         job = None
         unprepared = True

@@ -24,9 +24,12 @@ def manage(w: HostWork, deps: "Deps") -> outcome.Outcome:
     prov = w.provisioner()
     observed = prov.update_hardware_state()
     if observed is not None and observed != w.status.powered_on:
+        # Written on a pass of its own, as upstream (actionUpdate): whoever sees a reboot
+        # annotation gone, or servicing start, has seen the host off first.
         w.set(powered_on=observed)
         if w.status.error_type == ET.POWER_MANAGEMENT:
             w.clear_error()
+        return outcome.Outcome.after(0)
     reboot = annotations.reboot_request(w.annotations)
     rebooting = reboot is not None and (w.state != S.AVAILABLE or reboot.force)
     desired = w.spec.online and not rebooting

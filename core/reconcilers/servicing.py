@@ -131,13 +131,20 @@ def pending_settings(store: ports.Store, key: meta.ObjectKey) -> Pending:
 
 
 def pending_updates(store: ports.Store, key: meta.ObjectKey) -> Pending:
-    """upstream getHostFirmwareComponents (raises NotReady when not caught up)."""
+    """upstream getHostFirmwareComponents (raises NotReady when not caught up).
+
+    Besides ChangeDetected, the spec's updates missing from status.updates count: after a
+    failure this controller empties status.updates (`_drop_saved_updates`), a status write the
+    HFC controller is not woken by, so its ChangeDetected still says False until its next
+    resync. The failed updates the spec still asks for are pending at once; the ones the user
+    removed are not (a restart then has nothing to do and completes, as upstream)."""
     try:
         hfc = store.get(hfc_api.HostFirmwareComponents, key)
     except outcome.NotFound:
         return Pending(False)
     changed, valid = _changes(hfc.status.conditions, hfc_api.CHANGE_DETECTED, hfc_api.VALID,
                               hfc.metadata.generation)
+    changed = changed or bool(hfc_api.pending_updates(hfc))
     return Pending(changed and valid, hfc=hfc)
 
 

@@ -234,10 +234,12 @@ def test_the_registry_is_read_once_per_hour_and_again_after_a_firmware_job() -> 
     assert reads() == first, "a finished job drops the cached registry"
 
 
-def test_a_restart_with_nothing_new_asked_flashes_the_failed_update_again() -> None:
-    """After a servicing error the host controller may not see the failed update as pending yet
-    (its HostFirmwareComponents conditions lag): the restart re-runs the failed step rather than
-    completing without it (found by the fleet model)."""
+def test_a_restart_flashes_what_is_still_asked_and_completes_when_it_was_backed_out() -> None:
+    """After a servicing error the host controller asks again for the failed update while its
+    spec does (servicing.pending_updates): the restart flashes it again. Once the user removes
+    it while other firmware spec remains (has_firmware_spec), a restart has nothing to do and
+    completes, as upstream's restart with no service steps: the removed update is never
+    flashed again."""
     rig = Rig()
     host = _host(rig)
     host.model.faults = dataclasses.replace(host.model.faults, update_failure_rate=1.0)
@@ -246,11 +248,13 @@ def test_a_restart_with_nothing_new_asked_flashes_the_failed_update_again() -> N
         has_firmware_spec=True)
     result, _ = _service(rig, host, data)
     assert result.error_message
-    nothing_new = ports.ServicingData(has_firmware_spec=True)
-    result, started = _service(rig, host, nothing_new, restart=True)
+    result, started = _service(rig, host, data, restart=True)
     assert result.error_message and started[0]
     assert len(host.model.firmware_tasks()) == 2, "flashed again, failed again"
-    host.model.faults = dataclasses.replace(host.model.faults, update_failure_rate=0.0)
-    result, _ = _service(rig, host, nothing_new, restart=True)
-    assert result == ports.ProvisionResult.complete()
-    assert host.model.firmware()["bios"] == "2.2.0"
+    backed_out = ports.ServicingData(has_firmware_spec=True)
+    result, started = _service(rig, host, backed_out, restart=True)
+    assert result == ports.ProvisionResult.complete() and started[0]
+    assert len(host.model.firmware_tasks()) == 2, "the removed update is not flashed again"
+    assert host.model.firmware()["bios"] == "2.1.7"
+    result, _ = _service(rig, host, backed_out)
+    assert result == ports.ProvisionResult.complete(), "the failed job is gone"
