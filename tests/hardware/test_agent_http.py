@@ -23,7 +23,7 @@ from metalcubed.core.api import meta
 from metalcubed.core.provisioning import context, engine, nodes
 from metalcubed.simulators import hostmodel, hostmodel_bmc, imageserver
 from metalcubed.simulators.agent import emulator, lookup, server
-from tests.unit.provisioning import world
+from tests.hardware import world
 
 pytestmark = [pytest.mark.hardware]
 

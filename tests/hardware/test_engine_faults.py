@@ -20,7 +20,7 @@ from metalcubed.core.provisioning import context
 from metalcubed.simulators import hostmodel
 from metalcubed.simulators.agent import emulator
 
-from ..unit.provisioning.world import HardwareWorld
+from .world import HardwareWorld
 
 pytestmark = pytest.mark.hardware
 S = bmh.ProvisioningState

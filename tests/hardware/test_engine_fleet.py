@@ -17,7 +17,7 @@ from metalcubed.core.api import meta
 from metalcubed.core.provisioning import nodes
 from metalcubed.simulators import hostmodel
 
-from ..unit.provisioning.world import HardwareWorld
+from .world import HardwareWorld
 
 pytestmark = [pytest.mark.hardware, pytest.mark.slow]
 S = bmh.ProvisioningState

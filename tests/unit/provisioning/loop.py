@@ -1,13 +1,13 @@
 """A minimal runtime for tests: reconcile BareMetalHosts in due-time order until a goal holds.
 
 Like the workqueue, it calls `reconcile(key)` for one host at a time, requeues by the returned
-delay, and retries a raised TransientError after `error_retry_s`. `clock` is either a manual
-clock it moves forward (virtual time, in-process rigs) or the wall clock (lab tests, where it
-sleeps); `max_delay_s` compresses long requeues (upstream's minutes of error backoff and the 60 s
-power poll) so that a test does not wait them out.
+delay, and retries a raised TransientError after `error_retry_s`. Time is virtual: when the next
+pass is not due yet, the loop moves its manual clock forward (no sleeping, no wall-clock bound;
+`max_passes` is the liveness bound). `max_delay_s` compresses long requeues (upstream's minutes
+of error backoff and the 60 s power poll). The lab rig over real sockets
+(tests/hardware/world.py) waits in real time instead, by overriding `wait`.
 """
 
-import time
 from collections.abc import Callable, Iterable
 
 from metalcubed.core import clock as clocks
@@ -43,25 +43,23 @@ class Loop:
         for key in keys:
             self.due[key] = self._now()
 
-    def run_until(
-        self, goal: Callable[[], bool], *, max_passes: int = 5000, timeout_s: float = 120.0
-    ) -> None:
-        started = time.monotonic()
+    def wait(self, seconds: float) -> bool:
+        """The next pass is `seconds` away: move the manual clock there (True: run it now)."""
+        assert isinstance(self.clock, clocks.ManualClock), \
+            "Loop runs in virtual time (a ManualClock); tests/hardware/world.py waits for real"
+        self.clock.advance(seconds)
+        return True
+
+    def run_until(self, goal: Callable[[], bool], *, max_passes: int = 5000) -> None:
         limit = self.passes + max_passes
         while not goal():
             assert self.passes < limit, f"goal not reached in {max_passes} passes: {self.report()}"
-            assert time.monotonic() - started < timeout_s, \
-                f"goal not reached in {timeout_s}s: {self.report()}"
             if not self.due:
                 raise AssertionError("nothing left to reconcile and the goal does not hold")
             key = min(self.due, key=lambda k: self.due[k])
             wait = self.due[key] - self._now()
-            if wait > 0:
-                if isinstance(self.clock, clocks.ManualClock):
-                    self.clock.advance(wait)
-                else:
-                    time.sleep(min(wait, 0.05))
-                    continue
+            if wait > 0 and not self.wait(wait):
+                continue
             self.passes += 1
             try:
                 result = self.reconciler.reconcile(key)

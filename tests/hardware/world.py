@@ -5,14 +5,16 @@
 - the real drivers (controllers/bmc) with short timeouts and retry budgets, picked per scheme
   as controllers/bmc/hardware.py does;
 - the engine lab (image server, lookup service, agent emulator over HTTP);
-- the BareMetalHost reconciler over a MemoryStore on the wall clock, run by `Loop`.
+- the BareMetalHost reconciler over a MemoryStore on the wall clock, run by `WallClockLoop`
+  (the unit tests' `Loop`, waiting in real time: these hosts answer over real sockets).
 """
 
 import base64
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
+from typing import Any
 
 from metalcubed.controllers import memory
 from metalcubed.controllers.bmc import unsupported
@@ -29,11 +31,32 @@ from metalcubed.simulators import hostmodel, imageserver
 from metalcubed.simulators.agent import emulator, lab
 from metalcubed.simulators.ipmi import emulator as ipmi_emulator
 from metalcubed.simulators.redfish import emulator as redfish_emulator
-
-from .loop import Loop
+from tests.unit.provisioning import loop
 
 NS = "metal3"
 S = bmh.ProvisioningState
+
+
+class WallClockLoop(loop.Loop):
+    """`loop.Loop` in real time: waits for the next due pass by sleeping briefly, and gives up
+    after `timeout_s` of wall time (a liveness bound for a lab whose hosts answer over real
+    sockets, not a timing claim)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.timeout_s = 120.0
+        self._deadline = 0.0
+
+    def run_until(self, goal: Callable[[], bool], *, max_passes: int = 5000,
+                  timeout_s: float = 120.0) -> None:
+        self.timeout_s, self._deadline = timeout_s, time.monotonic() + timeout_s
+        super().run_until(goal, max_passes=max_passes)
+
+    def wait(self, seconds: float) -> bool:
+        if time.monotonic() > self._deadline:
+            raise AssertionError(f"goal not reached in {self.timeout_s} s: {self.report()}")
+        time.sleep(min(seconds, 0.05))
+        return False
 
 
 def fast_clients() -> client.Clients:
@@ -129,8 +152,8 @@ class HardwareWorld:
             store=self.store, provisioner_factory=self.lab.engine, clock=self.clock,
             events=self.events, rng=random.Random(3),
         )
-        self.loop = Loop(self.reconciler, self.store, clock=self.clock, max_delay_s=1.0,
-                         error_retry_s=0.2)
+        self.loop = WallClockLoop(self.reconciler, self.store, clock=self.clock,
+                                  max_delay_s=1.0, error_retry_s=0.2)
         self.secret("bmc", {"username": "admin", "password": "password"})
         return self
 
