@@ -131,7 +131,7 @@ def _consoles(running: lab.Lab) -> str:
     return "\n".join(out)
 
 
-TIMELINE: dict[str, dict[str, float]] = {}
+TIMELINE: dict[str, dict[str, Any]] = {}
 """Per host: when (seconds since the lab was up) each state, and the OS report, was first seen;
 the figures in docs/devenv.md come from it."""
 _EPOCH: list[float] = []
@@ -145,9 +145,9 @@ def _note(rows: dict[str, dict[str, Any]]) -> None:
         state = f"error ({row['state']})" if row["errorType"] else row["state"]
         if _LAST.get(name) != state:
             _LAST[name] = state
-            seen[f"{len(seen)}: {state}"] = now
+            seen[f"{len(seen)}: {state} (t, VM CPU s)"] = [now, row.get("cpuSeconds")]
         if (row.get("osReport") or {}).get("hostname"):
-            seen.setdefault("OS reported", now)
+            seen.setdefault("OS reported (t, VM CPU s)", [now, row.get("cpuSeconds")])
 
 
 def _wait(running: lab.Lab, goal: Callable[[dict[str, dict[str, Any]]], bool], *, what: str,
