@@ -2,7 +2,10 @@
 
 Upstream: CAPM3 2f6d76b8 controllers/metal3data_controller.go + baremetal/metal3data_manager.go.
 The Metal3DataTemplate controller creates one Metal3Data per Metal3DataClaim; this controller:
-1. deleting: deletes what the Data made (its IPClaims and IPAddressClaims, `<data>-<pool>`, our
+0. paused (the annotation `cluster.x-k8s.io/paused`, or its Cluster paused): nothing, look again
+   in 30 s (upstream; clusterctl move);
+1. deleting, once its claim is gone or going (the machine may still use the Secrets, as
+   upstream): deletes what the Data made (its IPClaims and IPAddressClaims, `<data>-<pool>`, our
    finalizer first, and its rendered Secrets), then drops its finalizer. Upstream leaves the
    Secrets to the garbage collector; deleting them here means nothing is left even where no
    collector runs;
@@ -76,6 +79,15 @@ def _owner_data(obj: meta.Resource, _lookup: wiring.IndexLookup) -> list[meta.Ob
             if r.kind == "Metal3Data" and r.controller]
 
 
+def _data_of_claim(claim: v2.Metal3DataClaim, _lookup: wiring.IndexLookup
+                   ) -> list[meta.ObjectKey]:
+    """A claim change (its deletion above all) queues the Metal3Data rendered for it."""
+    ref = claim.status.rendered_data if claim.status else None
+    if ref is None or not ref.name:
+        return []
+    return [meta.ObjectKey(ref.namespace or claim.metadata.namespace, ref.name)]
+
+
 def machine_of_data(data: v2.Metal3Data, _lookup: wiring.IndexLookup) -> list[meta.ObjectKey]:
     """For the Metal3Machine controller's wiring: a Metal3Data change queues its Metal3Machine."""
     return [meta.ObjectKey(data.metadata.namespace, r.name)
@@ -86,6 +98,7 @@ WIRING = wiring.Wiring(
     name="metal3data",
     kind=v2.Metal3Data,
     watches=(wiring.Watch(v2.Metal3Data, wiring.own_key),
+             wiring.Watch(v2.Metal3DataClaim, _data_of_claim),
              wiring.Watch(ipam.IPClaim, _owner_data),
              wiring.Watch(capiipam.IPAddressClaim, _owner_data)),
     indexes=(),
@@ -119,7 +132,11 @@ class Metal3DataReconciler:
             data = self._store.get(v2.Metal3Data, key)
         except outcome.NotFound:
             return outcome.Outcome.done()
+        if self._paused(data):
+            return outcome.Outcome.after(REQUEUE_S)
         if data.metadata.deletion_timestamp is not None:
+            if self._claim_alive(data):
+                return outcome.Outcome.after(REQUEUE_S)  # the claim's deletion brings us back
             self._release(data)
             return outcome.Outcome.done()
         if DATA_FINALIZER not in data.metadata.finalizers:
@@ -144,6 +161,25 @@ class Metal3DataReconciler:
         return outcome.Outcome.done()
 
     # --- inputs --------------------------------------------------------------------------------
+
+    def _paused(self, data: v2.Metal3Data) -> bool:
+        """Upstream: nothing is done for a paused Metal3Data or one of a paused Cluster (the
+        objects are being moved by clusterctl)."""
+        if capi.PAUSED_ANNOTATION in data.metadata.annotations:
+            return True
+        name = data.metadata.labels.get(capi.CLUSTER_NAME_LABEL)
+        cluster = self._get(capi.Cluster, data.metadata.namespace, name) if name else None
+        return bool(cluster is not None and cluster.spec.paused)
+
+    def _claim_alive(self, data: v2.Metal3Data) -> bool:
+        """Upstream releases a deleted Metal3Data's addresses only once its claim is gone: the
+        machine may still be using the Secrets."""
+        ref = data.spec.claim if data.spec else None
+        if ref is None or not ref.name:
+            return False
+        claim = self._get(v2.Metal3DataClaim, ref.namespace or data.metadata.namespace,
+                          ref.name)
+        return claim is not None and claim.metadata.deletion_timestamp is None
 
     def _get(self, kind: type[ports.R], namespace: str, name: str) -> ports.R | None:
         try:

@@ -208,3 +208,38 @@ def test_host_named_claims_let_a_preallocation_pin_a_hosts_address() -> None:
     lab.release("m1")
     lab.settle()
     assert lab.leftovers() == {}
+
+
+def test_nothing_is_rendered_while_the_cluster_is_paused() -> None:
+    """clusterctl move pauses the Cluster; the moved objects must not be written meanwhile."""
+    lab = DataLab()
+    lab.pool()
+    lab.machine("m0")
+    lab.templates.reconcile(meta.ObjectKey(NS, "tpl"))  # the Metal3Data exists
+    cluster = lab.store.get(capi.Cluster, lab.cluster.key)
+    lab.store.update(cluster.model_copy(update={"spec": capi.ClusterSpec(paused=True)}))
+    data = lab.data_of("m0")
+    assert lab.datas.reconcile(data.key).requeue_after_s == metal3data.REQUEUE_S
+    assert lab.store.list(ipam.IPClaim, namespace=NS) == []
+    cluster = lab.store.get(capi.Cluster, lab.cluster.key)
+    lab.store.update(cluster.model_copy(update={"spec": capi.ClusterSpec(paused=False)}))
+    lab.settle()
+    assert lab.data_of("m0").status == v2.Metal3DataStatus(ready=True)
+
+
+def test_a_metal3data_deleted_under_a_live_claim_keeps_its_secrets_until_the_claim_goes() -> None:
+    lab = DataLab()
+    lab.pool()
+    lab.machine("m0")
+    lab.settle()
+    data = lab.data_of("m0")
+    lab.store.delete(v2.Metal3Data, data.key)
+    lab.datas.reconcile(data.key)
+    assert lab.leftovers()["Secret"] == ["m0-metadata", "m0-networkdata"]
+    assert lab.leftovers()["IPAddress"] == ["pool1-10-0-0-2"]
+    lab.release("m0")
+    (watch,) = [w for w in metal3data.WIRING.watches if w.kind is v2.Metal3DataClaim]
+    claim = lab.store.get(v2.Metal3DataClaim, meta.ObjectKey(NS, "m0"))
+    assert list(watch.keys(claim, lambda _i, _v: ())) == [data.key]  # the claim's going wakes it
+    lab.settle()
+    assert lab.leftovers() == {}
