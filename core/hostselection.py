@@ -124,3 +124,22 @@ def choose(hosts: Iterable[bmh.BareMetalHost], *, selector: v2.HostSelector | No
             return Choice(rng.choice(in_domain), fell_back=False)
         return Choice(rng.choice(candidates), fell_back=True)
     return Choice(rng.choice(candidates), fell_back=False)
+
+
+def why_none(hosts: Iterable[bmh.BareMetalHost], *, selector: v2.HostSelector | None) -> str:
+    """Why `choose` found nothing, for the condition: no host matches the selector, or how
+    many match and why none of them is free (counts, no names: it stays short at scale)."""
+    matching = [h for h in hosts if matches(selector, h.metadata.labels)]
+    where = "spec.hostSelector" if selector is not None else "the namespace"
+    if not matching:
+        return f"no BareMetalHost matches {where}"
+    consumed = sum(1 for h in matching if h.spec.consumer_ref is not None)
+    booked = sum(1 for h in matching
+                 if h.spec.consumer_ref is None and NODE_REUSE_LABEL in h.metadata.labels)
+    unusable = sum(1 for h in matching if h.spec.consumer_ref is None and not _usable(h))
+    busy = len(matching) - consumed - booked - unusable
+    parts = [f"{n} {what}" for n, what in (
+        (consumed, "consumed"), (booked, "booked for node reuse"),
+        (unusable, "deleting, in error, paused or unhealthy"),
+        (busy, "not available or ready")) if n]
+    return f"{len(matching)} hosts match {where}, none is free ({', '.join(parts)})"

@@ -68,6 +68,7 @@ ASSOCIATE = "AssociateBareMetalHost"
 METADATA = "AssociateMetal3MachineMetaData"
 READY = "Ready"
 NO_HOST = "No available host found"
+FAILED = "AssociateBareMetalHostFailed"
 WAITING_INDEX = "metal3machine-waiting"
 """Metal3Machines without a host: value = namespace."""
 HOST_INDEX = "metal3machine-host"
@@ -326,13 +327,13 @@ class Metal3MachineReconciler:
         except hostselection.SelectorError as err:
             return self._wait(m3m, "InvalidConfiguration", str(err))
         if choice is None or choice.host is None:
-            message = NO_HOST if choice is None else (
-                f"waiting for host {choice.wait}, kept for this machine's {reuse} (node reuse)")
-            if self._condition(m3m, ASSOCIATE) != ("False", message):
+            message = (f"{NO_HOST}: {hostselection.why_none(hosts, selector=spec.host_selector)}"
+                       if choice is None else f"waiting for host {choice.wait}, kept for this "
+                       f"machine's {reuse} (node reuse)")
+            if not self._failed(m3m):  # one Event per wait, not one per retry
                 self._events.record(m3m, type=ports.EventType.WARNING,
                                     reason="NoAvailableHost", message=message)
-            self._set_status(m3m, {ASSOCIATE: ("False", "AssociateBareMetalHostFailed",
-                                               message)})
+            self._set_status(m3m, {ASSOCIATE: ("False", FAILED, message)})
             return outcome.Outcome.after(REQUEUE_S)
         host = choice.host
         m3m = self._store.update(m3m.with_meta(annotations={
@@ -442,6 +443,11 @@ class Metal3MachineReconciler:
     def _wait(self, m3m: v2.Metal3Machine, reason: str, message: str = "") -> outcome.Outcome:
         self._set_status(m3m, {ASSOCIATE: ("False", reason, message)})
         return outcome.Outcome.done()
+
+    @staticmethod
+    def _failed(m3m: v2.Metal3Machine) -> bool:
+        conditions = m3m.status.conditions if m3m.status else None
+        return any(c.type == ASSOCIATE and c.reason == FAILED for c in conditions or ())
 
     @staticmethod
     def _condition(m3m: v2.Metal3Machine, kind: str) -> tuple[str, str] | None:

@@ -64,7 +64,8 @@ def test_no_free_host_is_a_condition_and_an_event_and_a_retry() -> None:
     key = lab.machine("m0")
     lab.settle(key)
     assert conditions(lab.m3m(key))["AssociateBareMetalHost"] == (
-        "False", "AssociateBareMetalHostFailed", metal3machine.NO_HOST)
+        "False", "AssociateBareMetalHostFailed",
+        "No available host found: no BareMetalHost matches the namespace")
     assert lab.events.reasons(key) == ["NoAvailableHost"]
     assert lab.reconciler.reconcile(key).requeue_after_s == metal3machine.REQUEUE_S
     lab.host("late")
@@ -353,3 +354,22 @@ def test_pausing_the_cluster_queues_its_machines() -> None:
     watch = next(w for w in metal3machine.WIRING.watches if w.kind is capi.Cluster)
     index = {(metal3machine.CLUSTER_INDEX, f"{NS}/c1"): [m3m.key]}
     assert list(watch.keys(cluster, lambda n, v: index.get((n, v), []))) == [m3m.key]
+
+
+def test_no_host_names_the_cause_selector_or_busy_hosts_with_one_event() -> None:
+    lab = Lab()
+    lab.host("worker-busy", labels={"role": "worker"}, state=P.PROVISIONING)
+    lab.host("cp", labels={"role": "cp"})
+    key = lab.machine("m0", spec={"image": IMAGE_SPEC,
+                                  "hostSelector": {"matchLabels": {"role": "storage"}}})
+    lab.settle(key)
+    assert conditions(lab.m3m(key))["AssociateBareMetalHost"][2] == (
+        "No available host found: no BareMetalHost matches spec.hostSelector")
+    other = lab.machine("m1", spec={"image": IMAGE_SPEC,
+                                    "hostSelector": {"matchLabels": {"role": "worker"}}})
+    lab.settle(other)
+    assert conditions(lab.m3m(other))["AssociateBareMetalHost"][2] == (
+        "No available host found: 1 hosts match spec.hostSelector, none is free "
+        "(1 not available or ready)")
+    assert lab.events.reasons(key) == ["NoAvailableHost"]  # six passes, one Event each
+    assert lab.events.reasons(other) == ["NoAvailableHost"]
