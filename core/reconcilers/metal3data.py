@@ -15,12 +15,13 @@ The Metal3DataTemplate controller creates one Metal3Data per Metal3DataClaim; th
    an existing Secret: a host reprovisions in the same state);
 3. the CAPI Machine (the Metal3Machine's owner) and the BareMetalHost (its `metal3.io/
    BareMetalHost` annotation) -> waiting until both are known;
-4. a claim per referenced pool: an IPClaim for a Metal3 IPPool, a CAPI IPAddressClaim for any
-   other kind; each owned by the Data (controller) with our finalizer. Their addresses are read
-   back; a claim with no address yet is waited for, with the cause shown: the IPPool does not
-   exist ("IPPool X not found") or the pool could not give one ("IPPool X: Exhausted IP Pools").
-   A claim of the same name owned by an older Metal3Data is waited out (upstream #680).
-   IPClaims are named `<data>-<pool>`, or `<host>-<pool>` with `host_named_claims` (upstream's
+4. (core/reconcilers/metal3data_ip.py) a claim per referenced pool: an IPClaim for a Metal3
+   IPPool, a CAPI IPAddressClaim for any other kind; each owned by the Data (controller) with
+   our finalizer. Their addresses are read back; a claim with no address yet is waited for,
+   with the cause shown: the IPPool does not exist ("IPPool X not found") or the pool could
+   not give one ("IP Allocation for X failed : Exhausted IP Pools"). A claim of the same name
+   owned by an older Metal3Data is waited out (upstream #680). IPClaims are named
+   `<data>-<pool>`, or `<host>-<pool>` with `host_named_claims` (upstream's
    --enable-bmh-name-based-preallocation, for preAllocations that follow the host);
 5. both documents rendered (core/datatemplate.py) and written as Secrets (type
    `infrastructure.cluster.x-k8s.io/secret`, label cluster-name, controller ownerRef the Data);
@@ -35,26 +36,23 @@ waits; a wait that is no one's fault (the host not chosen yet, an address on its
 
 import base64
 import contextlib
-import json
-from collections.abc import Iterable
 
 from metalcubed.core import datatemplate, outcome, ports, wiring
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import capi, capiipam, ipam, meta
 from metalcubed.core.api.capm3 import v1beta2 as v2
+from metalcubed.core.reconcilers import metal3data_ip
 
-DATA_FINALIZER = "metal3data.infrastructure.cluster.x-k8s.io"
-"""On the Metal3Data and on the IPClaims/IPAddressClaims it makes (upstream's DataFinalizer)."""
+DATA_FINALIZER = metal3data_ip.DATA_FINALIZER
+DATA_LABEL = metal3data_ip.DATA_LABEL
+POOL_LABEL = metal3data_ip.POOL_LABEL
+ADDRESSES_ANNOTATION = metal3data_ip.ADDRESSES_ANNOTATION
+claim_name = metal3data_ip.claim_name
+Waiting = metal3data_ip.Waiting
 M3M_CLAIM_FINALIZER = "metal3machine.infrastructure.cluster.x-k8s.io"
 """The Metal3Machine's finalizer on its Metal3DataClaim (set by the Metal3Machine controller)."""
 HOST_ANNOTATION = "metal3.io/BareMetalHost"
 SECRET_TYPE = "infrastructure.cluster.x-k8s.io/secret"
-DATA_LABEL = "infrastructure.cluster.x-k8s.io/data-name"
-POOL_LABEL = "infrastructure.cluster.x-k8s.io/pool-name"
-"""Upstream's labels on host-named IPClaims."""
-ADDRESSES_ANNOTATION = "metal3data.metalcubed.io/addresses"
-"""Ours: the addresses the Secrets were rendered with, {pool: [address, apiGroup, kind]}, so a
-claim deleted behind the Data's back is claimed again for the same address."""
 REQUEUE_S = 30.0
 
 
@@ -66,11 +64,6 @@ def secret_names(m3m_name: str) -> tuple[str, str]:
 def _host_of(m3m: v2.Metal3Machine) -> str | None:
     """The host a Metal3Machine names (its `metal3.io/BareMetalHost` annotation)."""
     return m3m.metadata.annotations.get(HOST_ANNOTATION, "").rpartition("/")[2] or None
-
-
-def claim_name(data_name: str, pool: str) -> str:
-    """The IPClaim / IPAddressClaim a Metal3Data makes for a pool."""
-    return f"{data_name}-{pool}"
 
 
 def _owner_data(obj: meta.Resource, _lookup: wiring.IndexLookup) -> list[meta.ObjectKey]:
@@ -106,16 +99,6 @@ WIRING = wiring.Wiring(
 """Upstream's watches: the Data, and the IP claims it owns (an address given, or an error)."""
 
 
-class Waiting(Exception):
-    """Not ready yet, for a reason worth showing (`message`), looked at again later."""
-
-    def __init__(self, message: str, *, warn: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.warn = warn
-        """An Event reason when the wait is the user's to fix (missing or exhausted pool)."""
-
-
 class Metal3DataReconciler:
     def __init__(self, *, store: ports.Store, clock: ports.Clock,
                  events: ports.EventRecorder, host_named_claims: bool = False) -> None:
@@ -125,7 +108,7 @@ class Metal3DataReconciler:
         self._store = store
         self._clock = clock
         self._events = events
-        self._host_named = host_named_claims
+        self._claims = metal3data_ip.DataClaims(store=store, host_named=host_named_claims)
 
     def reconcile(self, key: meta.ObjectKey) -> outcome.Outcome:
         try:
@@ -147,7 +130,7 @@ class Metal3DataReconciler:
             template, m3m = self._inputs(data)
             data = self._name_secrets(data, template, m3m)
             data = self._render(data, template, m3m)
-            lost = self._keep_claims(data, _host_of(m3m))
+            lost = self._claims.keep(data, _host_of(m3m))
         except Waiting as wait:
             self._report(data, m3m, wait.message, warn=wait.warn)
             return outcome.Outcome.after(REQUEUE_S)
@@ -261,9 +244,8 @@ class Metal3DataReconciler:
         objs = datatemplate.Objects(namespace=namespace, index=spec.index or 0,
                                     metal3machine=m3m, machine=machine, host=host)
         pools = datatemplate.referenced_pools(tspec, objs)
-        addresses = self._addresses(data, pools, host.metadata.name)
-        record = json.dumps({name: [addresses[name].address, ref.api_group, ref.kind]
-                             for name, ref in sorted(pools.items())}, separators=(",", ":"))
+        addresses = self._claims.addresses(data, pools, host.metadata.name)
+        record = metal3data_ip.record(addresses, pools)
         if data.metadata.annotations.get(ADDRESSES_ANNOTATION) != record:
             data = self._store.update(data.with_meta(annotations={
                 **data.metadata.annotations, ADDRESSES_ANNOTATION: record}))
@@ -275,55 +257,6 @@ class Metal3DataReconciler:
             assert document is not None  # the template has this document (`wanted`)
             self._write_secret(data, name, key, datatemplate.to_yaml(document), cluster)
         return data
-
-    def _keep_claims(self, data: v2.Metal3Data, host: str | None) -> str | None:
-        """The Secrets are rendered: each address they hold stays claimed. A claim deleted
-        behind the Data's back (finalizers stripped) is made again asking for the same
-        address; the answer when the pool cannot give it back (someone else took it)."""
-        try:
-            record = json.loads(data.metadata.annotations.get(ADDRESSES_ANNOTATION, "{}"))
-        except ValueError:
-            return None
-        lost = []
-        for pool, (address, group, kind) in sorted(record.items()):
-            ref = datatemplate.PoolRef(name=pool, api_group=group, kind=kind)
-            got = self._reclaim(data, ref, address, host)
-            if got is not None:
-                lost.append(got)
-        return "; ".join(lost) or None
-
-    def _reclaim(self, data: v2.Metal3Data, ref: datatemplate.PoolRef, address: str,
-                 host: str | None) -> str | None:
-        namespace = data.metadata.namespace
-        kind: type[ipam.IPClaim] | type[capiipam.IPAddressClaim] = (
-            ipam.IPClaim if ref.metal3 else capiipam.IPAddressClaim)
-        name, found = (self._ipclaim_of(data, ref.name, host) if ref.metal3 else (
-            claim_name(data.metadata.name, ref.name),
-            self._get(capiipam.IPAddressClaim, namespace,
-                      claim_name(data.metadata.name, ref.name))))
-        if found is None:
-            metadata = self._claim_meta(data, ref.name, name)
-            metadata = metadata.model_copy(update={"annotations": {
-                ipam.IP_ADDRESS_ANNOTATION: address}})
-            self._store.create(ipam.IPClaim(metadata=metadata, spec=ipam.IPClaimSpec(
-                pool=meta.ObjectReference(name=ref.name, namespace=namespace)))
-                if ref.metal3 else capiipam.IPAddressClaim(
-                    metadata=metadata, spec=capiipam.IPAddressClaimSpec(
-                        pool_ref=capiipam.IPPoolReference(name=ref.name, kind=ref.kind,
-                                                          api_group=ref.api_group))))
-            return None
-        try:
-            now = (self._from_ipclaim(data, ref.name, host) if ref.metal3
-                   else self._from_capi_claim(data, ref))
-        except Waiting as wait:
-            if not wait.warn:
-                return None  # on its way
-            return (f"{kind.KIND} {name} was deleted and made again, but the address "
-                    f"{address} the Secrets hold is not given back: {wait.message}")
-        if now.address != address:
-            return (f"{kind.KIND} {name} holds {now.address}, but the Secrets were rendered "
-                    f"with {address}")
-        return None
 
     def _write_secret(self, data: v2.Metal3Data, name: str, key: str, text: str,
                       cluster: str) -> None:
@@ -338,153 +271,18 @@ class Metal3DataReconciler:
         with contextlib.suppress(outcome.Conflict):  # written by a pass before us: keep it
             self._store.create(secret)
 
-    # --- addresses ---------------------------------------------------------------------------
-
-    def _owned(self, obj: meta.Resource, data: v2.Metal3Data) -> bool:
-        return any(r.uid == data.metadata.uid for r in obj.metadata.owner_references)
-
-    def _claim_meta(self, data: v2.Metal3Data, pool: str, name: str | None = None
-                    ) -> meta.ObjectMeta:
-        owner = meta.OwnerReference(api_version=v2.API_VERSION, kind="Metal3Data",
-                                    name=data.metadata.name, uid=data.metadata.uid or "",
-                                    controller=True)
-        labels = dict(data.metadata.labels)
-        if self._host_named:  # upstream labels host-named claims with their Data and pool
-            labels.update({DATA_LABEL: data.metadata.name, POOL_LABEL: pool})
-        return meta.ObjectMeta(name=name or claim_name(data.metadata.name, pool),
-                               namespace=data.metadata.namespace, labels=labels,
-                               finalizers=(DATA_FINALIZER,), owner_references=(owner,))
-
-    def _ipclaim_of(self, data: v2.Metal3Data, pool: str, host: str | None
-                    ) -> tuple[str, ipam.IPClaim | None]:
-        """The Data's IPClaim for `pool` (upstream's lookup: `<data>-<pool>`, then
-        `<host>-<pool>`), else the name to create it under (`<host>-<pool>` when claims are
-        host-named)."""
-        namespace = data.metadata.namespace
-        names = [claim_name(data.metadata.name, pool)]
-        if host:
-            names.append(claim_name(host, pool))
-        for name in names:
-            found = self._get(ipam.IPClaim, namespace, name)
-            if found is not None:
-                return name, found
-        return (names[-1] if self._host_named and host else names[0]), None
-
-    def _addresses(self, data: v2.Metal3Data, pools: dict[str, datatemplate.PoolRef],
-                   host: str) -> dict[str, datatemplate.PoolAddress]:
-        """Every pool's address for this Data; claims created first, all of them, so the pools
-        work in parallel. Raises Waiting naming the first pool not served yet."""
-        pending: list[Waiting] = []
-        out = {}
-        for name, ref in sorted(pools.items()):
-            try:
-                out[name] = (self._from_ipclaim(data, name, host) if ref.metal3
-                             else self._from_capi_claim(data, ref))
-            except Waiting as wait:
-                pending.append(wait)
-        if pending:
-            worst = next((w for w in pending if w.warn), pending[0])
-            raise Waiting("; ".join(w.message for w in pending), warn=worst.warn)
-        return out
-
-    def _from_ipclaim(self, data: v2.Metal3Data, pool: str, host: str | None
-                      ) -> datatemplate.PoolAddress:
-        namespace = data.metadata.namespace
-        name, claim = self._ipclaim_of(data, pool, host)
-        if claim is None:
-            claim = self._store.create(ipam.IPClaim(
-                metadata=self._claim_meta(data, pool, name),
-                spec=ipam.IPClaimSpec(pool=meta.ObjectReference(name=pool,
-                                                                namespace=namespace))))
-        if not self._owned(claim, data):
-            if claim.metadata.deletion_timestamp is not None:
-                self._drop_finalizer(claim)
-            raise Waiting(f"IPClaim {name} belongs to an older Metal3Data: waiting for it "
-                          "to go")
-        status = claim.status or ipam.IPClaimStatus()
-        if status.error_message:
-            raise Waiting(f"IP Allocation for {pool} failed : {status.error_message}",
-                          warn="IPPoolExhausted")
-        if status.address is None or not status.address.name:
-            if self._get(ipam.IPPool, namespace, pool) is None:
-                raise Waiting(f"IPPool {pool} not found", warn="IPPoolNotFound")
-            raise Waiting(f"waiting for an address from IPPool {pool}")
-        address = self._get(ipam.IPAddress, namespace, status.address.name)
-        if address is None:
-            raise Waiting(f"waiting for IPAddress {status.address.name} of IPPool {pool}")
-        return datatemplate.PoolAddress(address=address.spec.address,
-                                        prefix=address.spec.prefix or 0,
-                                        gateway=address.spec.gateway or "",
-                                        dns_servers=tuple(address.spec.dns_servers))
-
-    def _from_capi_claim(self, data: v2.Metal3Data, ref: datatemplate.PoolRef
-                         ) -> datatemplate.PoolAddress:
-        namespace = data.metadata.namespace
-        name = claim_name(data.metadata.name, ref.name)
-        claim = self._get(capiipam.IPAddressClaim, namespace, name)
-        if claim is None:
-            claim = self._store.create(capiipam.IPAddressClaim(
-                metadata=self._claim_meta(data, ref.name),
-                spec=capiipam.IPAddressClaimSpec(pool_ref=capiipam.IPPoolReference(
-                    name=ref.name, kind=ref.kind, api_group=ref.api_group))))
-        if claim.metadata.deletion_timestamp is not None or not self._owned(claim, data):
-            raise Waiting(f"IPAddressClaim {name} belongs to an older Metal3Data: waiting for "
-                          "it to go")
-        failure = claim.failure()
-        if failure:
-            raise Waiting(f"IP Allocation for {ref.name} failed : {failure}",
-                          warn="IPPoolExhausted")
-        address_ref = claim.status.address_ref if claim.status else None
-        if address_ref is None or not address_ref.name:
-            raise Waiting(f"waiting for an address from {ref.kind} {ref.name}")
-        address = self._get(capiipam.IPAddress, namespace, address_ref.name)
-        if address is None:
-            raise Waiting(f"waiting for IPAddress {address_ref.name} of {ref.kind} {ref.name}")
-        return datatemplate.PoolAddress(address=address.spec.address,
-                                        prefix=address.spec.prefix,
-                                        gateway=address.spec.gateway or "",
-                                        dns_servers=self._pool_dns(namespace, ref, address))
-
-    def _pool_dns(self, namespace: str, ref: datatemplate.PoolRef,
-                  address: capiipam.IPAddress) -> tuple[str, ...]:
-        """A CAPI IPAddress has no DNS servers: a Metal3 pool's are read from its spec."""
-        if not ref.metal3:
-            return ()
-        pool = self._get(ipam.IPPool, namespace, ref.name)
-        ip = ipam.parse_ip(address.spec.address)
-        if pool is None or ip is None:
-            return ()
-        for entry in pool.spec.pools or ():
-            if ipam.in_bounds(entry, ip):
-                return tuple(entry.dns_servers or pool.spec.dns_servers or ())
-        return ()
-
     # --- release -------------------------------------------------------------------------------
-
-    def _drop_finalizer(self, obj: meta.Resource) -> None:
-        if DATA_FINALIZER in obj.metadata.finalizers:
-            with contextlib.suppress(outcome.NotFound):
-                self._store.update(obj.with_meta(finalizers=tuple(
-                    f for f in obj.metadata.finalizers if f != DATA_FINALIZER)))
 
     def _release(self, data: v2.Metal3Data) -> None:
         """Delete the claims and Secrets this Data made, then let it go."""
-        namespace = data.metadata.namespace
-        claims: Iterable[type[meta.Resource]] = (ipam.IPClaim, capiipam.IPAddressClaim)
-        for kind in claims:
-            for obj in self._store.list(kind, namespace=namespace):
-                if self._owned(obj, data):
-                    self._delete(obj)
+        self._claims.release(data)
         for ref in (data.spec.meta_data, data.spec.network_data) if data.spec else ():
-            secret = self._get(meta.Secret, namespace, ref.name) if ref and ref.name else None
-            if secret is not None and self._owned(secret, data):
-                self._delete(secret)
-        self._drop_finalizer(data)
-
-    def _delete(self, obj: meta.Resource) -> None:
-        self._drop_finalizer(obj)
-        with contextlib.suppress(outcome.NotFound):
-            self._store.delete(type(obj), obj.key)
+            secret = (self._get(meta.Secret, data.metadata.namespace, ref.name)
+                      if ref and ref.name else None)
+            if secret is not None and self._claims.owned(secret, data):
+                with contextlib.suppress(outcome.NotFound):
+                    self._store.delete(meta.Secret, secret.key)
+        self._claims.drop_finalizer(data)
 
     # --- status --------------------------------------------------------------------------------
 
