@@ -237,6 +237,7 @@ class ClusterWorld:
                      if step.action == clusterspec.ClusterAction.DELETE
                      else clusterspec.ClusterWhen.RUNNING)
             self._watching.append((step.name, selected, until, env.now))
+            self._changed()  # a step that changes nothing settles at once
         self.steps_done = True
         self._changed()
 
@@ -245,7 +246,9 @@ class ClusterWorld:
     def _holds(self, names: tuple[str, ...], when: clusterspec.ClusterWhen) -> bool:
         if when == clusterspec.ClusterWhen.DELETED:
             return all(self.records[n].deleted for n in names)
-        return all(self.records[n].running() for n in names)
+        # A cluster deleted since counts as settled: nothing will make it run again.
+        return all(self.records[n].running() or self.records[n].delete_requested
+                   for n in names)
 
     def _changed(self) -> None:
         if not self._check_scheduled:

@@ -100,8 +100,9 @@ class ControllerStats:
         """Seconds between consecutive passes over a host that is `delayed`."""
 
 
-_Passed = tuple[meta.ObjectKey, outcome.Outcome | Exception]
-"""What a finished pass hands to `_finish`: the key, and its outcome or what it raised."""
+_Passed = tuple[meta.ObjectKey, outcome.Outcome | Exception, int]
+"""What a finished pass hands to `_finish`: the key, its outcome or what it raised, and the
+epoch (process) it ran in."""
 
 
 class Informers:
@@ -209,6 +210,9 @@ class Controller:
         self.name = wiring_.name
         self._last_pass: dict[meta.ObjectKey, float] = {}
         self._own: Informers | None = None
+        self._epoch = 0
+        """Bumped by `restart`: passes of an earlier process are not acted on."""
+        self.restarts = 0
         self.stats = ControllerStats()
 
     # --- watch events ----------------------------------------------------------------------------
@@ -237,6 +241,16 @@ class Controller:
             self.queue.add_after(k, delay)
         if self._free:
             self._alarm(self._env.now + delay)
+
+    def restart(self, keys: list[meta.ObjectKey]) -> None:
+        """The controller's process restarts: what its queue held (ready and delayed keys,
+        backoff counts) is lost, passes in flight have made their writes but are not acted on,
+        and the new process's informers list every object (`keys`) and queue them."""
+        self._epoch += 1
+        self.restarts += 1
+        self.queue = queue.WorkQueue(self._clock)
+        self._last_pass.clear()
+        self.enqueue(keys)
 
     # --- passes -----------------------------------------------------------------------------------
 
@@ -278,12 +292,16 @@ class Controller:
         meter.start()
         stats.passes += 1
         stats.busy_s += bill
-        finish = env.timeout(bill, value=(key, result))
+        finish = env.timeout(bill, value=(key, result, self._epoch))
         finish.callbacks.append(self._finish)
 
     def _finish(self, event: simpy.Event) -> None:
-        key, result = cast(_Passed, event.value)
+        key, result, epoch = cast(_Passed, event.value)
         work = self.queue
+        if epoch != self._epoch:  # the process that ran this pass is gone
+            self._free += 1
+            self._dispatch()
+            return
         action = wiring.action_for(result)
         if action.error is not None:
             stats = self.stats
@@ -311,10 +329,13 @@ class Controller:
         when += 1e-6  # past the key's ready instant despite datetime rounding
         if when < self._alarm_at:
             self._alarm_at = when
-            alarm = self._env.timeout(max(0.0, when - self._env.now))
+            alarm = self._env.timeout(max(0.0, when - self._env.now), value=when)
             alarm.callbacks.append(self._ring)
 
-    def _ring(self, _event: simpy.Event) -> None:
-        if self._env.now >= self._alarm_at:
+    def _ring(self, event: simpy.Event) -> None:
+        # Compare the instant the alarm was armed for, not env.now: now + (when - now) can
+        # land one float step below `when`, and an alarm left armed in the past would swallow
+        # every later one (the controller would stall with keys ready).
+        if event.value >= self._alarm_at:
             self._alarm_at = math.inf
         self._dispatch()
