@@ -19,6 +19,7 @@
 # time, PYTHONDONTWRITEBYTECODE=1, HOME=/tmp): it runs with a read-only root file system and a
 # writable /tmp (an emptyDir in the chart, --tmpfs /tmp with podman).
 set -euo pipefail
+start=$(date +%s)
 cd "$(dirname "$0")/../.."
 REPO=$PWD
 SUITE=${DEBIAN_SUITE:-bookworm}
@@ -47,7 +48,6 @@ die() { log "error: $*"; exit 2; }
 for tool in debootstrap buildah podman; do
   command -v "$tool" >/dev/null || die "$tool is missing: apt-get install -y debootstrap buildah podman"
 done
-start=$(date +%s)
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.build.lock"
 flock 9
@@ -129,9 +129,14 @@ buildah config \
   --label org.opencontainers.image.description="Metal3 (bare-metal host management for Kubernetes) in Python" \
   --label org.opencontainers.image.base.name="debian:$SUITE (debootstrap minbase)" \
   "$ctr"
+previous=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 buildah commit --quiet --rm "$ctr" "$IMAGE" >/dev/null
 ctr=
 buildah tag "$IMAGE" "${IMAGE%:*}:latest"
+# The image this build replaced, now untagged: removed unless a container still uses it.
+if [ -n "$previous" ] && [ -z "$(podman image inspect --format '{{join .RepoTags ","}}' "$previous" 2>/dev/null)" ]; then
+  podman rmi "$previous" >/dev/null 2>&1 || true
+fi
 if [ -n "${OCI_ARCHIVE:-}" ]; then
   rm -f "$OCI_ARCHIVE"
   buildah push --quiet "$IMAGE" "oci-archive:$OCI_ARCHIVE:$IMAGE" >/dev/null
