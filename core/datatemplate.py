@@ -14,7 +14,8 @@ Upstream's semantics (CAPM3 2f6d76b8, baremetal/metal3data_manager.go `renderMet
 - networkData is OpenStack's network_data.json shape: links (bonds, ethernets, vlans), networks
   (ipv4, ipv6, ipv4_dhcp, ipv6_dhcp, ipv6_slaac, with routes) and services (dns).
 - every pool named anywhere is one `PoolRef` (empty apiGroup/kind mean Metal3's IPPool); the
-  same name with two different kinds is an error.
+  same name with two different kinds is an error. Unlike upstream, the metaData pool lists'
+  apiGroup/kind are honoured (upstream's `addFromPool` always makes them Metal3 IPPools).
 Unlike upstream, nothing here panics on a missing value: a NIC that is not there, an empty boot
 MAC, a pool whose address is not known, an annotation that does not name a pool are errors that
 say which template field asked for them.
