@@ -78,6 +78,8 @@ class ClusterWorld:
         self._spec = spec
         self.settings = spec.clusters
         self._store = store
+        self.store = store
+        """The run's store (tests read the final state from it)."""
         self._clock = clock
         self.kubelets = kubelets
         self._violations = violations
