@@ -167,13 +167,9 @@ def check(config: LabConfig) -> LabConfig:
     if config.backend not in BACKENDS:
         raise ConfigError("--backend", f"must be one of {', '.join(BACKENDS)} "
                           f"(got {config.backend!r})")
-    if config.backend == "libvirt":
-        if config.hosts > MAX_VMS:
-            raise ConfigError("--hosts", f"at most {MAX_VMS} VMs with --backend libvirt (got "
-                              f"{config.hosts}): each needs ~0.7 GB and a TCG boot")
-        if config.kubeconfig is not None:
-            raise ConfigError("--kubeconfig", "not supported with --backend libvirt yet (the "
-                              "libvirt lab runs the manager over its memory store)")
+    if config.backend == "libvirt" and config.hosts > MAX_VMS:
+        raise ConfigError("--hosts", f"at most {MAX_VMS} VMs with --backend libvirt (got "
+                          f"{config.hosts}): each needs ~0.7 GB and a TCG boot")
     if config.image_size_mib < 1:
         raise ConfigError("--image-size-mib", f"must be at least 1 (got {config.image_size_mib})")
     return config

@@ -276,8 +276,8 @@ def snapshot(directory: Path) -> dict[str, Any]:
     """What `devenv status --json` prints: from the lab's memory store, or from the API
     server when the lab runs against one."""
     lab = require(directory)
-    if lab.lab.get("store") != "kubernetes":
-        return call(lab, "/status")
+    if lab.lab.get("store") != "kubernetes" or lab.lab.get("backend") == "libvirt":
+        return call(lab, "/status")  # the libvirt lab adds each VM's domain and state
     return _kube_snapshot(lab)
 
 

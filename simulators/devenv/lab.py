@@ -421,14 +421,17 @@ class Lab:
         self.store = kube_store.K8sStore(self.api)
         self._ensure_namespace()
         agent, boot, metrics_port, health_port = (_free_port() for _ in range(4))
+        # The libvirt lab's VMs reach the agent API on their network's address.
+        agent_bind = self.vm.agent_bind if self.vm else f"127.0.0.1:{agent}"
+        agent_url = self.vm.agent_url if self.vm else f"http://127.0.0.1:{agent}"
         engine = self.engine_config()
         argv = [
             sys.executable, "-m", "metalcubed.cli", "manager", "--provisioner", "engine",
             "--kubeconfig", cfg.kubeconfig, "--namespace", cfg.namespace,
             "--concurrency", str(cfg.concurrency),
             "--kube-api-qps", str(KUBE_QPS), "--kube-api-burst", str(KUBE_BURST),
-            "--agent-api-bind-address", f"127.0.0.1:{agent}",
-            "--agent-api-url", f"http://127.0.0.1:{agent}",
+            "--agent-api-bind-address", agent_bind,
+            "--agent-api-url", agent_url,
             "--boot-server-bind-address", f"127.0.0.1:{boot}",
             "--boot-server-url", f"http://127.0.0.1:{boot}",
             "--metrics-bind-address", f"127.0.0.1:{metrics_port}",
@@ -443,12 +446,15 @@ class Lab:
         env = {"DEPLOY_KERNEL_URL": self.deploy_kernel_url,
                "DEPLOY_RAMDISK_URL": self.deploy_ramdisk_url,
                "PROVISIONING_LIMIT": str(cfg.provisioning_limit)}
+        if self.vm is not None:  # the prebuilt deploy ISO; PXE is the lab's iPXE script
+            env = {"DEPLOY_ISO_URL": self.vm.deploy_iso_url,
+                   "PROVISIONING_LIMIT": str(cfg.provisioning_limit)}
         process = ManagerProcess(argv, env, health_port=health_port, metrics_port=metrics_port,
                                  log_file=self._log_file)
         self.manager_process = process
         self._stack.append(process.stop)
         process.start()
-        self.lookup_url = f"http://127.0.0.1:{agent}"
+        self.lookup_url = agent_url
         self.boot_url = f"http://127.0.0.1:{boot}"
         log.info("manager process %s: agent API %s", process.pid, self.lookup_url)
 

@@ -51,6 +51,8 @@ def test_a_domain_is_tcg_with_its_console_in_a_file_and_vnc_on_loopback_only() -
     uefi = ET.fromstring(domainxml.domain(dataclasses.replace(vm, uefi=True, nvram="/v/n.fd")))
     assert uefi.find("os/loader").text == domainxml.OVMF_CODE
     assert uefi.find("os/nvram").get("template") == domainxml.OVMF_VARS
+    kvm = ET.fromstring(domainxml.domain(dataclasses.replace(vm, kvm=True)))
+    assert kvm.get("type") == "kvm" and kvm.find("cpu").get("mode") == "host-passthrough"
 
 
 def test_macs_are_unique_per_host_and_stable_per_lab() -> None:
@@ -73,7 +75,6 @@ def test_make_devenv_deps_installs_exactly_what_up_checks_for() -> None:
 @pytest.mark.parametrize(("changes", "flag"), [
     ({"backend": "vmware"}, "--backend"),
     ({"backend": "libvirt", "hosts": config.MAX_VMS + 1}, "--hosts"),
-    ({"backend": "libvirt", "kubeconfig": "/k"}, "--kubeconfig"),
 ])
 def test_bad_libvirt_settings_name_their_flag(changes: dict[str, object], flag: str) -> None:
     with pytest.raises(config.ConfigError) as err:

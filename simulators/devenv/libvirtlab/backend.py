@@ -107,6 +107,8 @@ class VmLab:
         self._files_port = 0
         self.report_url = ""
         self.hosts: list[shard.HostInfo] = []
+        self.kvm = daemons.hardware_kvm()
+        """Hardware KVM for the domains; TCG otherwise (as on the machines measured here)."""
 
     def _save(self) -> None:
         self.ledger.save(self.directory)
@@ -226,7 +228,7 @@ class VmLab:
                 network=self.net.name, disk=str(vm_dir / "pool" / f"{name}.qcow2"),
                 console=str(vm_dir / f"{name}.console.log"), uefi=False,
                 nvram=str(vm_dir / f"{name}_VARS.fd"), memory_mib=MEMORY_MIB,
-                boot="hd")
+                boot="hd", kvm=self.kvm)
             self.ledger.domains.append(name)
             self._save()
             pool.createXML(domainxml.volume(f"{name}.qcow2", DISK_MIB), 0)
@@ -308,6 +310,7 @@ class VmLab:
             "sushy": self.sushy.endpoint if self.sushy else "",
             "vbmcd": self.vbmc.server_port if self.vbmc else None,
             "startedDaemons": self.ledger.started_daemons,
+            "accelerator": "kvm" if self.kvm else "tcg",
         }
 
     # --- stopping ----------------------------------------------------------------------------

@@ -148,6 +148,17 @@ def restore_kvm(old: str | None) -> None:
         KVM.chmod(int(mode, 8))
 
 
+def hardware_kvm() -> bool:
+    """Real hardware virtualization: /dev/kvm, a vmx or svm CPU flag, and not the PVM module
+    (which starts KVM guests whose kernels then never get past their decompressor)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return (KVM.exists() and not Path("/sys/module/kvm_pvm").exists()
+            and any(f" {flag}" in flags for flag in ("vmx", "svm")))
+
+
 def _iptables(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["iptables", "-w", "5", *args], capture_output=True, text=True,
                           timeout=30, check=False)

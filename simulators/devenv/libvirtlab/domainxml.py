@@ -1,7 +1,8 @@
 """The libvirt XML of the lab's network, storage pool, volumes and domains (pure text).
 
 Measured on these machines (docs/devenv.md): domains are `type='qemu'` (TCG) with
-`<cpu mode='maximum'/>`, because /dev/kvm here cannot run a kernel; UEFI (OVMF) needs 512 MiB;
+`<cpu mode='maximum'/>`, because /dev/kvm here cannot run a kernel (KVM with the host's CPU where
+the machine really has it); UEFI (OVMF) needs 512 MiB;
 the network is isolated (no `<forward>`: libvirt rejects forwarding, so nothing is NATed out)
 with DNS off (dnsmasq forwards no query) and DHCP handing each MAC a fixed address, plus the
 iPXE script's URL for network boots.
@@ -71,6 +72,8 @@ class Vm:
     vcpus: int = 1
     boot: str = "hd"
     """Initial boot device: "hd" or "network" (the BMC changes it later)."""
+    kvm: bool = False
+    """Hardware KVM (`type='kvm'`, the host's CPU) instead of TCG; only where it really works."""
 
 
 def domain(vm: Vm) -> str:
@@ -79,11 +82,13 @@ def domain(vm: Vm) -> str:
         loader = (f"<loader readonly='yes' type='pflash'>{OVMF_CODE}</loader>"
                   f"<nvram template={_q(OVMF_VARS)}>{vm.nvram}</nvram>")
     return (
-        f"<domain type='qemu'><name>{vm.name}</name><uuid>{vm.uuid}</uuid>"
+        f"<domain type={_q('kvm' if vm.kvm else 'qemu')}><name>{vm.name}</name>"
+        f"<uuid>{vm.uuid}</uuid>"
         f"<memory unit='MiB'>{vm.memory_mib}</memory><vcpu>{vm.vcpus}</vcpu>"
         f"<os><type arch='x86_64' machine='q35'>hvm</type>{loader}"
         f"<boot dev={_q(vm.boot)}/></os>"
-        "<features><acpi/><apic/></features><cpu mode='maximum'/>"
+        "<features><acpi/><apic/></features>"
+        f"<cpu mode={_q('host-passthrough' if vm.kvm else 'maximum')}/>"
         "<on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot>"
         "<on_crash>destroy</on_crash><devices>"
         f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
