@@ -112,11 +112,10 @@ def _machines_of_host(host: bmh.BareMetalHost, lookup: wiring.IndexLookup
                       ) -> list[meta.ObjectKey]:
     """A host change queues its consumer (and the machine that named it); a free host queues
     every machine of its namespace still waiting for one."""
-    keys: list[meta.ObjectKey] = []
     ref = host.spec.consumer_ref
     if ref is not None and ref.kind == "Metal3Machine" and ref.name:
-        keys.append(meta.ObjectKey(ref.namespace or host.metadata.namespace, ref.name))
-    keys.extend(lookup(HOST_INDEX, f"{host.metadata.namespace}/{host.metadata.name}"))
+        return [meta.ObjectKey(ref.namespace or host.metadata.namespace, ref.name)]
+    keys = list(lookup(HOST_INDEX, f"{host.metadata.namespace}/{host.metadata.name}"))
     if hostselection.free(host) or host.metadata.labels.get(hostselection.NODE_REUSE_LABEL):
         keys.extend(lookup(WAITING_INDEX, host.metadata.namespace))
     return list(dict.fromkeys(keys))
