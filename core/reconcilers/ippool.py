@@ -125,8 +125,11 @@ class IPPoolReconciler:
         if pool.spec.cluster_name:
             pool, cluster = self._cluster(pool)
             if cluster is None:
-                return outcome.Outcome.after(PAUSE_S)
-            if cluster.spec.paused:
+                # Upstream ignores a missing Cluster once the pool is being deleted (garbage
+                # collection after the Cluster went): else its finalizer would never go.
+                if pool.metadata.deletion_timestamp is None:
+                    return outcome.Outcome.after(PAUSE_S)
+            elif cluster.spec.paused:
                 return outcome.Outcome.after(PAUSE_S)
         if PAUSED_ANNOTATION in pool.metadata.annotations:
             return outcome.Outcome.after(PAUSE_S)

@@ -41,10 +41,13 @@ from metalcubed.simulators.fleet.observer import Violations
 LEAK_KINDS: tuple[type[meta.Resource], ...] = (
     capi.Cluster, capi.Machine, ck.MachineDeployment, ck.MachineSet, ck.MachineHealthCheck,
     v2.Metal3Cluster, v2.Metal3Machine, v2.Metal3MachineTemplate, v2.Metal3DataTemplate,
-    v2.Metal3DataClaim, v2.Metal3Data, v2.Metal3Remediation, ipam.IPClaim, ipam.IPAddress,
+    v2.Metal3DataClaim, v2.Metal3Data, v2.Metal3Remediation, ipam.IPPool, ipam.IPClaim,
+    ipam.IPAddress,
     capiipam.IPAddressClaim, capiipam.IPAddress, meta.Secret,
 )
 """Kinds of which nothing labelled with, or owned under, a deleted cluster may be left."""
+LEFTOVER_POLL_S = 30.0
+"""How often the end of a run looks again for a deleted cluster's objects still going."""
 
 
 @dataclass(slots=True)
@@ -149,10 +152,24 @@ class ClusterWorld:
         secret = f"{name}-userdata"
         store.create(meta.Secret(metadata=owned.model_copy(update={"name": secret}),
                                  string_data={"value": f"#cloud-config\n# {name}\n"}))
+        data_template = None
+        if settings.ipam is not None:
+            start, end, gateway = settings.ipam.pool(settings.names.index(name))
+            store.create(ipam.IPPool(
+                metadata=owned.model_copy(update={"name": f"{name}-pool"}),
+                spec=ipam.IPPoolSpec(cluster_name=name, name_prefix=f"{name}-pool",
+                                     pools=(ipam.Pool(start=start, end=end),),
+                                     prefix=settings.ipam.prefix, gateway=gateway)))
+            store.create(v2.Metal3DataTemplate(
+                metadata=owned.model_copy(update={"name": f"{name}-data"}),
+                spec=v2.Metal3DataTemplateSpec(cluster_name=name, meta_data=v2.MetaData(
+                    ip_addresses_from_pool=(v2.FromPool(key="local_ip",
+                                                        name=f"{name}-pool"),)))))
+            data_template = v2.ObjectRef(name=f"{name}-data", namespace=ns)
         store.create(v2.Metal3MachineTemplate(
             metadata=owned.model_copy(update={"name": f"{name}-workers"}),
             spec=v2.Metal3MachineTemplateSpec(template=v2.Metal3MachineTemplateResource(
-                spec=v2.Metal3MachineSpec(image=v2.Image(
+                spec=v2.Metal3MachineSpec(data_template=data_template, image=v2.Image(
                     url=image.url, checksum=image.checksum or None,
                     disk_format=image.format.value if image.format.value in (
                         "raw", "qcow2", "vdi", "vmdk", "live-iso") else None))))))
@@ -276,8 +293,24 @@ class ClusterWorld:
         settled = all(r.deleted or r.running() for r in self.records.values())
         done = self.steps_done and not still and settled and self._outages_open == 0
         if done and not self.done:
+            if self._leftovers():
+                # A deleted cluster's objects still going (finalizers): look again, as an
+                # operator waiting for `kubectl get` to come back empty would.
+                self._env.timeout(LEFTOVER_POLL_S).callbacks.append(lambda _e: self._changed())
+                return
             self.done = True
             self._on_change()
+
+    def _leftovers(self) -> bool:
+        """Whether anything labelled with a deleted cluster is still in the store."""
+        gone = [name for name, r in self.records.items() if r.deleted]
+        for name in gone:
+            selector = f"{capi.CLUSTER_NAME_LABEL}={name}"
+            for kind in LEAK_KINDS:
+                if self._store.list(kind, namespace=self.settings.namespace,
+                                    label_selector=selector):
+                    return True
+        return False
 
     # --- watches -----------------------------------------------------------------------------
 

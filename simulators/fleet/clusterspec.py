@@ -12,6 +12,7 @@
         node_startup_timeout: 20m
         unhealthy_timeout: 5m   # Ready Unknown or False for longer: unhealthy
         max_in_flight: 10       # MachineDeployment remediation.maxInFlight (optional)
+      ipam: {network: 10.100.0.0/16, prefix: 24}   # optional: a pool per cluster
       capi:                     # Cluster API core's manager
         concurrency: 10
         kube_api_qps: 20
@@ -26,6 +27,8 @@ Parsed strictly like the rest of the scenario (scenario.py's helpers): every pro
 `SpecError` naming its field path.
 """
 
+import ipaddress
+import itertools
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -80,6 +83,22 @@ class CapiSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Ipam:
+    """Addresses for the Machines: one IPPool per cluster (the `index`-th subnet of `network`
+    with `prefix`: gateway its first address, the range from the 10th to the last but one) and
+    a Metal3DataTemplate whose metaData takes an address from it."""
+
+    network: str
+    prefix: int
+
+    def pool(self, index: int) -> tuple[str, str, str]:
+        """(start, end, gateway) of the cluster `index`'s pool."""
+        subnet = next(itertools.islice(
+            ipaddress.ip_network(self.network).subnets(new_prefix=self.prefix), index, None))
+        return str(subnet[10]), str(subnet[-2]), str(subnet[1])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Clusters:
     names: tuple[str, ...]
     namespace: str
@@ -88,6 +107,7 @@ class Clusters:
     kubelet_join_s: float = 20.0
     health_check: HealthCheck | None = None
     capi: CapiSettings = CapiSettings()
+    ipam: Ipam | None = None
     steps: tuple[ClusterStep, ...] = ()
 
 
@@ -197,6 +217,7 @@ def parse(data: Any, path: str, *, images: "dict[str, scenario.Image]",
         "image": scenario._str,
         "kubelet_join": scenario._duration,
         "health_check": lambda v, p: _health_check(v, p),
+        "ipam": lambda v, p: _ipam(v, p),
         "capi": lambda v, p: CapiSettings(**scenario._fields(
             scenario._mapping(v, p), p, {"concurrency": scenario._int_at_least(1),
                                          "kube_api_qps": scenario._positive_number,
@@ -238,10 +259,35 @@ def parse(data: Any, path: str, *, images: "dict[str, scenario.Image]",
             raise scenario._Invalid(scenario._join(scenario._join(path, "steps"), i),
                                     f"duplicate step name {step.name!r}")
         seen.add(step.name)
+    ipam = values.get("ipam")
+    if ipam is not None:
+        network = ipaddress.ip_network(ipam.network)
+        room = 2 ** (ipam.prefix - network.prefixlen)
+        if room < len(names):
+            raise scenario._Invalid(scenario._join(path, "ipam.prefix"),
+                                    f"{ipam.network} has {room} /{ipam.prefix} subnets for "
+                                    f"{len(names)} clusters")
     return Clusters(names=names, namespace=namespace, replicas=values["replicas"],
                     image=values["image"], kubelet_join_s=values.get("kubelet_join", 20.0),
-                    health_check=values.get("health_check"),
+                    health_check=values.get("health_check"), ipam=ipam,
                     capi=values.get("capi", CapiSettings()), steps=steps)
+
+
+def _ipam(value: Any, path: str) -> Ipam:
+    values = scenario._fields(scenario._mapping(value, path), path, {
+        "network": scenario._str, "prefix": scenario._int_at_least(1)})
+    for key in ("network", "prefix"):
+        if key not in values:
+            raise scenario._Invalid(scenario._join(path, key), "required")
+    try:
+        network = ipaddress.IPv4Network(values["network"])
+    except ValueError as err:
+        raise scenario._Invalid(scenario._join(path, "network"),
+                                f"expected an IPv4 network (a.b.c.d/n): {err}") from None
+    if not network.prefixlen <= values["prefix"] <= 28:
+        raise scenario._Invalid(scenario._join(path, "prefix"),
+                                f"must be between the network's /{network.prefixlen} and /28")
+    return Ipam(network=str(network), prefix=values["prefix"])
 
 
 def _health_check(value: Any, path: str) -> HealthCheck:

@@ -7,7 +7,8 @@ leaves nothing behind; the invariants catch a broken world."""
 from typing import Any
 
 from metalcubed.core.api import baremetalhost as bmh
-from metalcubed.core.api import capi
+from metalcubed.core.api import capi, ipam, meta
+from metalcubed.core.api.capm3 import v1beta2 as v2
 from metalcubed.simulators.fleet import capikinds, scenario, simulation
 from tests.scenarios.conftest import fleet, run
 
@@ -111,3 +112,52 @@ def test_a_stolen_host_is_caught() -> None:
     assert counts["host-two-consumers"] >= 1
     assert counts["machine-two-hosts"] >= 1
 
+
+
+IPAM = "  ipam: {network: 10.100.0.0/16, prefix: 24}\n"
+
+
+def test_ipam_addresses_are_unique_and_released() -> None:
+    """With a pool per cluster each Machine's Metal3Data claims an address (IPAM's own
+    controller allocates it); remediation frees and re-claims; teardown leaves no pool, claim,
+    address, Metal3Data or template (the pools go by garbage collection after their Cluster)."""
+    text = clusters(
+        "    - {name: storm, action: outage, when: running, clusters: [cluster-01],"
+        " fraction: 34%, duration: 1h}\n"
+        "    - {name: teardown, action: delete, when: running}\n",
+        replicas=6, health=HEALTH + IPAM)
+    sim = simulation.Simulation(scenario.loads(text, source="<test>"))
+    allocated: list[tuple[str, str]] = []
+    sim.store.watch(ipam.IPAddress, lambda e: allocated.append(
+        (e.object.spec.pool.name, e.object.spec.address))
+        if e.type.value == "ADDED" else None)
+    out = sim.run()
+    assert out.observer.violations.total == 0, out.observer.violations.messages
+    assert out.clusters is not None and out.clusters.machine_sets.remediated == 2
+    assert len(allocated) == 12 + 2  # one per Machine, the two replacements included
+    assert {pool for pool, _ in allocated} == {"cluster-00-pool", "cluster-01-pool"}
+    assert all(address.startswith(("10.100.0.", "10.100.1.")) for _, address in allocated)
+    for kind in (ipam.IPPool, ipam.IPClaim, ipam.IPAddress, v2.Metal3Data, v2.Metal3DataClaim,
+                 v2.Metal3DataTemplate):
+        assert sim.store.list(kind) == [], kind.KIND
+
+
+def test_an_address_held_twice_is_caught() -> None:
+    text = clusters("    - {name: teardown, action: delete, when: running}\n", health=IPAM)
+    sim = simulation.Simulation(scenario.loads(text, source="<test>"))
+    store = sim.store
+    copies: list[str] = []
+
+    def duplicate(event: Any) -> None:
+        if event.type.value != "ADDED" or copies:
+            return
+        address = event.object
+        copies.append(address.metadata.name)
+        twin = address.model_copy(update={"metadata": meta.ObjectMeta(
+            name=f"{address.metadata.name}-twin", namespace=address.metadata.namespace)})
+        sim.env.timeout(0).callbacks.append(lambda _e: store.create(twin))
+
+    store.watch(ipam.IPAddress, duplicate)
+    out = sim.run()
+    assert copies
+    assert out.observer.violations.counts["ip-two-claims"] == 1

@@ -69,11 +69,23 @@ slos:
     ("{count: 1, replicas: 1, image: os, health_check: {max_unhealthy: lots}}",
      "clusters.health_check.max_unhealthy", "expected an integer"),
     ("{count: 1, replicas: 1, image: os, colour: red}", "clusters.colour", "unknown key"),
+    ("{count: 1, replicas: 1, image: os, ipam: {network: nope, prefix: 24}}",
+     "clusters.ipam.network", "expected an IPv4 network"),
+    ("{count: 1, replicas: 1, image: os, ipam: {network: 10.0.0.0/16, prefix: 8}}",
+     "clusters.ipam.prefix", "between the network's /16 and /28"),
+    ("{count: 20, replicas: 1, image: os, ipam: {network: 10.0.0.0/24, prefix: 28}}",
+     "clusters.ipam.prefix", "16 /28 subnets for 20 clusters"),
 ])
 def test_bad_sections_name_the_field(section: str, field: str, words: str) -> None:
     errors = _errors(f"clusters: {section}\n")
     assert field in errors, errors
     assert words in errors[field]
+
+
+def test_each_cluster_gets_its_own_pool() -> None:
+    ipam = clusterspec.Ipam(network="10.100.0.0/16", prefix=24)
+    assert ipam.pool(0) == ("10.100.0.10", "10.100.0.254", "10.100.0.1")
+    assert ipam.pool(9) == ("10.100.9.10", "10.100.9.254", "10.100.9.1")
 
 
 def test_cluster_figures_need_the_section_and_a_known_step() -> None:
