@@ -5,6 +5,7 @@ the README's firewall table true to the ports the chart opens.
 With a real helm (Helm 4 and Helm 3, built from the Go module proxy; tests/deploy/conftest.py).
 """
 
+import datetime
 import re
 import subprocess
 from collections.abc import Callable
@@ -16,7 +17,7 @@ import yaml
 
 from metalcubed.cli import main as cli_main
 from metalcubed.cli import manager as manager_cli
-from metalcubed.controllers.kube import chartgen, localcluster
+from metalcubed.controllers.kube import certs, chartgen, localcluster
 from tests.deploy import conftest
 
 Doc = dict[str, Any]
@@ -153,6 +154,20 @@ def _tuned(docs: list[Doc]) -> None:
     assert "--log-level=debug" in container(docs, "metalcubed-capm3-manager")["args"]
 
 
+def _cert_manager(docs: list[Doc]) -> None:
+    c = container(docs, "metalcubed-manager")
+    assert "--webhook-cert-dir=/tmp/k8s-webhook-server/serving-certs" in c["args"]
+    cert = find(docs, "Certificate", "metalcubed-webhook-serving-cert")
+    assert cert is not None
+    assert "metalcubed-webhook-service.metal.svc" in cert["spec"]["dnsNames"]
+    hooks = find(docs, "ValidatingWebhookConfiguration",
+                 "metalcubed-validating-webhook-configuration")
+    assert hooks is not None and hooks["metadata"]["annotations"][
+        "cert-manager.io/inject-ca-from"] == "metal/metalcubed-webhook-serving-cert"
+    assert find(docs, "Role", "metalcubed-webhook-cert") is None   # no self-managed cert
+    assert find(docs, "ClusterRole", "metalcubed-webhook-configuration") is None
+
+
 COMBINATIONS: dict[str, tuple[list[str], Callable[[list[Doc]], None]]] = {
     "defaults": ([], _defaults),
     "pxe": (["--set", "provisioning.pxe.enabled=true",
@@ -183,6 +198,7 @@ COMBINATIONS: dict[str, tuple[list[str], Callable[[list[Doc]], None]]] = {
                           "--set", "crds.install=false"], _bmo_only),
     "service-monitor": (["--set", "metrics.serviceMonitor.enabled=true",
                          "--set", "metrics.serviceMonitor.labels.release=prom"], _monitoring),
+    "cert-manager": (["--set", "webhook.certManager.enabled=true"], _cert_manager),
     "tuned": (["--set", "manager.provisioner=fixture", "--set", "manager.concurrency=16",
                "--set", "manager.kubeAPIQPS=200", "--set", "manager.kubeAPIBurst=300",
                "--set", "manager.logLevel=debug", "--set", "manager.watchNamespace=hosts",
@@ -239,8 +255,9 @@ def test_contradictory_values_are_refused_naming_the_value(any_helm: Helm, case:
 
 def _normalised(doc: Doc) -> Doc:
     meta = doc["metadata"]
-    if "labels" in meta:
-        meta["labels"] = {k: v for k, v in meta["labels"].items() if k not in CHART_LABELS}
+    labels = {k: v for k, v in (meta.pop("labels", None) or {}).items() if k not in CHART_LABELS}
+    if labels:
+        meta["labels"] = labels
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
                    if k != "helm.sh/resource-policy"}
     meta.pop("annotations", None)
@@ -253,17 +270,21 @@ def _key(doc: Doc) -> tuple[str, str, str]:
     return doc["kind"], doc["metadata"].get("namespace", ""), doc["metadata"]["name"]
 
 
+@pytest.mark.parametrize(("overlay", "values"), [
+    (chartgen.MANIFESTS, KUSTOMIZE_VALUES),
+    (chartgen.CERT_MANAGER, conftest.HERE / "certmanager-values.yaml"),
+], ids=["manifests", "certmanager"])
 def test_chart_renders_exactly_the_kustomize_manifests(
-    kube_binaries: localcluster.Binaries, tmp_path: Path,
+    kube_binaries: localcluster.Binaries, tmp_path: Path, overlay: Path, values: Path,
 ) -> None:
     assert kube_binaries.kubectl is not None, localcluster.build_command()
-    built = subprocess.run([str(kube_binaries.kubectl), "kustomize", str(chartgen.MANIFESTS)],
+    built = subprocess.run([str(kube_binaries.kubectl), "kustomize", str(overlay)],
                            capture_output=True, text=True, check=True)
     manifests = {_key(d): d for d in yaml.safe_load_all(built.stdout)
                  if d and d["kind"] != "Namespace"}     # helm install --create-namespace
     helm = conftest.helm_runner(conftest.build_helm(conftest.HELM_VERSIONS[0]), home=tmp_path)
     chart = {_key(_normalised(d)): d for d in render(
-        helm, "--values", str(KUSTOMIZE_VALUES), namespace=chartgen.NAMESPACE)}
+        helm, "--values", str(values), namespace=chartgen.NAMESPACE)}
     assert sorted(set(manifests) - set(chart)) == [], "in the manifests, not in the chart"
     assert sorted(set(chart) - set(manifests)) == [], "in the chart, not in the manifests"
     for key, want in manifests.items():
@@ -309,6 +330,15 @@ def test_readme_firewall_table_lists_the_ports_the_chart_opens(tmp_path: Path) -
 
 # --- what the chart passes, the manager accepts ---------------------------------------------
 
+def _write_certificate(folder: Path) -> None:
+    now = datetime.datetime.now(datetime.UTC)
+    ca, ca_key = certs.new_ca(now, certs.Lifetimes())
+    cert, key = certs.issue(ca, ca_key, ["metalcubed-webhook-service.metal.svc"], now,
+                            certs.Lifetimes())
+    for name, data in (("ca.crt", ca), ("tls.crt", cert), ("tls.key", key)):
+        (folder / name).write_bytes(data)
+
+
 @pytest.mark.parametrize("name", list(COMBINATIONS))
 def test_every_managers_flags_pass_its_own_checks(tmp_path: Path, name: str) -> None:
     helm = conftest.helm_runner(conftest.build_helm(conftest.HELM_VERSIONS[0]), home=tmp_path)
@@ -316,8 +346,19 @@ def test_every_managers_flags_pass_its_own_checks(tmp_path: Path, name: str) -> 
     for dep in (d for d in docs if d["kind"] == "Deployment"):
         c = dep["spec"]["template"]["spec"]["containers"][0]
         assert c["command"] == ["metalcubed", "manager"]
-        # As the kubelet expands $(POD_IP) before the manager sees it.
-        argv = ["manager", *(a.replace("$(POD_IP)", "10.0.0.7") for a in c["args"])]
+        # As the kubelet expands $(POD_IP) and mounts the volumes before the manager starts.
+        mounted = {m["mountPath"]: tmp_path / m["name"] for m in c.get("volumeMounts", [])}
+        secrets = {v["name"] for v in dep["spec"]["template"]["spec"].get("volumes", [])
+                   if "secret" in v}
+        for folder in mounted.values():
+            folder.mkdir(exist_ok=True)
+            if folder.name in secrets:      # the serving certificate cert-manager writes
+                _write_certificate(folder)
+        argv = ["manager"]
+        for arg in c["args"]:
+            arg = arg.replace("$(POD_IP)", "10.0.0.7")
+            flag, _, value = arg.partition("=")
+            argv.append(f"{flag}={mounted[value]}" if value in mounted else arg)
         options = manager_cli.options_from(cli_main.build_parser().parse_args(argv))
         assert options is not None
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
