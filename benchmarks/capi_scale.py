@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_seconds": _cpu(s1, s2),
             "wall_seconds": round(s2["t"] - s1["t"], 1),
         }
-        say(f"all {replicas} Machines Running {t_running - t1:.1f} s after the "
+        say(f"{running} of {replicas} Machines Running {t_running - t1:.1f} s after the "
             "MachineDeployment was created")
 
         # 3. delete the Cluster -> nothing left, every host free
