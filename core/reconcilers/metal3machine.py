@@ -52,13 +52,12 @@ deleted. Then the finalizer goes.
 """
 
 import random
-from typing import Literal
 
 from metalcubed.core import hostselection, outcome, ports, wiring
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import capi, meta, node
 from metalcubed.core.api.capm3 import v1beta2 as v2
-from metalcubed.core.reconcilers import capm3data, capm3host, capm3node
+from metalcubed.core.reconcilers import capm3data, capm3host, capm3node, capm3status
 
 FINALIZER = "metal3machine.infrastructure.cluster.x-k8s.io"
 HOST_ANNOTATION = "metal3.io/BareMetalHost"
@@ -77,7 +76,7 @@ HOST_UID_INDEX = "metal3machine-host-uid"
 """BareMetalHosts by uid (a Node's `metal3.io/uuid` label names one)."""
 CLUSTER_INDEX = "metal3machine-cluster"
 """Metal3Machines by "namespace/cluster" (the cluster-name label Cluster API puts on them)."""
-Status = Literal["True", "False", "Unknown"]
+Status = capm3status.Status
 
 
 def provider_id(m3m: v2.Metal3Machine, host: bmh.BareMetalHost) -> str:
@@ -445,46 +444,14 @@ class Metal3MachineReconciler:
 
     @staticmethod
     def _failed(m3m: v2.Metal3Machine) -> bool:
-        conditions = m3m.status.conditions if m3m.status else None
-        return any(c.type == ASSOCIATE and c.reason == FAILED for c in conditions or ())
+        found = capm3status.condition(m3m, ASSOCIATE)
+        return found is not None and found.reason == FAILED
 
     @staticmethod
     def _condition(m3m: v2.Metal3Machine, kind: str) -> tuple[str, str] | None:
-        conditions = m3m.status.conditions if m3m.status else None
-        return next(((c.status, c.message or "") for c in conditions or () if c.type == kind),
-                    None)
+        found = capm3status.condition(m3m, kind)
+        return (found.status, found.message or "") if found is not None else None
 
     def _set_status(self, m3m: v2.Metal3Machine, changes: dict[str, tuple[Status, str, str]],
                     **fields: object) -> v2.Metal3Machine:
-        """Write the conditions and `fields` (user_data: a Secret name; provisioned: bool;
-        addresses; rendered_data/meta_data/network_data: refs) when they change anything."""
-        status = m3m.status or v2.Metal3MachineStatus()
-        current = {c.type: c for c in status.conditions or ()}
-        now = meta.format_time(self._clock.now())
-        for kind, (value, reason, message) in changes.items():
-            old = current.get(kind)
-            if old is not None and (old.status, old.reason, old.message) == (
-                    value, reason, message):
-                continue
-            current[kind] = v2.Condition(
-                type=kind, status=value, reason=reason, message=message,
-                last_transition_time=old.last_transition_time
-                if old is not None and old.status == value else now)
-        update: dict[str, object] = {
-            "conditions": tuple(sorted(current.values(), key=lambda c: c.type))}
-        for name, given in fields.items():
-            if name == "user_data":
-                update[name] = v2.ObjectRef(name=str(given), namespace=m3m.metadata.namespace)
-            elif name == "provisioned":
-                update["initialization"] = v2.Metal3MachineInitializationStatus(
-                    provisioned=bool(given))
-            elif name == "addresses":
-                update[name] = given or None
-            else:
-                update[name] = given
-        new = status.model_copy(update=update)
-        if new == status:
-            return m3m
-        new = new.model_copy(update={"last_updated": now})
-        current_obj = self._store.get(v2.Metal3Machine, m3m.key)
-        return self._store.update_status(current_obj.model_copy(update={"status": new}))
+        return capm3status.write(self._store, self._clock, m3m, changes, **fields)
