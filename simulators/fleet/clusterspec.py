@@ -94,7 +94,7 @@ class Ipam:
     def pool(self, index: int) -> tuple[str, str, str]:
         """(start, end, gateway) of the cluster `index`'s pool."""
         subnet = next(itertools.islice(
-            ipaddress.ip_network(self.network).subnets(new_prefix=self.prefix), index, None))
+            ipaddress.IPv4Network(self.network).subnets(new_prefix=self.prefix), index, None))
         return str(subnet[10]), str(subnet[-2]), str(subnet[1])
 
 

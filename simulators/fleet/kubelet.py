@@ -18,6 +18,7 @@ caused them.
 """
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
@@ -138,12 +139,11 @@ class Kubelets:
                 last_transition_time=now)
             self._store.update_status(found.model_copy(update={"status": found.status.model_copy(
                 update={"conditions": (*others, unknown)})}))
-            uid = found.metadata.uid or ""
             self._env.timeout(duration_s).callbacks.append(
-                lambda _e, n=name, u=uid: self._recover(n, u))
+                functools.partial(self._recover, name, found.metadata.uid or ""))
         return affected
 
-    def _recover(self, name: str, uid: str) -> None:
+    def _recover(self, name: str, uid: str, _event: simpy.Event) -> None:
         if self._down.get(name) == uid:
             del self._down[name]
             self._later(name, 0.0)

@@ -336,6 +336,6 @@ class Controller:
         # Compare the instant the alarm was armed for, not env.now: now + (when - now) can
         # land one float step below `when`, and an alarm left armed in the past would swallow
         # every later one (the controller would stall with keys ready).
-        if event.value >= self._alarm_at:
+        if cast(float, event.value) >= self._alarm_at:
             self._alarm_at = math.inf
         self._dispatch()
