@@ -37,6 +37,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from metalcubed.cli import checks
 from metalcubed.simulators.devenv import config as lab_config
 from metalcubed.simulators.devenv import control
+from metalcubed.simulators.devenv.libvirtlab import deps
 
 Snapshot = dict[str, Any]
 
@@ -181,11 +182,15 @@ def run_up(args: argparse.Namespace) -> int:
             hosts_per_process=args.hosts_per_process, password=secrets.token_urlsafe(12),
             provisioning_limit=args.provisioning_limit, backend=args.backend,
         ))
+        if config.backend == "libvirt":  # before anything starts: say what to install
+            deps.check()
         started = time.monotonic()
         lab = control.up(config, directory)
     except (lab_config.ConfigError, checks.BadInput) as exc:
         return _fail("up", str(exc), 2)
     except control.DevenvError as exc:
+        return _fail("up", str(exc), 1)
+    except deps.DepsError as exc:  # what is missing, and the command that installs it
         return _fail("up", str(exc), 1)
     info = lab.lab
     schemes = config.schemes()

@@ -97,3 +97,20 @@ def test_teardown_without_a_ledger_does_nothing_and_a_spent_ledger_is_removed(
     assert ledger.teardown(tmp_path) == []  # the process is long gone: nothing to stop
     assert not (tmp_path / ledger.FILE).exists()
     assert ledger.teardown(tmp_path) == []
+
+
+def test_up_names_what_is_missing_and_the_command_before_starting_anything(
+        tmp_path: pathlib.Path) -> None:
+    """vbmc/vbmcd off the PATH: `up --backend libvirt` exits 1 naming virtualbmc and the pip
+    command, and starts no lab."""
+    import subprocess
+    import sys
+
+    env = {"PATH": str(tmp_path / "empty"), "HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "metalcubed.cli", "devenv", "up", "--backend",
+                           "libvirt", "--hosts", "1", "--dir", str(tmp_path / "lab")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "Python packages missing: virtualbmc" in proc.stderr
+    assert deps.PIP_COMMAND in proc.stderr and "make devenv-deps" in proc.stderr
+    assert not (tmp_path / "lab" / "lab.pid").exists()
