@@ -21,12 +21,12 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from metalcubed.ramdisk import cpio, debs, isolinux, kmod
+from metalcubed.ramdisk import cpio, debs, esp, isoimage, kmod
 
 FILES = Path(__file__).parent / "files"
 PACKAGES = ("busybox-static", "python3.11-minimal", "libpython3.11-minimal",
             "libpython3.11-stdlib", "libc6", "zlib1g", "libexpat1", "isolinux",
-            "syslinux-common")
+            "syslinux-common", "systemd-boot-efi", "mtools")
 """Besides the kernel: what goes into the initrds and ISOs."""
 LIBS = ("ld-linux-x86-64.so.2", "libc.so.6", "libm.so.6", "libz.so.1", "libexpat.so.1")
 """What Debian's python3.11 binary links against."""
@@ -251,20 +251,29 @@ def build_all(out_dir: Path, *, api_url: str = "", boot_url: str = "", report_ur
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(kernel, out_dir / "vmlinuz")
     shutil.copyfile(deploy, out_dir / "initrd.gz")
-    isolinux_bin = trees.find("usr/lib/ISOLINUX/isolinux.bin")
-    ldlinux = trees.find("usr/lib/syslinux/modules/bios/ldlinux.c32")
+    loaders = {"isolinux_bin": trees.find("usr/lib/ISOLINUX/isolinux.bin"),
+               "ldlinux": trees.find("usr/lib/syslinux/modules/bios/ldlinux.c32"),
+               "isohdpfx": trees.find("usr/lib/ISOLINUX/isohdpfx.bin")}
+    mtools = trees.find("usr/bin/mtools")
+    stub = trees.find("usr/lib/systemd/boot/efi/systemd-bootx64.efi")
     params = deploy_params(api_url, extra_params)
-    iso = out_dir / "deploy.iso"
     # From a CD the agent also reads an ir-vfd-dev parameters image, as IPA does.
-    isolinux.build(iso, kernel=kernel, initrd=deploy, params=params + " boot_method=vmedia",
-                   label=DEPLOY_LABEL,
-                   isolinux_bin=isolinux_bin, ldlinux=ldlinux, hybrid=False)
+    iso_params = params + " boot_method=vmedia"
+    iso, os_image = out_dir / "deploy.iso", out_dir / "os.img"
+    os_params = CONSOLE + (f" mc.report={report_url}" if report_url else "")
+    scratch = out_dir / ".esp.img"
+    try:
+        for target, initrd, line, label, hybrid in (
+                (iso, deploy, iso_params, DEPLOY_LABEL, False),
+                (os_image, tiny, os_params, OS_LABEL, True)):
+            esp.build(scratch, mtools=mtools, loader=stub, kernel=kernel, initrd=initrd,
+                      params=line)
+            isoimage.build(target, kernel=kernel, initrd=initrd, params=line, label=label,
+                           hybrid=hybrid, esp=scratch, **loaders)
+    finally:
+        scratch.unlink(missing_ok=True)
     ipxe = out_dir / "boot.ipxe"
     ipxe.write_text(ipxe_script(boot_url, params))
-    os_image = out_dir / "os.img"
-    os_params = CONSOLE + (f" mc.report={report_url}" if report_url else "")
-    isolinux.build(os_image, kernel=kernel, initrd=tiny, params=os_params, label=OS_LABEL,
-                   isolinux_bin=isolinux_bin, ldlinux=ldlinux, hybrid=True)
     digest = hashlib.sha256(os_image.read_bytes()).hexdigest()
     (out_dir / "os.img.sha256sum").write_text(f"{digest}  os.img\n")
     for path in (iso, os_image):

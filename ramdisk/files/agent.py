@@ -519,14 +519,14 @@ def write_config_drive(device: str, data: bytes) -> str:
         if any(e[4] == 0xEE for e in entries):
             raise CommandFailed("Config drive failed", f"{device} has a GPT partition table; "
                                 "this agent writes config drives on MBR disks only")
-        for entry in entries:
-            if entry[4]:
-                first, count = struct.unpack_from("<II", entry, 8)
-                if first + count > start:
-                    raise CommandFailed("Config drive failed",
-                                        f"no room for a config drive after the image on "
-                                        f"{device}")
-        free = [i for i, e in enumerate(entries) if e[4] == 0]
+        used = [struct.unpack_from("<II", e, 8) for e in entries]
+        if any(count and first + count > start for first, count in used):
+            raise CommandFailed("Config drive failed",
+                                f"no room for a config drive after the image on {device}")
+        # An isohybrid image's first entry may have type 0 yet cover the image: "free"
+        # means no sectors.
+        free = [i for i, (e, (_, count)) in enumerate(zip(entries, used, strict=True))
+                if e[4] == 0 and count == 0]
         if not free:
             raise CommandFailed("Config drive failed", f"{device} has no free MBR slot")
         slot = free[0]

@@ -142,18 +142,26 @@ def _read(path: Path, offset: int, length: int) -> bytes:
         return f.read(length)
 
 
-def _partitions(disk: Path) -> list[tuple[int, int, int]]:
-    """(type, first sector, sectors) of the MBR's used entries."""
-    mbr = _read(disk, 0, 512)
-    if mbr[510:] != b"\x55\xaa":
+def _image_partitions(mbr: bytes) -> list[tuple[int, int, int]]:
+    """(type, first sector, sectors) of an MBR's entries that cover sectors."""
+    if mbr[510:512] != b"\x55\xaa":
         return []
     entries = []
     for i in range(4):
         entry = mbr[446 + 16 * i:462 + 16 * i]
-        if entry[4]:
-            first, count = struct.unpack_from("<II", entry, 8)
+        first, count = struct.unpack_from("<II", entry, 8)
+        if count:
             entries.append((entry[4], first, count))
     return entries
+
+
+def _partitions(disk: Path) -> list[tuple[int, int, int]]:
+    return _image_partitions(_read(disk, 0, 512))
+
+
+def _config_partition(disk: Path) -> list[tuple[int, int]]:
+    """(first sector, sectors) of the Linux partitions the agent added (type 0x83)."""
+    return [(first, count) for kind, first, count in _partitions(disk) if kind == 0x83]
 
 
 def test_a_vm_boots_the_ramdisk_writes_the_image_and_boots_it(
@@ -222,8 +230,9 @@ def test_a_vm_boots_the_ramdisk_writes_the_image_and_boots_it(
     # The image as written, but for the MBR entry of the config drive partition added to it.
     assert on_disk[:462] == image[:462] and on_disk[512:] == image[512:]
     assert hashlib.sha256(image).hexdigest() == artefacts.os_sha256
-    [(_, first, _), (kind, start, sectors)] = _partitions(machine.disk)
-    assert first == 0 and kind == 0x83 and (start + sectors) * 512 < 1 << 30
+    image_parts, [(start, sectors)] = _image_partitions(image), _config_partition(machine.disk)
+    assert set(image_parts) <= set(_partitions(machine.disk))  # the image's own are kept
+    assert (start + sectors) * 512 < 1 << 30
     pvd = _read(machine.disk, start * 512 + 32768, 2048)
     assert pvd[1:6] == b"CD001"
     config_iso = _read(machine.disk, start * 512, struct.unpack_from("<I", pvd, 80)[0] * 2048)
@@ -266,3 +275,43 @@ def test_a_vm_boots_the_ramdisk_writes_the_image_and_boots_it(
     assert _read(machine.disk, 0, mib) == bytes(mib)
     assert _read(machine.disk, (1 << 30) - mib, mib) == bytes(mib)
     assert _read(machine.disk, start * 512, mib) == bytes(mib), "config drive still there"
+
+
+def test_uefi_a_vm_boots_the_deploy_iso_writes_the_image_and_boots_it(
+        artefacts: build.Artefacts, table: lookup.LockedNodeTable, files: Files,
+        tmp_path: Path, api: lookup.IronicApi) -> None:
+    """The same images on UEFI firmware (OVMF; Metal3's default boot mode): the deploy ISO's
+    El Torito EFI image (systemd-boot) and the disk image's EFI partition."""
+    api_port = int(api.url.rsplit(":", 1)[1].rstrip("/"))
+    machine = lab.Vm(tmp_path, forwards={API_PORT: api_port, FILES_PORT: files.server_address[1]},
+                     memory_mib=512, uefi=True)
+    try:
+        client = agent_client.HttpAgent(timeout_s=60)
+        _booting(table, nodes.Purpose.DEPLOY)
+        params = machine.workdir / "parameters.img"
+        params.write_bytes(bootiso.parameters_image({
+            "ipa-advertise-host": "127.0.0.1", "ipa-advertise-port": str(machine.agent_port)}))
+        machine.start(cdroms=(artefacts.iso, params), boot="d")
+        endpoint = lab.wait_for("the agent's heartbeat (UEFI)", lambda: table.agent(NODE),
+                                BOOT_S, machine)
+        assert client.inventory(endpoint).ram_mebibytes == 512
+        write = agent.ImageWrite(
+            url=f"http://{lab.GUEST_HOST}:{FILES_PORT}/files/os.img",
+            checksum=f"http://{lab.GUEST_HOST}:{FILES_PORT}/files/os.img.sha256sum",
+            config_drive=agent.ConfigDrive(meta_data=configdrive.default_meta_data(NODE, KEY)))
+        started = client.start_write_image(endpoint, write)
+        written = lab.wait_for("the image write (UEFI)", _finished(client, endpoint, started.id),
+                               120, machine)
+        assert written.state is agent.CommandState.SUCCEEDED, written.error
+        assert len(_config_partition(machine.disk)) == 1
+        client.start_power_off(endpoint)
+        assert machine.wait_exit(120) == 0
+
+        table.put(dataclasses.replace(table.get(NODE), wait=None))  # type: ignore[arg-type]
+        machine.start(boot="c")
+        [report] = lab.wait_for("the tiny OS's report (UEFI)", lambda: files.reports[:1],
+                                BOOT_S, machine)
+        assert (report["hostname"], report["uuid"]) == ("host-0", NODE)
+        assert "EFI stub" in machine.console()  # booted through the firmware's EFI loader
+    finally:
+        machine.stop()

@@ -23,8 +23,10 @@ GUEST_HOST = "10.0.2.100"
 """Where the guest reaches the host's forwarded services."""
 MAC = "52:54:00:12:34:56"
 RELAY = Path(__file__).with_name("relay.py")
-INSTALL = "apt-get install -y --no-install-recommends qemu-system-x86 ipxe-qemu"
-"""(make devenv-deps installs both.)"""
+INSTALL = "apt-get install -y --no-install-recommends qemu-system-x86 ipxe-qemu ovmf"
+"""(make devenv-deps installs them.)"""
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 
 
 def qemu_binary() -> str:
@@ -41,11 +43,17 @@ def free_port() -> int:
 
 
 class Vm:
-    """One TCG domain: 1 vCPU, `memory_mib`, a raw SATA disk, a virtio NIC with MAC."""
+    """One TCG domain: 1 vCPU, `memory_mib`, a raw SATA disk, a virtio NIC with MAC; SeaBIOS,
+    or OVMF with `uefi`."""
 
     def __init__(self, workdir: Path, *, forwards: Mapping[int, int], memory_mib: int = 256,
-                 disk_bytes: int = 1 << 30) -> None:
+                 disk_bytes: int = 1 << 30, uefi: bool = False) -> None:
         self.workdir = workdir
+        self.uefi = uefi
+        if uefi:
+            if not OVMF_CODE.exists():
+                pytest.fail(f"{OVMF_CODE} is missing: {INSTALL}", pytrace=False)
+            shutil.copyfile(OVMF_VARS, workdir / "OVMF_VARS.fd")
         self.forwards = dict(forwards)
         self.memory_mib = memory_mib
         self.disk = workdir / "disk.raw"
@@ -76,8 +84,11 @@ class Vm:
         self.serial = self.workdir / f"serial-{self.boots}.log"
         argv = [qemu_binary(), "-machine", "q35,accel=tcg", "-cpu", "max", "-smp", "1",
                 "-m", str(self.memory_mib), "-nodefaults", "-display", "none", "-no-reboot",
-                "-serial", f"file:{self.serial}", "-monitor", "none",
-                "-netdev", self._netdev(tftp),
+                "-serial", f"file:{self.serial}", "-monitor", "none"]
+        if self.uefi:
+            argv += ["-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+                     "-drive", f"if=pflash,format=raw,file={self.workdir / 'OVMF_VARS.fd'}"]
+        argv += ["-netdev", self._netdev(tftp),
                 "-device", f"virtio-net-pci,netdev=n0,mac={MAC}",
                 "-drive", f"file={self.disk},format=raw,if=none,id=d0,cache=writethrough",
                 "-device", "ide-hd,drive=d0,bus=ide.0,serial=MC-DISK-0"]
