@@ -489,31 +489,74 @@ class _NoProvisioner:
 
 def selected_controllers(
     groups: Sequence[str] | None, served: Callable[[type[meta.Resource]], bool],
+    allowed: Callable[[type[meta.Resource]], bool] | None = None,
 ) -> tuple[controllerset.ControllerDef, ...]:
     """The controllers of `groups` (None: every group) whose kinds `served` says the API server
-    serves. A named group with an unserved kind is a ValueError naming the CRDs and the flag;
-    without `groups` such a group is left out with a warning (a BMO-only cluster, no Cluster
-    API installed, still gets its BareMetalHost controllers)."""
+    serves and `allowed` says this identity may list and watch. A named group missing either is
+    a ValueError naming the kinds and the flag; without `groups` such a group is left out with a
+    warning (a cluster without Cluster API, or the BMO Deployment's ServiceAccount, still gets
+    its BareMetalHost controllers)."""
     chosen = controllerset.in_groups(controllerset.GROUPS if groups is None else groups)
-    missing = {
-        group: [k for k in kinds if not served(k)]
-        for group, kinds in controllerset.group_kinds(chosen).items()
-    }
-    missing = {g: ks for g, ks in missing.items() if ks}
-    for group, kinds in missing.items():
-        names = ", ".join(f"{k.PLURAL}.{k.API_VERSION.rpartition('/')[0] or 'core'} "
-                          f"({k.API_VERSION})" for k in kinds)
-        if groups is not None:
-            raise ValueError(f"--controllers {group}: the API server does not serve {names}: "
-                             "install the CRDs (controllers/manifests/crds; Cluster API core "
-                             "for cluster.x-k8s.io) or leave the group out of --controllers")
-        log.warning("not running the %s controllers: the API server does not serve %s "
-                    "(install the CRDs, or pass --controllers to choose groups)", group, names)
-    chosen = tuple(c for c in chosen if c.group not in missing)
+    left_out: set[str] = set()
+    for group, kinds in controllerset.group_kinds(chosen).items():
+        for test, problem, remedy in (
+            (served, "the API server does not serve",
+             "install the CRDs (controllers/manifests/crds; Cluster API core for "
+             "cluster.x-k8s.io)"),
+            (allowed, "this identity may not list and watch",
+             "grant them (controllers/manifests/<group>/rbac.yaml)"),
+        ):
+            if test is None:
+                continue
+            missing = [k for k in kinds if not test(k)]
+            if not missing:
+                continue
+            names = ", ".join(f"{k.PLURAL}.{k.API_VERSION.rpartition('/')[0] or 'core'} "
+                              f"({k.API_VERSION})" for k in missing)
+            if groups is not None:
+                raise ValueError(f"--controllers {group}: {problem} {names}: {remedy} or leave "
+                                 "the group out of --controllers")
+            log.warning("not running the %s controllers: %s %s (%s, or pass --controllers to "
+                        "choose groups)", group, problem, names, remedy)
+            left_out.add(group)
+            break
+    chosen = tuple(c for c in chosen if c.group not in left_out)
     if not chosen:
         raise ValueError("--controllers: no controller group can run (their CRDs are not "
-                         "served)")
+                         "served, or this identity may not read them)")
     return chosen
+
+
+def api_allows(api: client.ThrottledApiClient, namespace: str | None
+               ) -> Callable[[type[meta.Resource]], bool]:
+    """Whether this identity may list and watch a kind (SelfSubjectAccessReviews, which every
+    authenticated identity may create), in `namespace` or everywhere."""
+
+    def allows(kind: type[meta.Resource]) -> bool:
+        group = kind.API_VERSION.rpartition("/")[0]
+        for verb in ("list", "watch"):
+            attributes = {"verb": verb, "group": group, "resource": kind.PLURAL}
+            if namespace and kind.NAMESPACED:
+                attributes["namespace"] = namespace
+            try:
+                review = api.call_api(
+                    "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", "POST",
+                    header_params={"Accept": "application/json",
+                                   "Content-Type": "application/json"},
+                    body={"apiVersion": "authorization.k8s.io/v1",
+                          "kind": "SelfSubjectAccessReview",
+                          "spec": {"resourceAttributes": attributes}},
+                    response_types_map={201: "object", 200: "object"},
+                    auth_settings=["BearerToken"], _return_http_data_only=True,
+                    _preload_content=True, _request_timeout=30)
+            except k8s_client.ApiException as exc:
+                raise OSError(f"SelfSubjectAccessReview for {kind.PLURAL}: {exc.status} "
+                              f"{exc.reason}") from exc
+            if not ((review or {}).get("status") or {}).get("allowed"):
+                return False
+        return True
+
+    return allows
 
 
 def api_serves(api: client.ThrottledApiClient) -> Callable[[type[meta.Resource]], bool]:
@@ -606,7 +649,8 @@ def build(options: ManagerOptions) -> Composition:
             ),
             runtime_metrics=rt,
         )
-    controllers = selected_controllers(options.controllers, api_serves(api))
+    controllers = selected_controllers(options.controllers, api_serves(api),
+                                       api_allows(api, options.namespace))
     log.info("controllers: %s", ", ".join(f"{c.name} ({c.group})" for c in controllers))
     probes = health.Probes()
     servers = []

@@ -89,6 +89,18 @@ def test_without_the_flag_a_group_missing_crds_is_left_out_with_a_warning(
     assert manager.selected_controllers(None, _serves_no()) == controllerset.CONTROLLERS
 
 
+def test_a_group_this_identity_may_not_read_is_left_out_or_named() -> None:
+    # The BMO Deployment's ServiceAccount on a cluster that also serves IPAM's kinds.
+    def may(kind):  # type: ignore[no-untyped-def]
+        return kind.API_VERSION.split("/")[0] not in ("ipam.metal3.io", "ipam.cluster.x-k8s.io")
+
+    chosen = manager.selected_controllers(None, _serves_no(capi.Machine), may)
+    assert {c.group for c in chosen} == {"bmo"}
+    with pytest.raises(ValueError, match=r"--controllers ipam: this identity may not list and "
+                                         r"watch ippools.ipam.metal3.io"):
+        manager.selected_controllers(("ipam",), _serves_no(), may)
+
+
 def test_a_manager_of_capm3_and_ipam_builds_no_provisioner() -> None:
     clock = memory.WallClock()
     store = memory.LockedStore(memory_store.MemoryStore(clock=clock))
