@@ -4,9 +4,10 @@
 - Cluster API core's controllers (capimachine.py, capisets.py), in the fleet runtime with a
   client of their own (Cluster API's manager is its own Deployment, with its own rate limiter);
 - the kubelets (kubelet.py), which register a Node once a host CAPM3 provisioned runs its OS;
-- the user: at time 0, per cluster, the objects `clusterctl generate cluster` would give (a
-  bootstrap data Secret, Metal3Cluster, Cluster, Metal3MachineTemplate, MachineDeployment and,
-  with `health_check`, a MachineHealthCheck whose unhealthy conditions are Ready Unknown/False);
+- the user: at `create_at` (default 0), per cluster, the objects `clusterctl generate cluster`
+  would give (a bootstrap data Secret, Metal3Cluster, Cluster, Metal3MachineTemplate,
+  MachineDeployment and, with `health_check`, a MachineHealthCheck whose unhealthy conditions
+  are Ready Unknown/False; with `ipam`, an IPPool and a Metal3DataTemplate drawing from it);
   then the `steps`: scale the MachineDeployments, take kubelets down (the remediation storm),
   delete the Clusters. Writes are the user's (raw store, not billed).
 - the checks, on every write as it lands: a host's consumer never changes from one
@@ -230,6 +231,8 @@ class ClusterWorld:
 
     def _run(self) -> Generator[simpy.Event, Any, None]:
         env = self._env
+        if self.settings.create_at_s > 0:
+            yield env.timeout(self.settings.create_at_s)
         self._create_all()
         for step in self.settings.steps:
             selected = step.clusters or self.settings.names

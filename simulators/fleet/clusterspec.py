@@ -4,7 +4,8 @@
       count: 10                 # clusters <prefix>-00 .. <prefix>-09 (or `names: [a, b]`)
       name_prefix: cluster
       namespace: metal3         # where the hosts are (CAPM3 takes hosts of its namespace)
-      replicas: 80              # each cluster's MachineDeployment, created at time 0
+      replicas: 80              # each cluster's MachineDeployment
+      create_at: 40m            # when the clusters are created (default 0s)
       image: ubuntu             # one of `images`
       kubelet_join: 20s         # a Node registers this long after its server's OS is up
       health_check:             # one MachineHealthCheck per cluster (optional)
@@ -104,6 +105,8 @@ class Clusters:
     namespace: str
     replicas: int
     image: str
+    create_at_s: float = 0.0
+    """When the user creates the clusters (simulated seconds)."""
     kubelet_join_s: float = 20.0
     health_check: HealthCheck | None = None
     capi: CapiSettings = CapiSettings()
@@ -215,6 +218,7 @@ def parse(data: Any, path: str, *, images: "dict[str, scenario.Image]",
         "namespace": scenario._str,
         "replicas": scenario._int_at_least(0),
         "image": scenario._str,
+        "create_at": scenario._duration,
         "kubelet_join": scenario._duration,
         "health_check": lambda v, p: _health_check(v, p),
         "ipam": lambda v, p: _ipam(v, p),
@@ -268,7 +272,8 @@ def parse(data: Any, path: str, *, images: "dict[str, scenario.Image]",
                                     f"{ipam.network} has {room} /{ipam.prefix} subnets for "
                                     f"{len(names)} clusters")
     return Clusters(names=names, namespace=namespace, replicas=values["replicas"],
-                    image=values["image"], kubelet_join_s=values.get("kubelet_join", 20.0),
+                    image=values["image"], create_at_s=values.get("create_at", 0.0),
+                    kubelet_join_s=values.get("kubelet_join", 20.0),
                     health_check=values.get("health_check"), ipam=ipam,
                     capi=values.get("capi", CapiSettings()), steps=steps)
 
