@@ -161,3 +161,15 @@ def test_an_address_held_twice_is_caught() -> None:
     out = sim.run()
     assert copies
     assert out.observer.violations.counts["ip-two-claims"] == 1
+
+
+def test_clusters_are_created_at_create_at() -> None:
+    text = clusters("    - {name: teardown, action: delete, when: running}\n").replace(
+        "  count: 2\n", "  count: 2\n  create_at: 20m\n")
+    sim = simulation.Simulation(scenario.loads(text, source="<test>"))
+    created: list[float] = []
+    sim.store.watch(capi.Cluster, lambda e: created.append(sim.env.now)
+                    if e.type.value == "ADDED" else None)
+    out = sim.run()
+    assert out.observer.violations.total == 0, out.observer.violations.messages
+    assert created and min(created) == 1200.0

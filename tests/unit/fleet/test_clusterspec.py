@@ -24,6 +24,7 @@ clusters:
   count: 2
   replicas: 3
   image: os
+  create_at: 30m
   health_check: {max_unhealthy: 40%, node_startup_timeout: 30m, unhealthy_timeout: 5m,
                  max_in_flight: 1}
   capi: {concurrency: 4, kube_api_qps: 50}
@@ -39,6 +40,7 @@ slos:
     assert clusters is not None
     assert clusters.names == ("cluster-00", "cluster-01")
     assert clusters.namespace == "metal3"
+    assert clusters.create_at_s == 1800.0
     assert clusters.health_check == clusterspec.HealthCheck(
         max_unhealthy="40%", node_startup_timeout_s=1800.0, unhealthy_timeout_s=300.0,
         max_in_flight=1)
