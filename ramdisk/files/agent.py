@@ -429,9 +429,13 @@ def _open_image(url: str, attempts: int = 3):  # type: ignore[no-untyped-def]
         try:
             return urllib.request.urlopen(url, timeout=60)
         except urllib.error.HTTPError as err:
-            raise CommandFailed("Image download failed",
-                                f"Error downloading image {url}: HTTP {err.code} "
-                                f"{err.reason}") from err
+            if err.code < 500:  # the URL is wrong: retrying will not help
+                raise CommandFailed("Image download failed",
+                                    f"Error downloading image {url}: HTTP {err.code} "
+                                    f"{err.reason}") from err
+            last = err
+            if attempt + 1 < attempts:
+                time.sleep(2)
         except (OSError, ValueError) as err:
             last = err
             if attempt + 1 < attempts:

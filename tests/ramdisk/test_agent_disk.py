@@ -35,6 +35,9 @@ class _Images(http.server.BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
+        if self.path == "/missing.img":
+            self.send_error(404)
+            return
         self.send_response(200)
         if self.path == "/sized.img":  # with a length: verified in memory first
             self.send_header("Content-Length", str(len(IMAGE)))
@@ -120,3 +123,11 @@ def test_erasing_metadata_zeroes_both_ends(module: ModuleType, disk: Path) -> No
     data = disk.read_bytes()
     assert data[:MIB] == bytes(MIB) and data[-MIB:] == bytes(MIB)
     assert data[MIB:-MIB] == b"\x01" * (70 * MIB)
+
+
+def test_a_missing_image_fails_naming_its_url(module: ModuleType, images: str,
+                                              disk: Path) -> None:
+    with pytest.raises(module.CommandFailed, match=r"Error downloading image .*/missing\.img: "
+                                                   r"HTTP 404"):
+        module.write_image(f"{images}/missing.img", "i", "sha256", "0" * 64, str(disk))
+    assert disk.read_bytes() == b"\x01" * (72 * MIB)
