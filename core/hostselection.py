@@ -96,13 +96,16 @@ class Choice:
     """A failure domain was asked for and no free host is in it: the host is from elsewhere."""
     wait: str = ""
     """No host yet: a host booked for this machine (named) is not free again yet."""
+    why: str = ""
+    """No host: why (`why_none`), computed in the same scan."""
 
 
 def choose(hosts: Iterable[bmh.BareMetalHost], *, selector: v2.HostSelector | None,
            failure_domain: str | None, rng: random.Random, reuse: str = "",
-           ) -> Choice | None:
-    """A free host matching `selector`, uniformly at random (None: no such host). With
-    `reuse`, a host booked for it first (or a Choice to wait for one)."""
+           ) -> Choice:
+    """A free host matching `selector`, uniformly at random (`Choice.host` None: no such
+    host, `Choice.why` says why). With `reuse`, a host booked for it first (or a Choice to
+    wait for one). One pass over `hosts`."""
     matching = sorted((h for h in hosts if matches(selector, h.metadata.labels)),
                       key=lambda h: h.metadata.name)  # sorted: same rng, same choice
     if reuse:
@@ -116,7 +119,7 @@ def choose(hosts: Iterable[bmh.BareMetalHost], *, selector: v2.HostSelector | No
     candidates: Sequence[bmh.BareMetalHost] = [
         h for h in matching if free(h) and NODE_REUSE_LABEL not in h.metadata.labels]
     if not candidates:
-        return None
+        return Choice(None, why=_why(matching, selector))
     if failure_domain:
         in_domain = [h for h in candidates
                      if h.metadata.labels.get(FAILURE_DOMAIN_LABEL) == failure_domain]
@@ -126,10 +129,9 @@ def choose(hosts: Iterable[bmh.BareMetalHost], *, selector: v2.HostSelector | No
     return Choice(rng.choice(candidates), fell_back=False)
 
 
-def why_none(hosts: Iterable[bmh.BareMetalHost], *, selector: v2.HostSelector | None) -> str:
-    """Why `choose` found nothing, for the condition: no host matches the selector, or how
-    many match and why none of them is free (counts, no names: it stays short at scale)."""
-    matching = [h for h in hosts if matches(selector, h.metadata.labels)]
+def _why(matching: Sequence[bmh.BareMetalHost], selector: v2.HostSelector | None) -> str:
+    """Why none of the hosts matching the selector is free, for the condition: counts by
+    reason, no names (it stays short at scale)."""
     where = "spec.hostSelector" if selector is not None else "the namespace"
     if not matching:
         return f"no BareMetalHost matches {where}"

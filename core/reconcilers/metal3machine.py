@@ -209,7 +209,7 @@ class Metal3MachineReconciler:
         if cluster is None:
             self._wait(m3m, "WaitingForCluster")
             return outcome.Outcome.after(REQUEUE_S)
-        host = self._host(m3m)
+        host = self._host(m3m, cluster.metadata.name)
         paused = bool(cluster.spec.paused) or capi.PAUSED_ANNOTATION in m3m.metadata.annotations
         if host is not None:
             step = (capm3host.pause_step(host) if cluster.spec.paused else capm3host.block_move(
@@ -277,8 +277,10 @@ class Metal3MachineReconciler:
         except outcome.NotFound:
             return None
 
-    def _host(self, m3m: v2.Metal3Machine) -> bmh.BareMetalHost | None:
-        """Our host: the annotated one if it still names us, else any host that names us."""
+    def _host(self, m3m: v2.Metal3Machine, cluster: str = "") -> bmh.BareMetalHost | None:
+        """Our host: the annotated one if it still names us, else any host that names us
+        (a claim whose annotation was never written: among the hosts labelled with the
+        cluster, which every claim labels; all hosts when the cluster is not known)."""
         name = m3m.metadata.annotations.get(HOST_ANNOTATION, "").rpartition("/")[2]
         if name:
             try:
@@ -288,7 +290,9 @@ class Metal3MachineReconciler:
                     return host
             except outcome.NotFound:
                 pass
-        for host in self._store.list(bmh.BareMetalHost, namespace=m3m.metadata.namespace):
+        selector = f"{capi.CLUSTER_NAME_LABEL}={cluster}" if cluster else None
+        for host in self._store.list(bmh.BareMetalHost, namespace=m3m.metadata.namespace,
+                                     label_selector=selector):
             if capm3host.is_consumer(host, m3m):
                 return host
         return None
@@ -324,10 +328,9 @@ class Metal3MachineReconciler:
                                           reuse=reuse)
         except hostselection.SelectorError as err:
             return self._wait(m3m, "InvalidConfiguration", str(err))
-        if choice is None or choice.host is None:
-            message = (f"{NO_HOST}: {hostselection.why_none(hosts, selector=spec.host_selector)}"
-                       if choice is None else f"waiting for host {choice.wait}, kept for this "
-                       f"machine's {reuse} (node reuse)")
+        if choice.host is None:
+            message = (f"waiting for host {choice.wait}, kept for this machine's {reuse} (node "
+                       "reuse)" if choice.wait else f"{NO_HOST}: {choice.why}")
             if not self._failed(m3m):  # one Event per wait, not one per retry
                 self._events.record(m3m, type=ports.EventType.WARNING,
                                     reason="NoAvailableHost", message=message)
@@ -405,7 +408,7 @@ class Metal3MachineReconciler:
                 cluster: capi.Cluster | None) -> outcome.Outcome:
         m3m = self._set_status(m3m, {READY: ("False", "Deleting", "")})
         capm3data.release(self._store, m3m, finalizer=FINALIZER)  # first the data
-        host = self._host(m3m)
+        host = self._host(m3m, cluster.metadata.name if cluster is not None else "")
         if host is not None:
             off = capm3host.deprovisioned(host, m3m)
             if off is not host:

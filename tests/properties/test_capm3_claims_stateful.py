@@ -14,7 +14,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from metalcubed.core import outcome
+from metalcubed.core import labels, outcome
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import meta
 from metalcubed.core.api.capm3 import v1beta2 as v2
@@ -50,10 +50,10 @@ class StaleStore:
 
     def list(self, kind: type[Any], *, namespace: str | None = None,
              label_selector: str | None = None) -> list[Any]:
-        if label_selector is not None:  # the Node lookup (no Nodes here): not part of the race
-            return self.live.list(kind, namespace=namespace, label_selector=label_selector)
+        wanted = labels.parse(label_selector or "")
         return [o for o in self._all(kind)
-                if namespace is None or o.metadata.namespace == namespace]
+                if (namespace is None or o.metadata.namespace == namespace)
+                and wanted.matches(o.metadata.labels)]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.live, name)  # create, update, update_status, delete, watch
