@@ -109,6 +109,10 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
                         f"{', '.join(controllerset.GROUPS)} (BareMetalHost and the other BMO "
                         "controllers; Cluster API Provider Metal3; IP address manager). "
                         "Default: every group whose CRDs the API server serves")
+    p.add_argument("--enable-bmh-name-based-preallocation", action="store_true",
+                   dest="host_named_claims",
+                   help="capm3: name the IPClaims of a Metal3Data <host>-<pool> (CAPM3's flag), "
+                        "so an IPPool's preAllocations pin each host's address")
     p.add_argument("--provisioner", choices=manager.PROVISIONERS, default="engine",
                    help="provisioning backend: engine (real BMCs and deploy agents) or "
                         "fixture (upstream's test provisioner); default engine")
@@ -349,6 +353,7 @@ def options_from(args: argparse.Namespace) -> manager.ManagerOptions:
     options = manager.ManagerOptions(
         **hooks,
         controllers=groups,
+        host_named_claims=args.host_named_claims,
         kubeconfig=args.kubeconfig or None,
         namespace=namespace,
         provisioner=args.provisioner,

@@ -170,6 +170,8 @@ class ManagerOptions:
     webhook_configuration: str = webhook.CONFIGURATION_NAME
     """The ValidatingWebhookConfiguration whose caBundle the manager writes; "": none."""
     # --- which controllers (core/controllerset groups) ---
+    host_named_claims: bool = False
+    """CAPM3's --enable-bmh-name-based-preallocation (IPClaims named <host>-<pool>)."""
     controllers: tuple[str, ...] | None = None
     """The controller groups to run (`--controllers`: bmo, capm3, ipam). None: every group
     whose CRDs the API server serves (a group missing some is skipped, with a warning); named
@@ -422,6 +424,7 @@ def compose(
         max_provisioning_retries=options.max_provisioning_retries,
         image_provider=(imageprovider.BootImageProvider(services.services.boot)
                         if services is not None else None),
+        host_named_claims=options.host_named_claims,
     )
     if services is not None:
         services.services.boot.network_data_name = imageprovider.network_data_names(

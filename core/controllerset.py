@@ -67,6 +67,9 @@ class Deps:
     image_provider: imageprovider.ImageProvider | None = None
     """Who builds PreprovisioningImages (the manager's boot server); None: the
     PreprovisioningImage controller does nothing (as upstream, which does not start it)."""
+    host_named_claims: bool = False
+    """CAPM3's --enable-bmh-name-based-preallocation: the Metal3Data controller names IPClaims
+    `<host>-<pool>` (a pool's preAllocations then pin each host's address)."""
 
 
 BMO = "bmo"
@@ -181,7 +184,8 @@ METAL3DATATEMPLATE = ControllerDef(metal3datatemplate.WIRING, _metal3datatemplat
 
 
 def _metal3data(deps: Deps) -> Reconciler:
-    return metal3data.Metal3DataReconciler(store=deps.store, clock=deps.clock, events=deps.events)
+    return metal3data.Metal3DataReconciler(store=deps.store, clock=deps.clock, events=deps.events,
+                                           host_named_claims=deps.host_named_claims)
 
 
 METAL3DATA = ControllerDef(metal3data.WIRING, _metal3data, group=CAPM3)

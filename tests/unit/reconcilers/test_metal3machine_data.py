@@ -4,10 +4,11 @@ pool named on the machine, and nothing left after deletion."""
 
 import random
 
-from metalcubed.core import outcome
+from metalcubed.core import controllerset, outcome
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import ipam, meta
 from metalcubed.core.api.capm3 import v1beta2 as v2
+from metalcubed.core.provisioning import fixture
 from metalcubed.core.reconcilers import ippool, metal3data, metal3datatemplate, metal3machine
 from tests.unit.reconcilers.capm3_lab import IMAGE, NS, Lab
 
@@ -21,12 +22,14 @@ TEMPLATE = {"metaData": {"objectNames": [{"key": "name", "object": "machine"}],
 
 
 class ChainLab(Lab):
-    def __init__(self) -> None:
+    def __init__(self, *, host_named_claims: bool = False) -> None:
         super().__init__()
+        deps = controllerset.Deps(  # the Metal3Data controller as the manager builds it
+            store=self.store, provisioner_factory=fixture.FixtureBackend(), clock=self.clock,
+            events=self.events, rng=random.Random(0), host_named_claims=host_named_claims)
         self.others = [
             metal3datatemplate.Metal3DataTemplateReconciler(store=self.store, clock=self.clock),
-            metal3data.Metal3DataReconciler(store=self.store, clock=self.clock,
-                                            events=self.events),
+            controllerset.METAL3DATA.new_reconciler(deps),
         ]
         self.pools = ippool.IPPoolReconciler(store=self.store, clock=self.clock,
                                              events=self.events, rng=random.Random(0))
@@ -109,3 +112,13 @@ def test_a_missing_pool_is_named_on_the_machine_and_the_host_waits() -> None:
     lab.run(key)
     assert lab.get_host("h0").spec.image is not None
     assert _conditions(lab.m3m(key))[metal3machine.METADATA][0] == "True"
+
+
+def test_bmh_name_based_preallocation_names_the_ip_claim_after_the_host() -> None:
+    for host_named, expected in ((False, "tpl-0-pool1"), (True, "h0-pool1")):
+        lab = ChainLab(host_named_claims=host_named)
+        lab.pool()
+        key = _machine(lab)
+        lab.run(key)
+        assert [c.metadata.name for c in lab.store.list(ipam.IPClaim, namespace=NS)] == [
+            expected]

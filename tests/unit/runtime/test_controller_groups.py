@@ -120,3 +120,12 @@ def test_a_manager_of_capm3_and_ipam_builds_no_provisioner() -> None:
     assert {v1beta2.Metal3Machine, capi.Machine} <= kinds and meta.Secret not in kinds
     with pytest.raises(RuntimeError, match="no bmo group"):
         composed.provisioner_factory.new_provisioner(None, lambda r, m: None)  # type: ignore[arg-type]
+
+
+
+def test_the_bmh_name_based_preallocation_flag_is_parsed() -> None:
+    args = cli.build_parser().parse_args(["manager", *FIXTURE,
+                                          "--enable-bmh-name-based-preallocation"])
+    assert manager_cli.options_from(args).host_named_claims is True
+    default = manager_cli.options_from(cli.build_parser().parse_args(["manager", *FIXTURE]))
+    assert default.host_named_claims is False  # upstream's default
