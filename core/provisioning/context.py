@@ -114,6 +114,16 @@ _BOOT_MODES = {
 }
 
 
+@dataclass(slots=True)
+class FirmwareReads:
+    """What the engine last read of a host's firmware, served to the HostFirmwareSettings and
+    HostFirmwareComponents controllers' periodic passes (as Ironic serves them from its
+    database); dropped whenever the host's firmware job changes (firmware.forget_reads)."""
+
+    settings: dict[str, str] | None = None
+    components: tuple[bmc.FirmwareComponent, ...] | None = None
+
+
 class Ctx:
     """One provisioner's view: host data, BMC driver and access, agents, node record, clock."""
 
@@ -134,6 +144,7 @@ class Ctx:
         = None,
         schemas: "dict[str, tuple[object, Mapping[str, firmwareschema.SettingSchema]]] | None"
         = None,
+        reads: dict[str, FirmwareReads] | None = None,
     ) -> None:
         self.host = host
         self.node_id = node_id
@@ -149,6 +160,8 @@ class Ctx:
         """BIOS registries read per node id, with when (shared by the engine's provisioners)."""
         self.schemas = schemas if schemas is not None else {}
         """Per node id, a registry and its FirmwareSchema entries (converted once)."""
+        self.reads = reads if reads is not None else {}
+        """Per node id, the BIOS settings and firmware inventory last read (FirmwareReads)."""
         self.virtual_media = access.address.type.supports_iso_preprovisioning_image
         """The ramdisk boots from the virtual CD (else over the network, PXE)."""
 

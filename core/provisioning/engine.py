@@ -54,7 +54,13 @@ from metalcubed.core.provisioning import (
     raid,
     ramdisk,
 )
-from metalcubed.core.provisioning.context import Ctx, EngineConfig, StepFailed, guarded
+from metalcubed.core.provisioning.context import (
+    Ctx,
+    EngineConfig,
+    FirmwareReads,
+    StepFailed,
+    guarded,
+)
 
 DriverFor = Callable[[bmc.BmcAccess], bmc.Driver]
 """Picks the capability implementations for a BMC (e.g. `HardwareType.compose()` of the
@@ -108,6 +114,8 @@ class Engine:
         """BIOS attribute registries per node id (firmware.registry: reused for a while)."""
         self.schemas: dict[str, tuple[object, Mapping[str, firmwareschema.SettingSchema]]] = {}
         """Per node id, a registry and its FirmwareSchema entries (firmware.read_settings)."""
+        self.reads: dict[str, FirmwareReads] = {}
+        """Per node id, the firmware last read (firmware.read_settings/read_components)."""
         """The last power state read per host (Ironic's synced node.power_state)."""
         self._resolved: dict[tuple[str, str, str, bool], _Resolved] = {}
         """BMO registers every host on every pass: parsing its address, composing and
@@ -157,6 +165,7 @@ class Engine:
             power_sync=self.power_sync,
             registries=self.registries,
             schemas=self.schemas,
+            reads=self.reads,
         )
 
     def node(self, node_id: str) -> nodes.Node | None:
@@ -168,6 +177,7 @@ class Engine:
         self.power_sync.forget(node_id)
         self.registries.pop(node_id, None)
         self.schemas.pop(node_id, None)
+        self.reads.pop(node_id, None)
 
     def busy_hosts(self) -> Collection[meta.ObjectKey]:
         return self._busy_hosts() if self._busy_hosts is not None else ()

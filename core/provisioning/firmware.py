@@ -6,6 +6,9 @@ What upstream asks Ironic for, done over the BMC port (core/bmc.py Bios and Firm
   the attribute registry as FirmwareSchema entries (HostFirmwareSettings controller);
 - `read_components`: the firmware inventory as HostFirmwareComponents status entries, with the
   initial version (first seen) and the last version the engine flashed from the node record;
+  both read the BMC once and then serve what they read (Ironic serves them from its database,
+  refreshed by its cleaning and service steps): a firmware job's every change of record drops
+  it (`forget_reads`), so the read after a job is the hardware's;
 - `start` / `advance`: a firmware job (Ironic's manual-cleaning steps while preparing, service
   steps on a provisioned host): first the BIOS settings (stage, reboot, check they stuck), then
   each firmware update (UpdateService.SimpleUpdate, then its task until it completes or fails;
@@ -23,7 +26,7 @@ from metalcubed.core import bmc, ports
 from metalcubed.core.api import firmwareschema
 from metalcubed.core.api import hostfirmwarecomponents as hfc
 from metalcubed.core.provisioning import nodes
-from metalcubed.core.provisioning.context import Ctx, StepFailed, driver_error
+from metalcubed.core.provisioning.context import Ctx, FirmwareReads, StepFailed, driver_error
 
 
 def text(value: bmc.BiosValue | None) -> str | None:
@@ -66,15 +69,18 @@ def _setting_schema(entry: bmc.BiosAttributeSchema) -> firmwareschema.SettingSch
 def read_settings(ctx: Ctx, *, include_schema: bool) -> ports.FirmwareSettings:
     """The BIOS settings (and registry) of the host. A driver without BIOS support reports
     none (as Ironic's no-bios interface): empty settings, no schema."""
-    try:
-        current = ctx.driver.bios.settings(ctx.access).current
-    except bmc.UnsupportedCapability:
-        return ports.FirmwareSettings(settings={}, schema=None)
-    settings = {
-        name: text(value) or ""
-        for name, value in current.items()
-        if "Password" not in name
-    }
+    reads = ctx.reads.setdefault(ctx.node_id, FirmwareReads())
+    settings = reads.settings
+    if settings is None:
+        try:
+            current = ctx.driver.bios.settings(ctx.access).current
+        except bmc.UnsupportedCapability:
+            return ports.FirmwareSettings(settings={}, schema=None)
+        settings = reads.settings = {
+            name: text(value) or ""
+            for name, value in current.items()
+            if "Password" not in name
+        }
     schema = None
     if include_schema:
         raw = registry(ctx)
@@ -102,10 +108,13 @@ def registry(ctx: Ctx) -> Mapping[str, bmc.BiosAttributeSchema]:
 def read_components(ctx: Ctx) -> tuple[hfc.FirmwareComponentStatus, ...]:
     """The firmware inventory with what the engine remembers of each component: the first
     version it read (recorded now if new) and the last one it flashed."""
-    try:
-        found = ctx.driver.firmware.components(ctx.access)
-    except bmc.UnsupportedCapability:
-        return ()
+    reads = ctx.reads.setdefault(ctx.node_id, FirmwareReads())
+    found = reads.components
+    if found is None:
+        try:
+            found = reads.components = tuple(ctx.driver.firmware.components(ctx.access))
+        except bmc.UnsupportedCapability:
+            return ()
     node = ctx.nodes.get(ctx.node_id)
     known = {c.component: c for c in node.firmware} if node is not None else {}
     records = dict(known)
@@ -146,11 +155,18 @@ def job_for(
     return nodes.FirmwareJob(purpose=purpose, settings=wanted, updates=flash, since=ctx.now())
 
 
+def forget_reads(ctx: Ctx) -> None:
+    """The job changed something (or may have): the next read goes to the BMC."""
+    ctx.reads.pop(ctx.node_id, None)
+
+
 def start(ctx: Ctx, job: nodes.FirmwareJob) -> None:
+    forget_reads(ctx)
     ctx.nodes.put(replace(ctx.node(), firmware_job=job, wait=None))
 
 
 def clear(ctx: Ctx) -> None:
+    forget_reads(ctx)
     ctx.registries.pop(ctx.node_id, None)  # a BIOS update may have brought a new registry
     ctx.schemas.pop(ctx.node_id, None)
     node = ctx.node()
@@ -159,6 +175,7 @@ def clear(ctx: Ctx) -> None:
 
 
 def _save(ctx: Ctx, job: nodes.FirmwareJob) -> None:
+    forget_reads(ctx)
     node = ctx.node()
     if node.firmware_job != job:
         ctx.nodes.put(replace(node, firmware_job=job))
@@ -166,6 +183,7 @@ def _save(ctx: Ctx, job: nodes.FirmwareJob) -> None:
 
 def fail(ctx: Ctx, job: nodes.FirmwareJob, message: str) -> ports.ProvisionResult:
     """Record the failure on the job and report it."""
+    forget_reads(ctx)
     node = ctx.node()
     ctx.nodes.put(replace(node, firmware_job=replace(job, failed=message, task_id=""),
                           wait=None))

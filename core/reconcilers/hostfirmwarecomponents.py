@@ -22,6 +22,8 @@ from metalcubed.core.api import hostfirmwarecomponents as hfc_api
 from metalcubed.core.reconcilers import hostsub
 
 HFC = hfc_api.HostFirmwareComponents
+_SETTLED_MAX = 100_000
+"""Objects whose settled status is remembered (one per host); starts over past this."""
 
 
 class HostFirmwareComponentsReconciler:
@@ -38,6 +40,10 @@ class HostFirmwareComponentsReconciler:
         self._factory = provisioner_factory
         self._clock = clock
         self._events = events
+        self._settled: dict[meta.ObjectKey,
+                            tuple[str, tuple[hfc_api.FirmwareComponentStatus, ...]]] = {}
+        """Per object, the resourceVersion its last pass left and the inventory it computed
+        status from: a periodic pass that reads the same finds nothing to compute."""
 
     def reconcile(self, key: meta.ObjectKey) -> outcome.Outcome:
         try:
@@ -65,6 +71,23 @@ class HostFirmwareComponentsReconciler:
         return outcome.Outcome.after(hostsub.REQUEUE_DELAY_S)
 
     def _update_status(
+        self, hfc: HFC, components: tuple[hfc_api.FirmwareComponentStatus, ...],
+        events: list[tuple[str, str]],
+    ) -> HFC:
+        key = hfc.key
+        settled = self._settled.get(key)
+        if settled is not None and settled[0] == hfc.metadata.resource_version \
+                and settled[1] == components:
+            return hfc  # the same object, read the same: the same status, no Event
+        hfc = self._computed_status(hfc, components, events)
+        version = hfc.metadata.resource_version
+        if not events and version:  # a pass with Events is computed every time
+            if len(self._settled) >= _SETTLED_MAX:
+                self._settled.clear()
+            self._settled[key] = (version, components)
+        return hfc
+
+    def _computed_status(
         self, hfc: HFC, components: tuple[hfc_api.FirmwareComponentStatus, ...],
         events: list[tuple[str, str]],
     ) -> HFC:

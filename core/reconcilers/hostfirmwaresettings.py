@@ -29,6 +29,8 @@ from metalcubed.core.reconcilers import hostsub
 HFS = hfs_api.HostFirmwareSettings
 _NAMES_MAX = 4096
 """Registries whose schema name is remembered (one per host at most); starts over past this."""
+_SETTLED_MAX = 100_000
+"""Objects whose settled status is remembered (one per host); starts over past this."""
 
 
 class HostFirmwareSettingsReconciler:
@@ -48,6 +50,11 @@ class HostFirmwareSettingsReconciler:
         self._names: dict[
             int, tuple[Mapping[str, firmwareschema.SettingSchema], str,
                        dict[str, firmwareschema.SettingSchema]]] = {}
+        self._settled: dict[meta.ObjectKey, tuple[str, Mapping[str, str],
+                                                  hfs_api.SchemaReference]] = {}
+        """Per object, the resourceVersion its last pass left, with the settings and schema
+        reference it computed status from: a periodic pass that reads the same finds nothing
+        to compute (most passes: upstream resyncs every 5 minutes)."""
 
     def reconcile(self, key: meta.ObjectKey) -> outcome.Outcome:
         try:
@@ -136,6 +143,23 @@ class HostFirmwareSettingsReconciler:
     ) -> HFS:
         """upstream updateStatus: the new status; written when it changed. `schema` is the
         registry the FirmwareSchema named by `ref` holds."""
+        key = hfs.key
+        settled = self._settled.get(key)
+        if settled is not None and settled[0] == hfs.metadata.resource_version \
+                and settled[2] == ref and settled[1] == settings:
+            return hfs  # the same object, read the same: the same status, no Event
+        hfs = self._computed_status(hfs, settings, ref, schema, events)
+        version = hfs.metadata.resource_version
+        if not events and version:  # a pass with Events is computed every time
+            if len(self._settled) >= _SETTLED_MAX:
+                self._settled.clear()
+            self._settled[key] = (version, settings, ref)
+        return hfs
+
+    def _computed_status(
+        self, hfs: HFS, settings: Mapping[str, str], ref: hfs_api.SchemaReference,
+        schema: Mapping[str, firmwareschema.SettingSchema], events: list[tuple[str, str]],
+    ) -> HFS:
         current = {k: v for k, v in settings.items() if "Password" not in k}
         old = hfs.status
         dirty = old.schema_ != ref or old.settings != current

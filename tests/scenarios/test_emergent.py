@@ -23,8 +23,10 @@ def test_delayed_hosts_retry_after_one_to_two_minutes() -> None:
     gaps = [g for g in outcome.controller.stats.delayed_gaps if g > 5.0]  # skip watch wakeups
     assert gaps, "no delayed host was retried"
     # A gap may be counted from a watch-triggered pass that came up to 5 s after the pass
-    # that set the retry: the retry is still due 60-120 s after that one.
-    assert min(gaps) >= 60.0 - 5.0 and max(gaps) <= 121.0
+    # that set the retry: the retry is still due 60-120 s after that one. Gaps run from pass
+    # start to pass start, and the retry is due 60-120 s after the pass ends: a pass's own
+    # simulated BMC calls (and a wait for a free worker) add up to a few seconds on top.
+    assert min(gaps) >= 60.0 - 5.0 and max(gaps) <= 120.0 + 5.0
     assert sorted(gaps)[len(gaps) // 2] >= 60.0
 
 
