@@ -157,10 +157,11 @@ class MachineSetReconciler:
         try:
             selector = f"{ck.SET_NAME_LABEL}={ms.metadata.name}"
             ns = ms.metadata.namespace
-            self._remediate(ms, store.list(capi.Machine, namespace=ns, label_selector=selector))
-            self._sync_replicas(ms, store.list(capi.Machine, namespace=ns,
-                                               label_selector=selector))
             machines = store.list(capi.Machine, namespace=ns, label_selector=selector)
+            if self._remediate(ms, machines):
+                machines = store.list(capi.Machine, namespace=ns, label_selector=selector)
+            if self._sync_replicas(ms, machines):
+                machines = store.list(capi.Machine, namespace=ns, label_selector=selector)
             ready = sum(1 for m in machines if m.metadata.deletion_timestamp is None
                         and m.status.phase == "Running" and ck.is_true(m, ck.NODE_HEALTHY))
             status = ck.ReplicaStatus(replicas=len(machines), ready_replicas=ready)
@@ -172,8 +173,10 @@ class MachineSetReconciler:
 
     # --- remediation ---------------------------------------------------------------------------
 
-    def _remediate(self, ms: ck.MachineSet, machines: list[capi.Machine]) -> None:
+    def _remediate(self, ms: ck.MachineSet, machines: list[capi.Machine]) -> bool:
+        """Whether anything was written."""
         store = self._store
+        wrote = False
         now = self._clock.now()
         pending: list[capi.Machine] = []
         in_flight = 0
@@ -181,6 +184,7 @@ class MachineSetReconciler:
             remediated = ck.condition(m, ck.OWNER_REMEDIATED)
             if remediated is not None and remediated.status == "False":
                 if ck.is_true(m, ck.HEALTH_CHECK_SUCCEEDED):
+                    wrote = True
                     store.update_status(m.model_copy(update={"status": ck.with_conditions(
                         m, now, {ck.OWNER_REMEDIATED: None})}))
                 elif m.metadata.deletion_timestamp is not None:
@@ -188,7 +192,7 @@ class MachineSetReconciler:
                 elif ck.is_false(m, ck.HEALTH_CHECK_SUCCEEDED):
                     pending.append(m)
         if not pending:
-            return
+            return wrote
         limit = math.inf
         if ms.spec.remediation_max_in_flight is not None:
             limit = ck.scaled(ms.spec.remediation_max_in_flight, ms.spec.replicas, round_up=True)
@@ -203,23 +207,30 @@ class MachineSetReconciler:
                                 message=f"Deleted unhealthy Machine {m.metadata.name}")
             self.remediated += 1
         for m in pending[allowed:]:
-            store.update_status(m.model_copy(update={"status": ck.with_conditions(
-                m, now, {ck.OWNER_REMEDIATED: (
-                    "False", "WaitingForRemediation",
-                    "Waiting because there are already too many remediations in progress")})}))
+            waiting = ck.with_conditions(m, now, {ck.OWNER_REMEDIATED: (
+                "False", "WaitingForRemediation",
+                "Waiting because there are already too many remediations in progress")})
+            if waiting != m.status:  # the patch helper writes only a difference
+                store.update_status(m.model_copy(update={"status": waiting}))
+        return allowed > 0 or wrote
 
     # --- replicas ------------------------------------------------------------------------------
 
-    def _sync_replicas(self, ms: ck.MachineSet, machines: list[capi.Machine]) -> None:
+    def _sync_replicas(self, ms: ck.MachineSet, machines: list[capi.Machine]) -> bool:
+        """Create or delete Machines toward the replicas; whether anything was written."""
         diff = len(machines) - ms.spec.replicas
+        wrote = False
         if diff < 0:
             for _ in range(-diff):
                 self._create(ms)
+            wrote = True
         elif diff > 0:
             ordered = sorted(machines, key=lambda m: (-_delete_priority(m), m.metadata.name))
             for m in ordered[:diff]:
                 if m.metadata.deletion_timestamp is None:
                     self._store.delete(capi.Machine, m.key)
+                    wrote = True
+        return wrote
 
     def _create(self, ms: ck.MachineSet) -> None:
         store = self._store
