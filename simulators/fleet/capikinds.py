@@ -32,6 +32,7 @@ INFRASTRUCTURE_READY = "InfrastructureReady"
 NODE_HEALTHY = "NodeHealthy"
 HEALTH_CHECK_SUCCEEDED = "HealthCheckSucceeded"
 OWNER_REMEDIATED = "OwnerRemediated"
+EXTERNALLY_REMEDIATED = "ExternallyRemediated"
 REMEDIATION_DELETING = "MachineDeleting"
 """OwnerRemediated reason while the MachineSet deletes the Machine it remediates
 (MachineSetMachineRemediationMachineDeletingReason)."""
@@ -103,6 +104,9 @@ class HealthCheckSpec(meta.ApiModel):
     unhealthy_node_conditions: tuple[UnhealthyNodeCondition, ...] = ()
     max_unhealthy: int | str = "100%"
     """spec.remediation.triggerIf.unhealthyLessThanOrEqualTo (upstream default 100%)."""
+    remediation_template: str | None = None
+    """spec.remediation.templateRef: a Metal3RemediationTemplate's name (external remediation
+    by CAPM3); None: the MachineSet deletes and replaces unhealthy Machines."""
 
 
 class HealthCheckStatus(meta.ApiModel):

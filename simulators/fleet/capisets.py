@@ -320,7 +320,10 @@ class MachineHealthCheckReconciler:
         self.short_circuits = 0
         """Passes that found more unhealthy targets than maxUnhealthy and remediated none."""
         self.marked = 0
-        """Machines marked for remediation (OwnerRemediated False set)."""
+        """Machines marked for remediation (OwnerRemediated False set, or an external
+        remediation request created)."""
+        self.requests = 0
+        """Metal3Remediations created (external remediation)."""
 
     def reconcile(self, key: meta.ObjectKey) -> outcome.Outcome:
         store = self._store
@@ -362,12 +365,19 @@ class MachineHealthCheckReconciler:
         expected = len(targets)
         limit = ck.scaled(mhc.spec.max_unhealthy, expected, round_up=False)
         allowed = len(unhealthy) <= limit
+        template = mhc.spec.remediation_template
         for machine in healthy:
             self._mark(machine, now, {ck.HEALTH_CHECK_SUCCEEDED: ("True", "Healthy", "")})
+            if template is not None:  # the Node is healthy again: the request goes
+                self._delete_request(machine)
         for machine, message in unhealthy:
             changes: dict[str, tuple[str, str, str] | None] = {
                 ck.HEALTH_CHECK_SUCCEEDED: ("False", "UnhealthyNode", message)}
-            if allowed:
+            if allowed and template is not None:
+                if self._request(mhc, machine, template):
+                    changes[ck.EXTERNALLY_REMEDIATED] = ("False", "WaitingForRemediation", "")
+                    self.marked += 1
+            elif allowed:
                 remediated = ck.condition(machine, ck.OWNER_REMEDIATED)
                 if remediated is None or remediated.status == "True":
                     changes[ck.OWNER_REMEDIATED] = ("False", "WaitingForRemediation",
@@ -392,6 +402,37 @@ class MachineHealthCheckReconciler:
             next_check = min(next_check, 30.0)
         return outcome.Outcome.after(next_check) if next_check < math.inf else \
             outcome.Outcome.done()
+
+    def _request(self, mhc: ck.MachineHealthCheck, machine: capi.Machine, template: str
+                 ) -> bool:
+        """External remediation: a Metal3Remediation named after the Machine, owned by it,
+        from the template (external.GenerateTemplate); False when one exists already."""
+        store = self._store
+        ns = machine.metadata.namespace
+        try:
+            store.get(v2.Metal3Remediation, machine.key)
+            return False
+        except outcome.NotFound:
+            pass
+        source = store.get(v2.Metal3RemediationTemplate, meta.ObjectKey(ns, template))
+        store.create(v2.Metal3Remediation(
+            metadata=meta.ObjectMeta(
+                name=machine.metadata.name, namespace=ns,
+                labels={capi.CLUSTER_NAME_LABEL: mhc.spec.cluster_name},
+                owner_references=(meta.OwnerReference(
+                    api_version=capi.API_VERSION, kind="Machine", name=machine.metadata.name,
+                    uid=machine.metadata.uid or ""),)),
+            spec=source.spec.template.spec))
+        self.requests += 1
+        return True
+
+    def _delete_request(self, machine: capi.Machine) -> None:
+        try:
+            request = self._store.get(v2.Metal3Remediation, machine.key)
+        except outcome.NotFound:
+            return
+        if request.metadata.deletion_timestamp is None:
+            self._store.delete(v2.Metal3Remediation, request.key)
 
     def _mark(self, machine: capi.Machine, now: datetime,
               changes: dict[str, tuple[str, str, str] | None]) -> None:

@@ -42,7 +42,8 @@ from metalcubed.simulators.fleet.observer import Violations
 LEAK_KINDS: tuple[type[meta.Resource], ...] = (
     capi.Cluster, capi.Machine, ck.MachineDeployment, ck.MachineSet, ck.MachineHealthCheck,
     v2.Metal3Cluster, v2.Metal3Machine, v2.Metal3MachineTemplate, v2.Metal3DataTemplate,
-    v2.Metal3DataClaim, v2.Metal3Data, v2.Metal3Remediation, ipam.IPPool, ipam.IPClaim,
+    v2.Metal3DataClaim, v2.Metal3Data, v2.Metal3Remediation, v2.Metal3RemediationTemplate,
+    ipam.IPPool, ipam.IPClaim,
     ipam.IPAddress,
     capiipam.IPAddressClaim, capiipam.IPAddress, meta.Secret,
 )
@@ -182,6 +183,15 @@ class ClusterWorld:
                 template=ck.MachineTemplate(bootstrap_data_secret=secret,
                                             infrastructure_template=f"{name}-workers"),
                 remediation_max_in_flight=health.max_in_flight if health else None)))
+        template = None
+        if health is not None and health.reboot is not None:
+            template = f"{name}-remediation"
+            store.create(v2.Metal3RemediationTemplate(
+                metadata=owned.model_copy(update={"name": template}),
+                spec=v2.Metal3RemediationTemplateSpec(template=v2.Metal3RemediationTemplateResource(
+                    spec=v2.Metal3RemediationSpec(strategy=v2.RemediationStrategy(
+                        type="Reboot", retry_limit=health.reboot.retry_limit,
+                        timeout_seconds=round(health.reboot.timeout_s)))))))
         if health is not None:
             conditions = tuple(ck.UnhealthyNodeCondition(type="Ready", status=status,
                                                          timeout_s=health.unhealthy_timeout_s)
@@ -191,7 +201,8 @@ class ClusterWorld:
                 spec=ck.HealthCheckSpec(cluster_name=name,
                                         node_startup_timeout_s=health.node_startup_timeout_s,
                                         unhealthy_node_conditions=conditions,
-                                        max_unhealthy=health.max_unhealthy)))
+                                        max_unhealthy=health.max_unhealthy,
+                                        remediation_template=template)))
 
     def _scale(self, name: str, replicas: int) -> None:
         key = meta.ObjectKey(self.settings.namespace, f"{name}-md")
@@ -442,6 +453,7 @@ class ClusterWorld:
             "machine_running_s": _stats(self.running_s),
             "remediated": self.machine_sets.remediated,
             "marked_unhealthy": self.health_checks.marked,
+            "remediation_requests": self.health_checks.requests,
             "short_circuits": self.short_circuits,
             "outages": [{"step": s, "cluster": c, "nodes": n} for s, c, n in self.outages],
             "fired_s": {k: round(v, 1) for k, v in self.fired.items()},

@@ -13,6 +13,7 @@
         node_startup_timeout: 20m
         unhealthy_timeout: 5m   # Ready Unknown or False for longer: unhealthy
         max_in_flight: 10       # MachineDeployment remediation.maxInFlight (optional)
+        reboot: {retry_limit: 1, timeout: 10m}   # optional: CAPM3's Metal3Remediation
       ipam: {network: 10.100.0.0/16, prefix: 24}   # optional: a pool per cluster
       capi:                     # Cluster API core's manager
         concurrency: 10
@@ -73,6 +74,15 @@ class HealthCheck:
     node_startup_timeout_s: float = 600.0
     unhealthy_timeout_s: float = 300.0
     max_in_flight: int | str | None = None
+    reboot: "Reboot | None" = None
+    """CAPM3's remediation (a Metal3RemediationTemplate, Reboot strategy) instead of the
+    MachineSet deleting and replacing unhealthy Machines."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reboot:
+    retry_limit: int = 1
+    timeout_s: float = 600.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,6 +131,7 @@ METRICS = (
     "clusters.machines_running",
     "clusters.machines_created",
     "clusters.remediated",
+    "clusters.remediation_requests",
     "clusters.short_circuits",
     "clusters.leaked",
 )
@@ -144,7 +155,7 @@ def check_metric(metric: str, steps: tuple[ClusterStep, ...] | None) -> bool:
                              f"{', '.join(names) or 'none'}")
         return True
     if len(parts) == 2 and parts[1] in ("machines_running", "machines_created", "remediated",
-                                         "short_circuits", "leaked"):
+                                         "remediation_requests", "short_circuits", "leaked"):
         return False
     raise ValueError(f"unknown metric {metric!r}; cluster figures: {', '.join(METRICS)}")
 
@@ -295,12 +306,21 @@ def _ipam(value: Any, path: str) -> Ipam:
     return Ipam(network=str(network), prefix=values["prefix"])
 
 
+def _reboot(value: Any, path: str) -> Reboot:
+    values = scenario._fields(scenario._mapping(value, path), path, {
+        "retry_limit": scenario._int_at_least(0), "timeout": scenario._duration})
+    if "timeout" in values:
+        values["timeout_s"] = values.pop("timeout")
+    return Reboot(**values)
+
+
 def _health_check(value: Any, path: str) -> HealthCheck:
     values = scenario._fields(scenario._mapping(value, path), path, {
         "max_unhealthy": _int_or_percent,
         "node_startup_timeout": scenario._duration,
         "unhealthy_timeout": scenario._duration,
         "max_in_flight": _int_or_percent,
+        "reboot": lambda v, p: _reboot(v, p),
     })
     renames = {"node_startup_timeout": "node_startup_timeout_s",
                "unhealthy_timeout": "unhealthy_timeout_s"}

@@ -9,7 +9,8 @@ the simulated server has booted its installed OS, plus `join_s` for the kubelet 
 
 Outages are the scenario's fault (a remediation storm): a Node whose kubelet is down reports
 Ready Unknown from the moment it goes down (as the node lifecycle controller marks a kubelet
-that stopped posting) until it comes back, when the lab kubelet's rules apply again. A Node
+that stopped posting) until it comes back, or until its host is powered off (a reboot, e.g.
+CAPM3's remediation, restarts the kubelet), when the lab kubelet's rules apply again. A Node
 recreated after remediation is a new kubelet (a new Node uid) and is not down.
 
 The workload cluster is the management store, as in the lab. Writes are the kubelets', not a
@@ -66,6 +67,8 @@ class Kubelets:
         else:
             self._hosts[name] = event.object
             self._deleted.discard(name)
+            if not event.object.status.powered_on:
+                self._down.pop(name, None)  # a power cycle restarts a wedged kubelet
         self._later(name, 0.0)
 
     def _on_node(self, event: ports.WatchEvent[node.Node]) -> None:
@@ -116,6 +119,10 @@ class Kubelets:
             created = store.create(action)
             self.registered += 1
             store.update_status(created.model_copy(update={"status": action.status}))
+            return
+        if action.ready() is True and self._stage_of(name) != Stage.OS:
+            self._up_since.pop(name, None)
+            self._later(name, BOOT_POLL_S)  # powered on again: Ready once the OS is back
             return
         store.update_status(action)
 

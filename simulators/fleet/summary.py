@@ -204,7 +204,9 @@ def _clusters(report: dict[str, Any]) -> Table | None:
                       f"p50 {format_duration(stats['p50'])}, p95 {format_duration(stats['p95'])}, "
                       f"max {format_duration(stats['max'])}")
     table.add_row("Remediation",
-                  f"{data['marked_unhealthy']} marked unhealthy, {data['remediated']} replaced; "
+                  f"{data['marked_unhealthy']} marked unhealthy, "
+                  f"{data.get('remediation_requests', 0)} Metal3Remediations, "
+                  f"{data['remediated']} replaced; "
                   f"{data['short_circuits']} MachineHealthCheck short-circuits (maxUnhealthy)")
     for step, seconds in data["settle_s"].items():
         table.add_row(f"Step {step}", f"settled after {format_duration(seconds)}")

@@ -173,3 +173,21 @@ def test_clusters_are_created_at_create_at() -> None:
     out = sim.run()
     assert out.observer.violations.total == 0, out.observer.violations.messages
     assert created and min(created) == 1200.0
+
+
+def test_capm3_reboot_remediation_heals_without_replacing() -> None:
+    """With a Metal3RemediationTemplate (Reboot) the MachineHealthCheck asks CAPM3 instead of
+    the MachineSet: the unhealthy hosts are power-cycled (which restarts their wedged kubelets),
+    the requests are deleted once the Nodes are Ready again, and no Machine is replaced."""
+    data, _ = run(clusters(
+        "    - {name: storm, action: outage, when: running, clusters: [cluster-01],"
+        " fraction: 34%, duration: 1h}\n"
+        "    - {name: teardown, action: delete, when: running}\n",
+        replicas=6, health=HEALTH + "    reboot: {retry_limit: 1, timeout: 10m}\n"))
+    assert data["invariants"]["ok"], data["invariants"]["violations"]
+    section = data["clusters"]
+    assert section["remediation_requests"] == 2
+    assert section["marked_unhealthy"] == 2  # healed for good: never unhealthy again
+    assert section["remediated"] == 0 and section["machines_created"] == 12
+    assert data["events"].get("PoweringOff") == 2  # BMO honoured the power-off annotations
+    assert section["leaked"] == 0  # the requests were deleted once the Nodes were Ready
