@@ -30,13 +30,15 @@ import os
 import random
 import socket
 import threading
+import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
+import urllib3
 import yaml
 from kubernetes import client as k8s_client
 
@@ -530,6 +532,37 @@ def selected_controllers(
     return chosen
 
 
+START_RETRY_S = (1.0, 2.0, 4.0, 8.0, 15.0)
+"""Pauses between start-time API requests (discovery, access reviews) that found no API server:
+about half a minute, then the manager exits naming the server (the Pod restarts)."""
+
+
+def _start_request(api: client.ThrottledApiClient, path: str, method: str, what: str,
+                   body: object = None, sleep: Callable[[float], None] = time.sleep,
+                   ) -> dict[str, Any]:
+    """One start-time request, retried while the API server cannot be reached; 404 is {}.
+    OSError naming the server and `what` when it stays unreachable or answers an error."""
+    for pause in (*START_RETRY_S, None):
+        try:
+            data = api.call_api(path, method, header_params={
+                "Accept": "application/json", "Content-Type": "application/json"},
+                body=body, response_types_map={200: "object", 201: "object"},
+                auth_settings=["BearerToken"], _return_http_data_only=True,
+                _preload_content=True, _request_timeout=30)
+            return data if isinstance(data, dict) else {}
+        except k8s_client.ApiException as exc:
+            if exc.status == 404:
+                return {}
+            raise OSError(f"{what}: the API server answered {exc.status} {exc.reason}") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if pause is None:
+                raise OSError(f"{what}: cannot reach the API server at "
+                              f"{api.configuration.host}: {exc}") from exc
+            log.warning("%s: API server not reachable (%s); again in %g s", what, exc, pause)
+            sleep(pause)
+    raise AssertionError("unreachable")
+
+
 def api_allows(api: client.ThrottledApiClient, namespace: str | None
                ) -> Callable[[type[meta.Resource]], bool]:
     """Whether this identity may list and watch a kind (SelfSubjectAccessReviews, which every
@@ -541,20 +574,11 @@ def api_allows(api: client.ThrottledApiClient, namespace: str | None
             attributes = {"verb": verb, "group": group, "resource": kind.PLURAL}
             if namespace and kind.NAMESPACED:
                 attributes["namespace"] = namespace
-            try:
-                review = api.call_api(
-                    "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", "POST",
-                    header_params={"Accept": "application/json",
-                                   "Content-Type": "application/json"},
-                    body={"apiVersion": "authorization.k8s.io/v1",
-                          "kind": "SelfSubjectAccessReview",
-                          "spec": {"resourceAttributes": attributes}},
-                    response_types_map={201: "object", 200: "object"},
-                    auth_settings=["BearerToken"], _return_http_data_only=True,
-                    _preload_content=True, _request_timeout=30)
-            except k8s_client.ApiException as exc:
-                raise OSError(f"SelfSubjectAccessReview for {kind.PLURAL}: {exc.status} "
-                              f"{exc.reason}") from exc
+            review = _start_request(
+                api, "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", "POST",
+                f"access review of {kind.PLURAL}",
+                body={"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                      "spec": {"resourceAttributes": attributes}})
             if not ((review or {}).get("status") or {}).get("allowed"):
                 return False
         return True
@@ -571,17 +595,7 @@ def api_serves(api: client.ThrottledApiClient) -> Callable[[type[meta.Resource]]
         version = kind.API_VERSION
         if version not in known:
             path = f"/apis/{version}" if "/" in version else f"/api/{version}"
-            try:
-                data = api.call_api(path, "GET", header_params={"Accept": "application/json"},
-                                    response_types_map={200: "object"},
-                                    auth_settings=["BearerToken"],
-                                    _return_http_data_only=True, _preload_content=True,
-                                    _request_timeout=30)
-            except k8s_client.ApiException as exc:
-                if exc.status != 404:
-                    raise OSError(f"API discovery of {version}: {exc.status} {exc.reason}"
-                                  ) from exc
-                data = {}
+            data = _start_request(api, path, "GET", f"API discovery of {version}")
             known[version] = frozenset(r.get("name", "") for r in
                                        (data or {}).get("resources", ()))
         return kind.PLURAL in known[version]

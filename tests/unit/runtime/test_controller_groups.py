@@ -3,6 +3,8 @@ naming it, a named group whose CRDs the API server does not serve stops the mana
 them, and a manager without BMO's controllers builds no provisioner (binds no port)."""
 
 import pytest
+import urllib3
+from kubernetes import client as k8s
 
 from metalcubed.cli import main as cli
 from metalcubed.cli import manager as manager_cli
@@ -129,3 +131,40 @@ def test_the_bmh_name_based_preallocation_flag_is_parsed() -> None:
     assert manager_cli.options_from(args).host_named_claims is True
     default = manager_cli.options_from(cli.build_parser().parse_args(["manager", *FIXTURE]))
     assert default.host_named_claims is False  # upstream's default
+
+
+class _FlakyApi:
+    """An API client whose first calls find no server (a unit test of one function)."""
+
+    class configuration:  # the kubernetes client's attribute name
+        host = "https://127.0.0.1:6443"
+
+    def __init__(self, failures: int, then: object) -> None:
+        self.failures, self.then, self.calls = failures, then, 0
+
+    def call_api(self, *args: object, **kwargs: object) -> object:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise urllib3.exceptions.NewConnectionError(None, "Connection refused")  # type: ignore[arg-type]
+        if isinstance(self.then, Exception):
+            raise self.then
+        return self.then
+
+
+def test_start_requests_wait_for_the_api_server_then_name_it() -> None:
+    pauses: list[float] = []
+    api = _FlakyApi(2, {"resources": []})
+    assert manager._start_request(api, "/apis/x/v1", "GET", "discovery",  # type: ignore[arg-type]
+                                  sleep=pauses.append) == {"resources": []}
+    assert pauses == list(manager.START_RETRY_S[:2])
+    gone = _FlakyApi(99, {})
+    with pytest.raises(OSError, match=r"discovery: cannot reach the API server at "
+                                      r"https://127.0.0.1:6443"):
+        manager._start_request(gone, "/apis/x/v1", "GET", "discovery",  # type: ignore[arg-type]
+                               sleep=lambda s: None)
+    assert gone.calls == len(manager.START_RETRY_S) + 1
+    missing = _FlakyApi(0, k8s.ApiException(status=404, reason="Not Found"))
+    assert manager._start_request(missing, "/apis/x/v1", "GET", "d") == {}  # type: ignore[arg-type]
+    denied = _FlakyApi(0, k8s.ApiException(status=401, reason="Unauthorized"))
+    with pytest.raises(OSError, match="d: the API server answered 401 Unauthorized"):
+        manager._start_request(denied, "/apis/x/v1", "GET", "d")  # type: ignore[arg-type]
