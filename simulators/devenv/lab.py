@@ -124,8 +124,9 @@ def host_for(info: shard.HostInfo, config: lab_config.LabConfig, lab_id: str
                                  labels={LABEL: lab_id}),
         spec=bmh.BareMetalHostSpec.model_validate({
             "online": True,
-            # The libvirt lab's domains boot SeaBIOS (its deploy ISO is BIOS-bootable).
-            "bootMode": "legacy" if config.backend == "libvirt" else "UEFI",
+            # The libvirt lab's network-booted domains use SeaBIOS (libvirtlab/backend.py).
+            "bootMode": ("legacy" if config.backend == "libvirt"
+                         and info.scheme != "redfish-virtualmedia" else "UEFI"),
             "bootMACAddress": info.boot_mac,
             "bmc": {"address": info.bmc_address, "credentialsName": f"{info.name}-bmc-secret"},
         }),

@@ -186,6 +186,8 @@ def test_two_vms_enroll_inspect_provision_through_a_bmc_outage_deprovision_delet
     vm, store = running.vm, running.store
     hosts = {h.name: h for h in running.hosts}
     assert hosts["host-0"].scheme == "redfish-virtualmedia" and hosts["host-1"].scheme == "ipmi"
+    firmware = {name: row["firmware"] for name, row in vm.domain_rows().items()}
+    assert firmware == {"host-0": "uefi", "host-1": "bios"}  # OVMF virtual media, SeaBIOS iPXE
     figures: dict[str, Any] = {}
 
     # Enroll -> inspect -> available: the agent in each VM reports the domain's hardware.

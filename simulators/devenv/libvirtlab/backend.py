@@ -9,10 +9,11 @@ sushy-tools (Redfish, one endpoint for all) and virtualbmc (IPMI, a UDP port per
 127.0.0.1. Each thing is written into the ledger before it is created, and `stop()` (or
 `devenv down`, even after the lab process died) undoes them all from the ledger.
 
-Every domain boots legacy BIOS (SeaBIOS; the BareMetalHosts say `bootMode: legacy`): virtual-media
-hosts from the prebuilt deploy ISO (the manager's DEPLOY_ISO_URL; the agent gets its token
-from its lookup), network-booted hosts (IPMI, and Redfish without virtual media in `--bmc
-mixed`) through iPXE, which DHCP points at the lab's iPXE script.
+Virtual-media hosts boot UEFI (OVMF, `bootMode: UEFI`, Metal3's default) from the prebuilt deploy
+ISO (the manager's DEPLOY_ISO_URL; the agent gets its token from its lookup); network-booted
+hosts (IPMI, and Redfish without virtual media in `--bmc mixed`) boot legacy BIOS (SeaBIOS,
+`bootMode: legacy`) through iPXE, which DHCP points at the lab's iPXE script. The images
+(metalcubed.ramdisk) boot either way.
 """
 
 import hashlib
@@ -32,7 +33,8 @@ log = logging.getLogger(__name__)
 
 DISK_MIB = 2048
 MEMORY_MIB = 512
-"""The deploy ramdisk holds a Python runtime in memory; 512 MiB leaves room for it."""
+"""UEFI (OVMF) needs 512 MiB (GRUB/loaders run out of memory at 256), and the deploy ramdisk
+holds a Python runtime in memory."""
 MEMORY_PER_VM_MIB = 700
 """What one VM costs the host (QEMU's RSS is ~300 MiB at 256 MiB guest memory, measured)."""
 
@@ -44,6 +46,12 @@ class VmLabError(RuntimeError):
 def mac_for(lab_id: str, index: int) -> str:
     digest = hashlib.sha256(lab_id.encode()).digest()
     return f"52:54:00:{digest[0]:02x}:{digest[1]:02x}:{index:02x}"
+
+
+def uefi_for(scheme: str) -> bool:
+    """Virtual media boots UEFI (OVMF); network boots use SeaBIOS, whose iPXE takes the HTTP
+    boot file DHCP hands out."""
+    return scheme == "redfish-virtualmedia"
 
 
 def _mem_available_mib() -> int:
@@ -226,7 +234,8 @@ class VmLab:
             vm = domainxml.Vm(
                 name=name, uuid=str(uuid_module.uuid4()), mac=mac_for(self.lab_id, i),
                 network=self.net.name, disk=str(vm_dir / "pool" / f"{name}.qcow2"),
-                console=str(vm_dir / f"{name}.console.log"), uefi=False,
+                console=str(vm_dir / f"{name}.console.log"),
+                uefi=uefi_for(self.schemes[i]),
                 nvram=str(vm_dir / f"{name}_VARS.fd"), memory_mib=MEMORY_MIB,
                 boot="hd", kvm=self.kvm)
             self.ledger.domains.append(name)
