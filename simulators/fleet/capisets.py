@@ -415,6 +415,7 @@ class MachineHealthCheckReconciler:
         except outcome.NotFound:
             pass
         source = store.get(v2.Metal3RemediationTemplate, meta.ObjectKey(ns, template))
+        spec = source.spec.template.spec if source.spec is not None else None
         store.create(v2.Metal3Remediation(
             metadata=meta.ObjectMeta(
                 name=machine.metadata.name, namespace=ns,
@@ -422,7 +423,7 @@ class MachineHealthCheckReconciler:
                 owner_references=(meta.OwnerReference(
                     api_version=capi.API_VERSION, kind="Machine", name=machine.metadata.name,
                     uid=machine.metadata.uid or ""),)),
-            spec=source.spec.template.spec))
+            spec=spec))
         self.requests += 1
         return True
 
