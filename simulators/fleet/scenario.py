@@ -369,7 +369,8 @@ class Scenario:
         return sum(group.count for group in self.groups)
 
     def with_hosts(self, hosts: int) -> "Scenario":
-        """The same scenario scaled to `hosts` hosts, split over the groups in proportion.
+        """The same scenario scaled to `hosts` hosts, split over the groups in proportion
+        (and, with clusters, each MachineDeployment's replicas too, rounded down).
 
         Largest remainder keeps the total exact and the split deterministic.
         """
@@ -394,7 +395,15 @@ class Scenario:
             for step in self.workload
             if not step.groups or any(g in kept for g in step.groups)
         )
-        return replace(self, groups=groups, workload=workload)
+        clusters = self.clusters
+        if clusters is not None:
+            # Machines in proportion to the hosts, so the clusters still fit the fleet.
+            def scaled(replicas: int) -> int:
+                return math.floor(replicas * hosts / total)
+
+            clusters = replace(clusters, replicas=scaled(clusters.replicas), steps=tuple(
+                replace(step, replicas=scaled(step.replicas)) for step in clusters.steps))
+        return replace(self, groups=groups, workload=workload, clusters=clusters)
 
 
 # --- Parsing -----------------------------------------------------------------------------------

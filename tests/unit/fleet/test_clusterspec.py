@@ -107,3 +107,15 @@ def test_the_shipped_scenario_parses() -> None:
     spec = scenario.load(path)
     assert spec.host_count == 1000
     assert spec.clusters is not None and len(spec.clusters.names) == 10
+
+
+def test_scaling_the_hosts_scales_the_clusters() -> None:
+    """`metalcubed sim --hosts N`: Machines in proportion, so the clusters still fit."""
+    path = scenario.shipped_scenario_path("clusters-1000")
+    assert path is not None
+    spec = scenario.load(path).with_hosts(100)
+    assert spec.host_count == 100
+    assert spec.clusters is not None
+    assert spec.clusters.replicas == 8
+    grow = next(s for s in spec.clusters.steps if s.name == "grow")
+    assert grow.replicas == 10  # 10 clusters x 10 = the 100 hosts
