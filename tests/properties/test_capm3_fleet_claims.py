@@ -2,7 +2,8 @@
 
 Issue 11's safety properties, checked on the fleet (the CAPM3 and IPAM reconcilers that ship,
 through the fleet runtime, with Cluster API core modelled): N machines in one or two clusters
-over M hosts, K workers per controller, the CAPM3, IPAM and Cluster API managers restarting at
+over M hosts (each cluster with an IPPool of 5 addresses: a sixth Machine waits for a freed
+one), K workers per controller, the CAPM3, IPAM and Cluster API managers restarting at
 random moments (queues lost, passes in flight not acted on, every object listed again), a
 scale change, then every cluster deleted. Whatever the interleaving:
 - never a host with two consumers, never a Metal3Machine consuming two hosts, never an IP
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 from metalcubed.core import controllerset
 from metalcubed.core.api import baremetalhost as bmh
-from metalcubed.core.api import capi
+from metalcubed.core.api import capi, ipam
 from metalcubed.core.api.capm3 import v1beta2 as v2
 from metalcubed.simulators.fleet import capicore, scenario, simulation
 
@@ -42,6 +43,7 @@ clusters:
   count: {clusters}
   replicas: {replicas}
   image: os
+  ipam: {{network: 10.100.0.0/16, prefix: 28}}
   capi: {{concurrency: {workers}}}
   steps:
     - {{name: rescale, action: scale, at: 50m, replicas: {scaled}}}
@@ -60,8 +62,8 @@ def _restart_all(sim: simulation.Simulation, names: set[str]) -> None:
 @given(
     hosts=st.integers(1, 8),
     clusters=st.integers(1, 2),
-    replicas=st.integers(0, 5),
-    scaled=st.integers(0, 5),
+    replicas=st.integers(0, 6),
+    scaled=st.integers(0, 6),
     workers=st.integers(1, 4),
     restarts=st.lists(st.floats(0.0, 4 * 3600.0), max_size=4),
     seed=st.integers(0, 2**16),
@@ -86,6 +88,7 @@ def test_no_double_claim_no_leak_with_restarts(
     assert sum(c.restarts for c in out.controllers) == happened * len(restarted)
     store = sim.store
     assert store.list(capi.Machine) == [] and store.list(v2.Metal3Machine) == []
+    assert store.list(ipam.IPAddress) == [] and store.list(ipam.IPClaim) == []
     for host in store.list(bmh.BareMetalHost):
         assert host.spec.consumer_ref is None, host.metadata.name
         assert capi.CLUSTER_NAME_LABEL not in host.metadata.labels
