@@ -179,8 +179,8 @@ def render() -> dict[Path, str]:
             conditions.append(OVERLAYS[path.parent])
         elif (kind, name) in deleted:
             conditions.append(f"(not {deleted[kind, name]})")
-        inject = inject_value if any(_matches(t, doc) for t in injected) else ""
-        body = _template(doc, crd=crd, inject=inject)
+        annotation = inject_value if any(_matches(t, doc) for t in injected) else ""
+        body = _template(doc, crd=crd, inject=annotation)
         if conditions:
             cond = conditions[0] if len(conditions) == 1 else f"and {' '.join(conditions)}"
             body = f"{{{{- if {cond} }}}}\n{body}{{{{- end }}}}\n"
