@@ -10,8 +10,9 @@ into the host's virtual CD, so the host boots the image its PreprovisioningImage
 Network data that is not a YAML mapping, or a Secret without an `nmstate` key, is refused
 (`ImageBuildInvalid`, shown on the PreprovisioningImage), rather than built into an image the
 ramdisk cannot use. Only `iso` is offered (no initrd: the engine boots PXE hosts without an
-image of their own), and only when the boot server builds per-host ISOs (DEPLOY_KERNEL_URL and
-DEPLOY_RAMDISK_URL).
+image of their own): per host when the boot server builds ISOs (DEPLOY_KERNEL_URL and
+DEPLOY_RAMDISK_URL), else the prebuilt DEPLOY_ISO_URL as upstream's default provider gives it,
+which cannot carry a host's network data (it is ignored, as upstream ignores it).
 """
 
 from collections.abc import Callable, Mapping
@@ -38,11 +39,15 @@ class BootImageProvider:
         return True  # the deploy kernel and ramdisk are whatever the operator configured
 
     def supports_format(self, format: str) -> bool:
-        return format == "iso" and bool(self._boot.deploy_kernel_url
-                                        and self._boot.deploy_ramdisk_url)
+        return format == "iso" and bool(self._per_host() or self._boot.deploy_iso_url)
+
+    def _per_host(self) -> bool:
+        return bool(self._boot.deploy_kernel_url and self._boot.deploy_ramdisk_url)
 
     def build_image(self, data: imageprovider.ImageData,
                     network_data: Mapping[str, str] | None) -> imageprovider.GeneratedImage:
+        if not self._per_host():
+            return imageprovider.GeneratedImage(image_url=self._boot.deploy_iso_url)
         node_id = nodes.node_id_for(data.key)
         if network_data is None:
             self._boot.forget_network_data(node_id)

@@ -145,3 +145,21 @@ def test_the_iso_of_a_host_naming_network_data_waits_for_its_image(
     image = lab.settle()  # the controller builds the image: the ISO is served, with the data
     assert image.status.image_url == url
     assert _iso_files(url)[bootiso.NMSTATE_FILE].decode() == NMSTATE
+
+
+def test_a_prebuilt_deploy_iso_is_the_image_when_the_server_builds_none() -> None:
+    """DEPLOY_ISO_URL alone (no kernel/ramdisk to build per-host ISOs): the image is that ISO,
+    as upstream's default provider gives it, not "No acceptable image format supported"."""
+    clock = memory.WallClock()
+    table = lookup.LockedNodeTable(clock=clock, agent_timeout_s=60)
+    prebuilt = "http://192.0.2.1:8080/deploy.iso"
+    server = bootserver.BootServer(table=table, deploy_iso_url=prebuilt,
+                                   api_url="http://192.0.2.1:6385", fetch=lambda u: [b""])
+    server.start()
+    try:
+        image = Lab(server).settle()
+    finally:
+        server.stop()
+    assert image.status.image_url == prebuilt
+    ready = image.condition(ppi.ConditionType.READY)
+    assert ready is not None and ready.status == "True", image.status
