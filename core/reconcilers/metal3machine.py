@@ -205,7 +205,10 @@ class Metal3MachineReconciler:
         if m3m.metadata.deletion_timestamp is not None:
             return self._delete(m3m, machine, cluster)
         if machine is None:
-            return self._wait(m3m, "WaitingForMetal3MachineOwnerRef")
+            # No write: Cluster API sets the owner right after creating us, with an update
+            # whose resourceVersion a status write would beat (409 stalls its MachineSet's
+            # serial creation loop); that update brings us back.
+            return outcome.Outcome.done()
         if cluster is None:
             self._wait(m3m, "WaitingForCluster")
             return outcome.Outcome.after(REQUEUE_S)
