@@ -162,7 +162,16 @@ class Metal3DataReconciler:
             return False
         claim = self._get(v2.Metal3DataClaim, ref.namespace or data.metadata.namespace,
                           ref.name)
-        return claim is not None and claim.metadata.deletion_timestamp is None
+        if claim is None or claim.metadata.deletion_timestamp is not None:
+            return False
+        # A new claim of the same name (the machine re-created) is not ours: the owner uid,
+        # else (the owner reference gone with the old claim) the Data the claim names.
+        uids = {r.uid for r in data.metadata.owner_references
+                if r.kind == "Metal3DataClaim" and r.uid}
+        if uids:
+            return claim.metadata.uid in uids
+        rendered = claim.status.rendered_data if claim.status else None
+        return rendered is not None and rendered.name == data.metadata.name
 
     def _get(self, kind: type[ports.R], namespace: str, name: str) -> ports.R | None:
         try:

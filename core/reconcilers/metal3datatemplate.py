@@ -52,6 +52,14 @@ def lowest_free(taken: set[int]) -> int:
     return index
 
 
+def _claimed_by(data: v2.Metal3Data, uid: str | None) -> bool:
+    """The Data's claim is this one, not an earlier claim of the same name (a re-created
+    machine): the controlling owner's uid, when both are known."""
+    owner = next((r.uid for r in data.metadata.owner_references
+                  if r.kind == "Metal3DataClaim" and r.uid), None)
+    return owner is None or not uid or owner == uid
+
+
 def _template_of(obj: v2.Metal3DataClaim | v2.Metal3Data, _lookup: wiring.IndexLookup
                  ) -> list[meta.ObjectKey]:
     """A claim or Metal3Data change queues its template (same namespace)."""
@@ -128,11 +136,15 @@ class Metal3DataTemplateReconciler:
         claims = sorted((c for c in self._store.list(v2.Metal3DataClaim, namespace=namespace)
                          if c.spec is not None and c.spec.template is not None
                          and c.spec.template.name == name), key=lambda c: c.metadata.name)
-        live = {c.metadata.name for c in claims}
+        live = {c.metadata.name: c.metadata.uid for c in claims}
+        # Indexes whose Metal3Data still exists, deleting or not: its name is taken until it
+        # is gone (a new claim must not get an index whose create would be refused).
+        occupied = {d.spec.index for d in datas.values()
+                    if d.spec is not None and d.spec.index is not None}
         for data_name_, data in list(datas.items()):
             claim_ref = data.spec.claim if data.spec else None
             if data.metadata.deletion_timestamp is not None or claim_ref is None or (
-                    claim_ref.name not in live):
+                    claim_ref.name not in live) or not _claimed_by(data, live[claim_ref.name]):
                 self._drop(data)  # its claim is gone (force-deleted): nothing may leak
                 del datas[data_name_]
         deleting = template.metadata.deletion_timestamp is not None
@@ -144,7 +156,7 @@ class Metal3DataTemplateReconciler:
             if claim.metadata.deletion_timestamp is not None:
                 self._release(claim, datas)
             elif not deleting:
-                later |= self._render(template, claim, datas)
+                later |= self._render(template, claim, datas, occupied)
         self._write_status(template, datas)
         if deleting:
             if any(c.metadata.deletion_timestamp is None for c in claims):
@@ -168,7 +180,7 @@ class Metal3DataTemplateReconciler:
         return bool(found.spec.paused)
 
     def _render(self, template: v2.Metal3DataTemplate, claim: v2.Metal3DataClaim,
-                datas: dict[str, v2.Metal3Data]) -> bool:
+                datas: dict[str, v2.Metal3Data], occupied: set[int]) -> bool:
         """Give `claim` its Metal3Data; True when it must be looked at again later."""
         if claim.status is not None and claim.status.rendered_data is not None:
             return False
@@ -180,10 +192,9 @@ class Metal3DataTemplateReconciler:
         mine = next((d for d in datas.values() if d.spec is not None and d.spec.claim is not None
                      and d.spec.claim.name == claim.metadata.name), None)
         if mine is None:
-            taken = {d.spec.index for d in datas.values()
-                     if d.spec is not None and d.spec.index is not None}
-            index = lowest_free(taken)
+            index = lowest_free(occupied)
             mine = self._store.create(self._data(template, claim, index))
+            occupied.add(index)
             datas[mine.metadata.name] = mine
         status = (claim.status or v2.Metal3DataClaimStatus()).model_copy(update={
             "rendered_data": v2.ObjectRef(name=mine.metadata.name,

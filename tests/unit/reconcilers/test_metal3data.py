@@ -2,6 +2,7 @@
 rendered Secrets, IP claims, nothing left after release, and bad input shown with Events."""
 
 from metalcubed.core import ipallocator
+from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import capi, capiipam, ipam, meta
 from metalcubed.core.api.capm3 import v1beta2 as v2
 from metalcubed.core.reconcilers import metal3data
@@ -243,3 +244,24 @@ def test_a_metal3data_deleted_under_a_live_claim_keeps_its_secrets_until_the_cla
     assert list(watch.keys(claim, lambda _i, _v: ())) == [data.key]  # the claim's going wakes it
     lab.settle()
     assert lab.leftovers() == {}
+
+
+def test_a_machine_re_created_under_the_same_name_frees_the_old_data() -> None:
+    """The old Metal3Data waits for its own claim, not for a new claim of the same name
+    (found by the property test: the old Data and its address stayed for ever)."""
+    lab = DataLab()
+    lab.pool()
+    lab.machine("m0")
+    lab.settle()
+    old = lab.data_of("m0")
+    lab.release("m0")
+    lab.templates.reconcile(meta.ObjectKey(NS, "tpl"))  # the claim lets go; its Data is deleting
+    for kind, name in ((v2.Metal3Machine, "m0"), (capi.Machine, "m0"),
+                       (bmh.BareMetalHost, "host-m0")):
+        lab.store.delete(kind, meta.ObjectKey(NS, name))
+    lab.machine("m0")
+    lab.settle()
+    datas = lab.store.list(v2.Metal3Data, namespace=NS)
+    assert [d.metadata.name for d in datas] == [lab.data_of("m0").metadata.name]
+    assert lab.data_of("m0").metadata.uid != old.metadata.uid
+    assert lab.data_of("m0").status is not None and lab.data_of("m0").status.ready
