@@ -207,8 +207,10 @@ def test_steady_hosts_are_power_synced_once_a_minute_not_per_pass() -> None:
     groups = "  - {name: a, count: 5, profile: vm, bmc: redfish-virtualmedia}\n"
     idle = "  - {action: enroll, at: 0s}\n  - {action: provision, image: os, at: 3h}\n"
     doc = report.build(simulation.Simulation(scenario.loads(engine_fleet(groups, idle))).run())
-    # Hours in available polling every 60 s: about one read per host per sync interval (a
-    # couple more per host where a pass another controller's write caused lands between).
+    # Hours in available polling every 60 s: about one read per host per sync interval (two
+    # or three more per host where a pass another controller's write caused lands between, or
+    # an observed power change is written in the pass that saw it). Reading per pass would be
+    # several times this.
     reads = doc["engine"]["power_sync_reads"]
-    assert 0 < reads <= 5 * (3 * 60 + 2)
+    assert 0 < reads <= 5 * (3 * 60 + 3)
     assert doc["engine"]["bmc_calls"]["get power state"] < 2 * reads
