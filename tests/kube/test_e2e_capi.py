@@ -59,20 +59,29 @@ class PhaseRecorder:
     def __init__(self, api: k8s.ApiClient, ns: str) -> None:
         self.phases: dict[str, list[str]] = {}
         self._watch = k8s_watch.Watch()
-        self._thread = threading.Thread(target=self._run, args=(api, ns), daemon=True)
+        objects = k8s.CustomObjectsApi(api)
+        # Listed here, watched from that version: nothing written after __init__ is missed,
+        # however late the thread's watch request reaches the API server.
+        listed = objects.list_namespaced_custom_object(lab.CAPI_GROUP, lab.V1BETA2, ns,
+                                                       "machines")
+        for obj in listed["items"]:
+            self._see(obj)
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        args=(objects, ns, listed["metadata"]["resourceVersion"]))
         self._thread.start()
 
-    def _run(self, api: k8s.ApiClient, ns: str) -> None:
-        objects = k8s.CustomObjectsApi(api)
+    def _see(self, obj: dict[str, "e2e.Any"]) -> None:
+        phase = (obj.get("status") or {}).get("phase")
+        seen = self.phases.setdefault(obj["metadata"]["name"], [])
+        if phase and (not seen or seen[-1] != phase):
+            seen.append(phase)
+
+    def _run(self, objects: k8s.CustomObjectsApi, ns: str, since: str) -> None:
         try:
             for event in self._watch.stream(
                     objects.list_namespaced_custom_object, lab.CAPI_GROUP, lab.V1BETA2, ns,
-                    "machines", timeout_seconds=600):
-                obj = event["object"]
-                phase = (obj.get("status") or {}).get("phase")
-                seen = self.phases.setdefault(obj["metadata"]["name"], [])
-                if phase and (not seen or seen[-1] != phase):
-                    seen.append(phase)
+                    "machines", resource_version=since, timeout_seconds=600):
+                self._see(event["object"])
         except Exception:  # the stream is cut when the test stops watching
             return
 
@@ -89,29 +98,40 @@ class ChangeRecorder:
         self.values: list[object] = []
         self.deleted = False
         self._watch = k8s_watch.Watch()
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        args=(list_fn, field_selector, value))
+        # Listed here, watched from that version (see PhaseRecorder).
+        listed = _plain(list_fn(field_selector=field_selector))
+        for obj in listed.get("items") or ():
+            self._see(value, obj)
+        self._thread = threading.Thread(
+            target=self._run, daemon=True,
+            args=(list_fn, field_selector, value, listed["metadata"]["resourceVersion"]))
         self._thread.start()
 
+    def _see(self, value: "e2e.Callable[[dict[str, object]], object]",
+             obj: dict[str, object]) -> None:
+        current = value(obj)
+        if not self.values or self.values[-1] != current:
+            self.values.append(current)
+
     def _run(self, list_fn: "e2e.Callable[..., object]", field_selector: str,
-             value: "e2e.Callable[[dict[str, object]], object]") -> None:
+             value: "e2e.Callable[[dict[str, object]], object]", since: str) -> None:
         try:
             for event in self._watch.stream(list_fn, field_selector=field_selector,
-                                            timeout_seconds=300):
-                obj = event["object"]
-                if not isinstance(obj, dict):
-                    obj = k8s.ApiClient().sanitize_for_serialization(obj)
+                                            resource_version=since, timeout_seconds=300):
                 if event["type"] == "DELETED":
                     self.deleted = True
                     continue
-                current = value(obj)
-                if not self.values or self.values[-1] != current:
-                    self.values.append(current)
+                self._see(value, _plain(event["object"]))
         except Exception:  # the stream is cut when the test stops watching
             return
 
     def stop(self) -> None:
         self._watch.stop()
+
+
+def _plain(obj: object) -> dict[str, "e2e.Any"]:
+    """A client model (list_node's) as the dict the custom-object calls give."""
+    return obj if isinstance(obj, dict) else k8s.ApiClient().sanitize_for_serialization(obj)
 
 
 def _wait(what: str, predicate: "e2e.Callable[[], bool]", timeout_s: float,

@@ -35,15 +35,22 @@ class StateRecorder:
     def __init__(self, api: k8s.ApiClient, ns: str, name: str) -> None:
         self.states: list[str] = []
         self._watch = k8s_watch.Watch()
-        self._thread = threading.Thread(target=self._run, args=(api, ns, name), daemon=True)
+        # Listed here and watched from that version: the host's first states are not missed
+        # when the thread's watch request reaches the API server after the host is created.
+        since = e2e.hosts_api(api).list_namespaced_custom_object(
+            e2e.GROUP, e2e.VERSION, ns, e2e.PLURAL,
+            field_selector=f"metadata.name={name}")["metadata"]["resourceVersion"]
+        self._thread = threading.Thread(target=self._run, args=(api, ns, name, since),
+                                        daemon=True)
         self._thread.start()
 
-    def _run(self, api: k8s.ApiClient, ns: str, name: str) -> None:
+    def _run(self, api: k8s.ApiClient, ns: str, name: str, since: str) -> None:
         objects = e2e.hosts_api(api)
         try:
             for event in self._watch.stream(
                 objects.list_namespaced_custom_object, e2e.GROUP, e2e.VERSION, ns, e2e.PLURAL,
-                field_selector=f"metadata.name={name}", timeout_seconds=120,
+                field_selector=f"metadata.name={name}", resource_version=since,
+                timeout_seconds=120,
             ):
                 current = e2e.state(event["object"])
                 if current and (not self.states or self.states[-1] != current):
