@@ -174,6 +174,10 @@ def test_a_cluster_runs_on_baremetalhosts_scales_down_and_leaves_nothing(
             return len(phases) == count and all(p == "Running" for p in phases.values())
 
         _wait("3 Machines Running", lambda: running(3), 150, state)
+        # The watch's thread may not have taken the last events yet when the poll saw them.
+        _wait("the watch saw 3 Machines Running", lambda: len(recorder.phases) == 3 and all(
+            p[-1:] == ["Running"] for p in recorder.phases.values()), 30,
+            lambda: recorder.phases)
         recorder.stop()
         machines = {m["metadata"]["name"]: m for m in ns.machines()}
         order = ["Pending", "Provisioning", "Provisioned", "Running"]
@@ -295,6 +299,8 @@ def _remediate_the_worker(ns: lab.Lab, state: "e2e.Callable[[], object]") -> Non
         return "Waiting" in phases.values and phases.deleted and ready == ["True"]
 
     _wait("the worker remediated", healed, 120, lambda: (seen, state()))
+    _wait("the watches saw the taint and the power come back",
+          lambda: len(seen["taint"]) >= 3 and len(seen["powered_on"]) >= 3, 30, lambda: seen)
     assert seen["taint"] == [False, True, False], seen
     assert seen["powered_on"] == [True, False, True], seen
     assert [p for p in seen["phase"] if p][-2:] == ["Running", "Waiting"], seen

@@ -73,6 +73,9 @@ def test_example_host_registers_inspects_prepares_and_becomes_available(
         lambda: e2e.state(e2e.get_host(kube_api, kube_namespace, "example-baremetalhost"))
         == "available", timeout_s=60, what="example host available",
     )
+    # The watch's thread may not have taken the last event yet when the poll saw it.
+    e2e.wait_until(lambda: "available" in recorder.states, timeout_s=30,
+                   what="the watch saw the host available")
     recorder.stop()
     assert recorder.states[:4] == ["registering", "inspecting", "preparing", "available"]
     host = e2e.get_host(kube_api, kube_namespace, "example-baremetalhost")
