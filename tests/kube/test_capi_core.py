@@ -9,9 +9,7 @@ Needs the binaries of build-kube.sh and build-capi.sh (built on first use, minut
 
 import base64
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from kubernetes import config as kconfig
 
 from metalcubed.controllers.kube import capi, capm3crds, crdgen, localcluster
 from metalcubed.core.api.capm3 import conversion
+from tests.kube import capi_support
 from tests.kube.conftest import wait_until
 from tests.unit.api import crd_support
 
@@ -48,17 +47,7 @@ def _example(name: str, **overrides: str) -> str:
 
 @pytest.fixture(scope="module")
 def capi_binaries() -> capi.CapiBinaries:
-    found = capi.find()
-    if found is None:
-        if os.environ.get("METALCUBED_KUBE_BUILD") == "0":
-            pytest.fail(f"Cluster API is not built; build it with:\n  {capi.build_command()}",
-                        pytrace=False)
-        print("\n[kube] building Cluster API core (first use only)...", file=sys.__stderr__)
-        try:
-            found = capi.build(progress=sys.__stderr__)
-        except localcluster.LocalClusterError as exc:
-            pytest.fail(f"{exc}\nbuild command: {capi.build_command()}", pytrace=False)
-    return found
+    return capi_support.binaries()
 
 
 @pytest.fixture(scope="module")
