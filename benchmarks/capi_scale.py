@@ -37,7 +37,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -301,18 +300,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--fixture-delay-scale", str(args.fixture_delay_scale),
                 "--log-level", "warning"], stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
         pids["manager"] = mgr.pid
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{health_port}/readyz",
-                                            timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if mgr.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("manager did not become ready:\n" + manager_log.read_text())
-            time.sleep(0.2)
+        ks.wait_ready(mgr, health_port, manager_log, 90)
         pids["benchmark-client"] = os.getpid()
         sampler = ks.Sampler(pids)
         sampler.start()

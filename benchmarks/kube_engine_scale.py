@@ -45,7 +45,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -387,19 +386,7 @@ def main(argv: list[str] | None = None) -> int:
             mgr = subprocess.Popen(argv_mgr, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
                                    env=env)
         pids["manager"] = mgr.pid
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{health_port}/readyz",
-                                            timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if mgr.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("manager did not become ready:\n"
-                                   + manager_log.read_text()[-5000:])
-            time.sleep(0.2)
+        ks.wait_ready(mgr, health_port, manager_log, 60)
         pids["benchmark-client"] = os.getpid()
         if args.profile_manager:
             profiler = start_profiler(mgr.pid, workdir / "manager.pyspy",

@@ -242,6 +242,24 @@ def _phase_metrics(a: dict[str, dict[tuple[tuple[str, str], ...], float]],
     }
 
 
+def wait_ready(mgr: "subprocess.Popen[bytes]", health_port: int, log: Path,
+               timeout_s: float) -> None:
+    """Until the manager answers /readyz; its log's tail in the error when it exits or times
+    out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{health_port}/readyz",
+                                        timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if mgr.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("manager did not become ready:\n" + log.read_text()[-5000:])
+        time.sleep(0.2)
+
+
 def _percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {}
@@ -472,18 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         with manager_log.open("wb") as out:
             mgr = subprocess.Popen(argv_mgr, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
         pids["manager"] = mgr.pid
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{health_port}/readyz",
-                                            timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if mgr.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("manager did not become ready:\n" + manager_log.read_text())
-            time.sleep(0.2)
+        wait_ready(mgr, health_port, manager_log, 60)
         pids["benchmark-client"] = os.getpid()
         sampler = Sampler(pids)
         sampler.start()
