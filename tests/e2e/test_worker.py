@@ -1,4 +1,6 @@
-"""The threaded workqueue and the controller worker loop (controllers/kube/worker.py)."""
+"""The threaded workqueue and the controller worker loop (controllers/kube/worker.py), on real
+worker threads: polled waits for the threads, so these run with the threaded tests, not in
+tests/unit."""
 
 import threading
 import time
