@@ -114,6 +114,13 @@ class LockedStore:
         finally:
             self._deliver()
 
+    def add_owner(self, obj: R, owner: meta.OwnerReference) -> R:
+        try:
+            with self._lock:
+                return self.inner.add_owner(obj, owner)
+        finally:
+            self._deliver()
+
     def delete(self, kind: type[R], key: meta.ObjectKey) -> None:
         try:
             with self._lock:

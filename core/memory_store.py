@@ -535,6 +535,13 @@ class MemoryStore:
         self._settle()
         return new
 
+    def add_owner(self, obj: R, owner: meta.OwnerReference) -> R:
+        current = self.get(type(obj), obj.key)  # no resourceVersion precondition
+        refs = meta.with_owner_reference(current.metadata.owner_references, owner)
+        if refs is None:
+            return current
+        return self.update(current.with_meta(owner_references=refs))
+
     def update_status(self, obj: R) -> R:
         kind = type(obj)
         bucket = self._bucket(kind)

@@ -66,6 +66,12 @@ class Store(Protocol):
       the spec changed. Removing the last finalizer of an object with a deletionTimestamp
       deletes it.
     - `update_status` writes only status (409 on stale resourceVersion as well).
+    - `add_owner` puts `owner` among the object's ownerReferences (replacing a reference of
+      the same kind and name, as controllerutil.SetOwnerReference does) with no
+      resourceVersion precondition: writers adding different owners to one object never
+      conflict. `obj` may be a stale copy; only its key and, as a hint, its references are
+      read. Why: a FirmwareSchema is shared by every HostFirmwareSettings of one hardware
+      model, and 1,000 of them adding themselves with checked updates is a 409 storm.
     - `delete` sets deletionTimestamp when finalizers remain, else removes the object;
       dependents (ownerReferences) are garbage-collected. `NotFound` if absent.
     - `watch` calls `handler` for every change after `resource_version` (all current objects
@@ -88,6 +94,8 @@ class Store(Protocol):
     def update(self, obj: R) -> R: ...
 
     def update_status(self, obj: R) -> R: ...
+
+    def add_owner(self, obj: R, owner: meta.OwnerReference) -> R: ...
 
     def delete(self, kind: type[R], key: meta.ObjectKey) -> None: ...
 

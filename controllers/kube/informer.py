@@ -346,6 +346,9 @@ class CachedStore:
     def update_status(self, obj: R) -> R:
         return self._through(self._backend.update_status(obj))
 
+    def add_owner(self, obj: R, owner: meta.OwnerReference) -> R:
+        return self._through(self._backend.add_owner(obj, owner))
+
     def _through(self, written: R) -> R:
         informer = self.informer(type(written))
         if informer is not None:

@@ -10,7 +10,7 @@ with `from_wire()`.
 import base64
 import binascii
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Self, Unpack
@@ -93,6 +93,20 @@ class OwnerReference(ApiModel):
     uid: str
     controller: bool | None = None
     block_owner_deletion: bool | None = None
+
+
+def with_owner_reference(
+    refs: Sequence[OwnerReference], owner: OwnerReference,
+) -> tuple[OwnerReference, ...] | None:
+    """`refs` with `owner` added, replacing a reference of the same kind and name (another
+    uid: the owner was re-created), as controllerutil.SetOwnerReference does; None when it is
+    already there as it should be."""
+    for r in refs:  # plain field compares: a shared FirmwareSchema has one reference per host
+        if (r.uid == owner.uid and r.name == owner.name and r.kind == owner.kind
+                and r.api_version == owner.api_version):
+            return None
+    kept = tuple(r for r in refs if not (r.kind == owner.kind and r.name == owner.name))
+    return (*kept, owner)
 
 
 class ObjectMeta(ApiModel):

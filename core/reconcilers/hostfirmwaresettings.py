@@ -132,10 +132,11 @@ class HostFirmwareSettingsReconciler:
                 return self._store.create(created)
             except outcome.Conflict:  # another host of the same model created it meanwhile
                 return self._store.get(firmwareschema.FirmwareSchema, key)
-        owners = hostsub.with_owner(found.metadata.owner_references, hfs)
-        if owners is None:
+        if hostsub.with_owner(found.metadata.owner_references, hfs) is None:
             return found
-        return self._store.update(found.with_meta(owner_references=owners))
+        # Every HostFirmwareSettings of this model adds itself: an append, never a conflict
+        # (upstream's checked Update makes 1,000 hosts a storm of 409s and retries).
+        return self._store.add_owner(found, hostsub.owner_reference(hfs))
 
     def _update_status(
         self, hfs: HFS, settings: Mapping[str, str], ref: hfs_api.SchemaReference,

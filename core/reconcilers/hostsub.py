@@ -65,14 +65,7 @@ def owner_reference(owner: meta.Resource) -> meta.OwnerReference:
 def with_owner(refs: Sequence[meta.OwnerReference], owner: meta.Resource,
                ) -> tuple[meta.OwnerReference, ...] | None:
     """`refs` with `owner` added (or updated), None when it is already there as it should be."""
-    name, uid = owner.metadata.name, owner.metadata.uid or ""
-    for r in refs:  # plain field compares: a shared FirmwareSchema has one reference per host
-        if (r.uid == uid and r.name == name and r.kind == owner.KIND
-                and r.api_version == owner.API_VERSION):
-            return None
-    ref = owner_reference(owner)
-    kept = tuple(r for r in refs if not (r.kind == ref.kind and r.name == ref.name))
-    return (*kept, ref)
+    return meta.with_owner_reference(refs, owner_reference(owner))
 
 
 def set_condition(

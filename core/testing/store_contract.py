@@ -358,6 +358,52 @@ class StoreContract:
         h.wait_until(_missing(h, h.kind.kind, child.metadata.name), TIMEOUT_S)
         h.wait_until(_missing(h, meta.Secret, secret.metadata.name), TIMEOUT_S)
 
+    # --- add_owner: shared objects, many owners ------------------------------------------------
+
+    def test_add_owner_from_a_stale_copy_never_conflicts(self, harness: StoreHarness) -> None:
+        h = harness
+        owners = [h.create(f"co-owner{i}") for i in range(4)]
+        shared = h.store.create(h.secret("shared", owner_references=(_owner(owners[0]),)))
+        for owner in owners[1:]:  # every writer holds the copy read before the others wrote
+            got = h.store.add_owner(shared, _owner(owner))
+            assert _owner(owner) in got.metadata.owner_references
+        refs = h.store.get(meta.Secret, shared.key).metadata.owner_references
+        assert [r.uid for r in refs] == [o.metadata.uid for o in owners]
+
+    def test_add_owner_twice_keeps_one_reference(self, harness: StoreHarness) -> None:
+        h = harness
+        first, second = h.create("twice-a"), h.create("twice-b")
+        shared = h.store.create(h.secret("twice", owner_references=(_owner(first),)))
+        h.store.add_owner(shared, _owner(second))
+        again = h.store.add_owner(shared, _owner(second))  # a retry with the same stale copy
+        assert [r.uid for r in again.metadata.owner_references] == \
+            [first.metadata.uid, second.metadata.uid]
+        current = h.store.get(meta.Secret, shared.key)
+        assert h.store.add_owner(current, _owner(second)) == current  # nothing to write
+
+    def test_add_owner_starts_the_list_and_replaces_a_re_created_owner(
+        self, harness: StoreHarness,
+    ) -> None:
+        h = harness
+        keep, owner = h.create("kept-owner"), h.create("first-owner")
+        lone = h.store.create(h.secret("lone"))
+        got = h.store.add_owner(lone, _owner(keep))
+        assert got.metadata.owner_references == (_owner(keep),)
+        got = h.store.add_owner(got, _owner(owner))
+        h.store.delete(h.kind.kind, owner.key)
+        h.wait_until(_missing(h, h.kind.kind, owner.metadata.name), TIMEOUT_S)
+        renewed = _owner(h.store.create(h.kind.new(meta.ObjectMeta(
+            name=owner.metadata.name, namespace=h.namespace))))  # same name, another uid
+        h.store.add_owner(got, renewed)
+        assert h.store.get(meta.Secret, lone.key).metadata.owner_references == \
+            (_owner(keep), renewed)
+
+    def test_add_owner_of_a_missing_object_is_not_found(self, harness: StoreHarness) -> None:
+        h = harness
+        owner = h.create("orphan-owner")
+        with raises(outcome.NotFound):
+            h.store.add_owner(h.secret("never-created"), _owner(owner))
+
     # --- label selectors ----------------------------------------------------------------------
 
     def test_label_selectors(self, harness: StoreHarness) -> None:

@@ -128,6 +128,10 @@ class MeteredStore:
         self._bill("update_status")
         return self._store.update_status(obj)
 
+    def add_owner(self, obj: R, owner: meta.OwnerReference) -> R:
+        self._bill("patch")
+        return self._store.add_owner(obj, owner)
+
     def delete(self, kind: type[R], key: meta.ObjectKey) -> None:
         self._bill("delete")
         self._store.delete(kind, key)
