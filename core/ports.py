@@ -68,10 +68,10 @@ class Store(Protocol):
     - `update_status` writes only status (409 on stale resourceVersion as well).
     - `add_owner` puts `owner` among the object's ownerReferences (replacing a reference of
       the same kind and name, as controllerutil.SetOwnerReference does) with no
-      resourceVersion precondition: writers adding different owners to one object never
-      conflict. `obj` may be a stale copy; only its key and, as a hint, its references are
-      read. Why: a FirmwareSchema is shared by every HostFirmwareSettings of one hardware
-      model, and 1,000 of them adding themselves with checked updates is a 409 storm.
+      resourceVersion precondition on `obj`, which may be a stale copy (only its key is
+      read): writers adding different owners to one object do not fail each other. Why: a
+      FirmwareSchema is shared by every HostFirmwareSettings of one hardware model, and
+      1,000 of them adding themselves with checked updates is a 409 storm.
     - `delete` sets deletionTimestamp when finalizers remain, else removes the object;
       dependents (ownerReferences) are garbage-collected. `NotFound` if absent.
     - `watch` calls `handler` for every change after `resource_version` (all current objects

@@ -52,6 +52,7 @@ import pydantic
 import urllib3
 from kubernetes import client as k8s
 
+from metalcubed.controllers.kube import ownerbatch
 from metalcubed.core import outcome, ports
 from metalcubed.core.api import meta
 
@@ -60,8 +61,6 @@ R = TypeVar("R", bound=meta.Resource)
 log = logging.getLogger(__name__)
 
 _JSON_HEADERS = {"Accept": "application/json", "Content-Type": "application/json"}
-_JSON_PATCH = "application/json-patch+json"
-_ADD_OWNER_ATTEMPTS = 5
 _OBJECT = {200: "object", 201: "object", 202: "object"}
 
 
@@ -158,6 +157,7 @@ class K8sStore:
         self._api = api_client
         self._timeout_s = request_timeout_s
         self._watch_timeout_s = watch_timeout_s
+        self._owner_batches = ownerbatch.OwnerBatches()
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -168,17 +168,16 @@ class K8sStore:
         *,
         kind: type[meta.Resource],
         key: str,
-        body: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+        body: Mapping[str, Any] | None = None,
         query: Sequence[tuple[str, str]] = (),
-        content_type: str = "application/json",
     ) -> dict[str, Any]:
         try:
             data = self._api.call_api(
                 path,
                 method,
                 query_params=list(query),
-                header_params={**_JSON_HEADERS, "Content-Type": content_type},
-                body=body,
+                header_params=dict(_JSON_HEADERS),
+                body=dict(body) if body is not None else None,
                 response_types_map=_OBJECT,
                 auth_settings=["BearerToken"],
                 _return_http_data_only=True,
@@ -267,35 +266,14 @@ class K8sStore:
         return self._parse(kind, data, text)
 
     def add_owner(self, obj: R, owner: meta.OwnerReference) -> R:
-        """A JSON Patch append when `obj` says it is one (the server applies it to its latest
-        copy, so concurrent appends never conflict, and it drops a second reference with the
-        same uid); a checked read-modify-write, retried on conflict, when a reference is
-        replaced or the list is new. A stale same-name reference left by an append names an
-        owner that no longer exists; the garbage collector removes it."""
-        kind = type(obj)
-        text = self._key_text(kind, obj.key)
-        refs = obj.metadata.owner_references
-        if refs and meta.with_owner_reference(refs, owner) == (*refs, owner):
-            patch = [{"op": "add", "path": "/metadata/ownerReferences/-",
-                      "value": owner.to_wire()}]
-            try:
-                data = self._call("PATCH", item_path(kind, obj.key), kind=kind, key=text,
-                                  body=patch, content_type=_JSON_PATCH)
-                return self._parse(kind, data, text)
-            except outcome.Invalid:
-                pass  # the server's copy has no ownerReferences to append to
-        attempts = _ADD_OWNER_ATTEMPTS
-        while True:
-            current = self.get(kind, obj.key)
-            wanted = meta.with_owner_reference(current.metadata.owner_references, owner)
-            if wanted is None:
-                return current
-            try:
-                return self.update(current.with_meta(owner_references=wanted))
-            except outcome.Conflict:
-                attempts -= 1
-                if not attempts:
-                    raise
+        """Owners added to one object by concurrent callers go out together: one read and one
+        checked write per batch (controllers/kube/ownerbatch.py says why)."""
+        kind, key = type(obj), obj.key
+        written = self._owner_batches.add(
+            (kind, key), owner,
+            lambda owners: ownerbatch.write_owners(
+                lambda: self.get(kind, key), self.update, owners))
+        return written  # type: ignore[return-value]
 
     def delete(self, kind: type[R], key: meta.ObjectKey) -> None:
         self._call("DELETE", item_path(kind, key), kind=kind, key=self._key_text(kind, key))
