@@ -239,7 +239,23 @@ def _phase_metrics(a: dict[str, dict[tuple[tuple[str, str], ...], float]],
             for outcome in ("created", "aggregated", "retried", "failed", "dropped")
         },
         "watch_events_applied": int(_delta(a, b, "metalcubed_informer_events_total")),
+        "reconciles_by_controller": _by_label(a, b, "controller_runtime_reconcile_total",
+                                              "controller", 0),
+        "reconcile_seconds_by_controller": _by_label(
+            a, b, "controller_runtime_reconcile_time_seconds_sum", "controller", 1),
     }
+
+
+def _by_label(a: dict[str, dict[tuple[tuple[str, str], ...], float]],
+              b: dict[str, dict[tuple[tuple[str, str], ...], float]], name: str, label: str,
+              digits: int) -> dict[str, float]:
+    """The growth of metric `name` between two scrapes, summed by one label, largest first."""
+    grown: dict[str, float] = {}
+    for labels, value in b.get(name, {}).items():
+        key = dict(labels).get(label, "")
+        grown[key] = grown.get(key, 0.0) + value - a.get(name, {}).get(labels, 0.0)
+    return {k: round(v, digits) for k, v in sorted(grown.items(), key=lambda kv: -kv[1])
+            if round(v, digits)}
 
 
 def wait_ready(mgr: "subprocess.Popen[bytes]", health_port: int, log: Path,
