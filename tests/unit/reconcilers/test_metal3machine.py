@@ -2,6 +2,7 @@
 automatedCleaningMode, pause for clusterctl move, node reuse, release."""
 
 import json
+from datetime import UTC, datetime
 
 from metalcubed.core import hostselection
 from metalcubed.core.api import baremetalhost as bmh
@@ -354,6 +355,29 @@ def test_pausing_the_cluster_queues_its_machines() -> None:
     watch = next(w for w in metal3machine.WIRING.watches if w.kind is capi.Cluster)
     index = {(metal3machine.CLUSTER_INDEX, f"{NS}/c1"): [m3m.key]}
     assert list(watch.keys(cluster, lambda n, v: index.get((n, v), []))) == [m3m.key]
+
+
+def test_only_cluster_changes_a_machine_reads_queue_its_machines() -> None:
+    """Cluster API rewrites the Cluster's status as each Machine moves: not worth a pass of
+    every machine. Pausing, infrastructure becoming ready and deletion are."""
+    watch = next(w for w in metal3machine.WIRING.watches if w.kind is capi.Cluster)
+    assert watch.update_filter is not None
+    cluster = capi.Cluster.from_wire({
+        "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster",
+        "metadata": {"name": "c1", "namespace": NS}, "spec": {}, "status": {}})
+    counted = cluster.model_copy(update={"status": capi.Cluster.from_wire({
+        "metadata": {"name": "c1"}, "status": {"workers": {"readyReplicas": 7}}}).status})
+    assert not watch.update_filter(cluster, counted)
+    ready = capi.Cluster.from_wire({
+        "metadata": {"name": "c1", "namespace": NS}, "spec": {}, "status": {"deprecated": {
+            "v1beta1": {"conditions": [{"type": "InfrastructureReady", "status": "True",
+                                        "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}}})
+    assert ready.infrastructure_ready() and watch.update_filter(cluster, ready)
+    paused = cluster.model_copy(update={"spec": cluster.spec.model_copy(
+        update={"paused": True})})
+    assert watch.update_filter(cluster, paused)
+    deleting = cluster.with_meta(deletion_timestamp=datetime(2026, 1, 1, tzinfo=UTC))
+    assert watch.update_filter(cluster, deleting)
 
 
 def test_no_host_names_the_cause_selector_or_busy_hosts_with_one_event() -> None:
