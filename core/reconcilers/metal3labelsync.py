@@ -64,6 +64,12 @@ def _labels_changed(old: meta.Resource, new: meta.Resource) -> bool:
     return old.metadata.labels != new.metadata.labels
 
 
+def _machine_changed(old: capi.Machine, new: capi.Machine) -> bool:
+    """The Node a Machine names and its spec (cluster, infrastructure), not the rest of its
+    status."""
+    return old.status.node_ref != new.status.node_ref or old.spec != new.spec
+
+
 def _host_changed(old: bmh.BareMetalHost, new: bmh.BareMetalHost) -> bool:
     return (old.metadata.labels != new.metadata.labels
             or old.metadata.annotations != new.metadata.annotations
@@ -77,7 +83,7 @@ WIRING = wiring.Wiring(
     name="metal3labelsync",
     kind=bmh.BareMetalHost,
     watches=(wiring.Watch(bmh.BareMetalHost, wiring.own_key, update_filter=_host_changed),
-             wiring.Watch(capi.Machine, _hosts_of_machine),
+             wiring.Watch(capi.Machine, _hosts_of_machine, update_filter=_machine_changed),
              wiring.Watch(v2.Metal3Cluster, _hosts_of_metal3cluster),
              wiring.Watch(node.Node, _host_of_node, update_filter=_labels_changed)),
     indexes=(wiring.Index(CONSUMER_INDEX, bmh.BareMetalHost, _consumer),

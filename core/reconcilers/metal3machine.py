@@ -144,6 +144,21 @@ def _machines_of_cluster(cluster: capi.Cluster, lookup: wiring.IndexLookup
     return list(lookup(CLUSTER_INDEX, f"{cluster.metadata.namespace}/{cluster.metadata.name}"))
 
 
+def _machine_change_matters(old: capi.Machine, new: capi.Machine) -> bool:
+    """What a Metal3Machine reads of its Machine: the spec (bootstrap data, failure domain),
+    labels and owners (node reuse), deletion; not the status, which Cluster API rewrites as
+    each condition moves."""
+    a, b = old.metadata, new.metadata
+    return (old.spec != new.spec or a.labels != b.labels
+            or a.owner_references != b.owner_references
+            or a.deletion_timestamp != b.deletion_timestamp)
+
+
+def _node_change_matters(old: node.Node, new: node.Node) -> bool:
+    """A Node's labels (the host's uid) and spec (providerID), not its status heartbeats."""
+    return old.metadata.labels != new.metadata.labels or old.spec != new.spec
+
+
 def _cluster_change_matters(old: capi.Cluster, new: capi.Cluster) -> bool:
     """What a Metal3Machine reads of its Cluster: paused, infrastructure ready, being deleted.
     Cluster API rewrites the Cluster's status as each of its Machines moves, and every rewrite
@@ -169,11 +184,12 @@ WIRING = wiring.Wiring(
     name="metal3machine",
     kind=v2.Metal3Machine,
     watches=(wiring.Watch(v2.Metal3Machine, wiring.own_key),
-             wiring.Watch(capi.Machine, _machine_of_capi_machine),
+             wiring.Watch(capi.Machine, _machine_of_capi_machine,
+                          update_filter=_machine_change_matters),
              wiring.Watch(bmh.BareMetalHost, _machines_of_host),
              wiring.Watch(v2.Metal3DataClaim, _machine_of_owned),
              wiring.Watch(v2.Metal3Data, _machine_of_owned),
-             wiring.Watch(node.Node, _machine_of_node),
+             wiring.Watch(node.Node, _machine_of_node, update_filter=_node_change_matters),
              wiring.Watch(capi.Cluster, _machines_of_cluster,
                           update_filter=_cluster_change_matters)),
     indexes=(wiring.Index(WAITING_INDEX, v2.Metal3Machine, _waiting),

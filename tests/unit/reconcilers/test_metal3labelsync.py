@@ -107,3 +107,12 @@ def test_the_wiring_maps_nodes_machines_and_clusters_to_the_host() -> None:
     assert watches[node.Node].update_filter is not None
     assert not watches[node.Node].update_filter(n0, n0.model_copy())
     assert watches[node.Node].update_filter(n0, n0.with_meta(labels={"a": "b"}))
+    # A Machine matters when it names its Node; its other status moves do not.
+    machine_filter = watches[capi.Machine].update_filter
+    assert machine_filter is not None
+    wire = machine.to_wire()
+    phased = capi.Machine.model_validate({**wire, "status": {"phase": "Provisioned"}})
+    named = capi.Machine.model_validate({**wire, "status": {"phase": "Running",
+                                                            "nodeRef": {"name": "n0"}}})
+    assert not machine_filter(machine, phased)
+    assert machine_filter(phased, named)

@@ -380,6 +380,29 @@ def test_only_cluster_changes_a_machine_reads_queue_its_machines() -> None:
     assert watch.update_filter(cluster, deleting)
 
 
+def test_machine_and_node_status_moves_do_not_queue_the_metal3machine() -> None:
+    watches = {w.kind: w for w in metal3machine.WIRING.watches}
+    machine_filter, node_filter = (watches[capi.Machine].update_filter,
+                                   watches[node.Node].update_filter)
+    assert machine_filter is not None and node_filter is not None
+    wire = {"metadata": {"name": "m0", "namespace": NS},
+            "spec": {"clusterName": "c1", "bootstrap": {}}}
+    machine = capi.Machine.model_validate(wire)
+    running = capi.Machine.model_validate({**wire, "status": {"phase": "Running"}})
+    with_data = capi.Machine.model_validate({**wire, "spec": {
+        "clusterName": "c1", "bootstrap": {"dataSecretName": "m0-bootstrap"}}})
+    assert not machine_filter(machine, running)
+    assert machine_filter(machine, with_data)
+    assert machine_filter(machine, machine.with_meta(labels={"a": "b"}))
+    n0 = node.Node(metadata=meta.ObjectMeta(name="n0"))
+    beat = node.Node.model_validate({**n0.to_wire(), "status": {"conditions": [
+        {"type": "Ready", "status": "True"}]}})
+    assert not node_filter(n0, beat)
+    assert node_filter(n0, n0.with_meta(labels={node.UUID_LABEL: "u"}))
+    assert node_filter(n0, node.Node.model_validate(
+        {**n0.to_wire(), "spec": {"providerID": "metal3://ns/h/m"}}))
+
+
 def test_no_host_names_the_cause_selector_or_busy_hosts_with_one_event() -> None:
     lab = Lab()
     lab.host("worker-busy", labels={"role": "worker"}, state=P.PROVISIONING)
