@@ -323,8 +323,10 @@ class MemoryStore:
         self._rv = 0
         self._buckets: dict[type[meta.Resource], _Bucket] = {}
         self._by_uid: dict[str, _Ref] = {}
-        self._dependents: dict[str, set[_Ref]] = {}
-        """owner uid -> objects that list it in ownerReferences."""
+        self._dependents: dict[str, dict[_Ref, None]] = {}
+        """owner uid -> objects that list it in ownerReferences, in the order they came (a set
+        of refs would iterate by the hash of their kind, a class: the garbage collector's order,
+        and with it a seeded run, would change from one process to the next)."""
         self._pending: deque[tuple[_Watcher | None, _Bucket, int, ports.WatchEvent[Any]]] = (
             deque()
         )
@@ -691,7 +693,7 @@ class MemoryStore:
             uid = cast(str, m.uid)
             self._by_uid[uid] = (bucket.kind, m.namespace, m.name)
             for ref in m.owner_references:
-                self._dependents.setdefault(ref.uid, set()).add((bucket.kind, m.namespace, m.name))
+                self._dependents.setdefault(ref.uid, {})[(bucket.kind, m.namespace, m.name)] = None
         names[m.name] = obj
 
     def _remove(self, bucket: _Bucket, last: meta.Resource) -> None:
@@ -708,7 +710,7 @@ class MemoryStore:
         for ref in m.owner_references:
             dependents = self._dependents.get(ref.uid)
             if dependents is not None:
-                dependents.discard(ref_here)
+                dependents.pop(ref_here, None)
                 if not dependents:
                     del self._dependents[ref.uid]
         self._record(bucket, _DELETED, last, self._rv)
@@ -720,11 +722,11 @@ class MemoryStore:
         for ref in old.metadata.owner_references:
             dependents = self._dependents.get(ref.uid)
             if dependents is not None:
-                dependents.discard(ref_here)
+                dependents.pop(ref_here, None)
                 if not dependents:
                     del self._dependents[ref.uid]
         for ref in new.metadata.owner_references:
-            self._dependents.setdefault(ref.uid, set()).add(ref_here)
+            self._dependents.setdefault(ref.uid, {})[ref_here] = None
 
     def _record(
         self, bucket: _Bucket, type_: ports.WatchEventType, obj: meta.Resource, rv: int
