@@ -1126,7 +1126,9 @@ SERVICING_COUNTS = ("updates_failed", "bmc_reboots")
 
 _PEAKS = ("workers_busy", "pxe_busy", "provisioner_busy", "bmc_sessions")
 _HOST_COUNT_METRICS = ("hosts_in_error", "final_states.",
-                       *(f"servicing.{name}" for name in SERVICING_HOST_COUNTS))
+                       *(f"servicing.{name}" for name in SERVICING_HOST_COUNTS),
+                       # Machines: replicas scale with the hosts (`with_hosts`).
+                       "clusters.remediated", "clusters.machines_created")
 _ERROR_TYPES = {t.value for t in bmh.ErrorType if t.value}
 
 
