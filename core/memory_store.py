@@ -262,11 +262,47 @@ class _Bucket:
     by_namespace: dict[str, dict[str, meta.Resource]] = field(default_factory=dict)
     sorted_names: dict[str, list[str]] = field(default_factory=dict)
     """Per-namespace sorted names, dropped on create/delete and rebuilt by the next list."""
+    by_label: dict[tuple[str, str], set[tuple[str, str]]] = field(default_factory=dict)
+    """(label key, value) -> (namespace, name) of the objects carrying it: a `k=v` list reads
+    these instead of every object (hosts of a cluster, the Node of a host uid)."""
     history: deque[tuple[int, ports.WatchEvent[meta.Resource]]] = field(default_factory=deque)
     evicted_rv: int = 0
     """The newest resourceVersion evicted from history: resuming below it is Gone."""
     watchers: list[_Watcher] = field(default_factory=list)
     admission: list[Callable[[AdmissionRequest[Any]], None]] = field(default_factory=list)
+
+
+def _indexed_pair(selector: labels.Selector) -> tuple[str, str] | None:
+    """A (key, value) every selected object must carry (`k=v`, `k==v`, `k in (v)`), if any."""
+    for req in selector.requirements:
+        if len(req.values) == 1 and req.operator in (
+                labels.Operator.EQUALS, labels.Operator.DOUBLE_EQUALS, labels.Operator.IN):
+            return req.key, req.values[0]
+    return None
+
+
+def _unindex_labels(bucket: _Bucket, obj: meta.Resource) -> None:
+    m = obj.metadata
+    where = (m.namespace, m.name)
+    for pair in m.labels.items():
+        holders = bucket.by_label.get(pair)
+        if holders is not None:
+            holders.discard(where)
+            if not holders:
+                del bucket.by_label[pair]
+
+
+def _listed_by_label(bucket: _Bucket, pair: tuple[str, str], namespaces: Iterable[str],
+                     selector: labels.Selector) -> list[R]:
+    """`list` through the label index: the holders of `pair` in `namespaces` that match."""
+    wanted = set(namespaces)
+    found = sorted(where for where in bucket.by_label.get(pair, ()) if where[0] in wanted)
+    result: list[R] = []
+    for ns, name in found:
+        obj = bucket.by_namespace[ns][name]
+        if selector.matches(obj.metadata.labels):
+            result.append(cast(R, obj))
+    return result
 
 
 def _make_bucket(kind: type[meta.Resource]) -> _Bucket:
@@ -369,6 +405,10 @@ class MemoryStore:
             namespaces: Iterable[str] = sorted(bucket.by_namespace)
         else:
             namespaces = (namespace,)
+        if selector is not None:
+            indexed = _indexed_pair(selector)
+            if indexed is not None:
+                return _listed_by_label(bucket, indexed, namespaces, selector)
         result: list[R] = []
         for ns in namespaces:
             names = bucket.by_namespace.get(ns)
@@ -688,12 +728,19 @@ class MemoryStore:
         names = bucket.by_namespace.get(m.namespace)
         if names is None:
             names = bucket.by_namespace[m.namespace] = {}
-        if m.name not in names:
+        old = names.get(m.name)
+        if old is None:
             bucket.sorted_names.pop(m.namespace, None)
             uid = cast(str, m.uid)
             self._by_uid[uid] = (bucket.kind, m.namespace, m.name)
             for ref in m.owner_references:
                 self._dependents.setdefault(ref.uid, {})[(bucket.kind, m.namespace, m.name)] = None
+        if old is None or (old.metadata.labels is not m.labels and old.metadata.labels != m.labels):
+            if old is not None:
+                _unindex_labels(bucket, old)
+            where = (m.namespace, m.name)
+            for pair in m.labels.items():
+                bucket.by_label.setdefault(pair, set()).add(where)
         names[m.name] = obj
 
     def _remove(self, bucket: _Bucket, last: meta.Resource) -> None:
@@ -701,6 +748,7 @@ class MemoryStore:
         m = last.metadata
         names = bucket.by_namespace[m.namespace]
         del names[m.name]
+        _unindex_labels(bucket, last)
         if not names:
             del bucket.by_namespace[m.namespace]
         bucket.sorted_names.pop(m.namespace, None)

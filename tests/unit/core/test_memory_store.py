@@ -609,3 +609,28 @@ def test_list_with_malformed_selector_is_invalid_with_the_parsers_message(
 def test_is_custom_resource_by_group() -> None:
     assert memory_store.is_custom_resource(Widget)
     assert not memory_store.is_custom_resource(meta.Secret)
+
+
+def test_equality_selected_lists_follow_label_changes_and_deletes(
+    store: memory_store.MemoryStore,
+) -> None:
+    """`k=v` lists read a label index: they must answer exactly what a scan would, in the
+    same (namespace, name) order, as labels come, change and go."""
+    for ns in ("b", "a"):
+        for name in ("z", "m", "c"):
+            store.create(widget(name, ns=ns, labels={"cluster": "c1", "role": name}))
+    store.create(widget("other", labels={"cluster": "c2"}))
+
+    def names(selector: str, namespace: str | None = None) -> list[str]:
+        return [f"{w.metadata.namespace}/{w.metadata.name}"
+                for w in store.list(Widget, namespace=namespace, label_selector=selector)]
+
+    assert names("cluster=c1") == ["a/c", "a/m", "a/z", "b/c", "b/m", "b/z"]
+    assert names("cluster==c1", namespace="b") == ["b/c", "b/m", "b/z"]
+    assert names("cluster in (c1),role!=m") == ["a/c", "a/z", "b/c", "b/z"]
+    moved = store.get(Widget, meta.ObjectKey("a", "m"))
+    store.update(moved.with_meta(labels={"cluster": "c2"}))
+    store.delete(Widget, meta.ObjectKey("b", "z"))
+    assert names("cluster=c1") == ["a/c", "a/z", "b/c", "b/m"]
+    assert names("cluster=c2") == ["a/m", f"{NS}/other"]
+    assert names("cluster=c3") == []
