@@ -134,8 +134,9 @@ class HostFirmwareSettingsReconciler:
                 return self._store.get(firmwareschema.FirmwareSchema, key)
         if hostsub.with_owner(found.metadata.owner_references, hfs) is None:
             return found
-        # Every HostFirmwareSettings of this model adds itself: an append, never a conflict
-        # (upstream's checked Update makes 1,000 hosts a storm of 409s and retries).
+        # Every HostFirmwareSettings of this model adds itself, with no resourceVersion: the
+        # hosts do not fail each other (upstream's checked Update made 1,000 hosts a storm of
+        # 409s and retries; on the API server the store batches the owners, see store.md).
         return self._store.add_owner(found, hostsub.owner_reference(hfs))
 
     def _update_status(
