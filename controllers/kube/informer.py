@@ -220,6 +220,25 @@ class Informer(Generic[R]):
             self._items[key] = obj
             self._reindex(key, obj)
 
+    def forget(self, obj: R) -> None:
+        """`obj` was deleted by our own write (the update that removed its last finalizer):
+        drop it now rather than when the watch's DELETED arrives. The server answers such an
+        update with the object as last stored, finalizers still listed; cached until then, it
+        would send the next pass to remove them again (a 404). Watch events up to its version
+        are stale from now on; handlers still get the DELETED."""
+        key = obj.key
+        version = _version(obj)
+        if version is None:
+            return
+        with self._lock:
+            cached = self._items.get(key)
+            if cached is not None and _older(obj, cached):
+                return  # a newer object of that name is cached: not the one deleted
+            self._tombstone(key, obj)
+            if cached is not None:
+                del self._items[key]
+                self._reindex(key, None)
+
     def _on_event(self, event: ports.WatchEvent[R]) -> None:
         obj = event.object
         key = obj.key
@@ -235,6 +254,8 @@ class Informer(Generic[R]):
             else:
                 if cached is not None and _older(obj, cached):
                     return  # the cache already holds a newer copy (a write-through)
+                if cached is None and self._tombstones.get(key, -1) >= (_version(obj) or 0):
+                    return  # a late event of an object our own write deleted (`forget`)
                 self._items[key] = obj
                 self._delivered[key] = obj
                 self._reindex(key, obj)
@@ -341,7 +362,13 @@ class CachedStore:
         return self._through(self._backend.create(obj))
 
     def update(self, obj: R) -> R:
-        return self._through(self._backend.update(obj))
+        written = self._backend.update(obj)
+        if obj.metadata.deletion_timestamp is not None and not obj.metadata.finalizers:
+            informer = self.informer(type(written))
+            if informer is not None:  # the server deleted it: no finalizer was left
+                informer.forget(written)
+            return written
+        return self._through(written)
 
     def update_status(self, obj: R) -> R:
         return self._through(self._backend.update_status(obj))

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from metalcubed.controllers.kube import informer
-from metalcubed.core import memory_store, ports
+from metalcubed.core import memory_store, outcome, ports
 from metalcubed.core.api import baremetalhost as bmh
 from metalcubed.core.api import change, meta
 from tests.unit.reconcilers.conftest import ManualClock
@@ -75,3 +75,35 @@ def test_an_update_written_through_first_still_reaches_handlers_as_a_change(
     old, new = seen[-1]
     assert old.status.provisioning.state == bmh.ProvisioningState.NONE
     assert new.status.provisioning.state == bmh.ProvisioningState.EXTERNALLY_PROVISIONED
+
+
+def test_an_update_that_removes_the_last_finalizer_leaves_the_cache_at_once(
+    running: tuple[HeldWatchStore, informer.Informer[bmh.BareMetalHost], list[tuple[Any, Any]]],
+) -> None:
+    """The server deletes the object and answers with it as last stored, finalizers still
+    listed. Kept in the cache until the watch catches up, it would send the next pass to remove
+    them again. Late events (a status write made before) must not bring it back; handlers
+    still see the deletion."""
+    held, cache, seen = running
+    cached = informer.CachedStore(held, [cache])  # type: ignore[arg-type, list-item]
+    host = held.store.create(bmh.BareMetalHost(
+        metadata=meta.ObjectMeta(name="h", namespace="ns", finalizers=("example.com/f",))))
+    held.store.delete(bmh.BareMetalHost, host.key)
+    held.release()
+    deleting = cached.get(bmh.BareMetalHost, host.key)
+    assert deleting.metadata.deletion_timestamp is not None
+    status = bmh.BareMetalHostStatus(error_message="late")
+    deleting = cached.update_status(change.replace(deleting, {"status": status}))
+    returned = cached.update(deleting.with_meta(finalizers=()))
+    assert returned.metadata.finalizers == ("example.com/f",)  # as the server answers
+    with pytest.raises(outcome.NotFound):
+        cached.get(bmh.BareMetalHost, host.key)
+    assert cached.list(bmh.BareMetalHost, namespace="ns") == []
+    held.release()  # the late MODIFIED, then the DELETED
+    with pytest.raises(outcome.NotFound):
+        cached.get(bmh.BareMetalHost, host.key)
+    assert seen[-1][1] is None and seen[-1][0].metadata.name == "h"
+    again = held.store.create(bmh.BareMetalHost(metadata=meta.ObjectMeta(name="h",
+                                                                          namespace="ns")))
+    held.release()  # a new object of that name is cached as usual
+    assert cached.get(bmh.BareMetalHost, host.key) == again
