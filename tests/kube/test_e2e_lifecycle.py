@@ -84,9 +84,12 @@ def test_example_host_registers_inspects_prepares_and_becomes_available(
     assert host["status"]["goodCredentials"]["credentials"]["name"] == (
         "example-baremetalhost-secret"
     )
-    reasons = {e["reason"] for e in e2e.events_for(kube_api, kube_namespace,
-                                                   "example-baremetalhost")}
-    assert {"Registered", "BMCAccessValidated", "InspectionComplete"} <= reasons
+    # Events are written by the manager's event broadcaster, after the write they describe.
+    wanted = {"Registered", "BMCAccessValidated", "InspectionComplete"}
+    e2e.wait_until(
+        lambda: wanted <= {e["reason"] for e in e2e.events_for(
+            kube_api, kube_namespace, "example-baremetalhost")},
+        timeout_s=30, what=f"the host's Events {sorted(wanted)}")
     hardware = k8s.CustomObjectsApi(kube_api).get_namespaced_custom_object(
         e2e.GROUP, e2e.VERSION, kube_namespace, "hardwaredata", "example-baremetalhost"
     )
@@ -128,8 +131,10 @@ def test_image_provisions_clearing_deprovisions_delete_removes_everything(
             e2e.GROUP, e2e.VERSION, ns, "hardwaredata")["items"],
         timeout_s=30, what="HardwareData collected",
     )
-    reasons = [e["reason"] for e in e2e.events_for(kube_api, ns, name)]
-    assert "ProvisioningComplete" in reasons and "DeprovisioningComplete" in reasons
+    wanted = {"ProvisioningComplete", "DeprovisioningComplete"}
+    e2e.wait_until(  # Events go out through the broadcaster, after what they describe
+        lambda: wanted <= {e["reason"] for e in e2e.events_for(kube_api, ns, name)},
+        timeout_s=30, what=f"the host's Events {sorted(wanted)}")
     assert manager.alive()
 
 
