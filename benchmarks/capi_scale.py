@@ -165,18 +165,13 @@ def _request_delta(a: dict[Sample, float], b: dict[Sample, float], per: int) -> 
         if code == "409":
             conflicts[resource] = conflicts.get(resource, 0.0) + d
     total = sum(by_resource.values())
-
-    def ranked(values: dict[str, float], scale: float, digits: int) -> dict[str, float]:
-        return {k: round(v / scale, digits) for k, v in
-                sorted(values.items(), key=lambda kv: -kv[1]) if round(v / scale, digits)}
-
     return {
         "total": int(total),
         "per_machine": round(total / max(1, per), 2),
-        "per_machine_by_resource": ranked(by_resource, max(1, per), 2),
+        "per_machine_by_resource": ks.ranked(by_resource, 2, per=max(1, per)),
         "by_verb": {k: int(v) for k, v in sorted(by_verb.items())},
-        "conflicts_409_by_resource": ranked(conflicts, 1, 0),
-        "server_seconds_by_resource": ranked(seconds, 1, 1),
+        "conflicts_409_by_resource": ks.ranked(conflicts, 0),
+        "server_seconds_by_resource": ks.ranked(seconds, 1),
     }
 
 

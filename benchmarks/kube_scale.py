@@ -254,8 +254,13 @@ def _by_label(a: dict[str, dict[tuple[tuple[str, str], ...], float]],
     for labels, value in b.get(name, {}).items():
         key = dict(labels).get(label, "")
         grown[key] = grown.get(key, 0.0) + value - a.get(name, {}).get(labels, 0.0)
-    return {k: round(v, digits) for k, v in sorted(grown.items(), key=lambda kv: -kv[1])
-            if round(v, digits)}
+    return ranked(grown, digits)
+
+
+def ranked(values: dict[str, float], digits: int, per: float = 1.0) -> dict[str, float]:
+    """`values` divided by `per` and rounded, largest first, zeros left out."""
+    rounded = {k: round(v / per, digits) for k, v in values.items()}
+    return {k: v for k, v in sorted(rounded.items(), key=lambda kv: -kv[1]) if v}
 
 
 def wait_ready(mgr: "subprocess.Popen[bytes]", health_port: int, log: Path,
